@@ -1,0 +1,268 @@
+public import RampartCore
+import Synchronization
+import CoreMetrics
+
+/// A named set of upstream instances and the policy for choosing among them.
+///
+/// `select(for:)` is the library entry point: it picks a priority group (failing over when a
+/// group's available share drops below the threshold, and back when it recovers), then an
+/// instance in it by the pool's strategy. The gateway reports each request's outcome with
+/// `finish`, which feeds latency estimates and passive health. Thread-safe.
+public final class Pool: Sendable {
+    public let name: String
+    private let time: any TimeSource
+    private let state: Mutex<State>
+
+    struct State {
+        var configuration: PoolConfiguration
+        var members: [Instance]
+        /// Members grouped by priority, lowest first; rebuilt when membership changes.
+        var groups: [[Instance]]
+        var selector: any Selector
+    }
+
+    public init(name: String, configuration: PoolConfiguration, time: any TimeSource = SystemTimeSource()) {
+        self.name = name
+        self.time = time
+        let startsHealthy = configuration.healthCheck == nil
+        let members = configuration.instances.compactMap { c in
+            UpstreamURL(c.url).map {
+                Instance(url: $0, weight: c.weight, region: c.region, priority: c.priority,
+                         startsHealthy: startsHealthy, pool: name)
+            }
+        }
+        self.state = Mutex(State(configuration: configuration, members: members,
+                                 groups: Pool.groups(of: members), selector: Pool.selector(for: configuration.strategy)))
+    }
+
+    static func selector(for strategy: BalancingStrategy) -> any Selector {
+        switch strategy {
+        case .roundRobin: RoundRobin()
+        case .smoothWeightedRoundRobin: SmoothWeightedRoundRobin()
+        case .leastConnections: LeastConnections()
+        case .peakEWMA: PeakEWMA()
+        case .geographic(let routing): Geographic(routing: routing)
+        case .consistentHash: ConsistentHash()
+        }
+    }
+
+    static func groups(of members: [Instance]) -> [[Instance]] {
+        Dictionary(grouping: members, by: \.priority).sorted { $0.key < $1.key }.map(\.value)
+    }
+
+    public var configuration: PoolConfiguration { state.withLock { $0.configuration } }
+
+    public var instances: [Instance] { state.withLock { $0.members } }
+
+    public func instance(id: String) -> Instance? { state.withLock { s in s.members.first { $0.id == id } } }
+
+    // MARK: - Selection
+
+    /// Chooses an instance for a request, or nil when none is available.
+    public func select(for input: SelectionInput = SelectionInput()) -> Instance? {
+        let now = time.now()
+        let (groups, threshold, selector) = state.withLock { ($0.groups, $0.configuration.failoverThreshold, $0.selector) }
+        var fallback: (candidates: [Instance], group: [Instance])?
+        for group in groups {
+            let available = group.filter { $0.isAvailable(at: now) }
+            let candidates = input.excluding.isEmpty ? available : available.filter { !input.excluding.contains($0.id) }
+            if candidates.isEmpty { continue }
+            // A group takes traffic while enough of it is up; otherwise the next group does,
+            // and this one is used only if no group qualifies.
+            if Double(available.count) >= threshold * Double(group.count) {
+                return selector.select(from: candidates, group: group, input: input, now: now)
+            }
+            if fallback == nil { fallback = (candidates, group) }
+        }
+        guard let fallback else { return nil }
+        return selector.select(from: fallback.candidates, group: fallback.group, input: input, now: now)
+    }
+
+    /// Marks the start of a request to `instance`; pair with `finish`.
+    public func begin(_ instance: Instance) { instance.beginRequest() }
+
+    /// How a forwarded request ended, for latency and passive health.
+    public enum Outcome: Sendable {
+        /// An answer with this status; 5xx counts as a failure for passive health.
+        case response(status: Int)
+        /// No usable answer: connect error, reset or timeout.
+        case failure
+        /// The client went away or the request was refused before reaching the upstream;
+        /// says nothing about the instance.
+        case abandoned
+    }
+
+    /// Records the end of a request started with `begin`.
+    public func finish(_ instance: Instance, outcome: Outcome, latency: Duration) {
+        instance.endRequest()
+        let now = time.now()
+        let (outlier, decay) = state.withLock { s -> (OutlierDetectionConfiguration, Duration) in
+            if case .peakEWMA(let decay) = s.configuration.strategy { return (s.configuration.outlierDetection, decay.duration) }
+            return (s.configuration.outlierDetection, .seconds(10))
+        }
+        var failed = false
+        switch outcome {
+        case .response(let status):
+            instance.metrics.recordRequest(status: status)
+            instance.metrics.duration.recordNanoseconds(latency.nanoseconds)
+            instance.withLiveState { $0.latency.record(latency: latency.secondsValue, at: now, decay: decay) }
+            failed = status >= 500
+        case .failure:
+            instance.metrics.recordRequest(status: nil)
+            // A failed attempt counts as slow, so peak-EWMA steers away even before ejection.
+            instance.withLiveState { $0.latency.record(latency: max(latency.secondsValue, 1), at: now, decay: decay) }
+            failed = true
+        case .abandoned:
+            return
+        }
+        guard outlier.enabled else { return }
+        if !failed {
+            instance.withLiveState { $0.ejection.recordSuccess(at: now) }
+            return
+        }
+        let reachedThreshold = instance.withLiveState { $0.ejection.recordFailure(threshold: outlier.consecutiveFailures, at: now) }
+        if reachedThreshold { ejectIfAllowed(instance, outlier: outlier, now: now) }
+    }
+
+    /// Counts a retry away from `instance`.
+    public func recordRetry(from instance: Instance) { instance.metrics.retries.increment() }
+
+    private func ejectIfAllowed(_ instance: Instance, outlier: OutlierDetectionConfiguration, now: Instant) {
+        // Decide under the pool lock so two concurrent ejections cannot both pass the cap.
+        state.withLock { s in
+            let ejected = s.members.filter { $0.isEjected(at: now) }.count
+            guard Double(ejected + 1) <= outlier.maxEjectedShare * Double(s.members.count) else { return }
+            _ = instance.withLiveState {
+                $0.ejection.eject(at: now, base: outlier.baseEjectionTime.duration, max: outlier.maxEjectionTime.duration)
+            }
+            instance.metrics.ejections.increment()
+        }
+    }
+
+    // MARK: - Health checks
+
+    /// Records an active health check result; returns the new state when it changed.
+    @discardableResult
+    public func recordHealthCheck(_ instance: Instance, result: HealthCheckResult) -> InstanceHealth.State? {
+        let check = configuration.healthCheck ?? HealthCheckConfiguration()
+        let changed = instance.withLiveState { s -> InstanceHealth.State? in
+            s.lastCheck = result
+            return s.health.record(success: result.success, healthyThreshold: check.healthyThreshold,
+                                   unhealthyThreshold: check.unhealthyThreshold)
+        }
+        if let changed { instance.metrics.healthy.record(changed == .healthy ? 1 : 0) }
+        return changed
+    }
+
+    // MARK: - Membership
+
+    /// Adds an instance at run time (admin API). Throws when one with the same address exists.
+    @discardableResult
+    public func register(_ configuration: InstanceConfiguration) throws(MembershipError) -> Instance {
+        guard let url = UpstreamURL(configuration.url) else { throw .invalidURL(configuration.url) }
+        if let issue = configuration.validate(at: "").first { throw .invalid(issue.description) }
+        return try state.withLock { s throws(MembershipError) in
+            guard !s.members.contains(where: { $0.id == url.authority }) else { throw .duplicate(url.authority) }
+            let instance = Instance(url: url, weight: configuration.weight, region: configuration.region,
+                                    priority: configuration.priority, startsHealthy: s.configuration.healthCheck == nil,
+                                    isDynamic: true, pool: name)
+            s.members.append(instance)
+            s.groups = Pool.groups(of: s.members)
+            return instance
+        }
+    }
+
+    /// Stops sending new requests to the instance; in-flight ones go on. The caller removes it
+    /// with `remove` once it is idle or the drain timeout passed.
+    public func drain(id: String) throws(MembershipError) -> Instance {
+        guard let instance = instance(id: id) else { throw .unknown(id) }
+        instance.startDraining()
+        return instance
+    }
+
+    /// Removes an instance at once.
+    public func remove(id: String) {
+        state.withLock { s in
+            s.members.removeAll { $0.id == id }
+            s.groups = Pool.groups(of: s.members)
+        }
+    }
+
+    /// Sets an instance's weight.
+    public func setWeight(id: String, weight: Int) throws(MembershipError) {
+        guard (1...1000).contains(weight) else { throw .invalid("weight must be between 1 and 1000, got \(weight)") }
+        guard let instance = instance(id: id) else { throw .unknown(id) }
+        instance.setWeight(weight)
+    }
+
+    /// Applies a reloaded configuration: instances that stay keep their live state (health,
+    /// connections, latency); new ones are added; file instances no longer listed are removed;
+    /// instances registered through the API stay.
+    public func apply(_ configuration: PoolConfiguration) {
+        state.withLock { s in
+            let startsHealthy = configuration.healthCheck == nil
+            var members: [Instance] = []
+            for c in configuration.instances {
+                guard let url = UpstreamURL(c.url) else { continue }
+                if let existing = s.members.first(where: { $0.id == url.authority }),
+                   existing.region == c.region, existing.priority == c.priority {
+                    existing.setWeight(c.weight)
+                    members.append(existing)
+                } else {
+                    members.append(Instance(url: url, weight: c.weight, region: c.region, priority: c.priority,
+                                            startsHealthy: startsHealthy, pool: name))
+                }
+            }
+            for dynamic in s.members where dynamic.isDynamic && !members.contains(where: { $0.id == dynamic.id }) {
+                members.append(dynamic)
+            }
+            if s.configuration.strategy != configuration.strategy {
+                s.selector = Pool.selector(for: configuration.strategy)
+            }
+            s.configuration = configuration
+            s.members = members
+            s.groups = Pool.groups(of: members)
+        }
+    }
+
+    // MARK: - Status
+
+    /// Whether at least one instance can take a request now.
+    public var hasAvailableInstance: Bool {
+        let now = time.now()
+        return instances.contains { $0.isAvailable(at: now) }
+    }
+
+    /// A snapshot for the admin API.
+    public var status: PoolStatus {
+        let now = time.now()
+        let (configuration, members) = state.withLock { ($0.configuration, $0.members) }
+        return PoolStatus(name: name, strategy: configuration.strategy.name, required: configuration.required,
+                          instances: members.map { $0.status(at: now) })
+    }
+}
+
+/// Why a membership change was refused.
+public enum MembershipError: Error, Sendable, Equatable, CustomStringConvertible {
+    case invalidURL(String)
+    case invalid(String)
+    case duplicate(String)
+    case unknown(String)
+
+    public var description: String {
+        switch self {
+        case .invalidURL(let url): "\"\(url)\" is not an http or https URL with a host (and optional port)"
+        case .invalid(let why): why
+        case .duplicate(let id): "instance \(id) is already in the pool"
+        case .unknown(let id): "no instance \(id) in the pool"
+        }
+    }
+}
+
+/// What the admin API shows of a pool.
+public struct PoolStatus: Sendable, Codable, Equatable {
+    public let name: String
+    public let strategy: String
+    public let required: Bool
+    public let instances: [InstanceStatus]
+}

@@ -1,0 +1,82 @@
+/// Request identifiers: an incoming `X-Request-Id` is kept when it is safe to log and pass
+/// on; otherwise the gateway makes a new one.
+public enum RequestID {
+    /// Whether an incoming id may be reused: 1 to 128 characters of `A-Za-z0-9`, `-`, `_`, `.`, `:`.
+    /// Anything else (spaces, quotes, control characters) could forge log lines or headers.
+    public static func isAcceptable(_ value: some StringProtocol) -> Bool {
+        guard (1...128).contains(value.utf8.count) else { return false }
+        return value.utf8.allSatisfy { byte in
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                || byte == 0x2D || byte == 0x5F || byte == 0x2E || byte == 0x3A
+        }
+    }
+
+    /// A new random id: 32 lowercase hex digits (128 bits).
+    public static func make<G: RandomNumberGenerator>(using generator: inout G) -> String {
+        hex(generator.next() as UInt64) + hex(generator.next() as UInt64)
+    }
+
+    public static func make() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return make(using: &generator)
+    }
+}
+
+func hex(_ value: UInt64, digits: Int = 16) -> String {
+    let text = String(value, radix: 16)
+    return String(repeating: "0", count: max(0, digits - text.count)) + text
+}
+
+/// A W3C Trace Context `traceparent` (version 00): trace id, parent span id and flags.
+public struct TraceContext: Hashable, Sendable, CustomStringConvertible {
+    public let traceID: String
+    public let spanID: String
+    public let flags: UInt8
+
+    public init(traceID: String, spanID: String, flags: UInt8) {
+        self.traceID = traceID
+        self.spanID = spanID
+        self.flags = flags
+    }
+
+    /// Parses a `traceparent` header value. Per the W3C spec, version `ff` and all-zero ids are
+    /// invalid; an unknown future version is read by its first four fields.
+    public init?(traceparent value: some StringProtocol) {
+        let parts = String(value).split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count >= 4 else { return nil }
+        let version = parts[0], trace = parts[1], span = parts[2], flags = parts[3]
+        func isLowerHex(_ s: Substring, count: Int) -> Bool {
+            s.utf8.count == count && s.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
+        }
+        guard isLowerHex(version, count: 2), version != "ff",
+              isLowerHex(trace, count: 32), isLowerHex(span, count: 16), isLowerHex(flags, count: 2),
+              trace != String(repeating: "0", count: 32), span != String(repeating: "0", count: 16),
+              let flagBits = UInt8(flags, radix: 16) else { return nil }
+        if version == "00", parts.count != 4 { return nil }
+        self.init(traceID: String(trace), spanID: String(span), flags: flagBits)
+    }
+
+    /// A new trace with a random id, sampled.
+    public static func start<G: RandomNumberGenerator>(using generator: inout G) -> TraceContext {
+        TraceContext(traceID: RequestID.make(using: &generator), spanID: newSpanID(using: &generator), flags: 1)
+    }
+
+    /// The same trace with a new span id: what the gateway passes upstream as its own span.
+    public func child<G: RandomNumberGenerator>(using generator: inout G) -> TraceContext {
+        TraceContext(traceID: traceID, spanID: Self.newSpanID(using: &generator), flags: flags)
+    }
+
+    static func newSpanID<G: RandomNumberGenerator>(using generator: inout G) -> String {
+        var id: UInt64 = 0
+        while id == 0 { id = generator.next() }
+        return hex(id)
+    }
+
+    /// The header value: `00-<trace>-<span>-<flags>`.
+    public var traceparent: String {
+        let f = String(flags, radix: 16)
+        return "00-\(traceID)-\(spanID)-\(f.count == 1 ? "0" + f : f)"
+    }
+
+    public var description: String { traceparent }
+}

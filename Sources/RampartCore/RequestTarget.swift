@@ -1,0 +1,93 @@
+/// Normalizes a request target's path before routing (RFC 3986 §5.2.4 and §6.2.2), so that
+/// `/api/../admin`, `/api/%2e%2e/admin` and `/admin` cannot be routed differently.
+public enum RequestTarget {
+    /// Why a target was refused.
+    public enum Problem: Error, Sendable, Equatable {
+        /// Not origin-form (`/path?query`).
+        case notOriginForm
+        /// A percent sign not followed by two hex digits.
+        case badPercentEncoding
+        /// An encoded NUL or control character, which no legitimate path carries.
+        case controlCharacter
+    }
+
+    /// Splits `target` into the normalized path and the raw query (without `?`).
+    ///
+    /// Dot segments are removed, including percent-encoded ones (`%2e`, `%2E`); percent
+    /// escapes of unreserved characters are decoded and the others are upper-cased; an encoded
+    /// slash (`%2F`) stays encoded, so it never splits a segment.
+    public static func normalize(_ target: String) throws(Problem) -> (path: String, query: String?) {
+        var pathPart = Substring(target)
+        var query: String?
+        if let q = target.firstIndex(of: "?") {
+            pathPart = target[..<q]
+            query = String(target[target.index(after: q)...])
+        }
+        if let hash = pathPart.firstIndex(of: "#") { pathPart = pathPart[..<hash] }
+        guard pathPart.hasPrefix("/") else { throw .notOriginForm }
+
+        var output: [String] = []
+        let segments = pathPart.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
+        for (index, raw) in segments.enumerated() {
+            let segment = try canonicalSegment(raw)
+            let isLast = index == segments.count - 1
+            switch segment {
+            case ".":
+                if isLast { output.append("") }
+            case "..":
+                if !output.isEmpty { output.removeLast() }
+                if isLast { output.append("") }
+            default:
+                output.append(segment)
+            }
+        }
+        return ("/" + output.joined(separator: "/"), query)
+    }
+
+    static func canonicalSegment(_ raw: Substring) throws(Problem) -> String {
+        guard raw.contains("%") else {
+            if raw.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) { throw .controlCharacter }
+            return String(raw)
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(raw.utf8.count)
+        var bytes = raw.utf8.makeIterator()
+        while let byte = bytes.next() {
+            if byte < 0x20 || byte == 0x7F { throw .controlCharacter }
+            guard byte == UInt8(ascii: "%") else {
+                out.append(byte)
+                continue
+            }
+            guard let h = bytes.next(), let l = bytes.next(), let hi = hexValue(h), let lo = hexValue(l) else {
+                throw .badPercentEncoding
+            }
+            let decoded = hi << 4 | lo
+            if decoded < 0x20 || decoded == 0x7F { throw .controlCharacter }
+            if isUnreserved(decoded) {
+                out.append(decoded)
+            } else {
+                out.append(UInt8(ascii: "%"))
+                out.append(upperHex(hi))
+                out.append(upperHex(lo))
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
+    static func upperHex(_ nibble: UInt8) -> UInt8 { nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "A") + nibble - 10 }
+
+    static func isUnreserved(_ byte: UInt8) -> Bool {
+        (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+            || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+            || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "~")
+    }
+}

@@ -1,0 +1,44 @@
+/// A point on a monotonic timeline, in nanoseconds since an arbitrary origin.
+public struct Instant: Hashable, Comparable, Sendable {
+    public let nanoseconds: Int64
+
+    public init(nanoseconds: Int64) { self.nanoseconds = nanoseconds }
+
+    public static func < (lhs: Instant, rhs: Instant) -> Bool { lhs.nanoseconds < rhs.nanoseconds }
+
+    public static func + (lhs: Instant, rhs: Duration) -> Instant {
+        Instant(nanoseconds: lhs.nanoseconds + rhs.nanoseconds)
+    }
+
+    public static func - (lhs: Instant, rhs: Instant) -> Duration { .nanoseconds(lhs.nanoseconds - rhs.nanoseconds) }
+}
+
+extension Duration {
+    /// The whole duration in nanoseconds, saturating at `Int64.max`.
+    public var nanoseconds: Int64 {
+        let c = components
+        let (s, o1) = c.seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        let (n, o2) = s.addingReportingOverflow(c.attoseconds / 1_000_000_000)
+        return o1 || o2 ? .max : n
+    }
+
+    /// The duration in seconds as a floating-point number.
+    public var secondsValue: Double { Double(nanoseconds) / 1e9 }
+}
+
+/// Where engines read the time, injected so tests drive it by hand (`ManualTimeSource` in
+/// `RampartTesting`). Must be cheap: the request path reads it.
+public protocol TimeSource: Sendable {
+    func now() -> Instant
+}
+
+/// The process's monotonic clock.
+public struct SystemTimeSource: TimeSource {
+    private static let origin = ContinuousClock.now
+
+    public init() {}
+
+    public func now() -> Instant {
+        Instant(nanoseconds: (ContinuousClock.now - SystemTimeSource.origin).nanoseconds)
+    }
+}

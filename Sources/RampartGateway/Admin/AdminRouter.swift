@@ -1,0 +1,116 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Hummingbird
+import HTTPTypes
+import NIOCore
+import Prometheus
+import RampartBalancing
+import RampartCore
+
+/// The admin listener's routes: load-balancer state and membership, configuration reload,
+/// health, readiness and metrics. Every request needs the bearer token when one is set.
+struct AdminRouter {
+    let gateway: Gateway
+    let token: String?
+    let registry: PrometheusCollectorRegistry?
+
+    func build() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.middlewares.add(BearerTokenCheck(token: token))
+        router.get("/health") { _, _ in jsonResponse(["status": "ok"]) }
+        router.get("/ready") { _, _ -> Response in
+            let missing = gateway.pools.all.filter { (pool: Pool) in pool.configuration.required && !pool.hasAvailableInstance }.map { (pool: Pool) in pool.name }
+            if missing.isEmpty { return jsonResponse(ReadyAnswer(ready: true, poolsWithoutInstances: [])) }
+            return jsonResponse(ReadyAnswer(ready: false, poolsWithoutInstances: missing), status: .serviceUnavailable)
+        }
+        router.get("/metrics") { _, _ -> Response in
+            var bytes: [UInt8] = []
+            registry?.emit(into: &bytes)
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        }
+        router.get("/api/system/load-balancer") { _, _ in
+            jsonResponse(LoadBalancerAnswer(pools: gateway.pools.all.map { (pool: Pool) in pool.status }))
+        }
+        router.post("/api/system/load-balancer") { request, context -> Response in
+            let buffer = try await request.body.collect(upTo: 64 * 1024)
+            let command: MembershipCommand
+            do {
+                command = try JSONDecoder().decode(MembershipCommand.self, from: Data(buffer.readableBytesView))
+            } catch {
+                return errorAnswer(.badRequest, "invalid JSON: expected {\"action\": \"register|unregister|drain|weight\", \"pool\": ..., ...}")
+            }
+            return await gateway.apply(command)
+        }
+        router.post("/api/system/config/reload") { _, _ -> Response in
+            do {
+                let generation = try gateway.reload()
+                return jsonResponse(ReloadAnswer(reloaded: true, generation: generation, errors: []))
+            } catch {
+                let issues = (error as? ConfigurationError)?.issues.map { (issue: ConfigurationIssue) in issue.description } ?? ["\(error)"]
+                return jsonResponse(ReloadAnswer(reloaded: false, generation: gateway.live.snapshot.generation, errors: issues),
+                                    status: .unprocessableContent)
+            }
+        }
+        return router
+    }
+}
+
+/// Refuses admin requests without the right bearer token, comparing in constant time.
+struct BearerTokenCheck: RouterMiddleware {
+    typealias Context = BasicRequestContext
+    let token: String?
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let token, !token.isEmpty else { return try await next(request, context) }
+        let presented = request.headers[.authorization].flatMap { value -> Substring? in
+            value.lowercased().hasPrefix("bearer ") ? value.dropFirst(7) : nil
+        }
+        guard let presented, constantTimeEqual(Array(presented.utf8), Array(token.utf8)) else {
+            var response = errorAnswer(.unauthorized, "a valid bearer token is required")
+            response.headers[.wwwAuthenticate] = "Bearer realm=\"rampart-admin\""
+            return response
+        }
+        return try await next(request, context)
+    }
+}
+
+/// Compares without an early exit, so timing does not reveal how much of a secret matched.
+func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    var difference = UInt8(truncatingIfNeeded: a.count ^ b.count)
+    for i in 0..<max(a.count, b.count) {
+        difference |= (i < a.count ? a[i] : 0) ^ (i < b.count ? b[i] : 0)
+    }
+    return difference == 0
+}
+
+/// A change to a pool's membership.
+struct MembershipCommand: Codable, Sendable {
+    enum Action: String, Codable, Sendable { case register, unregister, drain, weight }
+    let action: Action
+    let pool: String
+    /// For register: the instance URL. For the others: the instance id (`host:port`) or URL.
+    let instance: String
+    let weight: Int?
+    let region: String?
+    let priority: Int?
+}
+
+struct LoadBalancerAnswer: Codable { let pools: [PoolStatus] }
+struct ReadyAnswer: Codable { let ready: Bool; let poolsWithoutInstances: [String] }
+struct ReloadAnswer: Codable { let reloaded: Bool; let generation: Int; let errors: [String] }
+struct ErrorAnswer: Codable { let error: String }
+
+func jsonResponse<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) -> Response {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
+    return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+}
+
+func errorAnswer(_ status: HTTPResponse.Status, _ message: String) -> Response {
+    jsonResponse(ErrorAnswer(error: message), status: status)
+}

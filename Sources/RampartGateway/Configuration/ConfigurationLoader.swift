@@ -1,0 +1,136 @@
+public import RampartCore
+import RampartBalancing
+import Yams
+
+/// Reads `rampart.yml`: YAML text -> tree -> environment overrides -> typed values ->
+/// validation. Every stage reports problems as `path: problem`; nothing half-valid comes out.
+public struct ConfigurationLoader: Sendable {
+    /// The environment consulted for overrides (the process's by default; tests pass their own).
+    public let environment: [String: String]
+
+    public init(environment: [String: String]) { self.environment = environment }
+
+    /// The variables understood, for `rampart check` and the docs.
+    public static let overrides: [(variable: String, path: String)] = [
+        ("LB_STRATEGY", "pools.*.strategy"),
+        ("LB_HEALTH_CHECK_INTERVAL", "pools.*.healthCheck.interval"),
+        ("RAMPART_ADMIN_TOKEN", "listeners.admin.token"),
+        ("RAMPART_LOG_LEVEL", "log.level"),
+    ]
+
+    /// Loads from a file on disk.
+    public func load(path: String) throws(ConfigurationError) -> GatewayConfiguration {
+        let text: String
+        do {
+            text = try readTextFile(path)
+        } catch {
+            throw ConfigurationError(issues: [ConfigurationIssue(path: "", "cannot read \(path): \(error)")])
+        }
+        return try load(yaml: text)
+    }
+
+    /// Loads from YAML text.
+    public func load(yaml: String) throws(ConfigurationError) -> GatewayConfiguration {
+        var node: Node
+        do {
+            node = try Yams.compose(yaml: yaml) ?? Node.mapping(.init([]))
+        } catch {
+            throw ConfigurationError(issues: [ConfigurationIssue(path: "", "not valid YAML: \(error)")])
+        }
+        guard node.mapping != nil else {
+            throw ConfigurationError(issues: [ConfigurationIssue(path: "", "the top level must be a mapping of sections (listeners, pools, routes, ...)")])
+        }
+        var issues = applyOverrides(to: &node)
+        let collector = IssueCollector()
+        do {
+            let configuration = try YAMLDecoder().decode(GatewayConfiguration.self, from: node,
+                                                         userInfo: [.configurationIssues: collector])
+            issues += collector.issues
+            issues += configuration.validate()
+            if !issues.isEmpty { throw ConfigurationError(issues: issues) }
+            return configuration
+        } catch let error as ConfigurationError {
+            throw error
+        } catch let error as DecodingError {
+            throw ConfigurationError(issues: issues + collector.issues + [Self.issue(from: error)])
+        } catch {
+            throw ConfigurationError(issues: issues + collector.issues + [ConfigurationIssue(path: "", "\(error)")])
+        }
+    }
+
+    static func issue(from error: DecodingError) -> ConfigurationIssue {
+        switch error {
+        case .keyNotFound(let key, let context):
+            return ConfigurationIssue(path: configurationPath(context.codingPath + [key]), "is required")
+        case .typeMismatch(let type, let context):
+            return ConfigurationIssue(path: configurationPath(context.codingPath), "expected \(describe(type))")
+        case .valueNotFound(let type, let context):
+            return ConfigurationIssue(path: configurationPath(context.codingPath), "expected \(describe(type)), found nothing")
+        case .dataCorrupted(let context):
+            return ConfigurationIssue(path: configurationPath(context.codingPath), context.debugDescription)
+        @unknown default:
+            return ConfigurationIssue(path: "", "\(error)")
+        }
+    }
+
+    static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: return "a string"
+        case is Int.Type: return "an integer"
+        case is Double.Type: return "a number"
+        case is Bool.Type: return "true or false"
+        default:
+            let name = "\(type)"
+            if name.hasPrefix("Array") { return "a list" }
+            if name.hasPrefix("Dictionary") { return "a mapping" }
+            return "a mapping (\(name))"
+        }
+    }
+
+    /// Applies environment overrides to the tree before typed decoding, so their values are
+    /// checked like the file's; problems name both the variable and the path.
+    func applyOverrides(to node: inout Node) -> [ConfigurationIssue] {
+        var issues: [ConfigurationIssue] = []
+        let poolNames = node["pools"]?.mapping?.keys.compactMap(\.string) ?? []
+        if let strategy = environment["LB_STRATEGY"] {
+            if (try? BalancingStrategy.simple(named: strategy, codingPath: [])) == nil {
+                issues.append(.init(path: "LB_STRATEGY (pools.*.strategy)",
+                                    "\"\(strategy)\" is not one of round_robin, weighted_round_robin, least_connections, peak_ewma"))
+            } else {
+                for pool in poolNames { node["pools"]?[pool]?["strategy"] = Node(strategy) }
+            }
+        }
+        if let interval = environment["LB_HEALTH_CHECK_INTERVAL"] {
+            if ConfigDuration(parsing: interval) == nil {
+                issues.append(.init(path: "LB_HEALTH_CHECK_INTERVAL (pools.*.healthCheck.interval)",
+                                    "\"\(interval)\" is not a duration (write it with a unit: 250ms, 5s, 1m)"))
+            } else {
+                for pool in poolNames {
+                    if node["pools"]?[pool]?["healthCheck"]?.mapping == nil {
+                        node["pools"]?[pool]?["healthCheck"] = Node([(Node("interval"), Node(interval))])
+                    } else {
+                        node["pools"]?[pool]?["healthCheck"]?["interval"] = Node(interval)
+                    }
+                }
+            }
+        }
+        if let token = environment["RAMPART_ADMIN_TOKEN"], !token.isEmpty {
+            ensureMapping(&node, "listeners")
+            ensureMapping(&node["listeners"]!, "admin")
+            node["listeners"]?["admin"]?["token"] = Node(token)
+        }
+        if let level = environment["RAMPART_LOG_LEVEL"], !level.isEmpty {
+            ensureMapping(&node, "log")
+            node["log"]?["level"] = Node(level)
+        }
+        return issues
+    }
+
+    private func ensureMapping(_ node: inout Node, _ key: String) {
+        if node[key]?.mapping == nil { node[key] = Node([(Node, Node)]()) }
+    }
+}
+
+func readTextFile(_ path: String) throws -> String {
+    try FileText.read(path)
+}

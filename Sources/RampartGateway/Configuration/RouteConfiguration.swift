@@ -1,0 +1,119 @@
+import RampartCore
+
+/// One route: which requests it takes and where they go.
+public struct RouteConfiguration: Codable, Sendable, Equatable {
+    /// A name for logs and metrics; defaults to `routes[i]`.
+    public var name: String?
+    public var match: RouteMatch
+    /// The pool requests go to; exactly one of `pool` and `respond`.
+    public var pool: String?
+    /// A fixed answer instead of a pool.
+    public var respond: FixedResponse?
+    /// Remove the matched path prefix before forwarding (`/api/users` -> `/users`). Default false.
+    public var stripPrefix: Bool
+
+    public init(name: String? = nil, match: RouteMatch = .init(), pool: String? = nil, respond: FixedResponse? = nil, stripPrefix: Bool = false) {
+        self.name = name
+        self.match = match
+        self.pool = pool
+        self.respond = respond
+        self.stripPrefix = stripPrefix
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, match, pool, respond, stripPrefix }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decodeIfPresent(String.self, forKey: .name)
+        match = try c.decodeIfPresent(RouteMatch.self, forKey: .match) ?? .init()
+        pool = try c.decodeIfPresent(String.self, forKey: .pool)
+        respond = try c.decodeIfPresent(FixedResponse.self, forKey: .respond)
+        stripPrefix = try c.decodeIfPresent(Bool.self, forKey: .stripPrefix) ?? false
+    }
+
+    func validate(at path: String, pools: Set<String>) -> [ConfigurationIssue] {
+        var issues: [ConfigurationIssue] = []
+        switch (pool, respond) {
+        case (nil, nil): issues.append(.init(path: path, "give either pool or respond"))
+        case (.some, .some): issues.append(.init(path: path, "give either pool or respond, not both"))
+        case (.some(let name), nil) where !pools.contains(name):
+            var problem = "no pool named \"\(name)\""
+            if let guess = nearest(to: name, in: pools.sorted()) { problem += " (did you mean \"\(guess)\"?)" }
+            issues.append(.init(path: "\(path).pool", problem))
+        default: break
+        }
+        if let respond, !(200...599).contains(respond.status) {
+            issues.append(.init(path: "\(path).respond.status", "\(respond.status) is not a final HTTP status"))
+        }
+        issues += match.validate(at: "\(path).match")
+        if stripPrefix, match.pathPrefix == nil {
+            issues.append(.init(path: "\(path).stripPrefix", "needs match.pathPrefix"))
+        }
+        return issues
+    }
+}
+
+/// What a request must look like to take a route; absent fields match anything.
+public struct RouteMatch: Codable, Sendable, Equatable {
+    /// `api.example.com`, or a wildcard for one or more labels: `*.example.com`.
+    public var host: String?
+    /// A path prefix matched on segment boundaries: `/api` takes `/api` and `/api/x`, not `/apix`.
+    public var pathPrefix: String?
+    /// Methods, upper case.
+    public var methods: [String]?
+    /// Header names to exact values; every one must be present.
+    public var headers: [String: String]?
+
+    public init(host: String? = nil, pathPrefix: String? = nil, methods: [String]? = nil, headers: [String: String]? = nil) {
+        self.host = host
+        self.pathPrefix = pathPrefix
+        self.methods = methods
+        self.headers = headers
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case host, pathPrefix, methods, headers }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        host = try c.decodeIfPresent(String.self, forKey: .host)
+        pathPrefix = try c.decodeIfPresent(String.self, forKey: .pathPrefix)
+        methods = try c.decodeIfPresent([String].self, forKey: .methods)
+        headers = try c.decodeIfPresent([String: String].self, forKey: .headers)
+    }
+
+    func validate(at path: String) -> [ConfigurationIssue] {
+        var issues: [ConfigurationIssue] = []
+        if let host {
+            let bare = host.hasPrefix("*.") ? String(host.dropFirst(2)) : host
+            if bare.isEmpty || bare.contains("*") || !bare.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" }) {
+                issues.append(.init(path: "\(path).host", "\"\(host)\" is not a host name or *.suffix wildcard"))
+            }
+        }
+        if let prefix = pathPrefix, !prefix.hasPrefix("/") {
+            issues.append(.init(path: "\(path).pathPrefix", "must start with /, got \"\(prefix)\""))
+        }
+        for (i, method) in (methods ?? []).enumerated() where method.isEmpty || method != method.uppercased() || !method.allSatisfy({ $0.isLetter }) {
+            issues.append(.init(path: "\(path).methods[\(i)]", "\"\(method)\" is not an upper-case method name"))
+        }
+        return issues
+    }
+}
+
+/// A response the gateway gives itself.
+public struct FixedResponse: Codable, Sendable, Equatable {
+    public var status: Int
+    public var body: String?
+    /// Default `text/plain; charset=utf-8` when there is a body.
+    public var contentType: String?
+    /// Extra response headers (for example `location` for a redirect).
+    public var headers: [String: String]?
+
+    public init(status: Int, body: String? = nil, contentType: String? = nil, headers: [String: String]? = nil) {
+        self.status = status
+        self.body = body
+        self.contentType = contentType
+        self.headers = headers
+    }
+}

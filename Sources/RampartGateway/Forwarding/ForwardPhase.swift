@@ -1,0 +1,187 @@
+import AsyncHTTPClient
+import Hummingbird
+import HTTPTypes
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import RampartBalancing
+import RampartCore
+
+/// Phases 7 and 8, one terminal middleware: pick an instance, forward, and on a retryable
+/// failure pick again (another instance, within the retry budget). Nothing before this
+/// phase runs twice. Bodies stream in both directions.
+struct ForwardPhase: RouterMiddleware {
+    typealias Context = GatewayRequestContext
+    let pools: PoolRegistry
+    let client: HTTPClient
+    let budget: RetryBudget
+    let time: any TimeSource
+
+    /// RFC 9110 §9.2.2.
+    static let idempotent: Set<HTTPRequest.Method> = [.get, .head, .options, .trace, .put, .delete]
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let snapshot = context.snapshot!
+        guard let route = context.route, case .pool(let poolName) = route.target, let pool = pools.pool(named: poolName) else {
+            throw GatewayError(.noRoute, origin: .gateway, "route has no pool")
+        }
+        context.record.note { $0.pool = poolName }
+        let proxy = snapshot.configuration.proxy
+        let body = RequestBodyPlan(request)
+        let progress = BodyProgress()
+        let retries = proxy.retries
+        let mayRetryAnswer = Self.idempotent.contains(request.method)
+        let input = SelectionInput(hashKey: hashKey(request, context: context, pool: pool), country: context.state.country)
+        let trustsPeer = context.state.peerAddress.map { proxy.trustedProxies.contains($0) } ?? false
+        let path = route.upstreamPath(for: context.path)
+        let target = context.query.map { "\(path)?\($0)" } ?? path
+        let started = time.now()
+        let totalDeadline = started + proxy.timeouts.total.duration
+
+        budget.recordRequest()
+        var excluded = Set<String>()
+        var attempt = 0
+        var lastError: GatewayError?
+        while true {
+            var selection = input
+            selection.excluding = excluded
+            guard let instance = pool.select(for: selection) else {
+                throw lastError ?? GatewayError(.noHealthyInstance, origin: .gateway, "no available instance in pool \(poolName)")
+            }
+            excluded.insert(instance.id)
+            attempt += 1
+            context.record.note {
+                $0.instance = instance.id
+                $0.attempts = attempt
+            }
+            var upstream = HTTPClientRequest(url: "\(instance.url.scheme.rawValue)://\(instance.url.authority)\(instance.url.basePath)\(target)")
+            upstream.method = NIOHTTP1.HTTPMethod(rawValue: request.method.rawValue)
+            upstream.headers = HeaderRewriting.upstreamRequestHeaders(
+                request.headers, authority: request.head.authority, state: context.state, preserveHost: proxy.preserveHost,
+                instanceAuthority: instance.url.authority, trustsPeer: trustsPeer)
+            switch body {
+            case .none: break
+            case .known(let length):
+                upstream.body = .stream(LimitedRequestBody(base: request.body, limit: proxy.limits.maxBodyBytes.bytes, progress: progress),
+                                        length: .known(Int64(length)))
+            case .streamed:
+                upstream.body = .stream(LimitedRequestBody(base: request.body, limit: proxy.limits.maxBodyBytes.bytes, progress: progress),
+                                        length: .unknown)
+            }
+            // Without a body, the first-byte timeout bounds the wait for the response head; with one,
+            // the upload itself may take long, so only the total timeout applies.
+            let headDeadline = body.isNone ? min(time.now() + proxy.timeouts.firstByte.duration, totalDeadline) : totalDeadline
+            let attemptStarted = time.now()
+            pool.begin(instance)
+            let response: HTTPClientResponse
+            do {
+                response = try await client.execute(upstream, deadline: .now() + .nanoseconds((headDeadline - time.now()).nanoseconds),
+                                                    logger: context.logger)
+            } catch {
+                let failure = classify(error, progress: progress)
+                let latency = time.now() - attemptStarted
+                pool.finish(instance, outcome: failure.origin == .upstream ? .failure : .abandoned, latency: latency)
+                // A request whose body has begun to flow cannot be replayed; one that never reached
+                // the upstream (connect failure) is safe to send elsewhere whatever its method.
+                let replayable = !progress.hasStarted && (mayRetryAnswer || failure.kind == .connectRefused || failure.kind == .connectTimeout)
+                if failure.isRetryable, replayable, attempt <= retries.attempts, budget.tryRetry() {
+                    pool.recordRetry(from: instance)
+                    lastError = failure
+                    context.logger.debug("retrying", metadata: ["instance": "\(instance.id)", "error": "\(failure)"])
+                    continue
+                }
+                context.record.note { $0.upstreamSeconds = latency.secondsValue }
+                throw failure
+            }
+            let status = Int(response.status.code)
+            if mayRetryAnswer, body.isNone, retries.statuses.contains(status), attempt <= retries.attempts, budget.tryRetry() {
+                pool.finish(instance, outcome: .response(status: status), latency: time.now() - attemptStarted)
+                pool.recordRetry(from: instance)
+                lastError = GatewayError(.upstreamStatus, origin: .upstream, retryable: true, "upstream answered \(status)")
+                continue
+            }
+            let headLatency = time.now() - attemptStarted
+            context.record.note { $0.upstreamSeconds = headLatency.secondsValue }
+            let time = self.time
+            let observer = BodyObserver { ending in
+                let latency = time.now() - attemptStarted
+                switch ending {
+                case .completed: pool.finish(instance, outcome: .response(status: status), latency: latency)
+                case .failed: pool.finish(instance, outcome: .failure, latency: latency)
+                case .abandoned: pool.finish(instance, outcome: .abandoned, latency: latency)
+                }
+            }
+            let headers = HeaderRewriting.clientResponseHeaders(response.headers)
+            let observed = ObservedResponseBody(base: response.body, observer: observer, deadline: totalDeadline, time: time)
+            return Response(status: HTTPResponse.Status(code: status, reasonPhrase: response.status.reasonPhrase), headers: headers,
+                            body: ResponseBody(asyncSequence: observed))
+        }
+    }
+
+    /// The affinity key for consistent hashing, from the request.
+    private func hashKey(_ request: Request, context: Context, pool: Pool) -> String? {
+        guard case .consistentHash(let source) = pool.configuration.strategy else { return nil }
+        switch source {
+        case .header(let name): return HTTPField.Name(name).flatMap { request.headers[$0] }
+        case .cookie(let name): return request.cookies[name]?.value
+        case .clientAddress: return context.state.clientAddress?.description
+        }
+    }
+
+    /// Maps a client-library error to the gateway's vocabulary.
+    private func classify(_ error: any Error, progress: BodyProgress) -> GatewayError {
+        if let error = error as? GatewayError { return error }
+        if progress.isTooLarge {
+            return GatewayError(.bodyTooLarge, origin: .client, "request body too large", underlying: error)
+        }
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .connectTimeout:
+                return GatewayError(.connectTimeout, origin: .upstream, retryable: true, "connecting to the upstream timed out", underlying: error)
+            case .deadlineExceeded:
+                return GatewayError(.firstByteTimeout, origin: .upstream, "the upstream did not answer in time", underlying: error)
+            case .readTimeout:
+                return GatewayError(.idleTimeout, origin: .upstream, "the upstream stopped sending", underlying: error)
+            case .remoteConnectionClosed:
+                return GatewayError(.upstreamReset, origin: .upstream, retryable: true, "the upstream closed the connection", underlying: error)
+            case .cancelled:
+                return GatewayError(.clientClosed, origin: .client, "request cancelled", underlying: error)
+            default:
+                return GatewayError(.upstreamReset, origin: .upstream, retryable: true, "upstream error", underlying: error)
+            }
+        }
+        if error is NIOConnectionError || (error as? IOError)?.errnoCode == ECONNREFUSED {
+            return GatewayError(.connectRefused, origin: .upstream, retryable: true, "the upstream refused the connection", underlying: error)
+        }
+        if let error = error as? ChannelError, case .connectTimeout = error {
+            return GatewayError(.connectTimeout, origin: .upstream, retryable: true, "connecting to the upstream timed out", underlying: error)
+        }
+        if error is CancellationError {
+            return GatewayError(.clientClosed, origin: .client, "request cancelled", underlying: error)
+        }
+        return GatewayError(.upstreamReset, origin: .upstream, retryable: true, "upstream error", underlying: error)
+    }
+}
+
+/// How the request body is sent upstream.
+enum RequestBodyPlan {
+    case none
+    case known(Int)
+    case streamed
+
+    init(_ request: Request) {
+        if let length = request.headers[.contentLength].flatMap(Int.init) {
+            self = length == 0 ? .none : .known(length)
+        } else if request.headers[.transferEncoding] != nil {
+            self = .streamed
+        } else if [.post, .put, .patch].contains(request.method) {
+            // HTTP/2 requests carry a body without either field.
+            self = .streamed
+        } else {
+            self = .none
+        }
+    }
+
+    var isNone: Bool { if case .none = self { true } else { false } }
+}

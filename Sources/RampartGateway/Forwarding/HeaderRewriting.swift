@@ -1,0 +1,102 @@
+import HTTPTypes
+import NIOHTTP1
+import RampartCore
+
+/// Header rewriting across the proxy, in both directions.
+enum HeaderRewriting {
+    /// RFC 9110 §7.6.1: fields meaningful for one connection only, never forwarded.
+    static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
+        "proxy-authenticate", "proxy-authorization",
+    ]
+
+    /// Names listed in `Connection` (lower case): also hop-by-hop.
+    static func connectionNamed(_ fields: HTTPFields) -> Set<String> {
+        var names = Set<String>()
+        for value in fields[values: .connection] {
+            for token in value.split(separator: ",") {
+                let name = token.trimmingCharacters(in: " \t").lowercased()
+                if !name.isEmpty { names.insert(name) }
+            }
+        }
+        return names
+    }
+
+    /// The headers sent upstream: end-to-end fields of the request, with the proxy's own.
+    static func upstreamRequestHeaders(_ request: HTTPFields, authority: String?, state: RequestState, preserveHost: Bool,
+                                       instanceAuthority: String, trustsPeer: Bool) -> HTTPHeaders {
+        let dropped = connectionNamed(request)
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(request.count + 6)
+        var existingForwardedFor: [String] = []
+        var existingForwarded: [String] = []
+        var existingProto: String?
+        var existingVia: [String] = []
+        for field in request {
+            let name = field.name.canonicalName
+            if hopByHop.contains(name) || dropped.contains(name) { continue }
+            switch name {
+            // The body framing is the client library's to decide; Host is set below.
+            case "content-length", "host": continue
+            case "x-forwarded-for": existingForwardedFor.append(field.value)
+            case "forwarded": existingForwarded.append(field.value)
+            case "x-forwarded-proto": existingProto = field.value
+            case "x-forwarded-host", "x-request-id", "traceparent": continue
+            case "via": existingVia.append(field.value)
+            default: headers.add(name: field.name.rawName, value: field.value)
+            }
+        }
+        headers.add(name: "Host", value: preserveHost ? (authority ?? instanceAuthority) : instanceAuthority)
+        let peer = state.peerAddress.map { $0.description } ?? "unknown"
+        let scheme = state.isSecure ? "https" : "http"
+        // Only hops added by trusted proxies are believed; an untrusted peer's claims are dropped.
+        let forwardedFor = (trustsPeer ? existingForwardedFor : []) + [peer]
+        headers.add(name: "X-Forwarded-For", value: forwardedFor.joined(separator: ", "))
+        headers.add(name: "X-Forwarded-Proto", value: trustsPeer ? (existingProto ?? scheme) : scheme)
+        if let authority { headers.add(name: "X-Forwarded-Host", value: authority) }
+        var element = "for=\(forwardedNode(state.peerAddress));proto=\(scheme)"
+        if let authority { element += ";host=\"\(authority)\"" }
+        headers.add(name: "Forwarded", value: ((trustsPeer ? existingForwarded : []) + [element]).joined(separator: ", "))
+        headers.add(name: "Via", value: (existingVia + ["1.1 rampart"]).joined(separator: ", "))
+        headers.add(name: "X-Request-Id", value: state.requestID)
+        if let trace = state.trace { headers.add(name: "traceparent", value: trace.traceparent) }
+        return headers
+    }
+
+    /// RFC 7239 §6: IPv6 nodes are quoted and bracketed.
+    static func forwardedNode(_ address: IPAddress?) -> String {
+        guard let address else { return "unknown" }
+        return address.family == .v6 ? "\"[\(address)]\"" : address.description
+    }
+
+    /// The headers sent to the client: end-to-end fields of the upstream response, with Via.
+    static func clientResponseHeaders(_ upstream: HTTPHeaders) -> HTTPFields {
+        var dropped = Set<String>()
+        for value in upstream["connection"] {
+            for token in value.split(separator: ",") { dropped.insert(token.trimmingCharacters(in: " \t").lowercased()) }
+        }
+        var fields = HTTPFields()
+        fields.reserveCapacity(upstream.count + 1)
+        var via: [String] = []
+        for (name, value) in upstream {
+            let lower = name.lowercased()
+            if hopByHop.contains(lower) || dropped.contains(lower) { continue }
+            if lower == "via" {
+                via.append(value)
+                continue
+            }
+            if let fieldName = HTTPField.Name(name) { fields.append(HTTPField(name: fieldName, value: value)) }
+        }
+        fields.append(HTTPField(name: HTTPField.Name("Via")!, value: (via + ["1.1 rampart"]).joined(separator: ", ")))
+        return fields
+    }
+}
+
+extension StringProtocol {
+    func trimmingCharacters(in set: String) -> String {
+        var s = Substring(self)
+        while let f = s.first, set.contains(f) { s = s.dropFirst() }
+        while let l = s.last, set.contains(l) { s = s.dropLast() }
+        return String(s)
+    }
+}

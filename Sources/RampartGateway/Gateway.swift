@@ -1,0 +1,218 @@
+import AsyncHTTPClient
+import HummingbirdCore
+public import Logging
+public import Prometheus
+public import RampartCore
+import Hummingbird
+import HTTPTypes
+import NIOCore
+import NIOPosix
+import RampartBalancing
+public import ServiceLifecycle
+import Synchronization
+import UnixSignals
+
+/// The assembled gateway: the traffic listener with its phases, the admin listener, active
+/// health checks, draining and configuration reloads, run together as one `Service`.
+///
+/// Configuration becomes objects here and nowhere else.
+public final class Gateway: Service, Sendable {
+    public let live: LiveConfiguration
+    public let pools: PoolRegistry
+    /// Resolves to the traffic listener's port once it is bound (useful with port 0).
+    public let trafficPort = PortAnnouncement()
+    /// Resolves to the admin listener's port once it is bound.
+    public let adminPort = PortAnnouncement()
+    let configurationPath: String?
+    let loader: ConfigurationLoader
+    let logger: Logger
+    let registry: PrometheusCollectorRegistry?
+    let time: any TimeSource
+    let client: HTTPClient
+    let budget: RetryBudget
+    let drains: DrainQueue
+
+    /// - Parameters:
+    ///   - configuration: a validated configuration.
+    ///   - configurationPath: the file reloads read again; without one, reload is refused.
+    ///   - registry: where `/metrics` reads from (the one `Telemetry.bootstrap` returned).
+    public init(configuration: GatewayConfiguration, configurationPath: String? = nil, environment: [String: String] = [:],
+                logger: Logger, registry: PrometheusCollectorRegistry? = nil, time: any TimeSource = SystemTimeSource()) {
+        self.live = LiveConfiguration(configuration)
+        self.pools = PoolRegistry(time: time)
+        self.pools.apply(configuration.pools)
+        self.configurationPath = configurationPath
+        self.loader = ConfigurationLoader(environment: environment)
+        self.logger = logger
+        self.registry = registry
+        self.time = time
+        self.budget = RetryBudget(ratio: configuration.proxy.retries.budgetRatio,
+                                  minRetriesPerSecond: configuration.proxy.retries.minRetriesPerSecond, time: time)
+        let timeouts = configuration.proxy.timeouts
+        var clientConfiguration = HTTPClient.Configuration()
+        clientConfiguration.timeout = .init(connect: .nanoseconds(timeouts.connect.duration.nanoseconds),
+                                            read: .nanoseconds(timeouts.idle.duration.nanoseconds))
+        clientConfiguration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 512)
+        // A refused connection must fail at once so the request moves to another instance,
+        // not be retried against the same one until the connect timeout.
+        clientConfiguration.connectionPool.retryConnectionEstablishment = false
+        clientConfiguration.redirectConfiguration = .disallow
+        clientConfiguration.decompression = .disabled
+        clientConfiguration.httpVersion = .http1Only
+        self.client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: clientConfiguration)
+        self.drains = DrainQueue()
+    }
+
+    public func run() async throws {
+        let configuration = live.snapshot.configuration
+        let traffic = try trafficApplication(configuration)
+        let admin = try adminApplication(configuration)
+        var services: [any Service] = [traffic, admin, HealthCheckService(pools: pools, probe: HTTPHealthProbe(client: client)),
+                                       DrainService(queue: drains, pools: pools, logger: logger)]
+        if configurationPath != nil { services.append(SignalReloadService(gateway: self)) }
+        let group = ServiceGroup(configuration: .init(services: services, logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+        try await client.shutdown()
+    }
+
+    private func trafficApplication(_ configuration: GatewayConfiguration) throws -> some Service {
+        let listener = configuration.listeners.traffic
+        guard let address = ListenAddress(listener.address) else { throw ConfigurationError(issues: [.init(path: "listeners.traffic.address", "invalid")]) }
+        let proxy = configuration.proxy
+        let router = Router(context: GatewayRequestContext.self)
+        // The order of the phases; see ARCHITECTURE.md. Record is listed early because it acts last.
+        router.middlewares.add(SnapshotPinner(live: live))
+        router.middlewares.add(RecordPhase(accessLog: configuration.log.accessLog ? accessLogger() : nil, time: time))
+        router.middlewares.add(ShapePhase())
+        router.middlewares.add(AdmitPhase())
+        router.middlewares.add(IdentifyPhase())
+        router.middlewares.add(RoutePhase())
+        router.middlewares.add(ForwardPhase(pools: pools, client: client, budget: budget, time: time))
+        let headerBytes = proxy.limits.maxHeaderBytes.bytes
+        let headerTimeout = TimeAmount.nanoseconds(proxy.timeouts.clientHeader.duration.nanoseconds)
+        let bodyTimeout = TimeAmount.nanoseconds(proxy.timeouts.clientBody.duration.nanoseconds)
+        let http1 = HTTP1Channel.Configuration(
+            additionalChannelHandlers: [ConnectionGuard(headerTimeout: headerTimeout, bodyTimeout: bodyTimeout)],
+            idleTimeout: .nanoseconds(proxy.timeouts.clientIdle.duration.nanoseconds),
+            httpDecoderConfiguration: .init(maxHeaderFieldSize: headerBytes, maxHeaderListSize: headerBytes, maxHeaderFieldCount: 200))
+        let port = trafficPort
+        return Application(
+            router: router, server: .http1(configuration: http1),
+            configuration: .init(address: .hostname(address.host, port: address.port)),
+            onServerRunning: { channel in port.announce(channel.localAddress?.port ?? 0) },
+            logger: logger)
+    }
+
+    private func adminApplication(_ configuration: GatewayConfiguration) throws -> some Service {
+        let listener = configuration.listeners.admin
+        guard let address = ListenAddress(listener.address) else { throw ConfigurationError(issues: [.init(path: "listeners.admin.address", "invalid")]) }
+        let router = AdminRouter(gateway: self, token: listener.token, registry: registry).build()
+        let port = adminPort
+        return Application(
+            router: router, configuration: .init(address: .hostname(address.host, port: address.port)),
+            onServerRunning: { channel in port.announce(channel.localAddress?.port ?? 0) },
+            logger: logger)
+    }
+
+    private func accessLogger() -> Logger {
+        var log = Logger(label: "access")
+        log.logLevel = .info
+        return log
+    }
+
+    // MARK: - Reload
+
+    /// Reads the configuration file again and swaps it in atomically. An invalid file, or one
+    /// that changes what cannot change while running, is refused and the running configuration
+    /// stays. Returns the new generation.
+    @discardableResult
+    public func reload() throws(ConfigurationError) -> Int {
+        guard let path = configurationPath else {
+            throw ConfigurationError(issues: [.init(path: "", "this gateway was started without a configuration file; nothing to reload")])
+        }
+        let next = try loader.load(path: path)
+        let current = live.snapshot.configuration
+        var issues: [ConfigurationIssue] = []
+        if next.listeners != current.listeners {
+            issues.append(.init(path: "listeners", "listener addresses, TLS and the admin token cannot change while running; restart to apply"))
+        }
+        if next.proxy.limits.maxHeaderBytes != current.proxy.limits.maxHeaderBytes || next.proxy.timeouts.clientHeader != current.proxy.timeouts.clientHeader
+            || next.proxy.timeouts.clientBody != current.proxy.timeouts.clientBody || next.proxy.timeouts.clientIdle != current.proxy.timeouts.clientIdle
+            || next.proxy.timeouts.connect != current.proxy.timeouts.connect || next.proxy.timeouts.idle != current.proxy.timeouts.idle {
+            issues.append(.init(path: "proxy", "header limits and connection-level timeouts (clientHeader, clientBody, clientIdle, connect, idle) cannot change while running; restart to apply"))
+        }
+        if !issues.isEmpty { throw ConfigurationError(issues: issues) }
+        pools.apply(next.pools)
+        let snapshot = live.replace(with: next)
+        logger.info("configuration reloaded", metadata: ["generation": "\(snapshot.generation)"])
+        return snapshot.generation
+    }
+
+    // MARK: - Membership
+
+    func apply(_ command: MembershipCommand) async -> Response {
+        guard let pool = pools.pool(named: command.pool) else {
+            return errorAnswer(.notFound, "no pool named \"\(command.pool)\"")
+        }
+        let id = UpstreamURL(command.instance)?.authority ?? command.instance
+        do {
+            switch command.action {
+            case .register:
+                let instance = try pool.register(InstanceConfiguration(url: command.instance, weight: command.weight ?? 1,
+                                                                       region: command.region, priority: command.priority ?? 0))
+                logger.info("instance registered", metadata: ["pool": "\(pool.name)", "instance": "\(instance.id)"])
+                return jsonResponse(pool.status, status: .created)
+            case .unregister, .drain:
+                let instance = try pool.drain(id: id)
+                if command.action == .unregister {
+                    drains.enqueue(DrainJob(pool: pool.name, instance: instance, timeout: pool.configuration.drainTimeout.duration))
+                }
+                logger.info("instance draining", metadata: ["pool": "\(pool.name)", "instance": "\(id)"])
+                return jsonResponse(pool.status, status: .accepted)
+            case .weight:
+                guard let weight = command.weight else { return errorAnswer(.badRequest, "weight: required for action weight") }
+                try pool.setWeight(id: id, weight: weight)
+                return jsonResponse(pool.status)
+            }
+        } catch {
+            switch error {
+            case .unknown: return errorAnswer(.notFound, error.description)
+            case .duplicate: return errorAnswer(.conflict, error.description)
+            case .invalid, .invalidURL: return errorAnswer(.badRequest, error.description)
+            }
+        }
+    }
+}
+
+/// A port learned once a listener is bound.
+public final class PortAnnouncement: Sendable {
+    private let state = Mutex<(port: Int?, waiters: [CheckedContinuation<Int, Never>])>((nil, []))
+
+    func announce(_ port: Int) {
+        let waiters = state.withLock { s -> [CheckedContinuation<Int, Never>] in
+            s.port = port
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        for waiter in waiters { waiter.resume(returning: port) }
+    }
+
+    /// Waits until the listener is bound.
+    public var port: Int {
+        get async {
+            await withCheckedContinuation { continuation in
+                let known = state.withLock { s -> Int? in
+                    if let port = s.port { return port }
+                    s.waiters.append(continuation)
+                    return nil
+                }
+                if let known { continuation.resume(returning: known) }
+            }
+        }
+    }
+}

@@ -1,0 +1,27 @@
+import Hummingbird
+import HTTPTypes
+import NIOCore
+import RampartCore
+import RampartTelemetry
+
+/// The one place where request-path errors become responses: a status, a small JSON body
+/// with the error kind, a safe message and the request id. Details go to the log only.
+enum ErrorResponse {
+    static func make(status: HTTPResponse.Status, error: String, message: String, requestID: String, close: Bool = false) -> Response {
+        var body = "{\"error\":"
+        appendJSONString(error, to: &body)
+        body += ",\"message\":"
+        appendJSONString(message, to: &body)
+        body += ",\"requestId\":"
+        appendJSONString(requestID, to: &body)
+        body += "}\n"
+        var headers: HTTPFields = [.contentType: "application/json", .contentLength: String(body.utf8.count)]
+        if close { headers[.connection] = "close" }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    static func make(_ error: GatewayError, requestID: String) -> Response {
+        make(status: HTTPResponse.Status(code: error.status), error: error.kind.rawValue, message: error.message, requestID: requestID,
+             close: error.origin == .client)
+    }
+}

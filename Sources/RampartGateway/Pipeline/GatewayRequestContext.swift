@@ -1,0 +1,63 @@
+public import Hummingbird
+public import RampartCore
+import NIOCore
+import Synchronization
+import HTTPTypes
+
+/// The per-request context of the traffic listener: Hummingbird's core storage, the request
+/// state flowing inward, and the record box whose facts flow outward to the record phase.
+public struct GatewayRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// What the phases learned, inward.
+    public var state: RequestState
+    /// What the record phase needs after the response, outward.
+    public let record: RequestRecord
+    /// The configuration generation pinned for this request.
+    public var snapshot: GatewaySnapshot?
+    /// The route chosen by the route phase.
+    public var route: CompiledRoute?
+    /// The normalized path and raw query, set by the route phase.
+    public var path: String = "/"
+    public var query: String?
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.record = RequestRecord()
+        let peer = source.channel.remoteAddress?.ipAddress.flatMap { IPAddress($0) }
+        self.state = RequestState(peerAddress: peer, isSecure: false)
+    }
+}
+
+/// Facts for the access log and metrics, written by inner phases and read once the response
+/// body is written. One lock per request, taken a handful of times.
+public final class RequestRecord: Sendable {
+    public struct Facts: Sendable {
+        public var requestID = ""
+        public var traceID: String?
+        public var client: String?
+        public var route: String?
+        public var pool: String?
+        public var instance: String?
+        public var attempts = 0
+        public var upstreamSeconds: Double?
+        public var error: String?
+        public var closeConnection = false
+    }
+
+    private let facts = Mutex(Facts())
+
+    public init() {}
+
+    public func note(_ body: (inout Facts) -> Void) { facts.withLock { body(&$0) } }
+
+    public var current: Facts { facts.withLock { $0 } }
+}
+
+/// An `HTTPField.Name` decided from configuration text.
+struct HTTPFieldNameBox: Sendable {
+    let name: HTTPField.Name
+    init?(_ text: String) {
+        guard let name = HTTPField.Name(text) else { return nil }
+        self.name = name
+    }
+}

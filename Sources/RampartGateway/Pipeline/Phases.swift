@@ -1,0 +1,290 @@
+import Hummingbird
+import HTTPTypes
+import Logging
+import Metrics
+import NIOCore
+import RampartCore
+import RampartBalancing
+import Synchronization
+
+// MARK: - Snapshot
+
+/// Pins the live configuration generation for the whole request, so a reload never tears it.
+struct SnapshotPinner: RouterMiddleware {
+    typealias Context = GatewayRequestContext
+    let live: LiveConfiguration
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        context.snapshot = live.snapshot
+        return try await next(request, context)
+    }
+}
+
+// MARK: - Record
+
+/// Phase 10: once the response body is written, one access-log line and the `http_server_*`
+/// metrics. Listed early in the pipeline because it acts last. Also the single place where a
+/// thrown error becomes a response, so every answer is recorded.
+struct RecordPhase: RouterMiddleware {
+    typealias Context = GatewayRequestContext
+    let accessLog: Logger?
+    let time: any TimeSource
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let started = time.now()
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch let error as GatewayError {
+            context.record.note { $0.error = error.kind.rawValue }
+            context.logger.debug("request failed", metadata: ["error": "\(error)"])
+            response = ErrorResponse.make(error, requestID: context.record.current.requestID)
+        } catch let error as any HTTPResponseError {
+            response = ErrorResponse.make(status: error.status, error: "http_error", message: "\(error.status.reasonPhrase)",
+                                          requestID: context.record.current.requestID)
+        } catch {
+            context.record.note { $0.error = "internal" }
+            context.logger.error("unexpected error", metadata: ["error": "\(error)"])
+            response = ErrorResponse.make(status: .internalServerError, error: "internal", message: "internal error",
+                                          requestID: context.record.current.requestID)
+        }
+        let status = response.status.code
+        let method = request.method.rawValue
+        let path = request.uri.path
+        let record = context.record
+        let log = accessLog
+        let time = self.time
+        let bytes = ByteCounter()
+        let body = response.body
+        response.body = ResponseBody(contentLength: body.contentLength) { writer in
+            var failed = false
+            do {
+                try await body.write(writer.map { buffer in
+                    bytes.add(buffer.readableBytes)
+                    return buffer
+                })
+            } catch {
+                failed = true
+                throw error
+            }
+            RecordPhase.emit(record: record.current, method: method, path: path, status: status, bytes: bytes.value,
+                             failed: failed, seconds: (time.now() - started).secondsValue, log: log)
+        }
+        return response
+    }
+
+    static func emit(record: RequestRecord.Facts, method: String, path: String, status: Int, bytes: Int, failed: Bool,
+                     seconds: Double, log: Logger?) {
+        let route = record.route ?? "none"
+        let statusClass = "\(status / 100)xx"
+        Counter(label: "http_server_requests_total", dimensions: [("route", route), ("status_class", statusClass)]).increment()
+        Metrics.Timer(label: "http_server_request_duration_seconds", dimensions: [("route", route), ("status_class", statusClass)],
+                      preferredDisplayUnit: .seconds).recordNanoseconds(Int64(seconds * 1e9))
+        guard let log else { return }
+        var metadata: Logger.Metadata = [
+            "request_id": .string(record.requestID), "method": .string(method), "path": .string(path),
+            "status": .stringConvertible(status), "bytes": .stringConvertible(bytes), "duration_s": .stringConvertible(seconds),
+            "route": .string(route), "attempts": .stringConvertible(record.attempts),
+        ]
+        if let trace = record.traceID { metadata["trace_id"] = .string(trace) }
+        if let client = record.client { metadata["client"] = .string(client) }
+        if let instance = record.instance { metadata["upstream"] = .string(instance) }
+        if let pool = record.pool { metadata["pool"] = .string(pool) }
+        if let upstream = record.upstreamSeconds { metadata["upstream_s"] = .stringConvertible(upstream) }
+        if let error = record.error { metadata["error"] = .string(error) }
+        if failed { metadata["aborted"] = .stringConvertible(true) }
+        log.info("request", metadata: metadata)
+    }
+}
+
+final class ByteCounter: Sendable {
+    private let count = Atomic<Int>(0)
+    func add(_ n: Int) { count.wrappingAdd(n, ordering: .relaxed) }
+    var value: Int { count.load(ordering: .relaxed) }
+}
+
+// MARK: - Shape
+
+/// Phase 9: every response, short-circuit answers included, carries the request id and Via.
+struct ShapePhase: RouterMiddleware {
+    typealias Context = GatewayRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var response = try await next(request, context)
+        let facts = context.record.current
+        if !facts.requestID.isEmpty { response.headers[.xRequestID] = facts.requestID }
+        if facts.closeConnection { response.headers[.connection] = "close" }
+        return response
+    }
+}
+
+// MARK: - Admit
+
+/// Phase 1: refuses what must never be forwarded, as RFC 9112 §3.2 and §11 ask of an
+/// intermediary. The HTTP/1 parser has already refused malformed framing (both
+/// Content-Length and Transfer-Encoding, bad chunk sizes, obs-fold, bare LF, whitespace
+/// before a colon, control characters); what reaches here is checked for Host and sizes.
+struct AdmitPhase: RouterMiddleware {
+    typealias Context = GatewayRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let limits = context.snapshot!.configuration.proxy.limits
+        let requestID = RequestID.make()
+        context.record.note { $0.requestID = requestID }
+        func refuse(_ status: HTTPResponse.Status, _ kind: String, _ message: String) -> Response {
+            context.record.note {
+                $0.error = kind
+                $0.closeConnection = true
+            }
+            return ErrorResponse.make(status: status, error: kind, message: message, requestID: requestID, close: true)
+        }
+        // RFC 9112 §3.2: exactly one valid Host. The HTTP/1 codec moves the first Host into the
+        // authority; a second one stays among the fields.
+        guard let authority = request.head.authority, !authority.isEmpty else {
+            return refuse(.badRequest, "bad_request", "missing Host")
+        }
+        if request.headers[values: .hostField].count > 0 {
+            return refuse(.badRequest, "bad_request", "more than one Host")
+        }
+        guard Self.isValidAuthority(authority) else {
+            return refuse(.badRequest, "bad_request", "invalid Host")
+        }
+        if (request.head.path?.utf8.count ?? 0) > limits.maxURIBytes.bytes {
+            return refuse(.uriTooLong, "uri_too_long", "request target longer than \(limits.maxURIBytes)")
+        }
+        let lengths = request.headers[values: .contentLength]
+        if lengths.count > 1 {
+            return refuse(.badRequest, "bad_request", "more than one Content-Length")
+        }
+        if let length = lengths.first {
+            guard let n = Int(length), n >= 0, length.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+                return refuse(.badRequest, "bad_request", "invalid Content-Length")
+            }
+            if n > limits.maxBodyBytes.bytes {
+                return refuse(.contentTooLarge, "body_too_large", "request body larger than \(limits.maxBodyBytes)")
+            }
+        }
+        return try await next(request, context)
+    }
+
+    /// RFC 9110 §7.2 / RFC 3986: reg-name or IP literal, optional port.
+    static func isValidAuthority(_ authority: String) -> Bool {
+        var host = Substring(authority)
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]"), IPAddress(authority[authority.index(after: authority.startIndex)..<close]) != nil else {
+                return false
+            }
+            let rest = authority[authority.index(after: close)...]
+            if rest.isEmpty { return true }
+            guard rest.hasPrefix(":") else { return false }
+            return rest.dropFirst().allSatisfy(\.isNumber) && rest.count <= 6
+        }
+        if let colon = authority.lastIndex(of: ":") {
+            let port = authority[authority.index(after: colon)...]
+            guard !port.isEmpty, port.count <= 5, port.allSatisfy({ $0.isASCII && $0.isNumber }) else { return false }
+            host = authority[..<colon]
+        }
+        guard !host.isEmpty, host.utf8.count <= 255 else { return false }
+        return host.utf8.allSatisfy { b in
+            (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || (b >= 0x30 && b <= 0x39) || b == 0x2D || b == 0x2E || b == 0x5F
+        }
+    }
+}
+
+// MARK: - Identify
+
+/// Phase 2: the request id (an acceptable incoming `X-Request-Id`, else the one admit made),
+/// the trace (continue the caller's `traceparent` or start one), the real client address
+/// through trusted proxies, and the client's country.
+struct IdentifyPhase: RouterMiddleware {
+    typealias Context = GatewayRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        let snapshot = context.snapshot!
+        var generator = SystemRandomNumberGenerator()
+        if let incoming = request.headers[.xRequestID], RequestID.isAcceptable(incoming) {
+            context.state.requestID = incoming
+        } else {
+            context.state.requestID = context.record.current.requestID
+        }
+        let incomingTrace = request.headers[.traceparent].flatMap { TraceContext(traceparent: $0) }
+        context.state.incomingTrace = incomingTrace
+        let trace = incomingTrace?.child(using: &generator) ?? TraceContext.start(using: &generator)
+        context.state.trace = trace
+        let peer = context.state.peerAddress
+        context.state.clientAddress = snapshot.clientAddresses.resolve(
+            peer: peer, forwardedFor: request.headers[values: .xForwardedFor], forwarded: request.headers[values: .forwarded])
+        if let header = snapshot.countryHeader, let peer, snapshot.clientAddresses.trustedProxies.contains(peer),
+           let country = request.headers[header.name], country.count == 2 {
+            context.state.country = country.uppercased()
+        } else if let client = context.state.clientAddress {
+            context.state.country = snapshot.countries.longestMatch(client)
+        }
+        let state = context.state
+        context.record.note {
+            $0.requestID = state.requestID
+            $0.traceID = trace.traceID
+            $0.client = state.clientAddress?.description
+        }
+        context.logger[metadataKey: "request_id"] = .string(state.requestID)
+        return try await next(request, context)
+    }
+}
+
+// MARK: - Route
+
+/// Phase 5: normalizes the target and picks the most specific route; a fixed-response route
+/// answers here.
+struct RoutePhase: RouterMiddleware {
+    typealias Context = GatewayRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        let target = request.head.path ?? "/"
+        let normalized: (path: String, query: String?)
+        do {
+            normalized = try RequestTarget.normalize(target)
+        } catch {
+            context.record.note { $0.closeConnection = true }
+            throw GatewayError(.badRequest, origin: .client, "invalid request target")
+        }
+        context.path = normalized.path
+        context.query = normalized.query
+        let host = request.head.authority.map(RouteTable.hostName(ofAuthority:))
+        guard let route = context.snapshot!.routes.match(method: request.method.rawValue, host: host, path: normalized.path,
+                                                         headers: request.headers) else {
+            throw GatewayError(.noRoute, origin: .client, "no route for this request")
+        }
+        context.route = route
+        context.record.note { $0.route = route.name }
+        if case .respond(let fixed) = route.target {
+            var headers: HTTPFields = [:]
+            for (name, value) in (fixed.headers ?? [:]).sorted(by: { $0.key < $1.key }) {
+                if let field = HTTPField.Name(name) { headers[field] = value }
+            }
+            if let body = fixed.body {
+                headers[.contentType] = fixed.contentType ?? "text/plain; charset=utf-8"
+                headers[.contentLength] = String(body.utf8.count)
+                return Response(status: .init(code: fixed.status), headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+            }
+            headers[.contentLength] = "0"
+            return Response(status: .init(code: fixed.status), headers: headers)
+        }
+        return try await next(request, context)
+    }
+}
+
+extension HTTPField.Name {
+    static let xRequestID = HTTPField.Name("X-Request-Id")!
+    static let traceparent = HTTPField.Name("traceparent")!
+    static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
+    static let xForwardedProto = HTTPField.Name("X-Forwarded-Proto")!
+    static let xForwardedHost = HTTPField.Name("X-Forwarded-Host")!
+    static let forwarded = HTTPField.Name("Forwarded")!
+    static let keepAlive = HTTPField.Name("Keep-Alive")!
+    static let proxyConnection = HTTPField.Name("Proxy-Connection")!
+    // HTTPTypes hides `.host` in favour of the authority; a second Host is still a field.
+    static let hostField = HTTPField.Name("Host")!
+}

@@ -1,0 +1,103 @@
+import RampartCore
+public import HTTPTypes
+
+/// A route compiled for matching.
+public struct CompiledRoute: Sendable {
+    public enum Target: Sendable {
+        case pool(String)
+        case respond(FixedResponse)
+    }
+
+    public let name: String
+    public let target: Target
+    let host: HostPattern?
+    let pathPrefix: String?
+    let methods: Set<String>?
+    let headers: [(HTTPField.Name, String)]
+    public let stripPrefix: Bool
+    /// Higher is more specific: host, then path prefix length, then methods and headers.
+    let specificity: (Int, Int, Int, Int)
+    let order: Int
+
+    /// The path to forward: the prefix removed when `stripPrefix` is set.
+    public func upstreamPath(for path: String) -> String {
+        guard stripPrefix, let prefix = pathPrefix, prefix != "/" else { return path }
+        let rest = path.dropFirst(prefix.hasSuffix("/") ? prefix.count - 1 : prefix.count)
+        return rest.isEmpty ? "/" : String(rest)
+    }
+}
+
+enum HostPattern: Sendable {
+    case exact(String)
+    /// `*.example.com` stored as `.example.com`.
+    case suffix(String)
+
+    func matches(_ host: String) -> Bool {
+        switch self {
+        case .exact(let name): host == name
+        case .suffix(let suffix): host.count > suffix.count && host.hasSuffix(suffix)
+        }
+    }
+}
+
+/// The routes of one configuration, tried most specific first. Built once per configuration
+/// generation; `match` reads only immutable values.
+public struct RouteTable: Sendable {
+    let routes: [CompiledRoute]
+
+    public init(_ configurations: [RouteConfiguration], pools: [String]) {
+        var compiled: [CompiledRoute] = []
+        for (index, c) in configurations.enumerated() {
+            let target: CompiledRoute.Target = c.respond.map { .respond($0) } ?? .pool(c.pool ?? "")
+            let host: HostPattern? = c.match.host.map { h in
+                h.hasPrefix("*.") ? .suffix(String(h.dropFirst(1)).lowercased()) : .exact(h.lowercased())
+            }
+            let hostScore = host.map { if case .exact = $0 { 2 } else { 1 } } ?? 0
+            let headers = (c.match.headers ?? [:]).sorted { $0.key < $1.key }.compactMap { name, value in
+                HTTPField.Name(name).map { ($0, value) }
+            }
+            compiled.append(CompiledRoute(
+                name: c.name ?? "routes[\(index)]", target: target, host: host, pathPrefix: c.match.pathPrefix,
+                methods: c.match.methods.map(Set.init), headers: headers, stripPrefix: c.stripPrefix,
+                specificity: (hostScore, c.match.pathPrefix?.count ?? 0, c.match.methods == nil ? 0 : 1, headers.count),
+                order: index))
+        }
+        if compiled.isEmpty, pools.count == 1 {
+            compiled.append(CompiledRoute(name: "default", target: .pool(pools[0]), host: nil, pathPrefix: nil, methods: nil,
+                                          headers: [], stripPrefix: false, specificity: (0, 0, 0, 0), order: 0))
+        }
+        self.routes = compiled.sorted { a, b in
+            a.specificity != b.specificity ? a.specificity > b.specificity : a.order < b.order
+        }
+    }
+
+    /// The most specific route taking the request, if any. `host` is the request authority
+    /// without port, lower case; `path` is normalized.
+    public func match(method: String, host: String?, path: String, headers: HTTPFields) -> CompiledRoute? {
+        routes.first { route in
+            if let pattern = route.host {
+                guard let host, pattern.matches(host) else { return false }
+            }
+            if let prefix = route.pathPrefix, !Self.path(path, hasPrefix: prefix) { return false }
+            if let methods = route.methods, !methods.contains(method) { return false }
+            for (name, value) in route.headers where headers[name] != value { return false }
+            return true
+        }
+    }
+
+    /// Prefix match on segment boundaries.
+    static func path(_ path: String, hasPrefix prefix: String) -> Bool {
+        guard path.hasPrefix(prefix) else { return false }
+        if prefix.hasSuffix("/") || path.count == prefix.count { return true }
+        return path[path.index(path.startIndex, offsetBy: prefix.count)] == "/"
+    }
+
+    /// `host` of an authority (`Example.com:8080` -> `example.com`, `[::1]:80` -> `::1`).
+    public static func hostName(ofAuthority authority: String) -> String {
+        if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
+            return String(authority[authority.index(after: authority.startIndex)..<close]).lowercased()
+        }
+        if let colon = authority.lastIndex(of: ":") { return String(authority[..<colon]).lowercased() }
+        return authority.lowercased()
+    }
+}

@@ -1,0 +1,106 @@
+import HTTPTypes
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+
+/// A channel handler on each HTTP/1 connection, between the codec and the application:
+///
+/// - a client must deliver a complete request head within `headerTimeout` of the connection
+///   opening or the previous response ending, and while sending a body must send something at
+///   least every `bodyTimeout`; otherwise the connection is closed (slow-loris defence);
+/// - a header block over the parser's limit is answered 431 rather than a bare 400;
+/// - a response carrying `Connection: close` closes the connection once it is written, so a
+///   refused request never leaves a half-read body on a reused connection.
+final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    private let headerTimeout: TimeAmount
+    private let bodyTimeout: TimeAmount
+    private var timer: Scheduled<Void>?
+    private var readingBody = false
+    private var closeAfterResponse = false
+
+    init(headerTimeout: TimeAmount, bodyTimeout: TimeAmount) {
+        self.headerTimeout = headerTimeout
+        self.bodyTimeout = bodyTimeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { arm(context, headerTimeout) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        arm(context, headerTimeout)
+        context.fireChannelActive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) { disarm() }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        disarm()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head:
+            readingBody = true
+            arm(context, bodyTimeout)
+        case .body:
+            arm(context, bodyTimeout)
+        case .end:
+            readingBody = false
+            disarm()
+        }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case .head(let head):
+            if head.headerFields[.connection]?.lowercased() == "close" { closeAfterResponse = true }
+            context.write(data, promise: promise)
+        case .body:
+            context.write(data, promise: promise)
+        case .end:
+            if closeAfterResponse {
+                let channel = context.channel
+                context.writeAndFlush(data).whenComplete { _ in channel.close(promise: nil) }
+                promise?.succeed()
+                return
+            }
+            context.write(data, promise: promise)
+            // The next request head must arrive in time; keep-alive idleness beyond that is the
+            // idle timeout's business, so only arm when no request is being read.
+            if !readingBody { arm(context, headerTimeout) }
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let parserError = error as? HTTPParserError, case .headerOverflow = parserError {
+            disarm()
+            let head = HTTPResponse(status: .requestHeaderFieldsTooLarge, headerFields: [.connection: "close", .contentLength: "0"])
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+            return
+        }
+        context.fireErrorCaught(error)
+    }
+
+    private func arm(_ context: ChannelHandlerContext, _ timeout: TimeAmount) {
+        timer?.cancel()
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+            loopBound.value.close(promise: nil)
+        }
+    }
+
+    private func disarm() {
+        timer?.cancel()
+        timer = nil
+    }
+}

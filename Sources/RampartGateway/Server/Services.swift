@@ -1,0 +1,124 @@
+import AsyncHTTPClient
+import Logging
+import NIOCore
+import NIOHTTP1
+import RampartBalancing
+import RampartCore
+import ServiceLifecycle
+import Synchronization
+import UnixSignals
+
+/// Runs active health checks for every pool, picking up pools added by a reload.
+struct HealthCheckService: Service {
+    let pools: PoolRegistry
+    let probe: any HealthProbe
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await withDiscardingTaskGroup { group in
+                var running: Set<ObjectIdentifier> = []
+                while !Task.isCancelled {
+                    for pool in pools.all where !running.contains(ObjectIdentifier(pool)) {
+                        running.insert(ObjectIdentifier(pool))
+                        let registry = pools
+                        group.addTask {
+                            // Ends when the pool is dropped by a reload.
+                            await withTaskGroup(of: Void.self) { inner in
+                                inner.addTask { await HealthChecker(pool: pool, probe: probe).run() }
+                                while !Task.isCancelled, registry.pool(named: pool.name) === pool {
+                                    try? await Task.sleep(for: .seconds(1))
+                                }
+                                inner.cancelAll()
+                            }
+                        }
+                    }
+                    try? await Task.sleep(for: .seconds(1))
+                }
+                group.cancelAll()
+            }
+        }
+    }
+}
+
+/// Health checks over the gateway's HTTP client.
+struct HTTPHealthProbe: HealthProbe {
+    let client: HTTPClient
+
+    func check(_ instance: UpstreamURL, path: String, timeout: Duration) async -> HealthProbeAnswer {
+        var request = HTTPClientRequest(url: "\(instance.scheme.rawValue)://\(instance.authority)\(instance.basePath)\(path)")
+        request.headers.add(name: "User-Agent", value: "rampart-health-check")
+        do {
+            let response = try await client.execute(request, timeout: .nanoseconds(timeout.nanoseconds))
+            // Read (and discard) the body so the connection goes back to the pool.
+            for try await _ in response.body {}
+            return .status(Int(response.status.code))
+        } catch let error as HTTPClientError where error == .deadlineExceeded {
+            return .failed("timeout")
+        } catch {
+            return .failed("\(error)")
+        }
+    }
+}
+
+/// An instance leaving its pool: no new requests; removed once idle or at the timeout.
+struct DrainJob: Sendable {
+    let pool: String
+    let instance: Instance
+    let timeout: Duration
+}
+
+/// Hands drain jobs to the drain service.
+final class DrainQueue: Sendable {
+    let stream: AsyncStream<DrainJob>
+    private let continuation: AsyncStream<DrainJob>.Continuation
+
+    init() { (stream, continuation) = AsyncStream.makeStream(of: DrainJob.self) }
+
+    func enqueue(_ job: DrainJob) { continuation.yield(job) }
+}
+
+/// Waits for draining instances to finish their in-flight requests, then removes them.
+struct DrainService: Service {
+    let queue: DrainQueue
+    let pools: PoolRegistry
+    let logger: Logger
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await withDiscardingTaskGroup { group in
+                for await job in queue.stream {
+                    group.addTask {
+                        let clock = ContinuousClock()
+                        let deadline = clock.now + job.timeout
+                        while job.instance.activeRequests > 0, clock.now < deadline, !Task.isCancelled {
+                            try? await Task.sleep(for: .milliseconds(50))
+                        }
+                        pools.pool(named: job.pool)?.remove(id: job.instance.id)
+                        logger.info("instance removed", metadata: [
+                            "pool": "\(job.pool)", "instance": "\(job.instance.id)",
+                            "unfinished": "\(job.instance.activeRequests)",
+                        ])
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reloads the configuration on SIGHUP.
+struct SignalReloadService: Service {
+    let gateway: Gateway
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        await cancelWhenGracefulShutdown {
+            for await _ in signals {
+                do {
+                    try gateway.reload()
+                } catch {
+                    gateway.logger.error("reload refused; the running configuration stays", metadata: ["errors": "\(error)"])
+                }
+            }
+        }
+    }
+}
