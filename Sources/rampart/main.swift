@@ -205,7 +205,7 @@ func freeLoopbackPort() throws -> Int {
 /// What `rampart check` prints: the listeners, pools, instances and routes that would run.
 func describe(_ c: GatewayConfiguration) -> String {
     var lines = ["configuration is valid", "",
-                 "traffic  \(c.listeners.traffic.address)\(c.listeners.traffic.tls != nil ? " (TLS)" : "")",
+                 "traffic  \(c.listeners.traffic.address)",
                  "admin    \(c.listeners.admin.address) (token \(c.listeners.admin.token?.isEmpty == false ? "set" : "not set"))", ""]
     for name in c.pools.keys.sorted() {
         let pool = c.pools[name]!

@@ -82,10 +82,6 @@ public struct ListenersConfiguration: Codable, Sendable, Equatable {
         if ListenAddress(traffic.address) == nil {
             issues.append(.init(path: "\(path).traffic.address", "\"\(traffic.address)\" is not host:port"))
         }
-        if let tls = traffic.tls {
-            if tls.certificate.isEmpty { issues.append(.init(path: "\(path).traffic.tls.certificate", "give the PEM certificate chain file")) }
-            if tls.key.isEmpty { issues.append(.init(path: "\(path).traffic.tls.key", "give the PEM private key file")) }
-        }
         if let admin = ListenAddress(self.admin.address) {
             if !admin.isLoopback, (self.admin.token ?? "").isEmpty {
                 issues.append(.init(path: "\(path).admin.token",
@@ -101,40 +97,21 @@ public struct ListenersConfiguration: Codable, Sendable, Equatable {
     }
 }
 
-/// The traffic listener: HTTP/1.1 and h2c (prior knowledge) on one port, or TLS with ALPN.
+/// The traffic listener (HTTP/1.1; HTTP/2 and TLS are not built yet).
 public struct TrafficListenerConfiguration: Codable, Sendable, Equatable {
     /// `host:port`. Default `127.0.0.1:8080`.
     public var address: String
-    /// Accept HTTP/2: over TLS through ALPN, in clear text by prior knowledge. Default true.
-    public var http2: Bool
-    /// Serve TLS with these PEM files.
-    public var tls: TLSFilesConfiguration?
 
-    public init(address: String = "127.0.0.1:8080", http2: Bool = true, tls: TLSFilesConfiguration? = nil) {
+    public init(address: String = "127.0.0.1:8080") {
         self.address = address
-        self.http2 = http2
-        self.tls = tls
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case address, http2, tls }
+    enum CodingKeys: String, CodingKey, CaseIterable { case address }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         address = try c.decodeIfPresent(String.self, forKey: .address) ?? "127.0.0.1:8080"
-        http2 = try c.decodeIfPresent(Bool.self, forKey: .http2) ?? true
-        tls = try c.decodeIfPresent(TLSFilesConfiguration.self, forKey: .tls)
-    }
-}
-
-/// A certificate chain and private key, as PEM files.
-public struct TLSFilesConfiguration: Codable, Sendable, Equatable {
-    public var certificate: String
-    public var key: String
-
-    public init(certificate: String, key: String) {
-        self.certificate = certificate
-        self.key = key
     }
 }
 

@@ -41,11 +41,12 @@ public struct EchoServer: Sendable {
     }
 }
 
-/// Requests an echo server has answered (for tests).
+/// Requests an echo server has received (for tests): how many, and their paths.
 public final class EchoCounter: Sendable {
-    private let value = Atomic<Int>(0)
-    public var count: Int { value.load(ordering: .relaxed) }
-    func increment() { value.wrappingAdd(1, ordering: .relaxed) }
+    private let received = Mutex<[String]>([])
+    public var count: Int { received.withLock { $0.count } }
+    public var paths: [String] { received.withLock { $0 } }
+    func record(_ path: String) { received.withLock { $0.append(path) } }
 }
 
 struct EchoResponder: RouterMiddleware {
@@ -54,7 +55,7 @@ struct EchoResponder: RouterMiddleware {
     let counter: EchoCounter
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        counter.increment()
+        counter.record(request.uri.path)
         if options.delay > .zero { try await Task.sleep(for: options.delay) }
         let path = request.uri.path
         if request.method == .get, path.hasPrefix("/bytes/"), let n = Int(path.dropFirst(7)), n >= 0 {

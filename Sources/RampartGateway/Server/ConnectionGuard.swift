@@ -10,7 +10,10 @@ import NIOHTTPTypes
 ///   least every `bodyTimeout`; otherwise the connection is closed (slow-loris defence);
 /// - a header block over the parser's limit is answered 431 rather than a bare 400;
 /// - a response carrying `Connection: close` closes the connection once it is written, so a
-///   refused request never leaves a half-read body on a reused connection.
+///   refused request never leaves a half-read body on a reused connection;
+/// - after a request head with a missing, repeated or invalid Host (RFC 9112 §3.2), nothing
+///   more is read from the connection: the application answers that head with 400 and the
+///   connection closes, so a request pipelined behind it is never forwarded.
 final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -22,6 +25,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var timer: Scheduled<Void>?
     private var readingBody = false
     private var closeAfterResponse = false
+    private var discarding = false
 
     init(headerTimeout: TimeAmount, bodyTimeout: TimeAmount) {
         self.headerTimeout = headerTimeout
@@ -45,8 +49,15 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if discarding { return }
         switch unwrapInboundIn(data) {
-        case .head:
+        case .head(let head):
+            if !HostCheck.isAcceptable(head) {
+                discarding = true
+                disarm()
+                context.fireChannelRead(data)
+                return
+            }
             readingBody = true
             arm(context, bodyTimeout)
         case .body:
@@ -102,5 +113,16 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private func disarm() {
         timer?.cancel()
         timer = nil
+    }
+}
+
+/// RFC 9112 §3.2: a request carries exactly one valid Host. The HTTP/1 codec moves the first
+/// Host into the authority; a second one stays among the fields.
+enum HostCheck {
+    static let hostField = HTTPField.Name("Host")!
+
+    static func isAcceptable(_ head: HTTPRequest) -> Bool {
+        guard let authority = head.authority, !authority.isEmpty else { return false }
+        return head.headerFields[values: hostField].isEmpty && AdmitPhase.isValidAuthority(authority)
     }
 }

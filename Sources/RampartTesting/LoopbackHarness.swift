@@ -1,0 +1,86 @@
+public import Logging
+public import RampartGateway
+public import RampartBalancing
+import ServiceLifecycle
+import Synchronization
+
+/// Runs real `rampart echo` instances and a gateway on 127.0.0.1, port 0, for integration
+/// tests; everything stops when the body returns.
+public struct LoopbackHarness: Sendable {
+    public static let logger: Logger = {
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        return logger
+    }()
+
+    /// A running echo instance; `stop()` takes it down (a dead upstream) mid-test.
+    public final class Upstream: Sendable {
+        public let name: String
+        public let port: Int
+        public let server: EchoServer
+        let task: Task<Void, Never>
+
+        init(name: String, port: Int, server: EchoServer, task: Task<Void, Never>) {
+            self.name = name
+            self.port = port
+            self.server = server
+            self.task = task
+        }
+
+        public var url: String { "http://127.0.0.1:\(port)" }
+
+        public func stop() async {
+            task.cancel()
+            await task.value
+        }
+    }
+
+    /// Starts an echo instance and waits until it listens.
+    public static func startEcho(name: String, delay: Duration = .zero, failRate: Double = 0) async -> Upstream {
+        let server = EchoServer(options: .init(name: name, delay: delay, failRate: failRate))
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+        let app = server.application(port: 0, logger: logger) { port in continuation.yield(port) }
+        let task = Task { _ = try? await app.run() }
+        var iterator = ports.makeAsyncIterator()
+        let port = await iterator.next() ?? 0
+        return Upstream(name: name, port: port, server: server, task: task)
+    }
+
+    /// Runs a gateway for the duration of `body`, then shuts it down.
+    public static func withGateway<T: Sendable>(
+        _ configuration: GatewayConfiguration, configurationPath: String? = nil,
+        _ body: @Sendable (Gateway, _ trafficPort: Int, _ adminPort: Int) async throws -> T
+    ) async throws -> T {
+        var configuration = configuration
+        configuration.listeners.traffic.address = "127.0.0.1:0"
+        configuration.listeners.admin.address = "127.0.0.1:0"
+        configuration.log.accessLog = false
+        let gateway = Gateway(configuration: configuration, configurationPath: configurationPath, logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [gateway], logger: logger))
+        return try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            let traffic = await gateway.trafficPort.port
+            let admin = await gateway.adminPort.port
+            do {
+                let result = try await body(gateway, traffic, admin)
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+                return result
+            } catch {
+                await group.triggerGracefulShutdown()
+                try? await tasks.waitForAll()
+                throw error
+            }
+        }
+    }
+
+    /// A configuration with one pool `app` over `upstreams` and a catch-all route.
+    public static func configuration(pool upstreams: [Upstream], strategy: BalancingStrategy = .roundRobin,
+                                     healthCheck: HealthCheckConfiguration? = nil) -> GatewayConfiguration {
+        var configuration = GatewayConfiguration()
+        configuration.pools = ["app": PoolConfiguration(strategy: strategy, instances: upstreams.map { InstanceConfiguration(url: $0.url) },
+                                                        healthCheck: healthCheck)]
+        configuration.routes = [RouteConfiguration(name: "app", match: .init(pathPrefix: "/"), pool: "app")]
+        return configuration
+    }
+}

@@ -1,0 +1,270 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import RampartCore
+import RampartBalancing
+import RampartGateway
+import RampartTesting
+import Testing
+
+/// The gateway and real echo upstreams on 127.0.0.1, spoken to over real sockets.
+@Suite(.serialized) struct ProxyTests {
+    var client: HTTPClient { .shared }
+
+    func get(_ url: String, headers: [(String, String)] = []) async throws -> (status: Int, body: String, headers: [(String, String)]) {
+        var request = HTTPClientRequest(url: url)
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        let response = try await client.execute(request, timeout: .seconds(10))
+        let body = try await response.body.collect(upTo: 1 << 20)
+        return (Int(response.status.code), String(buffer: body), response.headers.map { ($0.name, $0.value) })
+    }
+
+    func instance(of body: String) -> String? {
+        (try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["instance"] as? String
+    }
+
+    @Test func spreadsRequestsAndForwardsIdentity() async throws {
+        let upstreams = [await LoopbackHarness.startEcho(name: "a"), await LoopbackHarness.startEcho(name: "b"), await LoopbackHarness.startEcho(name: "c")]
+        try await LoopbackHarness.withGateway(LoopbackHarness.configuration(pool: upstreams)) { _, port, _ in
+            var seen: [String: Int] = [:]
+            for _ in 0..<30 {
+                let answer = try await get("http://127.0.0.1:\(port)/hello?x=1")
+                #expect(answer.status == 200)
+                seen[instance(of: answer.body) ?? "?", default: 0] += 1
+            }
+            #expect(seen == ["a": 10, "b": 10, "c": 10])
+            let answer = try await get("http://127.0.0.1:\(port)/x", headers: [("X-Request-Id", "my-id-1"), ("X-Forwarded-For", "6.6.6.6"),
+                                                                               ("Connection", "X-Drop"), ("X-Drop", "secret")])
+            let echoed = try #require(try JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [String: Any])
+            let headers = try #require(echoed["headers"] as? [String: String])
+            #expect(headers["x-request-id"] == "my-id-1")
+            #expect(headers["x-forwarded-for"] == "127.0.0.1")
+            #expect(headers["x-drop"] == nil)
+            #expect(headers["via"] == "1.1 rampart")
+            #expect(headers["traceparent"]?.hasPrefix("00-") == true)
+            #expect(answer.headers.contains { $0.0.lowercased() == "x-request-id" && $0.1 == "my-id-1" })
+        }
+        for upstream in upstreams { await upstream.stop() }
+    }
+
+    @Test func killedInstanceUnderLoadFailsNoIdempotentRequest() async throws {
+        let upstreams = [await LoopbackHarness.startEcho(name: "a"), await LoopbackHarness.startEcho(name: "b"), await LoopbackHarness.startEcho(name: "c")]
+        try await LoopbackHarness.withGateway(LoopbackHarness.configuration(pool: upstreams)) { gateway, port, _ in
+            let failures = try await withThrowingTaskGroup(of: Int.self) { group in
+                for worker in 0..<8 {
+                    group.addTask {
+                        var failed = 0
+                        for i in 0..<40 {
+                            if worker == 0 && i == 10 { await upstreams[1].stop() }
+                            if (try? await get("http://127.0.0.1:\(port)/load"))?.status != 200 { failed += 1 }
+                        }
+                        return failed
+                    }
+                }
+                return try await group.reduce(0, +)
+            }
+            #expect(failures == 0)
+            let status = try #require(gateway.pools.pool(named: "app")?.status)
+            let dead = try #require(status.instances.first { $0.id.hasSuffix(":\(upstreams[1].port)") })
+            // Passive health took it out after consecutive connect failures.
+            #expect(dead.isEjected)
+        }
+        await upstreams[0].stop()
+        await upstreams[2].stop()
+    }
+
+    @Test func drainedInstanceGetsNothingNewAndFinishesInFlight() async throws {
+        let fast = await LoopbackHarness.startEcho(name: "fast")
+        let slow = await LoopbackHarness.startEcho(name: "slow", delay: .milliseconds(800))
+        try await LoopbackHarness.withGateway(LoopbackHarness.configuration(pool: [fast])) { gateway, port, admin in
+            let register = try await post("http://127.0.0.1:\(admin)/api/system/load-balancer",
+                                          json: "{\"action\":\"register\",\"pool\":\"app\",\"instance\":\"\(slow.url)\"}")
+            #expect(register == 201)
+            // Round-robin: one of the next two requests lands on the slow instance; start both.
+            async let first = get("http://127.0.0.1:\(port)/one")
+            async let second = get("http://127.0.0.1:\(port)/two")
+            try await Task.sleep(for: .milliseconds(200))
+            let before = slow.server.requests.count
+            #expect(before == 1)
+            let drain = try await post("http://127.0.0.1:\(admin)/api/system/load-balancer",
+                                       json: "{\"action\":\"unregister\",\"pool\":\"app\",\"instance\":\"\(slow.url)\"}")
+            #expect(drain == 202)
+            for _ in 0..<10 { #expect(try await get("http://127.0.0.1:\(port)/after").status == 200) }
+            #expect(slow.server.requests.count == before)
+            let answers = try await [first, second]
+            #expect(answers.map(\.status) == [200, 200])
+            #expect(Set(answers.compactMap { instance(of: $0.body) }) == ["fast", "slow"])
+            // Once idle, the drained instance is removed.
+            for _ in 0..<40 where gateway.pools.pool(named: "app")!.instances.count > 1 { try await Task.sleep(for: .milliseconds(50)) }
+            #expect(gateway.pools.pool(named: "app")!.instances.map(\.id) == ["127.0.0.1:\(fast.port)"])
+            #expect(try await post("http://127.0.0.1:\(admin)/api/system/load-balancer", json: "{\"action\":\"fly\"}") == 400)
+        }
+        await fast.stop()
+        await slow.stop()
+    }
+
+    func post(_ url: String, json: String, headers: [(String, String)] = []) async throws -> Int {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        request.body = .bytes(ByteBuffer(string: json))
+        let response = try await client.execute(request, timeout: .seconds(10))
+        _ = try await response.body.collect(upTo: 1 << 20)
+        return Int(response.status.code)
+    }
+
+    @Test func largeBodiesStreamBothWays() async throws {
+        let upstream = await LoopbackHarness.startEcho(name: "big")
+        var configuration = LoopbackHarness.configuration(pool: [upstream])
+        configuration.proxy.limits.maxBodyBytes = .init(1 << 30)
+        try await LoopbackHarness.withGateway(configuration) { _, port, _ in
+            let size = 256 << 20
+            // Download: counted as it arrives, never collected.
+            let response = try await client.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/bytes/\(size)"), timeout: .seconds(120))
+            var received = 0
+            for try await chunk in response.body { received += chunk.readableBytes }
+            #expect(received == size)
+            // Upload, chunked: the echo reports how many bytes it received.
+            var upload = HTTPClientRequest(url: "http://127.0.0.1:\(port)/upload")
+            upload.method = .POST
+            let chunk = ByteBuffer(repeating: 0x61, count: 1 << 20)
+            upload.body = .stream(RepeatedChunks(chunk: chunk, count: size >> 20), length: .unknown)
+            let answer = try await client.execute(upload, timeout: .seconds(120))
+            let body = String(buffer: try await answer.body.collect(upTo: 1 << 20))
+            #expect(answer.status.code == 200)
+            #expect(body.contains("\"bodyBytes\":\(size)"))
+        }
+        await upstream.stop()
+    }
+
+    @Test func bodyOverTheLimitIsRefused() async throws {
+        let upstream = await LoopbackHarness.startEcho(name: "small")
+        var configuration = LoopbackHarness.configuration(pool: [upstream])
+        configuration.proxy.limits.maxBodyBytes = .init(1024)
+        try await LoopbackHarness.withGateway(configuration) { _, port, _ in
+            var declared = HTTPClientRequest(url: "http://127.0.0.1:\(port)/upload")
+            declared.method = .POST
+            declared.body = .bytes(ByteBuffer(repeating: 0x61, count: 4096))
+            #expect(try await client.execute(declared, timeout: .seconds(10)).status.code == 413)
+            let raw = try rawExchange(port: port, "POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n\(String(repeating: "a", count: 2048))\r\n0\r\n\r\n")
+            #expect(raw.hasPrefix("HTTP/1.1 413"))
+        }
+        await upstream.stop()
+    }
+
+    @Test func reloadWithABrokenFileKeepsServing() async throws {
+        let upstream = await LoopbackHarness.startEcho(name: "r")
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-reload-\(UUID().uuidString).yml").path
+        // The same listeners as the running gateway (the harness binds port 0): changing them needs a restart.
+        let good = """
+            listeners: {traffic: {address: "127.0.0.1:0"}, admin: {address: "127.0.0.1:0"}}
+            log: {accessLog: false}
+            pools:
+              app:
+                instances: ["\(upstream.url)"]
+            routes:
+              - {match: {pathPrefix: /}, pool: app}
+
+            """
+        try good.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let configuration = try ConfigurationLoader(environment: [:]).load(path: path)
+        try await LoopbackHarness.withGateway(configuration, configurationPath: path) { gateway, port, admin in
+            try "pools:\n  app:\n    instances: [\"not a url\"]\n".write(toFile: path, atomically: true, encoding: .utf8)
+            var request = HTTPClientRequest(url: "http://127.0.0.1:\(admin)/api/system/config/reload")
+            request.method = .POST
+            let refused = try await client.execute(request, timeout: .seconds(10))
+            let body = String(buffer: try await refused.body.collect(upTo: 1 << 20))
+            #expect(refused.status.code == 422)
+            #expect(body.contains("pools.app.instances[0].url"))
+            #expect(try await get("http://127.0.0.1:\(port)/still").status == 200)
+            try (good + "  - {match: {pathPrefix: /teapot}, respond: {status: 418, body: tea}}\n").write(toFile: path, atomically: true, encoding: .utf8)
+            let accepted = try await client.execute(request, timeout: .seconds(10))
+            _ = try await accepted.body.collect(upTo: 1 << 20)
+            #expect(accepted.status.code == 200)
+            #expect(gateway.live.snapshot.generation == 2)
+            #expect(try await get("http://127.0.0.1:\(port)/teapot").status == 418)
+        }
+        await upstream.stop()
+    }
+
+    @Test func adminNeedsTheToken() async throws {
+        let upstream = await LoopbackHarness.startEcho(name: "t")
+        var configuration = LoopbackHarness.configuration(pool: [upstream])
+        configuration.listeners.admin.token = "a-long-enough-admin-token"
+        try await LoopbackHarness.withGateway(configuration) { _, _, admin in
+            #expect(try await get("http://127.0.0.1:\(admin)/api/system/load-balancer").status == 401)
+            #expect(try await get("http://127.0.0.1:\(admin)/api/system/load-balancer", headers: [("Authorization", "Bearer wrong")]).status == 401)
+            let ok = try await get("http://127.0.0.1:\(admin)/api/system/load-balancer", headers: [("Authorization", "Bearer a-long-enough-admin-token")])
+            #expect(ok.status == 200)
+            #expect(ok.body.contains("\"strategy\":\"round_robin\""))
+            #expect(try await get("http://127.0.0.1:\(admin)/ready", headers: [("Authorization", "Bearer a-long-enough-admin-token")]).status == 200)
+        }
+        await upstream.stop()
+    }
+
+    @Test func activeHealthChecksGateTraffic() async throws {
+        let up = await LoopbackHarness.startEcho(name: "up")
+        let configuration = LoopbackHarness.configuration(
+            pool: [up], healthCheck: .init(path: "/status/200", interval: .milliseconds(200), timeout: .milliseconds(100)))
+        var withDead = configuration
+        withDead.pools["app"]!.instances.append(InstanceConfiguration(url: "http://127.0.0.1:1"))
+        try await LoopbackHarness.withGateway(withDead) { gateway, port, admin in
+            for _ in 0..<50 where gateway.pools.pool(named: "app")!.instances.contains(where: { $0.health == .starting }) {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(gateway.pools.pool(named: "app")!.instances.map(\.health) == [.healthy, .unhealthy])
+            for _ in 0..<10 { #expect(try await get("http://127.0.0.1:\(port)/").status == 200) }
+            #expect(try await get("http://127.0.0.1:\(admin)/ready").status == 200)
+            let metrics = try await get("http://127.0.0.1:\(admin)/metrics")
+            #expect(metrics.status == 200)
+        }
+        await up.stop()
+    }
+}
+
+/// Sends raw bytes and returns everything read until the server closes or 5 seconds pass.
+func rawExchange(port: Int, _ text: String) throws -> String {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = UInt16(port).bigEndian
+    var timeout = timeval(tv_sec: 5, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
+    var bytes = Array(text.utf8)
+    _ = send(fd, &bytes, bytes.count, Int32(MSG_NOSIGNAL))
+    var result: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = recv(fd, &buffer, buffer.count, 0)
+        if n <= 0 { break }
+        result += buffer[0..<n]
+    }
+    return String(decoding: result, as: UTF8.self)
+}
+
+/// `count` copies of one buffer, as a request body stream.
+struct RepeatedChunks: AsyncSequence, Sendable {
+    let chunk: ByteBuffer
+    let count: Int
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        let chunk: ByteBuffer
+        var left: Int
+        mutating func next() async -> ByteBuffer? {
+            guard left > 0 else { return nil }
+            left -= 1
+            return chunk
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(chunk: chunk, left: count) }
+}

@@ -1,0 +1,134 @@
+@testable import RampartBalancing
+import RampartCore
+import RampartTesting
+import Testing
+
+@Suite struct HealthTests {
+    @Test func healthStateMachineFollowsThresholds() {
+        var health = InstanceHealth(state: .starting)
+        #expect(health.record(success: true, healthyThreshold: 2, unhealthyThreshold: 3) == .healthy)
+        #expect(health.record(success: false, healthyThreshold: 2, unhealthyThreshold: 3) == nil)
+        #expect(health.record(success: false, healthyThreshold: 2, unhealthyThreshold: 3) == nil)
+        #expect(health.record(success: false, healthyThreshold: 2, unhealthyThreshold: 3) == .unhealthy)
+        #expect(health.record(success: true, healthyThreshold: 2, unhealthyThreshold: 3) == nil)
+        #expect(health.record(success: false, healthyThreshold: 2, unhealthyThreshold: 3) == nil)
+        #expect(health.record(success: true, healthyThreshold: 2, unhealthyThreshold: 3) == nil)
+        #expect(health.record(success: true, healthyThreshold: 2, unhealthyThreshold: 3) == .healthy)
+        var fresh = InstanceHealth(state: .starting)
+        #expect(fresh.record(success: false, healthyThreshold: 2, unhealthyThreshold: 3) == .unhealthy)
+    }
+
+    @Test func startingInstancesTakeNoTrafficUntilChecked() {
+        let pool = makePool(.roundRobin, healthCheck: .init())
+        #expect(pool.select() == nil)
+        pool.recordHealthCheck(pool.instances[1], result: .init(status: 200, success: true, detail: nil, durationSeconds: 0))
+        #expect(Set(counts(pool, picks: 10).keys) == ["127.0.0.1:9001"])
+    }
+
+    @Test func healthCheckerProbesEveryInstance() async {
+        struct FakeProbe: HealthProbe {
+            func check(_ instance: UpstreamURL, path: String, timeout: Duration) async -> HealthProbeAnswer {
+                #expect(path == "/ping")
+                return instance.port == 9000 ? .failed("connect refused") : .status(instance.port == 9001 ? 200 : 503)
+            }
+        }
+        let pool = makePool(.roundRobin, healthCheck: .init(path: "/ping"))
+        await HealthChecker(pool: pool, probe: FakeProbe()).checkAll()
+        #expect(pool.instances.map(\.health) == [.unhealthy, .healthy, .unhealthy])
+        #expect(pool.instances[0].status(at: Instant(nanoseconds: 0)).lastHealthCheck?.detail == "connect refused")
+        #expect(pool.instances[2].status(at: Instant(nanoseconds: 0)).lastHealthCheck?.status == 503)
+    }
+
+    @Test func ejectedInstanceReturnsAfterBaseEjectionTimeAndBacksOff() {
+        let time = ManualTimeSource()
+        let pool = makePool(.roundRobin, outlier: .init(consecutiveFailures: 3, baseEjectionTime: .seconds(10),
+                                                        maxEjectionTime: .seconds(25), maxEjectedShare: 0.5), time: time)
+        let bad = pool.instances[0]
+        func fail(_ n: Int) {
+            for _ in 0..<n {
+                pool.begin(bad)
+                pool.finish(bad, outcome: .response(status: 503), latency: .milliseconds(1))
+            }
+        }
+        fail(2)
+        #expect(!bad.isEjected(at: time.now()))
+        fail(1)
+        #expect(bad.isEjected(at: time.now()))
+        #expect(counts(pool, picks: 30)[bad.id] == nil)
+        time.advance(by: .seconds(10))
+        #expect(!bad.isEjected(at: time.now()))
+        fail(3)
+        // Second ejection in a row: twice the base time.
+        time.advance(by: .seconds(15))
+        #expect(bad.isEjected(at: time.now()))
+        time.advance(by: .seconds(5))
+        #expect(!bad.isEjected(at: time.now()))
+        fail(3)
+        // Third: 30s, capped at 25s.
+        time.advance(by: .seconds(24))
+        #expect(bad.isEjected(at: time.now()))
+        time.advance(by: .seconds(1))
+        #expect(!bad.isEjected(at: time.now()))
+    }
+
+    @Test func ejectionIsCappedByMaxEjectedShare() {
+        let time = ManualTimeSource()
+        let pool = makePool(.roundRobin, weights: [1, 1, 1, 1], outlier: .init(consecutiveFailures: 1, maxEjectedShare: 0.5), time: time)
+        for instance in pool.instances {
+            pool.begin(instance)
+            pool.finish(instance, outcome: .failure, latency: .zero)
+        }
+        #expect(pool.instances.filter { $0.isEjected(at: time.now()) }.count == 2)
+        #expect(pool.select() != nil)
+    }
+
+    @Test func failoverMovesToTheNextPriorityAndBack() {
+        let time = ManualTimeSource()
+        let pool = makePool(.roundRobin, weights: [1, 1, 1, 1], priorities: [0, 0, 1, 1],
+                            outlier: .init(consecutiveFailures: 1, baseEjectionTime: .seconds(10), maxEjectedShare: 1), time: time)
+        #expect(Set(counts(pool, picks: 20).keys) == ["127.0.0.1:9000", "127.0.0.1:9001"])
+        let primary = pool.instances[0]
+        pool.begin(primary)
+        pool.finish(primary, outcome: .failure, latency: .zero)
+        // Half the primary group is still up: at the 0.5 threshold it keeps the traffic.
+        #expect(Set(counts(pool, picks: 20).keys) == ["127.0.0.1:9001"])
+        let other = pool.instances[1]
+        pool.begin(other)
+        pool.finish(other, outcome: .failure, latency: .zero)
+        #expect(Set(counts(pool, picks: 20).keys) == ["127.0.0.1:9002", "127.0.0.1:9003"])
+        time.advance(by: .seconds(10))
+        #expect(Set(counts(pool, picks: 20).keys) == ["127.0.0.1:9000", "127.0.0.1:9001"])
+    }
+
+    @Test func drainingInstanceGetsNothingNew() throws {
+        let pool = makePool(.roundRobin)
+        let draining = try pool.drain(id: "127.0.0.1:9000")
+        #expect(draining.isDraining)
+        #expect(counts(pool, picks: 30)[draining.id] == nil)
+        pool.remove(id: draining.id)
+        #expect(pool.instances.count == 2)
+    }
+
+    @Test func reloadKeepsLiveStateAndDynamicInstances() throws {
+        let pool = makePool(.roundRobin)
+        let kept = pool.instances[1]
+        pool.begin(kept)
+        try pool.register(InstanceConfiguration(url: "http://127.0.0.1:9100"))
+        #expect(throws: MembershipError.duplicate("127.0.0.1:9100")) { try pool.register(InstanceConfiguration(url: "http://127.0.0.1:9100")) }
+        pool.apply(PoolConfiguration(instances: [InstanceConfiguration(url: "http://127.0.0.1:9001", weight: 4)]))
+        #expect(pool.instances.map(\.id) == ["127.0.0.1:9001", "127.0.0.1:9100"])
+        #expect(pool.instances[0] === kept)
+        #expect(kept.activeRequests == 1)
+        #expect(kept.weight == 4)
+    }
+
+    @Test func upstreamURLsParseStrictly() {
+        #expect(UpstreamURL("http://10.0.0.1:8080")?.authority == "10.0.0.1:8080")
+        #expect(UpstreamURL("https://api.internal")?.port == 443)
+        #expect(UpstreamURL("http://[::1]:81/base/")?.basePath == "/base")
+        #expect(UpstreamURL("http://[::1]:81")?.authority == "[::1]:81")
+        for bad in ["localhost:80", "ftp://x", "http://", "http://x:0", "http://x:99999", "http://u@x", "http://x/?q"] {
+            #expect(UpstreamURL(bad) == nil, "\(bad)")
+        }
+    }
+}

@@ -1,0 +1,153 @@
+import PropertyBased
+import RampartCore
+import Testing
+
+@Suite struct CIDRTests {
+    @Test func parsesAndPrintsAddresses() {
+        #expect(IPAddress("10.0.0.1")?.description == "10.0.0.1")
+        #expect(IPAddress("2001:db8::1")?.description == "2001:db8::1")
+        #expect(IPAddress("::ffff:10.0.0.1")?.unmapped == IPAddress("10.0.0.1"))
+        #expect(IPAddress("::")?.description == "::")
+        for bad in ["10.0.0", "10.0.0.256", "010.0.0.1", "1.2.3.4.5", "2001:db8:::1", "1:2:3:4:5:6:7:8:9", "", "abc"] {
+            #expect(IPAddress(bad) == nil, "\(bad) should not parse")
+        }
+    }
+
+    @Test func blocksContainTheirAddresses() throws {
+        let block = try #require(CIDRBlock("10.1.2.3/8"))
+        #expect(block.description == "10.0.0.0/8")
+        #expect(block.contains(IPAddress("10.255.0.1")!))
+        #expect(!block.contains(IPAddress("11.0.0.1")!))
+        #expect(block.contains(IPAddress("::ffff:10.9.9.9")!))
+        #expect(CIDRBlock("2001:db8::/32")!.contains(IPAddress("2001:db8:ffff::1")!))
+        #expect(!CIDRBlock("2001:db8::/32")!.contains(IPAddress("10.0.0.1")!))
+        #expect(CIDRBlock("10.0.0.0/33") == nil)
+    }
+
+    @Test func longestPrefixWins() {
+        var table = CIDRTable<String>()
+        table.insert(CIDRBlock("10.0.0.0/8")!, value: "wide")
+        table.insert(CIDRBlock("10.1.0.0/16")!, value: "narrow")
+        table.insert(CIDRBlock("10.1.2.3")!, value: "host")
+        #expect(table.longestMatch(IPAddress("10.9.9.9")!) == "wide")
+        #expect(table.longestMatch(IPAddress("10.1.9.9")!) == "narrow")
+        #expect(table.longestMatch(IPAddress("10.1.2.3")!) == "host")
+        #expect(table.longestMatch(IPAddress("11.0.0.1")!) == nil)
+    }
+
+    @Test func ipv4TextRoundTrips() async {
+        await propertyCheck(input: Gen.uint32()) { value in
+            let address = IPAddress(v4: value)
+            #expect(IPAddress(address.description) == address)
+        }
+    }
+
+    @Test func tableAgreesWithLinearScan() async {
+        await propertyCheck(input: Gen.uint32().array(of: 1...20), Gen.uint32()) { networks, probe in
+            var table = CIDRTable<Int>()
+            var blocks: [CIDRBlock] = []
+            for (i, n) in networks.enumerated() {
+                let block = CIDRBlock(address: IPAddress(v4: n), prefixLength: Int(n % 33))
+                blocks.append(block)
+                table.insert(block, value: i)
+            }
+            let address = IPAddress(v4: probe)
+            // The most specific containing block; on equal blocks the last inserted value wins.
+            let expected = blocks.enumerated().filter { $0.element.contains(address) }
+                .max { a, b in a.element.prefixLength != b.element.prefixLength ? a.element.prefixLength < b.element.prefixLength : a.offset < b.offset }
+            let expectedValue = expected.map { best in blocks.lastIndex(of: best.element)! }
+            #expect(table.longestMatch(address) == expectedValue)
+        }
+    }
+}
+
+@Suite struct UnitsTests {
+    @Test func durationsNeedUnits() {
+        #expect(ConfigDuration(parsing: "250ms")?.duration == .milliseconds(250))
+        #expect(ConfigDuration(parsing: "1m30s")?.duration == .seconds(90))
+        #expect(ConfigDuration(parsing: "2h")?.duration == .seconds(7200))
+        #expect(ConfigDuration(parsing: "5") == nil)
+        #expect(ConfigDuration(parsing: "5 parsecs") == nil)
+        #expect(ConfigDuration(parsing: "") == nil)
+    }
+
+    @Test func sizesParse() {
+        #expect(ByteCount(parsing: "64KiB")?.bytes == 65536)
+        #expect(ByteCount(parsing: "10MB")?.bytes == 10_000_000)
+        #expect(ByteCount(parsing: "512")?.bytes == 512)
+        #expect(ByteCount(parsing: "1XB") == nil)
+        #expect(ByteCount(parsing: "99999999999999999GiB") == nil)
+    }
+
+    @Test func suggestsNearestKey() {
+        #expect(nearest(to: "intances", in: ["instances", "strategy"]) == "instances")
+        #expect(nearest(to: "zzzzzz", in: ["instances", "strategy"]) == nil)
+    }
+}
+
+@Suite struct RequestIdentityTests {
+    @Test func acceptsOnlySafeRequestIDs() {
+        #expect(RequestID.isAcceptable("abc-123_x.y:z"))
+        #expect(!RequestID.isAcceptable(""))
+        #expect(!RequestID.isAcceptable("a b"))
+        #expect(!RequestID.isAcceptable("a\"b"))
+        #expect(!RequestID.isAcceptable(String(repeating: "a", count: 129)))
+        #expect(RequestID.make().count == 32)
+    }
+
+    @Test func parsesTraceparent() throws {
+        let trace = try #require(TraceContext(traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"))
+        #expect(trace.traceID == "0af7651916cd43dd8448eb211c80319c")
+        #expect(trace.flags == 1)
+        var generator = SystemRandomNumberGenerator()
+        let child = trace.child(using: &generator)
+        #expect(child.traceID == trace.traceID)
+        #expect(child.spanID != trace.spanID)
+        #expect(TraceContext(traceparent: child.traceparent) == child)
+        for bad in ["ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                    "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+                    "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+                    "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
+                    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra"] {
+            #expect(TraceContext(traceparent: bad) == nil, "\(bad)")
+        }
+    }
+
+    @Test func clientAddressComesFromTrustedHopsOnly() {
+        let resolver = ClientAddressResolver(trustedProxies: CIDRSet([CIDRBlock("10.0.0.0/8")!]))
+        // Untrusted peer: its X-Forwarded-For is ignored.
+        #expect(resolver.resolve(peer: IPAddress("203.0.113.9"), forwardedFor: ["1.1.1.1"], forwarded: []) == IPAddress("203.0.113.9"))
+        // Trusted peer: the rightmost untrusted hop is the client, whatever the client prepended.
+        #expect(resolver.resolve(peer: IPAddress("10.0.0.2"), forwardedFor: ["6.6.6.6, 198.51.100.7", "10.0.0.5"], forwarded: [])
+                == IPAddress("198.51.100.7"))
+        #expect(resolver.resolve(peer: IPAddress("10.0.0.2"), forwardedFor: [], forwarded: ["for=\"[2001:db8::7]:4711\""])
+                == IPAddress("2001:db8::7"))
+        #expect(resolver.resolve(peer: IPAddress("10.0.0.2"), forwardedFor: ["garbage"], forwarded: []) == IPAddress("10.0.0.2"))
+    }
+}
+
+@Suite struct RequestTargetTests {
+    @Test func removesDotSegmentsIncludingEncodedOnes() throws {
+        #expect(try RequestTarget.normalize("/api/../admin").path == "/admin")
+        #expect(try RequestTarget.normalize("/api/%2e%2e/admin").path == "/admin")
+        #expect(try RequestTarget.normalize("/api/%2E./admin?x=1") == ("/admin", "x=1"))
+        #expect(try RequestTarget.normalize("/a/./b/.").path == "/a/b/")
+        #expect(try RequestTarget.normalize("/../../etc/passwd").path == "/etc/passwd")
+        #expect(try RequestTarget.normalize("/a%2Fb").path == "/a%2Fb")
+        #expect(try RequestTarget.normalize("/%7euser").path == "/~user")
+        #expect(throws: RequestTarget.Problem.controlCharacter) { try RequestTarget.normalize("/a%00b") }
+        #expect(throws: RequestTarget.Problem.badPercentEncoding) { try RequestTarget.normalize("/a%zz") }
+        #expect(throws: RequestTarget.Problem.notOriginForm) { try RequestTarget.normalize("http://x/") }
+    }
+
+    @Test func normalizationIsIdempotentAndLeavesNoDotSegments() async {
+        let pieces = ["a", "..", ".", "%2e", "%2E%2e", "b", "", "%41", "c~"]
+        await propertyCheck(input: Gen.int(in: 0...(pieces.count - 1)).array(of: 0...12)) { indices in
+            let target = "/" + indices.map { pieces[$0] }.joined(separator: "/")
+            guard let once = try? RequestTarget.normalize(target).path else { return }
+            #expect((try? RequestTarget.normalize(once).path) == once)
+            let segments = once.split(separator: "/", omittingEmptySubsequences: false)
+            #expect(!segments.contains("..") && !segments.contains("."))
+        }
+    }
+}

@@ -1,0 +1,225 @@
+import RampartBalancing
+import RampartCore
+@testable import RampartGateway
+import Testing
+
+@Suite struct ConfigurationTests {
+    let loader = ConfigurationLoader(environment: [:])
+
+    @Test func loadsACompleteConfiguration() throws {
+        let configuration = try loader.load(yaml: """
+            listeners:
+              traffic: {address: "0.0.0.0:8080"}
+              admin: {address: "127.0.0.1:9901"}
+            proxy:
+              trustedProxies: [10.0.0.0/8]
+              timeouts: {connect: 500ms, total: 1m}
+              limits: {maxBodyBytes: 1GiB}
+            pools:
+              api:
+                strategy: {type: peak_ewma, decay: 5s}
+                instances:
+                  - http://127.0.0.1:9001
+                  - {url: "http://127.0.0.1:9002", weight: 3, priority: 1}
+                healthCheck: {path: /healthz, interval: 2s, timeout: 500ms}
+              sessions:
+                strategy: {type: consistent_hash, cookie: sid}
+                instances: [http://127.0.0.1:9003]
+            routes:
+              - {name: api, match: {pathPrefix: /api}, pool: api, stripPrefix: true}
+              - {match: {host: "*.example.com"}, pool: sessions}
+              - {match: {pathPrefix: /teapot}, respond: {status: 418, body: short and stout}}
+            """)
+        #expect(configuration.pools["api"]?.strategy == .peakEWMA(decay: .seconds(5)))
+        #expect(configuration.pools["api"]?.instances[1].weight == 3)
+        #expect(configuration.pools["sessions"]?.strategy == .consistentHash(on: .cookie("sid")))
+        #expect(configuration.proxy.timeouts.connect == .milliseconds(500))
+        #expect(configuration.proxy.limits.maxBodyBytes == ByteCount(1 << 30))
+        #expect(configuration.proxy.trustedProxies.contains(IPAddress("10.2.3.4")!))
+        #expect(configuration.routes.count == 3)
+    }
+
+    @Test func reportsEveryProblemWithItsPath() {
+        let yaml = """
+            listeners:
+              admin: {address: "0.0.0.0:9901"}
+            pools:
+              api:
+                intances: []
+                instances:
+                  - {url: "localhost:80"}
+                  - {url: "http://127.0.0.1:9002", weight: 0}
+                healthCheck: {path: healthz, interval: 1s, timeout: 2s}
+            routes:
+              - {match: {pathPrefix: /api}, pool: apu}
+              - {match: {pathPrefix: api}}
+            """
+        do {
+            _ = try loader.load(yaml: yaml)
+            Issue.record("an invalid configuration was accepted")
+        } catch {
+            let text = error.issues.map(\.description)
+            let expected = [
+                "pools.api.intances: unknown key \"intances\" (did you mean \"instances\"?)",
+                "listeners.admin.token: the admin listener on 0.0.0.0:9901 is not loopback-only; set a token (or RAMPART_ADMIN_TOKEN)",
+                "pools.api.instances[0].url: \"localhost:80\" is not an http or https URL with a host (and optional port)",
+                "pools.api.instances[1].weight: must be between 1 and 1000, got 0",
+                "pools.api.healthCheck.path: must start with /, got \"healthz\"",
+                "pools.api.healthCheck.timeout: 2s is longer than the interval (1s)",
+                "routes[0].pool: no pool named \"apu\" (did you mean \"api\"?)",
+                "routes[1]: give either pool or respond",
+                "routes[1].match.pathPrefix: must start with /, got \"api\"",
+            ]
+            for line in expected { #expect(text.contains(line), "missing: \(line)\ngot: \(text)") }
+        }
+    }
+
+    @Test func typeErrorsNameThePath() {
+        do {
+            _ = try loader.load(yaml: "pools:\n  api:\n    instances: [http://127.0.0.1:1]\n    drainTimeout: 30\n")
+            Issue.record("accepted")
+        } catch {
+            #expect(error.issues.map(\.description).contains { $0.hasPrefix("pools.api.drainTimeout: ") && $0.contains("unit") })
+        }
+        do {
+            _ = try loader.load(yaml: "pools:\n  api:\n    strategy: round_robbin\n    instances: [http://127.0.0.1:1]\n")
+            Issue.record("accepted")
+        } catch {
+            #expect(error.issues.map(\.description).contains { $0.contains("pools.api.strategy") && $0.contains("did you mean \"round_robin\"") })
+        }
+    }
+
+    @Test func environmentOverridesAreValidatedLikeTheFile() throws {
+        let yaml = "pools:\n  api:\n    instances: [http://127.0.0.1:1]\n"
+        let overridden = try ConfigurationLoader(environment: ["LB_STRATEGY": "least_connections", "LB_HEALTH_CHECK_INTERVAL": "3s",
+                                                               "RAMPART_ADMIN_TOKEN": "0123456789abcdef"]).load(yaml: yaml)
+        #expect(overridden.pools["api"]?.strategy == .leastConnections)
+        #expect(overridden.pools["api"]?.healthCheck?.interval == .seconds(3))
+        #expect(overridden.listeners.admin.token == "0123456789abcdef")
+        do {
+            _ = try ConfigurationLoader(environment: ["LB_STRATEGY": "fastest", "LB_HEALTH_CHECK_INTERVAL": "often"]).load(yaml: yaml)
+            Issue.record("accepted")
+        } catch {
+            let text = error.issues.map(\.description)
+            #expect(text.contains { $0.hasPrefix("LB_STRATEGY (pools.*.strategy)") })
+            #expect(text.contains { $0.hasPrefix("LB_HEALTH_CHECK_INTERVAL (pools.*.healthCheck.interval)") })
+        }
+    }
+
+    @Test func brokenYAMLIsRefused() {
+        #expect(throws: ConfigurationError.self) { try loader.load(yaml: "pools: [unclosed") }
+        #expect(throws: ConfigurationError.self) { try loader.load(yaml: "- just a list") }
+    }
+}
+
+@Suite struct RouteTableTests {
+    let table = RouteTable([
+        RouteConfiguration(name: "catch-all", match: .init(pathPrefix: "/"), pool: "web"),
+        RouteConfiguration(name: "api", match: .init(pathPrefix: "/api"), pool: "api", stripPrefix: true),
+        RouteConfiguration(name: "api-writes", match: .init(pathPrefix: "/api", methods: ["POST"]), pool: "writes"),
+        RouteConfiguration(name: "tenant", match: .init(host: "*.example.com"), pool: "tenant"),
+        RouteConfiguration(name: "exact", match: .init(host: "admin.example.com"), pool: "admin"),
+        RouteConfiguration(name: "canary", match: .init(pathPrefix: "/api", headers: ["x-canary": "1"]), pool: "canary"),
+    ], pools: [])
+
+    func route(_ path: String, method: String = "GET", host: String? = "example.org", headers: HTTPFields = [:]) -> String? {
+        table.match(method: method, host: host, path: path, headers: headers)?.name
+    }
+
+    @Test func mostSpecificMatchWins() {
+        #expect(route("/") == "catch-all")
+        #expect(route("/api/users") == "api")
+        #expect(route("/apix") == "catch-all")
+        #expect(route("/api/users", method: "POST") == "api-writes")
+        #expect(route("/api", host: "a.example.com") == "tenant")
+        #expect(route("/", host: "admin.example.com") == "exact")
+        #expect(route("/", host: "example.com") == "catch-all")
+        #expect(route("/api/x", headers: [HTTPField.Name("x-canary")!: "1"]) == "canary")
+    }
+
+    @Test func stripsThePrefix() {
+        let api = table.match(method: "GET", host: nil, path: "/api/users", headers: [:])!
+        #expect(api.upstreamPath(for: "/api/users") == "/users")
+        #expect(api.upstreamPath(for: "/api") == "/")
+    }
+
+    @Test func hostNamesComeWithoutPort() {
+        #expect(RouteTable.hostName(ofAuthority: "Example.com:8080") == "example.com")
+        #expect(RouteTable.hostName(ofAuthority: "[::1]:80") == "::1")
+    }
+}
+
+import HTTPTypes
+import NIOHTTP1
+
+@Suite struct ForwardingRulesTests {
+    @Test func hopByHopHeadersAreRemovedAndForwardingHeadersAdded() {
+        let request: HTTPFields = [
+            .connection: "keep-alive, X-Secret", HTTPField.Name("X-Secret")!: "1", HTTPField.Name("Keep-Alive")!: "timeout=5",
+            .te: "trailers", HTTPField.Name("X-Forwarded-For")!: "6.6.6.6", .accept: "*/*", .contentLength: "3",
+        ]
+        let state = RequestState(requestID: "rid", peerAddress: IPAddress("203.0.113.5"))
+        let headers = HeaderRewriting.upstreamRequestHeaders(request, authority: "shop.example", state: state, preserveHost: true,
+                                                             instanceAuthority: "10.0.0.1:80", trustsPeer: false)
+        #expect(headers["X-Secret"].isEmpty)
+        #expect(headers["Keep-Alive"].isEmpty)
+        #expect(headers["TE"].isEmpty)
+        #expect(headers["Connection"].isEmpty)
+        #expect(headers["Content-Length"].isEmpty)
+        #expect(headers["Accept"] == ["*/*"])
+        #expect(headers["Host"] == ["shop.example"])
+        // The untrusted client's claim is dropped.
+        #expect(headers["X-Forwarded-For"] == ["203.0.113.5"])
+        #expect(headers["Forwarded"] == ["for=203.0.113.5;proto=http;host=\"shop.example\""])
+        #expect(headers["Via"] == ["1.1 rampart"])
+        #expect(headers["X-Request-Id"] == ["rid"])
+        let trusted = HeaderRewriting.upstreamRequestHeaders(request, authority: "shop.example", state: state, preserveHost: false,
+                                                             instanceAuthority: "10.0.0.1:80", trustsPeer: true)
+        #expect(trusted["X-Forwarded-For"] == ["6.6.6.6, 203.0.113.5"])
+        #expect(trusted["Host"] == ["10.0.0.1:80"])
+    }
+
+    @Test func responseHopByHopHeadersAreRemoved() {
+        let fields = HeaderRewriting.clientResponseHeaders(["Connection": "close, X-Internal", "X-Internal": "1", "Transfer-Encoding": "chunked",
+                                                            "Content-Type": "text/plain", "Via": "1.0 backend"])
+        #expect(fields[.contentType] == "text/plain")
+        #expect(fields[HTTPField.Name("X-Internal")!] == nil)
+        #expect(fields[.transferEncoding] == nil)
+        #expect(fields[.connection] == nil)
+        #expect(fields[HTTPField.Name("Via")!] == "1.0 backend, 1.1 rampart")
+    }
+
+    @Test func retryBudgetBoundsRetriesToAShareOfTraffic() {
+        let time = ManualTimeSourceForGateway()
+        let budget = RetryBudget(ratio: 0.2, minRetriesPerSecond: 0, time: time)
+        for _ in 0..<100 { budget.recordRequest() }
+        var granted = 0
+        for _ in 0..<100 where budget.tryRetry() { granted += 1 }
+        #expect(granted == 20)
+        time.advance(by: .seconds(11))
+        #expect(!budget.tryRetry())
+        let floor = RetryBudget(ratio: 0, minRetriesPerSecond: 1, time: time)
+        var floorGranted = 0
+        for _ in 0..<100 where floor.tryRetry() { floorGranted += 1 }
+        #expect(floorGranted == 10)
+    }
+
+    @Test func hostValidation() {
+        for good in ["example.com", "example.com:8080", "[::1]:80", "10.0.0.1", "a_b.internal"] {
+            #expect(AdmitPhase.isValidAuthority(good), "\(good)")
+        }
+        for bad in ["exa mple.com", "example.com:", "example.com:abc", "[::1", "a@b", "x:123456", "[zz]:1"] {
+            #expect(!AdmitPhase.isValidAuthority(bad), "\(bad)")
+        }
+    }
+
+    @Test func tokensCompareWholly() {
+        #expect(constantTimeEqual(Array("secret-token-123".utf8), Array("secret-token-123".utf8)))
+        #expect(!constantTimeEqual(Array("secret-token-123".utf8), Array("secret-token-124".utf8)))
+        #expect(!constantTimeEqual(Array("secret".utf8), Array("secret-token".utf8)))
+        #expect(!constantTimeEqual([], Array("x".utf8)))
+    }
+}
+
+import RampartTesting
+typealias ManualTimeSourceForGateway = ManualTimeSource
