@@ -206,10 +206,10 @@ import NIOHTTP1
 
     @Test func hostValidation() {
         for good in ["example.com", "example.com:8080", "[::1]:80", "10.0.0.1", "a_b.internal"] {
-            #expect(AdmitPhase.isValidAuthority(good), "\(good)")
+            #expect(HostCheck.isValidAuthority(good), "\(good)")
         }
         for bad in ["exa mple.com", "example.com:", "example.com:abc", "[::1", "a@b", "x:123456", "[zz]:1"] {
-            #expect(!AdmitPhase.isValidAuthority(bad), "\(bad)")
+            #expect(!HostCheck.isValidAuthority(bad), "\(bad)")
         }
     }
 

@@ -130,25 +130,18 @@ struct AdmitPhase: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let limits = context.snapshot!.configuration.proxy.limits
-        let requestID = RequestID.make()
-        context.record.note { $0.requestID = requestID }
+        // An id is made here only for a refusal; identify chooses the id of accepted requests.
         func refuse(_ status: HTTPResponse.Status, _ kind: String, _ message: String) -> Response {
+            let requestID = RequestID.make()
             context.record.note {
+                $0.requestID = requestID
                 $0.error = kind
                 $0.closeConnection = true
             }
             return ErrorResponse.make(status: status, error: kind, message: message, requestID: requestID, close: true)
         }
-        // RFC 9112 §3.2: exactly one valid Host. The HTTP/1 codec moves the first Host into the
-        // authority; a second one stays among the fields.
-        guard let authority = request.head.authority, !authority.isEmpty else {
-            return refuse(.badRequest, "bad_request", "missing Host")
-        }
-        if request.headers[values: .hostField].count > 0 {
-            return refuse(.badRequest, "bad_request", "more than one Host")
-        }
-        guard Self.isValidAuthority(authority) else {
-            return refuse(.badRequest, "bad_request", "invalid Host")
+        if let problem = HostCheck.problem(with: request.head) {
+            return refuse(.badRequest, "bad_request", problem)
         }
         if (request.head.path?.utf8.count ?? 0) > limits.maxURIBytes.bytes {
             return refuse(.uriTooLong, "uri_too_long", "request target longer than \(limits.maxURIBytes)")
@@ -167,29 +160,6 @@ struct AdmitPhase: RouterMiddleware {
         }
         return try await next(request, context)
     }
-
-    /// RFC 9110 §7.2 / RFC 3986: reg-name or IP literal, optional port.
-    static func isValidAuthority(_ authority: String) -> Bool {
-        var host = Substring(authority)
-        if authority.hasPrefix("[") {
-            guard let close = authority.firstIndex(of: "]"), IPAddress(authority[authority.index(after: authority.startIndex)..<close]) != nil else {
-                return false
-            }
-            let rest = authority[authority.index(after: close)...]
-            if rest.isEmpty { return true }
-            guard rest.hasPrefix(":") else { return false }
-            return rest.dropFirst().allSatisfy(\.isNumber) && rest.count <= 6
-        }
-        if let colon = authority.lastIndex(of: ":") {
-            let port = authority[authority.index(after: colon)...]
-            guard !port.isEmpty, port.count <= 5, port.allSatisfy({ $0.isASCII && $0.isNumber }) else { return false }
-            host = authority[..<colon]
-        }
-        guard !host.isEmpty, host.utf8.count <= 255 else { return false }
-        return host.utf8.allSatisfy { b in
-            (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || (b >= 0x30 && b <= 0x39) || b == 0x2D || b == 0x2E || b == 0x5F
-        }
-    }
 }
 
 // MARK: - Identify
@@ -207,7 +177,7 @@ struct IdentifyPhase: RouterMiddleware {
         if let incoming = request.headers[.xRequestID], RequestID.isAcceptable(incoming) {
             context.state.requestID = incoming
         } else {
-            context.state.requestID = context.record.current.requestID
+            context.state.requestID = RequestID.make(using: &generator)
         }
         let incomingTrace = request.headers[.traceparent].flatMap { TraceContext(traceparent: $0) }
         context.state.incomingTrace = incomingTrace
@@ -285,6 +255,4 @@ extension HTTPField.Name {
     static let forwarded = HTTPField.Name("Forwarded")!
     static let keepAlive = HTTPField.Name("Keep-Alive")!
     static let proxyConnection = HTTPField.Name("Proxy-Connection")!
-    // HTTPTypes hides `.host` in favour of the authority; a second Host is still a field.
-    static let hostField = HTTPField.Name("Host")!
 }

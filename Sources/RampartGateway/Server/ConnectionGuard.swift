@@ -2,6 +2,7 @@ import HTTPTypes
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
+import RampartCore
 
 /// A channel handler on each HTTP/1 connection, between the codec and the application:
 ///
@@ -52,7 +53,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         if discarding { return }
         switch unwrapInboundIn(data) {
         case .head(let head):
-            if !HostCheck.isAcceptable(head) {
+            if HostCheck.problem(with: head) != nil {
                 discarding = true
                 disarm()
                 context.fireChannelRead(data)
@@ -116,13 +117,42 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 }
 
-/// RFC 9112 §3.2: a request carries exactly one valid Host. The HTTP/1 codec moves the first
-/// Host into the authority; a second one stays among the fields.
+/// RFC 9112 §3.2: a request carries exactly one valid Host. Checked twice by design of the
+/// layers, with this one function: the connection guard stops reading after a bad head, and
+/// the admit phase answers it.
 enum HostCheck {
+    // HTTPTypes hides `.host` in favour of the authority; the HTTP/1 codec moves the first
+    // Host into the authority, so a second one is still a field.
     static let hostField = HTTPField.Name("Host")!
 
-    static func isAcceptable(_ head: HTTPRequest) -> Bool {
-        guard let authority = head.authority, !authority.isEmpty else { return false }
-        return head.headerFields[values: hostField].isEmpty && AdmitPhase.isValidAuthority(authority)
+    /// Why the head's Host is unacceptable, or nil when it is fine.
+    static func problem(with head: HTTPRequest) -> String? {
+        guard let authority = head.authority, !authority.isEmpty else { return "missing Host" }
+        if !head.headerFields[values: hostField].isEmpty { return "more than one Host" }
+        if !isValidAuthority(authority) { return "invalid Host" }
+        return nil
+    }
+
+    /// RFC 9110 §7.2 / RFC 3986: reg-name or IP literal, optional port.
+    static func isValidAuthority(_ authority: String) -> Bool {
+        var host = Substring(authority)
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]"), IPAddress(authority[authority.index(after: authority.startIndex)..<close]) != nil else {
+                return false
+            }
+            let rest = authority[authority.index(after: close)...]
+            if rest.isEmpty { return true }
+            guard rest.hasPrefix(":") else { return false }
+            return rest.dropFirst().allSatisfy(\.isNumber) && rest.count <= 6
+        }
+        if let colon = authority.lastIndex(of: ":") {
+            let port = authority[authority.index(after: colon)...]
+            guard !port.isEmpty, port.count <= 5, port.allSatisfy({ $0.isASCII && $0.isNumber }) else { return false }
+            host = authority[..<colon]
+        }
+        guard !host.isEmpty, host.utf8.count <= 255 else { return false }
+        return host.utf8.allSatisfy { b in
+            (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || (b >= 0x30 && b <= 0x39) || b == 0x2D || b == 0x2E || b == 0x5F
+        }
     }
 }
