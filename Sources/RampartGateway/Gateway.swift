@@ -5,6 +5,7 @@ public import Prometheus
 public import RampartCore
 import Hummingbird
 import HTTPTypes
+import HummingbirdHTTP2
 import NIOCore
 import NIOPosix
 import RampartBalancing
@@ -86,7 +87,7 @@ public final class Gateway: Service, Sendable {
         let proxy = configuration.proxy
         let router = Router(context: GatewayRequestContext.self)
         // The order of the phases; see ARCHITECTURE.md. Record is listed early because it acts last.
-        router.middlewares.add(SnapshotPinner(live: live))
+        router.middlewares.add(SnapshotPinner(live: live, isSecure: listener.tls != nil))
         router.middlewares.add(RecordPhase(accessLog: configuration.log.accessLog ? accessLogger() : nil, time: time))
         router.middlewares.add(ShapePhase())
         router.middlewares.add(AdmitPhase())
@@ -96,13 +97,31 @@ public final class Gateway: Service, Sendable {
         let headerBytes = proxy.limits.maxHeaderBytes.bytes
         let headerTimeout = TimeAmount.nanoseconds(proxy.timeouts.clientHeader.duration.nanoseconds)
         let bodyTimeout = TimeAmount.nanoseconds(proxy.timeouts.clientBody.duration.nanoseconds)
+        let idle = Duration.nanoseconds(proxy.timeouts.clientIdle.duration.nanoseconds)
         let http1 = HTTP1Channel.Configuration(
             additionalChannelHandlers: [ConnectionGuard(headerTimeout: headerTimeout, bodyTimeout: bodyTimeout)],
             idleTimeout: .nanoseconds(proxy.timeouts.clientIdle.duration.nanoseconds),
             httpDecoderConfiguration: .init(maxHeaderFieldSize: headerBytes, maxHeaderListSize: headerBytes, maxHeaderFieldCount: 200))
+        let http2 = HTTP2ChannelConfiguration(
+            idleTimeout: idle,
+            streamConfiguration: .init(additionalChannelHandlers: [ConnectionGuard(headerTimeout: headerTimeout, bodyTimeout: bodyTimeout),
+                                                                   HTTP2ResponseSanitizer()]))
+        var options = TrafficChannel.Options(http2: listener.http2, prefaceTimeout: headerTimeout)
+        if let tls = listener.tls {
+            do {
+                options.tls = try ServerTLS.context(tls, protocols: TrafficChannel.applicationProtocols(http2: listener.http2),
+                                                    at: "listeners.traffic.tls")
+            } catch {
+                throw ConfigurationError(issues: [.init(path: error.path, error.message)])
+            }
+        }
+        let channelOptions = options
+        let server = HTTPServerBuilder { responder in
+            TrafficChannel(responder: responder, http1: http1, http2: http2, options: channelOptions)
+        }
         let port = trafficPort
         return Application(
-            router: router, server: .http1(configuration: http1),
+            router: router, server: server,
             configuration: .init(address: .hostname(address.host, port: address.port)),
             onServerRunning: { channel in port.announce(channel.localAddress?.port ?? 0) },
             logger: logger)

@@ -148,7 +148,7 @@ import Testing
             declared.method = .POST
             declared.body = .bytes(ByteBuffer(repeating: 0x61, count: 4096))
             #expect(try await client.execute(declared, timeout: .seconds(10)).status.code == 413)
-            let raw = try rawExchange(port: port, "POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n\(String(repeating: "a", count: 2048))\r\n0\r\n\r\n")
+            let raw = try await rawExchange(port: port, "POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n\(String(repeating: "a", count: 2048))\r\n0\r\n\r\n")
             #expect(raw.hasPrefix("HTTP/1.1 413"))
         }
         await upstream.stop()
@@ -226,7 +226,21 @@ import Testing
 }
 
 /// Sends raw bytes and returns everything read until the server closes or 5 seconds pass.
-func rawExchange(port: Int, _ text: String) throws -> String {
+/// Sends `text` on a fresh connection and reads until the server closes it (or 5 s pass).
+/// Blocking socket calls run on a thread of their own, never on the concurrency pool the
+/// in-process gateway needs.
+func rawExchange(port: Int, _ text: String) async throws -> String {
+    try await offPool { try blockingExchange(port: port, text) }
+}
+
+/// Runs blocking work on a separate thread.
+func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
+    }
+}
+
+private func blockingExchange(port: Int, _ text: String) throws -> String {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var address = sockaddr_in()

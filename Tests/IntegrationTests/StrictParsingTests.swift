@@ -29,7 +29,7 @@ import Testing
         try await LoopbackHarness.withGateway(LoopbackHarness.configuration(pool: [upstream])) { _, port, _ in
             // Followed by a valid request on the same connection: it must not be answered, since
             // the connection closes after the refusal.
-            let answer = try rawExchange(port: port, request + "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n")
+            let answer = try await rawExchange(port: port, request + "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n")
             let status = answer.split(separator: " ").dropFirst().first.flatMap { Int($0) }
             #expect(status.map { (400...505).contains($0) } == true, "\(name): \(answer.prefix(80))")
             #expect(answer.components(separatedBy: "HTTP/1.1 ").count == 2, "\(name): more than one response")
@@ -51,11 +51,11 @@ import Testing
         configuration.proxy.limits.maxHeaderBytes = .kibibytes(4)
         configuration.proxy.limits.maxURIBytes = .init(1024)
         try await LoopbackHarness.withGateway(configuration) { _, port, _ in
-            let big = try rawExchange(port: port, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "a", count: 8192))\r\n\r\n")
+            let big = try await rawExchange(port: port, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "a", count: 8192))\r\n\r\n")
             #expect(big.hasPrefix("HTTP/1.1 431"), "\(big.prefix(60))")
-            let long = try rawExchange(port: port, "GET /\(String(repeating: "a", count: 2000)) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            let long = try await rawExchange(port: port, "GET /\(String(repeating: "a", count: 2000)) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             #expect(long.hasPrefix("HTTP/1.1 414"), "\(long.prefix(60))")
-            let normalized = try rawExchange(port: port, "GET /a/%2e%2e/b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            let normalized = try await rawExchange(port: port, "GET /a/%2e%2e/b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             #expect(normalized.contains("\"path\":\"/b\""))
         }
         await upstream.stop()

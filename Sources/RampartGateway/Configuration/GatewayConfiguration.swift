@@ -82,6 +82,9 @@ public struct ListenersConfiguration: Codable, Sendable, Equatable {
         if ListenAddress(traffic.address) == nil {
             issues.append(.init(path: "\(path).traffic.address", "\"\(traffic.address)\" is not host:port"))
         }
+        if let tls = traffic.tls {
+            issues += ServerTLS.problems(with: tls, at: "\(path).traffic.tls")
+        }
         if let admin = ListenAddress(self.admin.address) {
             if !admin.isLoopback, (self.admin.token ?? "").isEmpty {
                 issues.append(.init(path: "\(path).admin.token",
@@ -97,21 +100,52 @@ public struct ListenersConfiguration: Codable, Sendable, Equatable {
     }
 }
 
-/// The traffic listener (HTTP/1.1; HTTP/2 and TLS are not built yet).
+/// The traffic listener: HTTP/1.1 and HTTP/2 on one port, in clear text or over TLS.
 public struct TrafficListenerConfiguration: Codable, Sendable, Equatable {
     /// `host:port`. Default `127.0.0.1:8080`.
     public var address: String
+    /// Offer HTTP/2: by prior knowledge in clear text (h2c), through ALPN with TLS. Default true.
+    public var http2: Bool
+    /// Serve TLS with this certificate and key; clear text without.
+    public var tls: TLSFilesConfiguration?
 
-    public init(address: String = "127.0.0.1:8080") {
+    public init(address: String = "127.0.0.1:8080", http2: Bool = true, tls: TLSFilesConfiguration? = nil) {
         self.address = address
+        self.http2 = http2
+        self.tls = tls
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case address }
+    enum CodingKeys: String, CodingKey, CaseIterable { case address, http2, tls }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         address = try c.decodeIfPresent(String.self, forKey: .address) ?? "127.0.0.1:8080"
+        http2 = try c.decodeIfPresent(Bool.self, forKey: .http2) ?? true
+        tls = try c.decodeIfPresent(TLSFilesConfiguration.self, forKey: .tls)
+    }
+}
+
+/// A certificate chain and its private key, PEM files. Relative paths are taken from the
+/// working directory.
+public struct TLSFilesConfiguration: Codable, Sendable, Equatable {
+    /// The certificate chain, leaf first.
+    public var certificate: String
+    /// The private key of the leaf certificate.
+    public var key: String
+
+    public init(certificate: String, key: String) {
+        self.certificate = certificate
+        self.key = key
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case certificate, key }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        certificate = try c.decode(String.self, forKey: .certificate)
+        key = try c.decode(String.self, forKey: .key)
     }
 }
 

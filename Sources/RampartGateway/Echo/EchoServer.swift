@@ -1,5 +1,7 @@
 public import Hummingbird
 import HTTPTypes
+import HummingbirdWebSocket
+import HummingbirdCore
 public import Logging
 import NIOCore
 import RampartTelemetry
@@ -36,7 +38,21 @@ public struct EchoServer: Sendable {
         let options = self.options
         let counter = requests
         router.middlewares.add(EchoResponder(options: options, counter: counter))
-        return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: nil),
+        let name = options.name
+        // `GET /ws` upgrades to a WebSocket that answers every message with "<instance>: <message>".
+        let server = HTTPServerBuilder.http1WebSocketUpgrade(configuration: .init(http1: .init(), ws: .init(maxFrameSize: 1 << 20))) { request, _, _ in
+            guard request.path?.split(separator: "?").first == "/ws" else { return .dontUpgrade }
+            counter.record("/ws")
+            return .upgrade([:]) { inbound, outbound, _ in
+                for try await message in inbound.messages(maxSize: 1 << 20) {
+                    switch message {
+                    case .text(let text): try await outbound.write(.text("\(name): \(text)"))
+                    case .binary(let bytes): try await outbound.write(.binary(bytes))
+                    }
+                }
+            }
+        }
+        return Application(router: router, server: server, configuration: .init(address: .hostname(host, port: port), serverName: nil),
                            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) }, logger: logger)
     }
 }

@@ -40,6 +40,10 @@ struct ForwardPhase: RouterMiddleware {
         let totalDeadline = started + proxy.timeouts.total.duration
 
         budget.recordRequest()
+        if let upgrade = UpgradeRequest(request) {
+            return try await tunnel(request, upgrade: upgrade, context: context, pool: pool, input: input, target: target,
+                                    trustsPeer: trustsPeer)
+        }
         var excluded = Set<String>()
         var attempt = 0
         var lastError: GatewayError?

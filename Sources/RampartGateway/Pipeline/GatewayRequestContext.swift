@@ -19,9 +19,12 @@ public struct GatewayRequestContext: RequestContext {
     /// The normalized path and raw query, set by the route phase.
     public var path: String = "/"
     public var query: String?
+    /// The connection (for HTTP/2, the stream) the request arrived on.
+    let channel: any Channel
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
+        self.channel = source.channel
         self.record = RequestRecord()
         let peer = source.channel.remoteAddress?.ipAddress.flatMap { IPAddress($0) }
         self.state = RequestState(peerAddress: peer, isSecure: false)

@@ -13,10 +13,13 @@ import Synchronization
 struct SnapshotPinner: RouterMiddleware {
     typealias Context = GatewayRequestContext
     let live: LiveConfiguration
+    /// Whether the traffic listener serves TLS (all its connections do, or none).
+    let isSecure: Bool
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
         context.snapshot = live.snapshot
+        context.state.isSecure = isSecure
         return try await next(request, context)
     }
 }

@@ -27,6 +27,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var readingBody = false
     private var closeAfterResponse = false
     private var discarding = false
+    /// After a 101 the connection carries another protocol: no HTTP timeouts apply any more.
+    private var tunneled = false
 
     init(headerTimeout: TimeAmount, bodyTimeout: TimeAmount) {
         self.headerTimeout = headerTimeout
@@ -74,6 +76,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         switch unwrapOutboundIn(data) {
         case .head(let head):
             if head.headerFields[.connection]?.lowercased() == "close" { closeAfterResponse = true }
+            if head.status == .switchingProtocols {
+                tunneled = true
+                disarm()
+            }
             context.write(data, promise: promise)
         case .body:
             context.write(data, promise: promise)
@@ -87,7 +93,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             context.write(data, promise: promise)
             // The next request head must arrive in time; keep-alive idleness beyond that is the
             // idle timeout's business, so only arm when no request is being read.
-            if !readingBody { arm(context, headerTimeout) }
+            if !readingBody && !tunneled { arm(context, headerTimeout) }
         }
     }
 
@@ -105,6 +111,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func arm(_ context: ChannelHandlerContext, _ timeout: TimeAmount) {
         timer?.cancel()
+        if tunneled { return }
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
             loopBound.value.close(promise: nil)
@@ -154,5 +161,20 @@ enum HostCheck {
         return host.utf8.allSatisfy { b in
             (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || (b >= 0x30 && b <= 0x39) || b == 0x2D || b == 0x2E || b == 0x5F
         }
+    }
+}
+
+/// On HTTP/2 streams: connection-specific fields are not allowed in HTTP/2 (RFC 9113 §8.2.2),
+/// so they are taken off responses that the phases shaped for HTTP/1.
+final class HTTP2ResponseSanitizer: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    static let connectionSpecific: [HTTPField.Name] = [.connection, .transferEncoding, .upgrade, .keepAlive, .proxyConnection]
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        guard case .head(var head) = unwrapOutboundIn(data) else { return context.write(data, promise: promise) }
+        for name in Self.connectionSpecific { head.headerFields[name] = nil }
+        context.write(wrapOutboundOut(.head(head)), promise: promise)
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Dispatch
 import Logging
 import RampartBalancing
 import RampartCore
@@ -11,7 +12,24 @@ import UnixSignals
 import Glibc
 #endif
 
+/// The process entry: the thread layout is settled before anything runs, then the command.
 @main
+enum Entry {
+    static func main() {
+        do {
+            try Runtime.configure(environment: currentEnvironment())
+        } catch {
+            printError("rampart: \(error)")
+            exit(2)
+        }
+        Task {
+            await Rampart.main()
+            exit(0)
+        }
+        dispatchMain()
+    }
+}
+
 struct Rampart: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rampart",

@@ -1,0 +1,172 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import RampartTesting
+import Testing
+
+/// The `rampart` binary itself, run as a separate process: reload on SIGHUP, refusal of a
+/// broken file, and a graceful SIGTERM that lets in-flight requests finish and exits 0.
+@Suite(.serialized) struct ProcessTests {
+    @Test func sighupReloadsAndABrokenFileKeepsTheRunningConfiguration() async throws {
+        let a = await LoopbackHarness.startEcho(name: "a")
+        let b = await LoopbackHarness.startEcho(name: "b")
+        let file = try TemporaryConfiguration()
+        let port = try freePort()
+        try file.write(poolURL: a.url, port: port)
+        let process = try RampartProcess(arguments: ["serve", "--config", file.path])
+        defer { process.stop() }
+        try await waitUntilListening(port: port)
+        #expect(try await instanceAnswering(port: port) == "a")
+
+        try file.write(poolURL: b.url, port: port)
+        process.signal(SIGHUP)
+        try await eventually { try await instanceAnswering(port: port) == "b" }
+
+        try file.writeRaw("pools: [this is not a pool map\n")
+        process.signal(SIGHUP)
+        try await eventually { process.standardError.contains("reload refused") }
+        #expect(try await instanceAnswering(port: port) == "b")
+        #expect(process.isRunning)
+
+        process.signal(SIGTERM)
+        #expect(await process.exitStatus() == 0)
+        await a.stop()
+        await b.stop()
+    }
+
+    @Test func sigtermLetsInFlightRequestsFinishThenExitsZero() async throws {
+        let slow = await LoopbackHarness.startEcho(name: "slow", delay: .milliseconds(1500))
+        let file = try TemporaryConfiguration()
+        let port = try freePort()
+        try file.write(poolURL: slow.url, port: port)
+        let process = try RampartProcess(arguments: ["serve", "--config", file.path])
+        defer { process.stop() }
+        try await waitUntilListening(port: port)
+
+        async let inFlight = HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/slow"), timeout: .seconds(10))
+        try await Task.sleep(for: .milliseconds(400))
+        process.signal(SIGTERM)
+        let response = try await inFlight
+        #expect(response.status == .ok)
+        let body = String(buffer: try await response.body.collect(upTo: 1 << 20))
+        #expect(body.contains("\"instance\":\"slow\""))
+        #expect(await process.exitStatus() == 0)
+        // Nothing listens any more.
+        await #expect(throws: (any Error).self) { try await rawExchange(port: port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n") }
+        await slow.stop()
+    }
+}
+
+/// The package's own `rampart` binary, built beside the tests.
+final class RampartProcess: @unchecked Sendable {
+    private let process = Process()
+    private let errors = Pipe()
+    private let lock = NSLock()
+    private var collected = Data()
+
+    static var binary: URL {
+        // Tests/IntegrationTests/ProcessTests.swift -> the package root.
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/rampart")
+    }
+
+    init(arguments: [String], environment: [String: String] = [:]) throws {
+        process.executableURL = Self.binary
+        process.arguments = arguments
+        var merged = ProcessInfo.processInfo.environment
+        merged["RAMPART_THREADS"] = "2"
+        for (key, value) in environment { merged[key] = value }
+        process.environment = merged
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = errors
+        errors.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            let data = handle.availableData
+            guard let self else { return }
+            self.lock.withLock { self.collected.append(data) }
+        }
+        try process.run()
+    }
+
+    var standardError: String { lock.withLock { String(decoding: collected, as: UTF8.self) } }
+    var isRunning: Bool { process.isRunning }
+
+    func signal(_ number: Int32) { kill(process.processIdentifier, number) }
+
+    /// Waits (up to 20 s) for the process to exit and returns its status.
+    func exitStatus() async -> Int32? {
+        for _ in 0..<200 {
+            if !process.isRunning { return process.terminationStatus }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        return nil
+    }
+
+    func stop() {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        errors.fileHandleForReading.readabilityHandler = nil
+    }
+}
+
+struct TemporaryConfiguration {
+    let path: String
+
+    init() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        path = directory.appendingPathComponent("rampart.yml").path
+    }
+
+    func write(poolURL: String, port: Int) throws {
+        try writeRaw("""
+        listeners:
+          traffic: {address: "127.0.0.1:\(port)"}
+          admin: {address: "127.0.0.1:0"}
+        log: {level: info, accessLog: false}
+        pools:
+          app:
+            instances: ["\(poolURL)"]
+        routes:
+          - {name: app, match: {pathPrefix: /}, pool: app}
+
+        """)
+    }
+
+    func writeRaw(_ text: String) throws {
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+    }
+}
+
+func instanceAnswering(port: Int) async throws -> String? {
+    let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/who"), timeout: .seconds(5))
+    let body = try await response.body.collect(upTo: 1 << 20)
+    return (try? JSONSerialization.jsonObject(with: Data(String(buffer: body).utf8)) as? [String: Any])?["instance"] as? String
+}
+
+func waitUntilListening(port: Int) async throws {
+    try await eventually { (try? await rawExchange(port: port, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) != nil }
+}
+
+/// Polls `condition` for up to 10 s.
+func eventually(_ condition: () async throws -> Bool) async throws {
+    for _ in 0..<100 {
+        if (try? await condition()) == true { return }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    Issue.record("condition not met within 10 s")
+}
+
+/// A port free on 127.0.0.1 right now.
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let ok = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard ok else { throw POSIXError(.EADDRINUSE) }
+    return Int(UInt16(bigEndian: address.sin_port))
+}

@@ -1,0 +1,232 @@
+#!/usr/bin/env bash
+# Proxy throughput and latency, side by side in one run on this machine:
+#   wrk -> Rampart (release build) -> upstream
+#   wrk -> nginx                   -> upstream
+#   wrk -> HAProxy                 -> upstream
+#   wrk ------------------------------> upstream   (direct, the ceiling)
+#
+# The upstream is an nginx instance answering every request with the same 1 KiB body, so the
+# proxies, not the upstream, are what is measured. Each proxy keeps connections to it alive,
+# adds X-Forwarded-For, and writes no access log. Like is compared with like: Rampart's
+# event-loop threads equal nginx's worker processes and HAProxy's threads, first 1 then 2.
+# With 1, every proxy is pinned to CPU 0 and wrk and the upstream to CPU 1; with 2 nothing
+# is pinned.
+#
+# Usage: scripts/bench-proxy.sh [--duration 10s] [--connections 64] [--threads "1 2"]
+# Needs: nginx, haproxy and wrk (apt-get install -y nginx haproxy wrk). Loopback only.
+set -euo pipefail
+
+duration=10s
+connections=64
+thread_counts="1 2"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) duration="$2"; shift 2 ;;
+    --connections) connections="$2"; shift 2 ;;
+    --threads) thread_counts="$2"; shift 2 ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+  esac
+done
+
+for tool in nginx haproxy wrk taskset; do
+  command -v "$tool" >/dev/null || { echo "bench-proxy: $tool is missing (apt-get install -y nginx haproxy wrk)" >&2; exit 2; }
+done
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+echo "building rampart (release)..." >&2
+swift build -c release --product rampart >&2
+rampart="$(swift build -c release --show-bin-path)/rampart"
+
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+  for pid in "${pids[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+upstream_port=18080
+proxy_port=18081
+admin_port=18082
+
+head -c 1024 /dev/zero | tr '\0' 'x' > "$work/body"
+mkdir -p "$work/tmp"
+
+# nginx wants its temp paths writable; run everything as the current user.
+nginx_common() {
+  cat <<EOF
+pid $1.pid;
+error_log $work/$(basename "$1").err warn;
+events { worker_connections 4096; }
+EOF
+}
+
+cat > "$work/upstream.conf" <<EOF
+worker_processes 1;
+$(nginx_common "$work/upstream")
+http {
+  access_log off;
+  client_body_temp_path $work/tmp; proxy_temp_path $work/tmp; fastcgi_temp_path $work/tmp;
+  uwsgi_temp_path $work/tmp; scgi_temp_path $work/tmp;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$upstream_port;
+    location / { default_type text/plain; alias $work/body; }
+  }
+}
+EOF
+
+start() { # start NAME CPUS COMMAND...; remembers the pid in $started
+  local name="$1" cpus="$2"; shift 2
+  if [ -n "$cpus" ]; then taskset -c "$cpus" "$@" >"$work/$name.out" 2>&1 &
+  else "$@" >"$work/$name.out" 2>&1 & fi
+  started=$!
+  pids+=("$started")
+}
+
+wait_port() {
+  for _ in $(seq 1 200); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.05
+  done
+  echo "bench-proxy: nothing listens on port $1" >&2; cat "$work"/*.out >&2 || true; exit 1
+}
+
+stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+# Peak resident memory of a process and its children, in MiB (VmHWM summed).
+peak_rss() {
+  local total=0 pid
+  for pid in "$1" $(pgrep -P "$1" || true); do
+    local kb; kb=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+    total=$((total + ${kb:-0}))
+  done
+  awk -v kb="$total" 'BEGIN { printf "%.1f", kb / 1024 }'
+}
+
+# Milliseconds from a wrk latency such as 812.00us, 1.20ms or 1.01s.
+to_ms() {
+  awk -v v="$1" 'BEGIN {
+    if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
+    else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
+    else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
+    else printf "%s", v }'
+}
+
+# run_wrk CPUS PORT -> "rps p50ms p99ms"
+run_wrk() {
+  local cpus="$1" port="$2" out
+  local pin=(); [ -n "$cpus" ] && pin=(taskset -c "$cpus")
+  # A short warm-up fills the keep-alive pools; then the measured run.
+  "${pin[@]}" wrk -t2 -c"$connections" -d2s "http://127.0.0.1:$port/" >/dev/null
+  out=$("${pin[@]}" wrk -t2 -c"$connections" -d"$duration" --latency "http://127.0.0.1:$port/")
+  if echo "$out" | grep -q "Non-2xx"; then echo "bench-proxy: non-2xx answers through port $port" >&2; echo "$out" >&2; exit 1; fi
+  local rps p50 p99
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p50=$(to_ms "$(echo "$out" | awk '$1 == "50%" {print $2}')")
+  p99=$(to_ms "$(echo "$out" | awk '$1 == "99%" {print $2}')")
+  echo "$rps $p50 $p99"
+}
+
+results="$work/results"
+: > "$results"
+
+for threads in $thread_counts; do
+  if [ "$threads" = 1 ]; then proxy_cpus=0; load_cpus=1; else proxy_cpus=""; load_cpus=""; fi
+
+  start upstream "$load_cpus" nginx -p "$work" -c "$work/upstream.conf" -g "daemon off;"
+  upstream_pid=$started
+  wait_port $upstream_port
+
+  read -r rps p50 p99 < <(run_wrk "$load_cpus" $upstream_port)
+  echo "$threads direct $rps $p50 $p99 -" >> "$results"
+
+  # nginx as a proxy
+  cat > "$work/nginx-proxy.conf" <<EOF
+worker_processes $threads;
+$(nginx_common "$work/nginx-proxy")
+http {
+  access_log off;
+  client_body_temp_path $work/tmp; proxy_temp_path $work/tmp; fastcgi_temp_path $work/tmp;
+  uwsgi_temp_path $work/tmp; scgi_temp_path $work/tmp;
+  keepalive_requests 1000000;
+  upstream app { server 127.0.0.1:$upstream_port; keepalive 128; keepalive_requests 1000000; }
+  server {
+    listen 127.0.0.1:$proxy_port;
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+    }
+  }
+}
+EOF
+  start nginx "$proxy_cpus" nginx -p "$work" -c "$work/nginx-proxy.conf" -g "daemon off;"
+  pid=$started; wait_port $proxy_port
+  read -r rps p50 p99 < <(run_wrk "$load_cpus" $proxy_port)
+  echo "$threads nginx $rps $p50 $p99 $(peak_rss "$pid")" >> "$results"
+  stop "$pid"
+
+  # HAProxy
+  cat > "$work/haproxy.cfg" <<EOF
+global
+  nbthread $threads
+  maxconn 20000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always
+  option forwardfor
+frontend traffic
+  bind 127.0.0.1:$proxy_port
+  default_backend app
+backend app
+  server upstream 127.0.0.1:$upstream_port
+EOF
+  start haproxy "$proxy_cpus" haproxy -db -f "$work/haproxy.cfg"
+  pid=$started; wait_port $proxy_port
+  read -r rps p50 p99 < <(run_wrk "$load_cpus" $proxy_port)
+  echo "$threads haproxy $rps $p50 $p99 $(peak_rss "$pid")" >> "$results"
+  stop "$pid"
+
+  # Rampart
+  cat > "$work/rampart.yml" <<EOF
+listeners:
+  traffic: {address: "127.0.0.1:$proxy_port"}
+  admin: {address: "127.0.0.1:$admin_port"}
+log: {level: warning, accessLog: false}
+pools:
+  app:
+    instances: ["http://127.0.0.1:$upstream_port"]
+routes:
+  - {name: app, match: {pathPrefix: /}, pool: app}
+EOF
+  start rampart "$proxy_cpus" env RAMPART_THREADS="$threads" "$rampart" serve --config "$work/rampart.yml"
+  pid=$started; wait_port $proxy_port
+  read -r rps p50 p99 < <(run_wrk "$load_cpus" $proxy_port)
+  echo "$threads rampart $rps $p50 $p99 $(peak_rss "$pid")" >> "$results"
+  stop "$pid"
+
+  stop "$upstream_pid"
+done
+
+echo
+echo "wrk -t2 -c$connections -d$duration, 1 KiB responses, keep-alive on both sides ($(nproc) cores, $(date -u +%Y-%m-%d))"
+awk '
+  { rows[NR] = $0; split($0, f, " "); if (f[2] == "nginx") { nginx_rps[f[1]] = f[3]; nginx_p99[f[1]] = f[5] } }
+  END {
+    printf "%-8s %-8s %12s %10s %10s %10s %12s %12s\n", "threads", "target", "req/s", "p50 ms", "p99 ms", "rss MiB", "rps/nginx", "p99/nginx"
+    for (i = 1; i <= NR; i++) {
+      split(rows[i], f, " ")
+      rr = (f[1] in nginx_rps) ? sprintf("%.2fx", f[3] / nginx_rps[f[1]]) : "-"
+      pr = (f[1] in nginx_p99 && nginx_p99[f[1]] > 0) ? sprintf("%.2fx", f[5] / nginx_p99[f[1]]) : "-"
+      printf "%-8s %-8s %12.0f %10.3f %10.3f %10s %12s %12s\n", f[1], f[2], f[3], f[4], f[5], f[6], rr, pr
+    }
+  }' "$results"
