@@ -32,26 +32,14 @@ for tool in nginx haproxy wrk taskset; do
   command -v "$tool" >/dev/null || { echo "bench-proxy: $tool is missing (apt-get install -y nginx haproxy wrk)" >&2; exit 2; }
 done
 
-root="$(cd "$(dirname "$0")/.." && pwd)"
-cd "$root"
-echo "building rampart (release)..." >&2
-swift build -c release --product rampart >&2
-rampart="$(swift build -c release --show-bin-path)/rampart"
-
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  for pid in "${pids[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=bench-common.sh
+source "$(dirname "$0")/bench-common.sh"
 
 upstream_port=18080
 proxy_port=18081
 admin_port=18082
 
-head -c 1024 /dev/zero | tr '\0' 'x' > "$work/body"
+body="$(head -c 1024 /dev/zero | tr '\0' 'x')"
 mkdir -p "$work/tmp"
 
 # nginx wants its temp paths writable; run everything as the current user.
@@ -73,7 +61,7 @@ http {
   keepalive_requests 1000000;
   server {
     listen 127.0.0.1:$upstream_port;
-    location / { default_type text/plain; alias $work/body; }
+    location / { default_type text/plain; return 200 "$body"; }
   }
 }
 EOF
@@ -91,7 +79,7 @@ wait_port() {
     if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
     sleep 0.05
   done
-  echo "bench-proxy: nothing listens on port $1" >&2; cat "$work"/*.out >&2 || true; exit 1
+  echo "bench-proxy: nothing listens on port $1" >&2; tail -n 5 "$work"/*.out "$work"/*.err >&2 || true; exit 1
 }
 
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
@@ -176,7 +164,7 @@ EOF
   cat > "$work/haproxy.cfg" <<EOF
 global
   nbthread $threads
-  maxconn 20000
+  maxconn 4000
 defaults
   mode http
   timeout connect 5s

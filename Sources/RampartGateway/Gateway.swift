@@ -167,6 +167,7 @@ public final class Gateway: Service, Sendable {
         }
         if !issues.isEmpty { throw ConfigurationError(issues: issues) }
         pools.apply(next.pools)
+        budget.update(ratio: next.proxy.retries.budgetRatio, minRetriesPerSecond: next.proxy.retries.minRetriesPerSecond)
         let snapshot = live.replace(with: next)
         logger.info("configuration reloaded", metadata: ["generation": "\(snapshot.generation)"])
         return snapshot.generation

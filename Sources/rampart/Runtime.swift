@@ -1,13 +1,12 @@
 import NIOCore
-import NIOPosix
 
-/// How the process uses threads: one set of event loops, shared by the listeners, the
-/// upstream client and Swift concurrency alike.
+/// How many event-loop threads the process runs, settled before anything starts.
 ///
-/// `RAMPART_THREADS` (default: the number of cores) sets how many event-loop threads there
-/// are, like nginx's `worker_processes`. Swift concurrency's global executor is replaced by
-/// those same event loops, so a request never hops between a concurrency pool and the loop
-/// that owns its sockets, and the process runs on exactly that many busy threads.
+/// `RAMPART_THREADS` (default: the number of cores) sets the size of the event-loop group the
+/// listeners and the upstream client share, like nginx's `worker_processes`. Handlers run as
+/// Swift tasks on the concurrency pool beside it. (Running those tasks on the event loops
+/// themselves, with NIO's global-executor takeover, was measured slower: see
+/// docs/performance.md.)
 enum Runtime {
     struct InvalidThreadCount: Error, CustomStringConvertible {
         let value: String
@@ -15,13 +14,11 @@ enum Runtime {
     }
 
     static func configure(environment: [String: String]) throws {
-        if let text = environment["RAMPART_THREADS"] {
-            guard let count = Int(text.trimmingCharacters(in: " \t")), (1...1024).contains(count) else {
-                throw InvalidThreadCount(value: text)
-            }
-            NIOSingletons.groupLoopCountSuggestion = count
+        guard let text = environment["RAMPART_THREADS"] else { return }
+        guard let count = Int(text.trimmingCharacters(in: " \t")), (1...1024).contains(count) else {
+            throw InvalidThreadCount(value: text)
         }
-        NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        NIOSingletons.groupLoopCountSuggestion = count
     }
 }
 

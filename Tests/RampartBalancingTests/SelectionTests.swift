@@ -95,6 +95,17 @@ func counts(_ pool: Pool, picks: Int, input: SelectionInput = SelectionInput()) 
         #expect(spread.values.allSatisfy { $0 > 250 && $0 < 800 })
     }
 
+    @Test func consistentHashFollowsAWeightChange() throws {
+        let pool = makePool(.consistentHash(on: .header("X-User")), weights: [1, 1, 1, 1])
+        let keys = (0..<4000).map { "user-\($0)" }
+        let share = { (id: String) in Double(keys.filter { pool.select(for: SelectionInput(hashKey: $0))!.id == id }.count) / Double(keys.count) }
+        let heavy = pool.instances[0].id
+        #expect(share(heavy) < 0.4)
+        try pool.setWeight(id: heavy, weight: 4)
+        // 4 of 7 weight units: the ring is rebuilt for the new weight.
+        #expect(share(heavy) > 0.45)
+    }
+
     @Test func consistentHashSkipsAnEjectedInstanceWithoutMovingOthers() {
         let time = ManualTimeSource()
         let pool = makePool(.consistentHash(on: .clientAddress), weights: [1, 1, 1, 1],

@@ -204,6 +204,39 @@ import NIOHTTP1
         #expect(floorGranted == 10)
     }
 
+    @Test func retryBudgetTakesNewLimitsOnReload() {
+        let time = ManualTimeSourceForGateway()
+        let budget = RetryBudget(ratio: 0.2, minRetriesPerSecond: 0, time: time)
+        for _ in 0..<100 { budget.recordRequest() }
+        budget.update(ratio: 0.5, minRetriesPerSecond: 0)
+        var granted = 0
+        for _ in 0..<100 where budget.tryRetry() { granted += 1 }
+        #expect(granted == 50)
+    }
+
+    @Test func unreadableTLSFilesAreNamedByPath() {
+        let loader = ConfigurationLoader(environment: [:])
+        let yaml = """
+            listeners:
+              traffic: {address: "127.0.0.1:8443", http2: true, tls: {certificate: /nonexistent/cert.pem, key: /nonexistent/key.pem}}
+            pools:
+              app: {instances: ["http://127.0.0.1:9001"]}
+            """
+        do {
+            _ = try loader.load(yaml: yaml)
+            Issue.record("a configuration with missing certificate files was accepted")
+        } catch {
+            let text = error.issues.map(\.description).joined(separator: "\n")
+            #expect(text.contains("listeners.traffic.tls.certificate: cannot read a PEM certificate chain from /nonexistent/cert.pem"), "\(text)")
+        }
+        do {
+            _ = try loader.load(yaml: "listeners:\n  traffic: {tls: {certificate: a.pem}}\npools:\n  app: {instances: [\"http://127.0.0.1:1\"]}\n")
+            Issue.record("tls without a key was accepted")
+        } catch {
+            #expect(error.issues.contains { $0.path == "listeners.traffic.tls.key" }, "\(error.issues)")
+        }
+    }
+
     @Test func hostValidation() {
         for good in ["example.com", "example.com:8080", "[::1]:80", "10.0.0.1", "a_b.internal"] {
             #expect(HostCheck.isValidAuthority(good), "\(good)")

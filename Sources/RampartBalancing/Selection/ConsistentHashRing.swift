@@ -11,6 +11,7 @@ struct ConsistentHashRing: Sendable {
     /// Sorted ring positions and the index (into `members`) of the owning instance.
     let points: [(hash: UInt64, member: Int)]
     let members: [String]
+    let weights: [Int]
 
     init(members: [(id: String, weight: Int)]) {
         var points: [(hash: UInt64, member: Int)] = []
@@ -23,6 +24,7 @@ struct ConsistentHashRing: Sendable {
         points.sort { $0.hash < $1.hash }
         self.points = points
         self.members = members.map(\.id)
+        self.weights = members.map(\.weight)
     }
 
     /// The first member clockwise from `key` for which `accept` is true.
@@ -77,10 +79,15 @@ final class ConsistentHash: Selector {
         return chosen.flatMap { id in candidates.first { $0.id == id } }
     }
 
+    /// The ring for the group's current members and weights; rebuilt when either changes.
     private func currentRing(for group: [Instance]) -> ConsistentHashRing {
-        ring.withLock { ring in
-            if let existing = ring, existing.members.elementsEqual(group.map(\.id)) { return existing }
-            let built = ConsistentHashRing(members: group.map { ($0.id, $0.weight) })
+        let members = group.map { (id: $0.id, weight: $0.weight) }
+        return ring.withLock { ring in
+            if let existing = ring, existing.members.elementsEqual(members.map(\.id)),
+               existing.weights.elementsEqual(members.map(\.weight)) {
+                return existing
+            }
+            let built = ConsistentHashRing(members: members)
             ring = built
             return built
         }

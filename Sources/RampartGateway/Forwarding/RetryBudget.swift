@@ -8,6 +8,8 @@ public final class RetryBudget: Sendable {
     static let windowSeconds = 10
 
     private struct Window {
+        var ratio: Double
+        var minPerSecond: Int
         var second: [Int64] = Array(repeating: -1, count: RetryBudget.windowSeconds)
         var requests: [Int] = Array(repeating: 0, count: RetryBudget.windowSeconds)
         var retries: [Int] = Array(repeating: 0, count: RetryBudget.windowSeconds)
@@ -34,15 +36,20 @@ public final class RetryBudget: Sendable {
         }
     }
 
-    private let window = Mutex(Window())
-    private let ratio: Double
-    private let minPerSecond: Int
+    private let window: Mutex<Window>
     private let time: any TimeSource
 
     public init(ratio: Double, minRetriesPerSecond: Int, time: any TimeSource = SystemTimeSource()) {
-        self.ratio = ratio
-        self.minPerSecond = minRetriesPerSecond
+        self.window = Mutex(Window(ratio: ratio, minPerSecond: minRetriesPerSecond))
         self.time = time
+    }
+
+    /// New limits from a reload; the counts of the window carry over.
+    public func update(ratio: Double, minRetriesPerSecond: Int) {
+        window.withLock { w in
+            w.ratio = ratio
+            w.minPerSecond = minRetriesPerSecond
+        }
     }
 
     /// Counts a first attempt.
@@ -59,7 +66,7 @@ public final class RetryBudget: Sendable {
         let now = time.now()
         return window.withLock { w in
             let (requests, retries) = w.totals(at: now)
-            let allowed = Double(requests) * ratio + Double(minPerSecond * RetryBudget.windowSeconds)
+            let allowed = Double(requests) * w.ratio + Double(w.minPerSecond * RetryBudget.windowSeconds)
             guard Double(retries) + 1 <= allowed else { return false }
             let i = w.slot(for: now)
             w.retries[i] += 1

@@ -33,6 +33,7 @@ struct RecordPhase: RouterMiddleware {
     typealias Context = GatewayRequestContext
     let accessLog: Logger?
     let time: any TimeSource
+    let metrics = RequestMetrics()
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let started = time.now()
@@ -58,6 +59,7 @@ struct RecordPhase: RouterMiddleware {
         let record = context.record
         let log = accessLog
         let time = self.time
+        let metrics = self.metrics
         let bytes = ByteCounter()
         let body = response.body
         response.body = ResponseBody(contentLength: body.contentLength) { writer in
@@ -72,18 +74,15 @@ struct RecordPhase: RouterMiddleware {
                 throw error
             }
             RecordPhase.emit(record: record.current, method: method, path: path, status: status, bytes: bytes.value,
-                             failed: failed, seconds: (time.now() - started).secondsValue, log: log)
+                             failed: failed, seconds: (time.now() - started).secondsValue, log: log, metrics: metrics)
         }
         return response
     }
 
     static func emit(record: RequestRecord.Facts, method: String, path: String, status: Int, bytes: Int, failed: Bool,
-                     seconds: Double, log: Logger?) {
+                     seconds: Double, log: Logger?, metrics: RequestMetrics) {
         let route = record.route ?? "none"
-        let statusClass = "\(status / 100)xx"
-        Counter(label: "http_server_requests_total", dimensions: [("route", route), ("status_class", statusClass)]).increment()
-        Metrics.Timer(label: "http_server_request_duration_seconds", dimensions: [("route", route), ("status_class", statusClass)],
-                      preferredDisplayUnit: .seconds).recordNanoseconds(Int64(seconds * 1e9))
+        metrics.record(route: route, status: status, seconds: seconds)
         guard let log else { return }
         var metadata: Logger.Metadata = [
             "request_id": .string(record.requestID), "method": .string(method), "path": .string(path),
@@ -98,6 +97,37 @@ struct RecordPhase: RouterMiddleware {
         if let error = record.error { metadata["error"] = .string(error) }
         if failed { metadata["aborted"] = .stringConvertible(true) }
         log.info("request", metadata: metadata)
+    }
+}
+
+/// The `http_server_*` handles by route and status class, made once each rather than per
+/// request.
+final class RequestMetrics: Sendable {
+    private struct Key: Hashable {
+        let route: String
+        let statusClass: Int
+    }
+
+    private struct Handles: @unchecked Sendable {  // swift-metrics handles are thread-safe
+        let requests: Counter
+        let duration: Metrics.Timer
+    }
+
+    private let handles = Mutex<[Key: Handles]>([:])
+
+    func record(route: String, status: Int, seconds: Double) {
+        let key = Key(route: route, statusClass: status / 100)
+        let found = handles.withLock { table -> Handles in
+            if let existing = table[key] { return existing }
+            let dimensions = [("route", route), ("status_class", "\(key.statusClass)xx")]
+            let made = Handles(requests: Counter(label: "http_server_requests_total", dimensions: dimensions),
+                               duration: Metrics.Timer(label: "http_server_request_duration_seconds", dimensions: dimensions,
+                                                       preferredDisplayUnit: .seconds))
+            table[key] = made
+            return made
+        }
+        found.requests.increment()
+        found.duration.recordNanoseconds(Int64(seconds * 1e9))
     }
 }
 
