@@ -35,11 +35,11 @@ public struct LoopbackHarness: Sendable {
         }
     }
 
-    /// Starts an echo instance and waits until it listens.
-    public static func startEcho(name: String, delay: Duration = .zero, failRate: Double = 0) async -> Upstream {
+    /// Starts an echo instance (on `port`, or a free one) and waits until it listens.
+    public static func startEcho(name: String, port: Int = 0, delay: Duration = .zero, failRate: Double = 0) async -> Upstream {
         let server = EchoServer(options: .init(name: name, delay: delay, failRate: failRate))
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = server.application(port: 0, logger: logger) { port in continuation.yield(port) }
+        let app = server.application(port: port, logger: logger) { port in continuation.yield(port) }
         let task = Task { _ = try? await app.run() }
         var iterator = ports.makeAsyncIterator()
         let port = await iterator.next() ?? 0

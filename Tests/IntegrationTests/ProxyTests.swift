@@ -223,9 +223,36 @@ import Testing
         }
         await up.stop()
     }
+
+    @Test func failoverToTheSecondaryAndBackWithRealInstances() async throws {
+        let primary = await LoopbackHarness.startEcho(name: "primary")
+        let secondary = await LoopbackHarness.startEcho(name: "secondary")
+        var configuration = LoopbackHarness.configuration(
+            pool: [primary, secondary], healthCheck: .init(path: "/status/200", interval: .milliseconds(100), timeout: .milliseconds(100),
+                                                           healthyThreshold: 1, unhealthyThreshold: 1))
+        configuration.pools["app"]!.instances[1].priority = 1
+        let primaryPort = primary.port
+        try await LoopbackHarness.withGateway(configuration) { _, port, _ in
+            try await eventually { instance(of: try await get("http://127.0.0.1:\(port)/").body) == "primary" }
+            for _ in 0..<10 { #expect(instance(of: try await get("http://127.0.0.1:\(port)/").body) == "primary") }
+            // The primary region goes down: traffic moves to the secondary group, and with
+            // retries on, no request fails while the health checks notice.
+            await primary.stop()
+            for _ in 0..<20 {
+                let answer = try await get("http://127.0.0.1:\(port)/")
+                #expect(answer.status == 200)
+                #expect(instance(of: answer.body) == "secondary")
+            }
+            // It comes back on the same address: traffic returns.
+            let restarted = await LoopbackHarness.startEcho(name: "primary-again", port: primaryPort)
+            try await eventually { instance(of: try await get("http://127.0.0.1:\(port)/").body) == "primary-again" }
+            for _ in 0..<10 { #expect(instance(of: try await get("http://127.0.0.1:\(port)/").body) == "primary-again") }
+            await restarted.stop()
+        }
+        await secondary.stop()
+    }
 }
 
-/// Sends raw bytes and returns everything read until the server closes or 5 seconds pass.
 /// Sends `text` on a fresh connection and reads until the server closes it (or 5 s pass).
 /// Blocking socket calls run on a thread of their own, never on the concurrency pool the
 /// in-process gateway needs.
