@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import HummingbirdWSClient
 import NIOCore
 import NIOHTTP1
 import RampartTesting
@@ -55,6 +56,31 @@ import Testing
         // Nothing listens any more.
         await #expect(throws: (any Error).self) { try await rawExchange(port: port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n") }
         await slow.stop()
+    }
+
+    @Test func sigtermClosesOpenWebSocketsInsteadOfWaitingForThem() async throws {
+        let upstream = await LoopbackHarness.startEcho(name: "ws")
+        let file = try TemporaryConfiguration()
+        let port = try freePort()
+        // Longer than exitStatus() waits: only closing the tunnel lets the process exit in time.
+        try file.write(poolURL: upstream.url, port: port, shutdown: "60s")
+        let process = try RampartProcess(arguments: ["serve", "--config", file.path])
+        defer { process.stop() }
+        try await waitUntilListening(port: port)
+        let replies = ReplyLog()
+        let socket = Task {
+            _ = try? await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/ws", logger: LoopbackHarness.logger) { inbound, outbound, _ in
+                try await outbound.write(.text("hi"))
+                for try await message in inbound.messages(maxSize: 1 << 16) {
+                    if case .text(let text) = message { replies.append(text) }
+                }
+            }
+        }
+        try await eventually { replies.all == ["ws: hi"] }
+        process.signal(SIGTERM)
+        #expect(await process.exitStatus() == 0)
+        await socket.value
+        await upstream.stop()
     }
 }
 
@@ -117,8 +143,9 @@ struct TemporaryConfiguration {
         path = directory.appendingPathComponent("rampart.yml").path
     }
 
-    func write(poolURL: String, port: Int) throws {
+    func write(poolURL: String, port: Int, shutdown: String = "20s") throws {
         try writeRaw("""
+        proxy: {timeouts: {shutdown: \(shutdown)}}
         listeners:
           traffic: {address: "127.0.0.1:\(port)"}
           admin: {address: "127.0.0.1:0"}

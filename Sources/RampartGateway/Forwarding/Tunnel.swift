@@ -5,6 +5,7 @@ import NIOPosix
 import NIOSSL
 import RampartBalancing
 import RampartCore
+import ServiceLifecycle
 
 // Protocol upgrades (WebSocket and any other `Upgrade` an upstream accepts) pass through as a
 // byte tunnel: the request head is forwarded on a connection of its own, and when the upstream
@@ -133,11 +134,22 @@ struct Tunnel: Sendable {
     }
 
     /// Starts relaying the upstream's bytes to the client (after the 101 has been written) and
-    /// returns when either side has closed.
+    /// returns when either side has closed. A tunnel is not a request that finishes by itself:
+    /// when the gateway shuts down gracefully, or the task is cancelled, it is closed (both
+    /// connections end) rather than holding shutdown up.
     func run() async {
         let end = self.end
+        let channel = self.channel
         channel.eventLoop.execute { end.value.start() }
-        try? await channel.closeFuture.get()
+        await withGracefulShutdownHandler {
+            await withTaskCancellationHandler {
+                try? await channel.closeFuture.get()
+            } onCancel: {
+                channel.close(promise: nil)
+            }
+        } onGracefulShutdown: {
+            channel.close(promise: nil)
+        }
     }
 
     func close() { channel.close(promise: nil) }
