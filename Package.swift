@@ -132,6 +132,7 @@ let package = Package(
             dependencies: [
                 "RampartGateway", "RampartCore", "RampartBalancing", "RampartTesting",
                 .product(name: "PropertyBased", package: "swift-property-based"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],

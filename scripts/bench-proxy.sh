@@ -103,19 +103,34 @@ to_ms() {
     else printf "%s", v }'
 }
 
-# run_wrk CPUS PORT -> "rps p50ms p99ms"
+# CPU time (clock ticks) used so far by a process and its children.
+cpu_ticks() {
+  local total=0 pid
+  for pid in "$1" $(pgrep -P "$1" || true); do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+
+# run_wrk CPUS PORT [PID] -> "rps p50ms p99ms cpu-us-per-request" (cpu of PID and its children)
 run_wrk() {
-  local cpus="$1" port="$2" out
+  local cpus="$1" port="$2" pid="${3:-}" out
   local pin=(); [ -n "$cpus" ] && pin=(taskset -c "$cpus")
   # A short warm-up fills the keep-alive pools; then the measured run.
   "${pin[@]}" wrk -t2 -c"$connections" -d2s "http://127.0.0.1:$port/" >/dev/null
+  local before=0; [ -n "$pid" ] && before=$(cpu_ticks "$pid")
   out=$("${pin[@]}" wrk -t2 -c"$connections" -d"$duration" --latency "http://127.0.0.1:$port/")
+  local after=0; [ -n "$pid" ] && after=$(cpu_ticks "$pid")
   if echo "$out" | grep -q "Non-2xx"; then echo "bench-proxy: non-2xx answers through port $port" >&2; echo "$out" >&2; exit 1; fi
-  local rps p50 p99
+  local rps p50 p99 requests cpu="-"
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   p50=$(to_ms "$(echo "$out" | awk '$1 == "50%" {print $2}')")
   p99=$(to_ms "$(echo "$out" | awk '$1 == "99%" {print $2}')")
-  echo "$rps $p50 $p99"
+  requests=$(echo "$out" | awk '/requests in/ {print $1}')
+  if [ -n "$pid" ]; then
+    cpu=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" 'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
+  fi
+  echo "$rps $p50 $p99 $cpu"
 }
 
 results="$work/results"
@@ -128,8 +143,8 @@ for threads in $thread_counts; do
   upstream_pid=$started
   wait_port $upstream_port
 
-  read -r rps p50 p99 < <(run_wrk "$load_cpus" $upstream_port)
-  echo "$threads direct $rps $p50 $p99 -" >> "$results"
+  read -r rps p50 p99 cpu < <(run_wrk "$load_cpus" $upstream_port)
+  echo "$threads direct $rps $p50 $p99 - -" >> "$results"
 
   # nginx as a proxy
   cat > "$work/nginx-proxy.conf" <<EOF
@@ -156,8 +171,8 @@ http {
 EOF
   start nginx "$proxy_cpus" nginx -p "$work" -c "$work/nginx-proxy.conf" -g "daemon off;"
   pid=$started; wait_port $proxy_port
-  read -r rps p50 p99 < <(run_wrk "$load_cpus" $proxy_port)
-  echo "$threads nginx $rps $p50 $p99 $(peak_rss "$pid")" >> "$results"
+  read -r rps p50 p99 cpu < <(run_wrk "$load_cpus" $proxy_port "$pid")
+  echo "$threads nginx $rps $p50 $p99 $(peak_rss "$pid") $cpu" >> "$results"
   stop "$pid"
 
   # HAProxy
@@ -180,8 +195,8 @@ backend app
 EOF
   start haproxy "$proxy_cpus" haproxy -db -f "$work/haproxy.cfg"
   pid=$started; wait_port $proxy_port
-  read -r rps p50 p99 < <(run_wrk "$load_cpus" $proxy_port)
-  echo "$threads haproxy $rps $p50 $p99 $(peak_rss "$pid")" >> "$results"
+  read -r rps p50 p99 cpu < <(run_wrk "$load_cpus" $proxy_port "$pid")
+  echo "$threads haproxy $rps $p50 $p99 $(peak_rss "$pid") $cpu" >> "$results"
   stop "$pid"
 
   # Rampart
@@ -198,8 +213,8 @@ routes:
 EOF
   start rampart "$proxy_cpus" env RAMPART_THREADS="$threads" "$rampart" serve --config "$work/rampart.yml"
   pid=$started; wait_port $proxy_port
-  read -r rps p50 p99 < <(run_wrk "$load_cpus" $proxy_port)
-  echo "$threads rampart $rps $p50 $p99 $(peak_rss "$pid")" >> "$results"
+  read -r rps p50 p99 cpu < <(run_wrk "$load_cpus" $proxy_port "$pid")
+  echo "$threads rampart $rps $p50 $p99 $(peak_rss "$pid") $cpu" >> "$results"
   stop "$pid"
 
   stop "$upstream_pid"
@@ -210,11 +225,11 @@ echo "wrk -t2 -c$connections -d$duration, 1 KiB responses, keep-alive on both si
 awk '
   { rows[NR] = $0; split($0, f, " "); if (f[2] == "nginx") { nginx_rps[f[1]] = f[3]; nginx_p99[f[1]] = f[5] } }
   END {
-    printf "%-8s %-8s %12s %10s %10s %10s %12s %12s\n", "threads", "target", "req/s", "p50 ms", "p99 ms", "rss MiB", "rps/nginx", "p99/nginx"
+    printf "%-8s %-8s %12s %10s %10s %10s %12s %12s %12s\n", "threads", "target", "req/s", "p50 ms", "p99 ms", "rss MiB", "cpu us/req", "rps/nginx", "p99/nginx"
     for (i = 1; i <= NR; i++) {
       split(rows[i], f, " ")
       rr = (f[1] in nginx_rps) ? sprintf("%.2fx", f[3] / nginx_rps[f[1]]) : "-"
       pr = (f[1] in nginx_p99 && nginx_p99[f[1]] > 0) ? sprintf("%.2fx", f[5] / nginx_p99[f[1]]) : "-"
-      printf "%-8s %-8s %12.0f %10.3f %10.3f %10s %12s %12s\n", f[1], f[2], f[3], f[4], f[5], f[6], rr, pr
+      printf "%-8s %-8s %12.0f %10.3f %10.3f %10s %12s %12s %12s\n", f[1], f[2], f[3], f[4], f[5], f[6], f[7], rr, pr
     }
   }' "$results"

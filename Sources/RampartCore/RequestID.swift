@@ -80,3 +80,43 @@ public struct TraceContext: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { traceparent }
 }
+
+/// A fast generator for request and trace ids: seeded with 128 bits from the system's
+/// generator once per request, then xoshiro256**, so a request costs one seeding rather than a
+/// system call per id. Ids need to be unique and unguessable enough for correlation, not
+/// secret keys.
+public struct RequestRandom: RandomNumberGenerator {
+    private var state: (UInt64, UInt64, UInt64, UInt64)
+
+    public init() {
+        var system = SystemRandomNumberGenerator()
+        self.init(seed: system.next(), system.next())
+    }
+
+    public init(seed a: UInt64, _ b: UInt64) {
+        var mix = a
+        func splitMix(_ x: inout UInt64) -> UInt64 {
+            x &+= 0x9E37_79B9_7F4A_7C15
+            var z = x
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        let s0 = splitMix(&mix), s1 = splitMix(&mix)
+        mix = b
+        state = (s0, s1, splitMix(&mix), splitMix(&mix))
+    }
+
+    public mutating func next() -> UInt64 {
+        func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
+        let result = rotl(state.1 &* 5, 7) &* 9
+        let t = state.1 << 17
+        state.2 ^= state.0
+        state.3 ^= state.1
+        state.1 ^= state.2
+        state.0 ^= state.3
+        state.2 ^= t
+        state.3 = rotl(state.3, 45)
+        return result
+    }
+}

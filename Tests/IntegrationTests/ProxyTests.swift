@@ -224,6 +224,35 @@ import Testing
         await up.stop()
     }
 
+    @Test func smallAnswersHeadAnd204PassWhole() async throws {
+        let upstream = await LoopbackHarness.startEcho(name: "small")
+        try await LoopbackHarness.withGateway(LoopbackHarness.configuration(pool: [upstream])) { _, port, _ in
+            // At the buffering limit and just over it: the same bytes either way.
+            for size in [0, 1, 65_536, 65_537, 300_000] {
+                var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/bytes/\(size)")
+                request.method = .GET
+                let response = try await client.execute(request, timeout: .seconds(10))
+                #expect(response.status == .ok)
+                #expect(response.headers.first(name: "content-length") == String(size))
+                let body = try await response.body.collect(upTo: 1 << 20)
+                #expect(body.readableBytes == size)
+            }
+            var head = HTTPClientRequest(url: "http://127.0.0.1:\(port)/bytes/512")
+            head.method = .HEAD
+            let headResponse = try await client.execute(head, timeout: .seconds(10))
+            #expect(headResponse.status == .ok)
+            // The echo answers HEAD with the length its JSON would have; no body follows.
+            #expect((Int(headResponse.headers.first(name: "content-length") ?? "") ?? 0) > 0)
+            #expect(try await headResponse.body.collect(upTo: 1024).readableBytes == 0)
+            let noContent = try await get("http://127.0.0.1:\(port)/status/204")
+            #expect(noContent.status == 204)
+            #expect(noContent.body.isEmpty)
+            // The connection stays usable after each of them.
+            #expect(try await get("http://127.0.0.1:\(port)/after").status == 200)
+        }
+        await upstream.stop()
+    }
+
     @Test func failoverToTheSecondaryAndBackWithRealInstances() async throws {
         let primary = await LoopbackHarness.startEcho(name: "primary")
         let secondary = await LoopbackHarness.startEcho(name: "secondary")

@@ -95,6 +95,21 @@ import Testing
         #expect(RequestID.make().count == 32)
     }
 
+    @Test func requestRandomIsSeededAndSpreads() {
+        var a = RequestRandom(seed: 1, 2), b = RequestRandom(seed: 1, 2), c = RequestRandom(seed: 1, 3)
+        let first = (0..<4).map { _ in a.next() }
+        #expect(first == (0..<4).map { _ in b.next() })
+        #expect(first != (0..<4).map { _ in c.next() })
+        var system = RequestRandom()
+        let ids = Set((0..<10_000).map { _ in RequestID.make(using: &system) })
+        #expect(ids.count == 10_000)
+        #expect(ids.allSatisfy { $0.count == 32 })
+        // Every bit of the output moves: over many draws each is set about half the time.
+        var ones = [Int](repeating: 0, count: 64)
+        for _ in 0..<4096 { let v = system.next(); for bit in 0..<64 where v & (1 << bit) != 0 { ones[bit] += 1 } }
+        #expect(ones.allSatisfy { (1700...2400).contains($0) })
+    }
+
     @Test func parsesTraceparent() throws {
         let trace = try #require(TraceContext(traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"))
         #expect(trace.traceID == "0af7651916cd43dd8448eb211c80319c")

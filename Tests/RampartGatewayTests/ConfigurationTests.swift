@@ -256,3 +256,14 @@ import NIOHTTP1
 
 import RampartTesting
 typealias ManualTimeSourceForGateway = ManualTimeSource
+
+import NIOCore
+
+@Suite struct SocketAddressTests {
+    @Test func peerAddressesAreReadFromSocketBytes() throws {
+        for text in ["127.0.0.1", "10.1.2.3", "::1", "2001:db8::8a2e:370:7334", "::ffff:192.0.2.1"] {
+            let socket = try SocketAddress(ipAddress: text, port: 443)
+            #expect(IPAddress(socketAddress: socket) == IPAddress(text), "\(text)")
+        }
+    }
+}

@@ -18,6 +18,9 @@ struct ForwardPhase: RouterMiddleware {
     let budget: RetryBudget
     let time: any TimeSource
 
+    /// Upstream answers declaring at most this many bytes are read whole before being sent on.
+    static let bufferedBodyLimit = 64 * 1024
+
     /// RFC 9110 §9.2.2.
     static let idempotent: Set<HTTPRequest.Method> = [.get, .head, .options, .trace, .put, .delete]
 
@@ -117,9 +120,24 @@ struct ForwardPhase: RouterMiddleware {
                 }
             }
             let headers = HeaderRewriting.clientResponseHeaders(response.headers)
+            let responseStatus = HTTPResponse.Status(code: status, reasonPhrase: response.status.reasonPhrase)
+            // A small answer is read whole and sent with its head in one write, as nginx's
+            // proxy buffering does; larger or unsized ones stream.
+            if let declared = response.headers.first(name: "content-length").flatMap(Int.init), declared <= Self.bufferedBodyLimit {
+                let body: ByteBuffer
+                do {
+                    body = try await response.body.collect(upTo: declared)
+                } catch {
+                    pool.finish(instance, outcome: .failure, latency: time.now() - attemptStarted)
+                    throw classify(error, progress: progress)
+                }
+                pool.finish(instance, outcome: .response(status: status), latency: time.now() - attemptStarted)
+                context.record.note { $0.bodyBuffered = true }
+                let noBody = request.method == .head || status == 204 || status == 304
+                return Response(status: responseStatus, headers: headers, body: noBody ? ResponseBody() : .init(byteBuffer: body))
+            }
             let observed = ObservedResponseBody(base: response.body, observer: observer, deadline: totalDeadline, time: time)
-            return Response(status: HTTPResponse.Status(code: status, reasonPhrase: response.status.reasonPhrase), headers: headers,
-                            body: ResponseBody(asyncSequence: observed))
+            return Response(status: responseStatus, headers: headers, body: ResponseBody(asyncSequence: observed))
         }
     }
 

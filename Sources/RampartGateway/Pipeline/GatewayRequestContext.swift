@@ -26,7 +26,7 @@ public struct GatewayRequestContext: RequestContext {
         self.coreContext = .init(source: source)
         self.channel = source.channel
         self.record = RequestRecord()
-        let peer = source.channel.remoteAddress?.ipAddress.flatMap { IPAddress($0) }
+        let peer = source.channel.remoteAddress.flatMap(IPAddress.init(socketAddress:))
         self.state = RequestState(peerAddress: peer, isSecure: false)
     }
 }
@@ -45,6 +45,8 @@ public final class RequestRecord: Sendable {
         public var upstreamSeconds: Double?
         public var error: String?
         public var closeConnection = false
+        /// The response body is in memory (fixed answers, errors, small upstream answers).
+        public var bodyBuffered = false
     }
 
     private let facts = Mutex(Facts())
@@ -62,5 +64,27 @@ struct HTTPFieldNameBox: Sendable {
     init?(_ text: String) {
         guard let name = HTTPField.Name(text) else { return nil }
         self.name = name
+    }
+}
+
+extension IPAddress {
+    /// The address of a socket, read from its bytes rather than parsed from text. The address
+    /// sits at byte 4 of a `sockaddr_in` and byte 8 of a `sockaddr_in6`, on Linux and BSDs alike.
+    init?(socketAddress: SocketAddress) {
+        switch socketAddress {
+        case .v4:
+            let value = socketAddress.withSockAddr { pointer, _ in
+                UnsafeRawPointer(pointer).loadUnaligned(fromByteOffset: 4, as: UInt32.self)
+            }
+            self.init(v4: UInt32(bigEndian: value))
+        case .v6:
+            let (high, low) = socketAddress.withSockAddr { pointer, _ in
+                (UnsafeRawPointer(pointer).loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+                 UnsafeRawPointer(pointer).loadUnaligned(fromByteOffset: 16, as: UInt64.self))
+            }
+            self.init(v6High: UInt64(bigEndian: high), low: UInt64(bigEndian: low))
+        case .unixDomainSocket:
+            return nil
+        }
     }
 }

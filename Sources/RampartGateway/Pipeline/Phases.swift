@@ -60,6 +60,14 @@ struct RecordPhase: RouterMiddleware {
         let log = accessLog
         let time = self.time
         let metrics = self.metrics
+        // A body already in memory goes out in one write with its head; wrapping it to count
+        // bytes would split that write in three, so it is recorded now, at its known length.
+        let facts = record.current
+        if facts.bodyBuffered || facts.error != nil {
+            RecordPhase.emit(record: facts, method: method, path: path, status: status, bytes: response.body.contentLength ?? 0,
+                             failed: false, seconds: (time.now() - started).secondsValue, log: log, metrics: metrics)
+            return response
+        }
         let bytes = ByteCounter()
         let body = response.body
         response.body = ResponseBody(contentLength: body.contentLength) { writer in
@@ -206,7 +214,7 @@ struct IdentifyPhase: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
         let snapshot = context.snapshot!
-        var generator = SystemRandomNumberGenerator()
+        var generator = RequestRandom()
         if let incoming = request.headers[.xRequestID], RequestID.isAcceptable(incoming) {
             context.state.requestID = incoming
         } else {
@@ -263,6 +271,7 @@ struct RoutePhase: RouterMiddleware {
         context.route = route
         context.record.note { $0.route = route.name }
         if case .respond(let fixed) = route.target {
+            context.record.note { $0.bodyBuffered = true }
             var headers: HTTPFields = [:]
             for (name, value) in (fixed.headers ?? [:]).sorted(by: { $0.key < $1.key }) {
                 if let field = HTTPField.Name(name) { headers[field] = value }
