@@ -12,15 +12,20 @@
 # With 1, every proxy is pinned to CPU 0 and wrk and the upstream to CPU 1; with 2 nothing
 # is pinned.
 #
-# Usage: scripts/bench-proxy.sh [--duration 10s] [--connections 64] [--threads "1 2"]
+# With --ceiling, also benchmarks/nio-proxy-ceiling: a minimal proxy written directly on Swift
+# NIO, to show what the platform itself costs.
+#
+# Usage: scripts/bench-proxy.sh [--duration 10s] [--connections 64] [--threads "1 2"] [--ceiling]
 # Needs: nginx, haproxy and wrk (apt-get install -y nginx haproxy wrk). Loopback only.
 set -euo pipefail
 
 duration=10s
 connections=64
 thread_counts="1 2"
+ceiling=no
 while [ $# -gt 0 ]; do
   case "$1" in
+    --ceiling) ceiling=yes; shift ;;
     --duration) duration="$2"; shift 2 ;;
     --connections) connections="$2"; shift 2 ;;
     --threads) thread_counts="$2"; shift 2 ;;
@@ -34,6 +39,12 @@ done
 
 # shellcheck source=bench-common.sh
 source "$(dirname "$0")/bench-common.sh"
+
+if [ "$ceiling" = yes ]; then
+  echo "building benchmarks/nio-proxy-ceiling (release)..." >&2
+  swift build -c release --package-path benchmarks/nio-proxy-ceiling >&2
+  ceiling_bin="$(swift build -c release --package-path benchmarks/nio-proxy-ceiling --show-bin-path)/nio-proxy-ceiling"
+fi
 
 upstream_port=18080
 proxy_port=18081
@@ -216,6 +227,14 @@ EOF
   read -r rps p50 p99 cpu < <(run_wrk "$load_cpus" $proxy_port "$pid")
   echo "$threads rampart $rps $p50 $p99 $(peak_rss "$pid") $cpu" >> "$results"
   stop "$pid"
+
+  if [ "$ceiling" = yes ]; then
+    start ceiling "$proxy_cpus" "$ceiling_bin" $proxy_port $upstream_port "$threads"
+    pid=$started; wait_port $proxy_port
+    read -r rps p50 p99 cpu < <(run_wrk "$load_cpus" $proxy_port "$pid")
+    echo "$threads nio-ceil $rps $p50 $p99 $(peak_rss "$pid") $cpu" >> "$results"
+    stop "$pid"
+  fi
 
   stop "$upstream_pid"
 done
