@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "RampartCore", targets: ["RampartCore"]),
         .library(name: "RampartBalancing", targets: ["RampartBalancing"]),
         .library(name: "RampartTelemetry", targets: ["RampartTelemetry"]),
+        .library(name: "RampartShield", targets: ["RampartShield"]),
         .library(name: "RampartGateway", targets: ["RampartGateway"]),
     ],
     dependencies: [
@@ -61,9 +62,18 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "RampartShield",
+            dependencies: [
+                "RampartCore",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "RampartGateway",
             dependencies: [
                 "RampartCore",
+                "RampartShield",
                 "RampartTelemetry",
                 "RampartBalancing",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -91,6 +101,7 @@ let package = Package(
             name: "rampart",
             dependencies: [
                 "RampartGateway",
+                "RampartShield",
                 "RampartTelemetry",
                 "RampartBalancing",
                 "RampartCore",
@@ -123,6 +134,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "RampartShieldTests",
+            dependencies: [
+                "RampartShield", "RampartCore",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "RampartBalancingTests",
             dependencies: ["RampartBalancing", "RampartCore", "RampartTesting"],
             swiftSettings: swiftSettings
@@ -130,7 +150,7 @@ let package = Package(
         .testTarget(
             name: "RampartGatewayTests",
             dependencies: [
-                "RampartGateway", "RampartCore", "RampartBalancing", "RampartTesting",
+                "RampartGateway", "RampartCore", "RampartBalancing", "RampartShield", "RampartTesting",
                 .product(name: "PropertyBased", package: "swift-property-based"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -141,7 +161,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "RampartGateway", "RampartCore", "RampartBalancing", "RampartTesting",
+                "RampartGateway", "RampartCore", "RampartBalancing", "RampartShield", "RampartTesting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "NIOCore", package: "swift-nio"),

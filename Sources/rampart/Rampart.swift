@@ -4,6 +4,7 @@ import Logging
 import RampartBalancing
 import RampartCore
 import RampartGateway
+import RampartShield
 import RampartTelemetry
 import ServiceLifecycle
 import UnixSignals
@@ -235,6 +236,11 @@ func describe(_ c: GatewayConfiguration) -> String {
             lines.append(line)
         }
     }
+    lines.append("")
+    let rules = c.shield.ipRules
+    lines.append("shield: ip rules \(rules.allow.count) allow, \(rules.deny.count) deny; security headers "
+                 + (c.shield.securityHeaders == nil ? "off" : "on")
+                 + (c.routes.contains { $0.securityHeaders != nil } ? " (with route overrides)" : ""))
     lines.append("")
     if c.routes.isEmpty { lines.append("route: everything -> pool \(c.pools.keys.first ?? "?")") }
     for (i, route) in c.routes.enumerated() {

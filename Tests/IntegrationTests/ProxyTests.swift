@@ -13,11 +13,7 @@ import Testing
     var client: HTTPClient { .shared }
 
     func get(_ url: String, headers: [(String, String)] = []) async throws -> (status: Int, body: String, headers: [(String, String)]) {
-        var request = HTTPClientRequest(url: url)
-        for (name, value) in headers { request.headers.add(name: name, value: value) }
-        let response = try await client.execute(request, timeout: .seconds(10))
-        let body = try await response.body.collect(upTo: 1 << 20)
-        return (Int(response.status.code), String(buffer: body), response.headers.map { ($0.name, $0.value) })
+        try await fetch(url, headers: headers)
     }
 
     func instance(of body: String) -> String? {
@@ -280,6 +276,15 @@ import Testing
         }
         await secondary.stop()
     }
+}
+
+/// A GET through the shared client: status, body as text, and headers.
+func fetch(_ url: String, headers: [(String, String)] = []) async throws -> (status: Int, body: String, headers: [(String, String)]) {
+    var request = HTTPClientRequest(url: url)
+    for (name, value) in headers { request.headers.add(name: name, value: value) }
+    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+    let body = try await response.body.collect(upTo: 1 << 20)
+    return (Int(response.status.code), String(buffer: body), response.headers.map { ($0.name, $0.value) })
 }
 
 /// Sends `text` on a fresh connection and reads until the server closes it (or 5 s pass).

@@ -1,5 +1,6 @@
 import RampartBalancing
 import RampartCore
+import RampartShield
 @testable import RampartGateway
 import Testing
 
@@ -103,6 +104,27 @@ import Testing
             let text = error.issues.map(\.description)
             #expect(text.contains { $0.hasPrefix("LB_STRATEGY (pools.*.strategy)") })
             #expect(text.contains { $0.hasPrefix("LB_HEALTH_CHECK_INTERVAL (pools.*.healthCheck.interval)") })
+        }
+    }
+
+    @Test func ipWhitelistFromTheEnvironmentJoinsTheFile() throws {
+        let yaml = "pools:\n  app: {instances: [\"http://127.0.0.1:1\"]}\nshield:\n  ipRules: {allow: [192.0.2.1], deny: [10.0.0.0/8]}\n"
+        let loaded = try ConfigurationLoader(environment: ["THREAT_IP_WHITELIST": "127.0.0.1, 10.1.0.0/16"]).load(yaml: yaml)
+        #expect(loaded.shield.ipRules.allow.map(\.description) == ["192.0.2.1/32", "127.0.0.1/32", "10.1.0.0/16"])
+        #expect(loaded.shield.ipRules.rules.decision(for: IPAddress("10.1.2.3")!) == .allow)
+        #expect(loaded.shield.ipRules.rules.decision(for: IPAddress("10.2.0.1")!) == .deny)
+        do {
+            _ = try ConfigurationLoader(environment: ["THREAT_IP_WHITELIST": "127.0.0.1,not-an-ip"]).load(yaml: yaml)
+            Issue.record("a bad THREAT_IP_WHITELIST was accepted")
+        } catch {
+            #expect(error.issues.map(\.description).contains(
+                "THREAT_IP_WHITELIST (shield.ipRules.allow): \"not-an-ip\" is not an IP address or CIDR range"), "\(error.issues)")
+        }
+        do {
+            _ = try loader.load(yaml: "pools:\n  app: {instances: [\"http://127.0.0.1:1\"]}\nshield:\n  ipRules: {deny: [10.0.0.0/33]}\n")
+            Issue.record("a bad range was accepted")
+        } catch {
+            #expect(error.issues.contains { $0.path.hasPrefix("shield.ipRules.deny") }, "\(error.issues)")
         }
     }
 

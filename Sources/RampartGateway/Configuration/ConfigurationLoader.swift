@@ -16,6 +16,7 @@ public struct ConfigurationLoader: Sendable {
         ("LB_HEALTH_CHECK_INTERVAL", "pools.*.healthCheck.interval"),
         ("RAMPART_ADMIN_TOKEN", "listeners.admin.token"),
         ("RAMPART_LOG_LEVEL", "log.level"),
+        ("THREAT_IP_WHITELIST", "shield.ipRules.allow (added to the file's list)"),
     ]
 
     /// Loads from a file on disk.
@@ -122,6 +123,19 @@ public struct ConfigurationLoader: Sendable {
         if let level = environment["RAMPART_LOG_LEVEL"], !level.isEmpty {
             ensureMapping(&node, "log")
             node["log"]?["level"] = Node(level)
+        }
+        if let list = environment["THREAT_IP_WHITELIST"], !list.isEmpty {
+            let entries = list.split(separator: ",").map { $0.trimmingCharacters(in: " \t") }.filter { !$0.isEmpty }
+            let bad = entries.filter { CIDRBlock($0) == nil }
+            if !bad.isEmpty {
+                issues.append(.init(path: "THREAT_IP_WHITELIST (shield.ipRules.allow)",
+                                    bad.map { "\"\($0)\"" }.joined(separator: ", ") + " is not an IP address or CIDR range"))
+            } else {
+                ensureMapping(&node, "shield")
+                ensureMapping(&node["shield"]!, "ipRules")
+                let existing = node["shield"]?["ipRules"]?["allow"]?.sequence.map(Array.init) ?? []
+                node["shield"]?["ipRules"]?["allow"] = Node(existing + entries.map { Node($0) })
+            }
         }
         return issues
     }

@@ -1,5 +1,6 @@
 public import RampartCore
 public import RampartBalancing
+public import RampartShield
 
 /// The root of `rampart.yml`: every module's configuration, composed.
 public struct GatewayConfiguration: Codable, Sendable, Equatable {
@@ -12,17 +13,20 @@ public struct GatewayConfiguration: Codable, Sendable, Equatable {
     public var pools: [String: PoolConfiguration]
     /// Routes, matched most specific first. Without routes, a single pool takes everything.
     public var routes: [RouteConfiguration]
+    /// IP rules and security headers.
+    public var shield: ShieldConfiguration
 
     public init(listeners: ListenersConfiguration = .init(), log: LogConfiguration = .init(), proxy: ProxyConfiguration = .init(),
-                pools: [String: PoolConfiguration] = [:], routes: [RouteConfiguration] = []) {
+                pools: [String: PoolConfiguration] = [:], routes: [RouteConfiguration] = [], shield: ShieldConfiguration = .init()) {
         self.listeners = listeners
         self.log = log
         self.proxy = proxy
         self.pools = pools
         self.routes = routes
+        self.shield = shield
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case listeners, log, proxy, pools, routes }
+    enum CodingKeys: String, CodingKey, CaseIterable { case listeners, log, proxy, pools, routes, shield }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -32,6 +36,7 @@ public struct GatewayConfiguration: Codable, Sendable, Equatable {
         proxy = try c.decodeIfPresent(ProxyConfiguration.self, forKey: .proxy) ?? .init()
         pools = try c.decodeIfPresent([String: PoolConfiguration].self, forKey: .pools) ?? [:]
         routes = try c.decodeIfPresent([RouteConfiguration].self, forKey: .routes) ?? []
+        shield = try c.decodeIfPresent(ShieldConfiguration.self, forKey: .shield) ?? .init()
     }
 
     /// Every cross-field problem, each naming its path.
@@ -39,6 +44,7 @@ public struct GatewayConfiguration: Codable, Sendable, Equatable {
         var issues: [ConfigurationIssue] = []
         issues += listeners.validate(at: "listeners")
         issues += proxy.validate(at: "proxy")
+        issues += shield.validate(at: "shield")
         if pools.isEmpty {
             issues.append(.init(path: "pools", "name at least one pool"))
         }

@@ -1,3 +1,4 @@
+public import RampartShield
 import RampartCore
 
 /// One route: which requests it takes and where they go.
@@ -11,16 +12,20 @@ public struct RouteConfiguration: Codable, Sendable, Equatable {
     public var respond: FixedResponse?
     /// Remove the matched path prefix before forwarding (`/api/users` -> `/users`). Default false.
     public var stripPrefix: Bool
+    /// Security headers for this route, field by field over `shield.securityHeaders`.
+    public var securityHeaders: SecurityHeadersConfiguration?
 
-    public init(name: String? = nil, match: RouteMatch = .init(), pool: String? = nil, respond: FixedResponse? = nil, stripPrefix: Bool = false) {
+    public init(name: String? = nil, match: RouteMatch = .init(), pool: String? = nil, respond: FixedResponse? = nil, stripPrefix: Bool = false,
+                securityHeaders: SecurityHeadersConfiguration? = nil) {
         self.name = name
         self.match = match
         self.pool = pool
         self.respond = respond
         self.stripPrefix = stripPrefix
+        self.securityHeaders = securityHeaders
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case name, match, pool, respond, stripPrefix }
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, match, pool, respond, stripPrefix, securityHeaders }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -30,10 +35,11 @@ public struct RouteConfiguration: Codable, Sendable, Equatable {
         pool = try c.decodeIfPresent(String.self, forKey: .pool)
         respond = try c.decodeIfPresent(FixedResponse.self, forKey: .respond)
         stripPrefix = try c.decodeIfPresent(Bool.self, forKey: .stripPrefix) ?? false
+        securityHeaders = try c.decodeIfPresent(SecurityHeadersConfiguration.self, forKey: .securityHeaders)
     }
 
     func validate(at path: String, pools: Set<String>) -> [ConfigurationIssue] {
-        var issues: [ConfigurationIssue] = []
+        var issues: [ConfigurationIssue] = securityHeaders?.validate(at: "\(path).securityHeaders") ?? []
         switch (pool, respond) {
         case (nil, nil): issues.append(.init(path: path, "give either pool or respond"))
         case (.some, .some): issues.append(.init(path: path, "give either pool or respond, not both"))

@@ -67,6 +67,7 @@ struct ForwardPhase: RouterMiddleware {
             upstream.headers = HeaderRewriting.upstreamRequestHeaders(
                 request.headers, authority: request.head.authority, state: context.state, preserveHost: proxy.preserveHost,
                 instanceAuthority: instance.url.authority, trustsPeer: trustsPeer)
+            if let nonce = context.cspNonce { upstream.headers.replaceOrAdd(name: "X-CSP-Nonce", value: nonce) }
             switch body {
             case .none: break
             case .known(let length):

@@ -41,7 +41,7 @@ enum HeaderRewriting {
             case "x-forwarded-for": existingForwardedFor.append(field.value)
             case "forwarded": existingForwarded.append(field.value)
             case "x-forwarded-proto": existingProto = field.value
-            case "x-forwarded-host", "x-request-id", "traceparent": continue
+            case "x-forwarded-host", "x-request-id", "traceparent", "x-csp-nonce": continue
             case "via": existingVia.append(field.value)
             default: headers.add(name: field.name.rawName, value: field.value)
             }

@@ -1,5 +1,6 @@
 public import Hummingbird
 public import RampartCore
+public import RampartShield
 import NIOCore
 import Synchronization
 import HTTPTypes
@@ -19,6 +20,8 @@ public struct GatewayRequestContext: RequestContext {
     /// The normalized path and raw query, set by the route phase.
     public var path: String = "/"
     public var query: String?
+    /// The Content-Security-Policy nonce, sent upstream as `X-CSP-Nonce` (set by the route phase).
+    public var cspNonce: String?
     /// The connection (for HTTP/2, the stream) the request arrived on.
     let channel: any Channel
 
@@ -47,6 +50,12 @@ public final class RequestRecord: Sendable {
         public var closeConnection = false
         /// The response body is in memory (fixed answers, errors, small upstream answers).
         public var bodyBuffered = false
+        /// Whether a route was chosen (then `securityHeaders` are the route's, maybe none).
+        public var routed = false
+        /// The security headers of the chosen route.
+        public var securityHeaders: SecurityHeaders?
+        /// The Content-Security-Policy nonce of this response, when the policy asks for one.
+        public var cspNonce: String?
     }
 
     private let facts = Mutex(Facts())

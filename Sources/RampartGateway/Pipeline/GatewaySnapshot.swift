@@ -1,4 +1,5 @@
 public import RampartCore
+import RampartShield
 import Synchronization
 
 /// One configuration generation, compiled: what a request reads for its whole life. Immutable.
@@ -9,6 +10,10 @@ public final class GatewaySnapshot: Sendable {
     public let clientAddresses: ClientAddressResolver
     let countries: CIDRTable<String>
     let countryHeader: HTTPFieldNameBox?
+    let ipRules: IPRules
+    /// Security headers by route (its position in `routes`); `defaultHeaders` without a route.
+    let routeHeaders: [Int: SecurityHeaders]
+    let defaultHeaders: SecurityHeaders?
 
     init(generation: Int, configuration: GatewayConfiguration) {
         self.generation = generation
@@ -17,6 +22,22 @@ public final class GatewaySnapshot: Sendable {
         self.clientAddresses = ClientAddressResolver(trustedProxies: configuration.proxy.trustedProxies)
         self.countries = configuration.proxy.countryTable
         self.countryHeader = configuration.proxy.countryHeader.flatMap(HTTPFieldNameBox.init)
+        self.ipRules = configuration.shield.ipRules.rules
+        let global = configuration.shield.securityHeaders
+        self.defaultHeaders = global.map(SecurityHeaders.init)
+        var routeHeaders: [Int: SecurityHeaders] = [:]
+        for (index, route) in configuration.routes.enumerated() {
+            if let merged = route.securityHeaders.map({ (global ?? .init()).merged(with: $0) }) ?? global {
+                routeHeaders[index] = SecurityHeaders(merged)
+            }
+        }
+        self.routeHeaders = routeHeaders
+    }
+
+    /// The security headers for responses on `route` (or with no route).
+    func securityHeaders(for route: CompiledRoute?) -> SecurityHeaders? {
+        guard let route else { return defaultHeaders }
+        return routeHeaders[route.order] ?? defaultHeaders
     }
 }
 

@@ -5,6 +5,7 @@ import Metrics
 import NIOCore
 import RampartCore
 import RampartBalancing
+import RampartShield
 import Synchronization
 
 // MARK: - Snapshot
@@ -147,7 +148,8 @@ final class ByteCounter: Sendable {
 
 // MARK: - Shape
 
-/// Phase 9: every response, short-circuit answers included, carries the request id and Via.
+/// Phase 9: every response, short-circuit answers included, carries the request id, and the
+/// security headers of its route (or the global ones).
 struct ShapePhase: RouterMiddleware {
     typealias Context = GatewayRequestContext
 
@@ -156,6 +158,8 @@ struct ShapePhase: RouterMiddleware {
         let facts = context.record.current
         if !facts.requestID.isEmpty { response.headers[.xRequestID] = facts.requestID }
         if facts.closeConnection { response.headers[.connection] = "close" }
+        let headers = facts.routed ? facts.securityHeaders : context.snapshot?.defaultHeaders
+        headers?.apply(to: &response.headers, isSecure: context.state.isSecure, nonce: facts.cspNonce)
         return response
     }
 }
@@ -183,6 +187,21 @@ struct AdmitPhase: RouterMiddleware {
         }
         if let problem = HostCheck.problem(with: request.head) {
             return refuse(.badRequest, "bad_request", problem)
+        }
+        // The real client, through trusted proxies, decides the IP rules.
+        let snapshot = context.snapshot!
+        var context = context
+        context.state.clientAddress = snapshot.clientAddresses.resolve(
+            peer: context.state.peerAddress, forwardedFor: request.headers[values: .xForwardedFor],
+            forwarded: request.headers[values: .forwarded])
+        if let client = context.state.clientAddress, snapshot.ipRules.decision(for: client) == .deny {
+            let requestID = RequestID.make()
+            context.record.note {
+                $0.requestID = requestID
+                $0.error = "forbidden"
+                $0.client = client.description
+            }
+            return ErrorResponse.make(status: .forbidden, error: "forbidden", message: "this address is not allowed", requestID: requestID)
         }
         if (request.head.path?.utf8.count ?? 0) > limits.maxURIBytes.bytes {
             return refuse(.uriTooLong, "uri_too_long", "request target longer than \(limits.maxURIBytes)")
@@ -225,8 +244,6 @@ struct IdentifyPhase: RouterMiddleware {
         let trace = incomingTrace?.child(using: &generator) ?? TraceContext.start(using: &generator)
         context.state.trace = trace
         let peer = context.state.peerAddress
-        context.state.clientAddress = snapshot.clientAddresses.resolve(
-            peer: peer, forwardedFor: request.headers[values: .xForwardedFor], forwarded: request.headers[values: .forwarded])
         if let header = snapshot.countryHeader, let peer, snapshot.clientAddresses.trustedProxies.contains(peer),
            let country = request.headers[header.name], country.count == 2 {
             context.state.country = country.uppercased()
@@ -269,7 +286,19 @@ struct RoutePhase: RouterMiddleware {
             throw GatewayError(.noRoute, origin: .client, "no route for this request")
         }
         context.route = route
-        context.record.note { $0.route = route.name }
+        let headers = context.snapshot!.securityHeaders(for: route)
+        var nonce: String?
+        if headers?.needsNonce == true {
+            var generator = RequestRandom()
+            nonce = SecurityHeaders.makeNonce(using: &generator)
+        }
+        context.cspNonce = nonce
+        context.record.note {
+            $0.route = route.name
+            $0.routed = true
+            $0.securityHeaders = headers
+            $0.cspNonce = nonce
+        }
         if case .respond(let fixed) = route.target {
             context.record.note { $0.bodyBuffered = true }
             var headers: HTTPFields = [:]
