@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "RampartCore", targets: ["RampartCore"]),
         .library(name: "RampartBalancing", targets: ["RampartBalancing"]),
         .library(name: "RampartTelemetry", targets: ["RampartTelemetry"]),
+        .library(name: "RampartStore", targets: ["RampartStore"]),
         .library(name: "RampartShield", targets: ["RampartShield"]),
         .library(name: "RampartGateway", targets: ["RampartGateway"]),
     ],
@@ -33,6 +34,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
     ],
     targets: [
@@ -62,9 +64,18 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "RampartStore",
+            dependencies: [
+                "RampartCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "RampartShield",
             dependencies: [
                 "RampartCore",
+                "RampartStore",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             swiftSettings: swiftSettings
@@ -74,6 +85,7 @@ let package = Package(
             dependencies: [
                 "RampartCore",
                 "RampartShield",
+                "RampartStore",
                 "RampartTelemetry",
                 "RampartBalancing",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -136,7 +148,7 @@ let package = Package(
         .testTarget(
             name: "RampartShieldTests",
             dependencies: [
-                "RampartShield", "RampartCore",
+                "RampartShield", "RampartStore", "RampartCore",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],

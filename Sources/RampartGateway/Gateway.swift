@@ -9,9 +9,14 @@ import HummingbirdHTTP2
 import NIOCore
 import NIOPosix
 import RampartBalancing
+public import RampartShield
+import RampartStore
 public import ServiceLifecycle
 import Synchronization
 import UnixSignals
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The assembled gateway: the traffic listener with its phases, the admin listener, active
 /// health checks, draining and configuration reloads, run together as one `Service`.
@@ -32,13 +37,25 @@ public final class Gateway: Service, Sendable {
     let client: HTTPClient
     let budget: RetryBudget
     let drains: DrainQueue
+    /// Temporary blocks (admin API now; detectors later), persisted in `shield.blocks.database`.
+    public let blocklist: Blocklist
 
     /// - Parameters:
     ///   - configuration: a validated configuration.
     ///   - configurationPath: the file reloads read again; without one, reload is refused.
     ///   - registry: where `/metrics` reads from (the one `Telemetry.bootstrap` returned).
+    /// - Throws: `ConfigurationError` when the block database cannot be opened.
     public init(configuration: GatewayConfiguration, configurationPath: String? = nil, environment: [String: String] = [:],
-                logger: Logger, registry: PrometheusCollectorRegistry? = nil, time: any TimeSource = SystemTimeSource()) {
+                logger: Logger, registry: PrometheusCollectorRegistry? = nil, time: any TimeSource = SystemTimeSource(),
+                wallClock: @escaping @Sendable () -> Double = wallClockSeconds) throws(ConfigurationError) {
+        // First, so that a failure leaves nothing (like the HTTP client below) to shut down.
+        do {
+            let store: any BlockStore = try configuration.shield.blocks.database.map { try SQLiteBlockStore(path: $0) } ?? MemoryBlockStore()
+            self.blocklist = try Blocklist(store: store, now: wallClock)
+        } catch {
+            throw ConfigurationError(issues: [.init(path: "shield.blocks.database",
+                                                    "cannot open \(configuration.shield.blocks.database ?? "") (\(error))")])
+        }
         self.live = LiveConfiguration(configuration)
         self.pools = PoolRegistry(time: time)
         self.pools.apply(configuration.pools)
@@ -90,7 +107,7 @@ public final class Gateway: Service, Sendable {
         router.middlewares.add(SnapshotPinner(live: live, isSecure: listener.tls != nil))
         router.middlewares.add(RecordPhase(accessLog: configuration.log.accessLog ? accessLogger() : nil, time: time))
         router.middlewares.add(ShapePhase())
-        router.middlewares.add(AdmitPhase())
+        router.middlewares.add(AdmitPhase(blocklist: blocklist))
         router.middlewares.add(IdentifyPhase())
         router.middlewares.add(RoutePhase())
         router.middlewares.add(ForwardPhase(pools: pools, client: client, budget: budget, time: time))
@@ -157,6 +174,9 @@ public final class Gateway: Service, Sendable {
         let next = try loader.load(path: path)
         let current = live.snapshot.configuration
         var issues: [ConfigurationIssue] = []
+        if next.shield.blocks != current.shield.blocks {
+            issues.append(.init(path: "shield.blocks.database", "the block database cannot change while running; restart to apply"))
+        }
         if next.listeners != current.listeners {
             issues.append(.init(path: "listeners", "listener addresses, TLS and the admin token cannot change while running; restart to apply"))
         }
@@ -235,4 +255,11 @@ public final class PortAnnouncement: Sendable {
             }
         }
     }
+}
+
+/// The wall clock in seconds since 1970 (block expiry survives restarts, so not monotonic time).
+public func wallClockSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
 }

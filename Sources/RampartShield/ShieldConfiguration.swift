@@ -5,19 +5,24 @@ public struct ShieldConfiguration: Codable, Sendable, Equatable {
     public var ipRules: IPRulesConfiguration
     /// Headers for every response; routes may override single fields.
     public var securityHeaders: SecurityHeadersConfiguration?
+    /// Where temporary blocks are kept.
+    public var blocks: BlocksConfiguration
 
-    public init(ipRules: IPRulesConfiguration = .init(), securityHeaders: SecurityHeadersConfiguration? = nil) {
+    public init(ipRules: IPRulesConfiguration = .init(), securityHeaders: SecurityHeadersConfiguration? = nil,
+                blocks: BlocksConfiguration = .init()) {
         self.ipRules = ipRules
         self.securityHeaders = securityHeaders
+        self.blocks = blocks
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case ipRules, securityHeaders }
+    enum CodingKeys: String, CodingKey, CaseIterable { case ipRules, securityHeaders, blocks }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         ipRules = try c.decodeIfPresent(IPRulesConfiguration.self, forKey: .ipRules) ?? .init()
         securityHeaders = try c.decodeIfPresent(SecurityHeadersConfiguration.self, forKey: .securityHeaders)
+        blocks = try c.decodeIfPresent(BlocksConfiguration.self, forKey: .blocks) ?? .init()
     }
 
     public func validate(at path: String) -> [ConfigurationIssue] {
@@ -46,4 +51,21 @@ public struct IPRulesConfiguration: Codable, Sendable, Equatable {
     }
 
     public var rules: IPRules { IPRules(allow: allow, deny: deny) }
+}
+
+/// `shield.blocks`: the SQLite file temporary blocks live in. A configuration file that does
+/// not name one gets `rampart.sqlite` beside it; a configuration built in code (the demo,
+/// tests) keeps blocks in memory.
+public struct BlocksConfiguration: Codable, Sendable, Equatable {
+    public var database: String?
+
+    public init(database: String? = nil) { self.database = database }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case database }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        database = try c.decodeIfPresent(String.self, forKey: .database)
+    }
 }

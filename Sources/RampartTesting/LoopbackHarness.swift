@@ -55,7 +55,7 @@ public struct LoopbackHarness: Sendable {
         configuration.listeners.traffic.address = "127.0.0.1:0"
         configuration.listeners.admin.address = "127.0.0.1:0"
         configuration.log.accessLog = false
-        let gateway = Gateway(configuration: configuration, configurationPath: configurationPath, logger: logger)
+        let gateway = try Gateway(configuration: configuration, configurationPath: configurationPath, logger: logger)
         let group = ServiceGroup(configuration: .init(services: [gateway], logger: logger))
         return try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }

@@ -57,8 +57,14 @@ struct Serve: AsyncParsableCommand {
         }
         let registry = Telemetry.bootstrap(logLevel: Logger.Level(rawValue: configuration.log.level) ?? .info)
         let logger = Logger(label: "rampart")
-        let gateway = Gateway(configuration: configuration, configurationPath: config, environment: environment,
-                              logger: logger, registry: registry)
+        let gateway: Gateway
+        do {
+            gateway = try Gateway(configuration: configuration, configurationPath: config, environment: environment,
+                                  logger: logger, registry: registry)
+        } catch {
+            printError("rampart: cannot start:\n\(error)")
+            throw ExitCode(2)
+        }
         try await runUntilSignalled(gateway, shutdownTimeout: configuration.proxy.timeouts.shutdown.duration, logger: logger)
     }
 }
@@ -135,7 +141,7 @@ struct Demo: AsyncParsableCommand {
             printError(problems.map(\.description).joined(separator: "\n"))
             throw ExitCode(2)
         }
-        let gateway = Gateway(configuration: configuration, logger: logger, registry: registry)
+        let gateway = try Gateway(configuration: configuration, logger: logger, registry: registry)
         services.append(gateway)
         services.append(DemoBanner(gateway: gateway, listen: listen, admin: admin))
         try await runUntilSignalled(services, shutdownTimeout: .seconds(10), logger: logger)

@@ -58,6 +58,24 @@ import Testing
         await slow.stop()
     }
 
+    @Test func anUnopenableBlockDatabaseStopsTheStartWithAMessage() async throws {
+        let file = try TemporaryConfiguration()
+        try file.writeRaw("""
+        listeners:
+          traffic: {address: "127.0.0.1:\(try freePort())"}
+          admin: {address: "127.0.0.1:0"}
+        pools:
+          app: {instances: ["http://127.0.0.1:1"]}
+        shield:
+          blocks: {database: /nonexistent-dir/blocks.sqlite}
+
+        """)
+        let process = try RampartProcess(arguments: ["serve", "--config", file.path])
+        defer { process.stop() }
+        #expect(await process.exitStatus() == 2)
+        try await eventually { process.standardError.contains("shield.blocks.database: cannot open /nonexistent-dir/blocks.sqlite") }
+    }
+
     @Test func sigtermClosesOpenWebSocketsInsteadOfWaitingForThem() async throws {
         let upstream = await LoopbackHarness.startEcho(name: "ws")
         let file = try TemporaryConfiguration()

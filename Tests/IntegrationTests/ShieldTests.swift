@@ -1,4 +1,7 @@
+import AsyncHTTPClient
 import Foundation
+import NIOCore
+import NIOHTTP1
 import RampartCore
 import RampartGateway
 import RampartShield
@@ -65,6 +68,53 @@ import Testing
             // Refusals carry the headers too.
             let missing = try await rawExchange(port: port, "GET / HTTP/1.1\r\nHost: bad host\r\n\r\n")
             #expect(missing.contains("X-Frame-Options: DENY"))
+        }
+        await upstream.stop()
+    }
+
+    func admin(_ port: Int, _ json: String) async throws -> (status: Int, body: String) {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/api/system/threat-detection")
+        request.method = .POST
+        request.body = .bytes(ByteBuffer(string: json))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        return (Int(response.status.code), String(buffer: try await response.body.collect(upTo: 1 << 20)))
+    }
+
+    @Test func blocksThroughTheAdminAPISurviveARestartAndExpire() async throws {
+        let upstream = await LoopbackHarness.startEcho(name: "a")
+        var configuration = LoopbackHarness.configuration(pool: [upstream])
+        let database = FileManager.default.temporaryDirectory.appendingPathComponent("blocks-\(UUID().uuidString).sqlite").path
+        defer { try? FileManager.default.removeItem(atPath: database) }
+        configuration.shield.blocks.database = database
+        configuration.proxy.trustedProxies = CIDRSet([CIDRBlock("127.0.0.1")!])
+        configuration.shield.ipRules = .init(allow: [CIDRBlock("198.51.100.200")!])
+        let client: @Sendable (String) -> [(String, String)] = { address in [("X-Forwarded-For", address)] }
+        try await LoopbackHarness.withGateway(configuration) { _, port, adminPort in
+            #expect(try await admin(adminPort, #"{"action": "block", "address": "198.51.100.0/24", "reason": "scraping"}"#).status == 201)
+            #expect(try await admin(adminPort, #"{"action": "block", "address": "192.0.2.1", "duration": "1s"}"#).status == 201)
+            let blocked = try await get("http://127.0.0.1:\(port)/x", headers: client("198.51.100.20"))
+            #expect(blocked.status == 403)
+            #expect(blocked.body.contains("\"blocked\""))
+            // The allow list wins over a block.
+            #expect(try await get("http://127.0.0.1:\(port)/x", headers: client("198.51.100.200")).status == 200)
+            #expect(try await get("http://127.0.0.1:\(port)/x", headers: client("192.0.2.1")).status == 403)
+            // Bad input is a 400 with a message, and changes nothing.
+            let bad = try await admin(adminPort, #"{"action": "block", "address": "300.1.1.1"}"#)
+            #expect(bad.status == 400)
+            #expect(bad.body.contains("is not an IP address or CIDR range"))
+            #expect(try await admin(adminPort, #"{"action": "block", "address": "10.0.0.1", "duration": "soon"}"#).status == 400)
+            #expect(try await admin(adminPort, #"{"action": "unblock", "address": "10.9.9.9"}"#).status == 404)
+            let listed = try await get("http://127.0.0.1:\(adminPort)/api/system/threat-detection")
+            #expect(listed.body.contains("198.51.100.0/24") && listed.body.contains("scraping"))
+            try await Task.sleep(for: .milliseconds(1200))
+            #expect(try await get("http://127.0.0.1:\(port)/x", headers: client("192.0.2.1")).status == 200)
+        }
+        // A new gateway on the same database still blocks, until unblocked.
+        try await LoopbackHarness.withGateway(configuration) { _, port, adminPort in
+            let stillBlocked = try await get("http://127.0.0.1:\(port)/x", headers: client("198.51.100.20"))
+            #expect(stillBlocked.status == 403)
+            #expect(try await admin(adminPort, #"{"action": "unblock", "address": "198.51.100.0/24"}"#).status == 200)
+            #expect(try await get("http://127.0.0.1:\(port)/x", headers: client("198.51.100.20")).status == 200)
         }
         await upstream.stop()
     }

@@ -3,6 +3,11 @@ import PropertyBased
 import RampartCore
 import RampartShield
 import Testing
+import RampartStore
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite struct IPRulesTests {
     let rules = IPRules(allow: [CIDRBlock("10.1.2.3")!, CIDRBlock("2001:db8:1::/48")!, CIDRBlock("192.0.2.0/24")!],
@@ -89,5 +94,54 @@ import Testing
         let text = issues.map(\.description)
         #expect(text.contains("shield.securityHeaders.frameOptions: use DENY or SAMEORIGIN, got \"ALLOW-FROM x\""), "\(text)")
         #expect(text.contains("shield.securityHeaders.referrerPolicy: not a valid header value"), "\(text)")
+    }
+}
+
+final class TestWallClock: Sendable {
+    private let seconds = Mutex<Double>(1_000_000)
+    var now: @Sendable () -> Double { { self.seconds.withLock { $0 } } }
+    func advance(_ by: Double) { seconds.withLock { $0 += by } }
+}
+
+@Suite struct BlocklistTests {
+    @Test func blocksExpireAndAWiderBlockStillApplies() throws {
+        let clock = TestWallClock()
+        let list = try Blocklist(store: MemoryBlockStore(), now: clock.now)
+        try list.add(CIDRBlock("198.51.100.0/24")!, reason: "range", duration: 100)
+        try list.add(CIDRBlock("198.51.100.7")!, reason: "one", duration: 10)
+        #expect(list.block(covering: IPAddress("198.51.100.7")!)?.reason == "one")
+        #expect(list.block(covering: IPAddress("198.51.100.8")!)?.reason == "range")
+        #expect(list.block(covering: IPAddress("198.51.101.1")!) == nil)
+        clock.advance(11)
+        #expect(list.block(covering: IPAddress("198.51.100.7")!)?.reason == "range")
+        #expect(list.active.map(\.reason) == ["range"])
+        clock.advance(100)
+        #expect(list.block(covering: IPAddress("198.51.100.7")!) == nil)
+        try list.add(CIDRBlock("2001:db8::/64")!, reason: "forever", duration: nil)
+        clock.advance(1e9)
+        #expect(list.block(covering: IPAddress("2001:db8::1")!)?.reason == "forever")
+        #expect(try list.remove(CIDRBlock("2001:db8::/64")!))
+        #expect(try !list.remove(CIDRBlock("2001:db8::/64")!))
+        #expect(list.block(covering: IPAddress("2001:db8::1")!) == nil)
+    }
+
+    @Test func sqliteKeepsBlocksAcrossReopening() throws {
+        let path = "/tmp/rampart-blocks-\(UInt64.random(in: 0...UInt64.max)).sqlite"
+        defer { _ = unlink(path) }
+        let clock = TestWallClock()
+        do {
+            let list = try Blocklist(store: try SQLiteBlockStore(path: path), now: clock.now)
+            try list.add(CIDRBlock("203.0.113.0/24")!, reason: "abuse", duration: 3600)
+            try list.add(CIDRBlock("203.0.113.9")!, reason: "gone", duration: 1)
+            try list.add(CIDRBlock("192.0.2.1")!, reason: "removed", duration: nil)
+            try list.remove(CIDRBlock("192.0.2.1")!)
+        }
+        clock.advance(2)
+        let reopened = try Blocklist(store: try SQLiteBlockStore(path: path), now: clock.now)
+        #expect(reopened.block(covering: IPAddress("203.0.113.50")!)?.reason == "abuse")
+        #expect(reopened.block(covering: IPAddress("203.0.113.9")!)?.reason == "abuse")  // the narrower one expired
+        #expect(reopened.block(covering: IPAddress("192.0.2.1")!) == nil)
+        // The expired block was dropped from the file when it was seen.
+        #expect(try SQLiteBlockStore(path: path).all().map(\.reason) == ["abuse"])
     }
 }

@@ -9,6 +9,9 @@ import NIOCore
 import Prometheus
 import RampartBalancing
 import RampartCore
+import RampartShield
+import RampartStore
+import Logging
 
 /// The admin listener's routes: load-balancer state and membership, configuration reload,
 /// health, readiness and metrics. Every request needs the bearer token when one is set.
@@ -35,15 +38,22 @@ struct AdminRouter {
         router.get("/api/system/load-balancer") { _, _ in
             jsonResponse(LoadBalancerAnswer(pools: gateway.pools.all.map { (pool: Pool) in pool.status }))
         }
-        router.post("/api/system/load-balancer") { request, context -> Response in
-            let buffer = try await request.body.collect(upTo: 64 * 1024)
-            let command: MembershipCommand
-            do {
-                command = try JSONDecoder().decode(MembershipCommand.self, from: Data(buffer.readableBytesView))
-            } catch {
-                return errorAnswer(.badRequest, "invalid JSON: expected {\"action\": \"register|unregister|drain|weight\", \"pool\": ..., ...}")
+        router.post("/api/system/load-balancer") { request, _ -> Response in
+            let usage = "{\"action\": \"register|unregister|drain|weight\", \"pool\": ..., ...}"
+            switch try await decodeCommand(MembershipCommand.self, from: request, usage: usage) {
+            case .success(let command): return await gateway.apply(command)
+            case .failure(let answer): return answer.response
             }
-            return await gateway.apply(command)
+        }
+        router.get("/api/system/threat-detection") { _, _ in
+            jsonResponse(ThreatDetectionAnswer(gateway))
+        }
+        router.post("/api/system/threat-detection") { request, _ -> Response in
+            let usage = "{\"action\": \"block|unblock\", \"address\": \"ip or cidr\", \"reason\": ..., \"duration\": \"1h\"}"
+            switch try await decodeCommand(BlockCommand.self, from: request, usage: usage) {
+            case .success(let command): return gateway.apply(command)
+            case .failure(let answer): return answer.response
+            }
         }
         router.post("/api/system/config/reload") { _, _ -> Response in
             do {
@@ -106,11 +116,91 @@ struct ErrorAnswer: Codable { let error: String }
 
 func jsonResponse<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) -> Response {
     let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys]
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
     let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
     return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
 }
 
 func errorAnswer(_ status: HTTPResponse.Status, _ message: String) -> Response {
     jsonResponse(ErrorAnswer(error: message), status: status)
+}
+
+/// A refusal of an admin request body, as an error so it can travel in a `Result`.
+struct BadCommand: Error {
+    let response: Response
+}
+
+/// Reads a JSON command of at most 64 KiB; a body that does not decode gets a 400 naming the
+/// expected shape.
+func decodeCommand<T: Decodable>(_ type: T.Type, from request: Request, usage: String) async throws -> Result<T, BadCommand> {
+    let buffer = try await request.body.collect(upTo: 64 * 1024)
+    do {
+        return .success(try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView)))
+    } catch {
+        return .failure(BadCommand(response: errorAnswer(.badRequest, "invalid JSON: expected \(usage)")))
+    }
+}
+
+/// `POST /api/system/threat-detection`.
+struct BlockCommand: Codable, Sendable {
+    enum Action: String, Codable, Sendable { case block, unblock }
+    var action: Action
+    /// An address or CIDR range.
+    var address: String
+    var reason: String?
+    /// How long, with a unit (`30m`, `24h`); absent blocks until unblocked.
+    var duration: String?
+}
+
+struct ThreatDetectionAnswer: Encodable {
+    struct Block: Encodable {
+        let range: String
+        let reason: String
+        let created: Double
+        let expires: Double?
+    }
+
+    struct Rules: Encodable {
+        let allow: [String]
+        let deny: [String]
+    }
+
+    let blocked: [Block]
+    let ipRules: Rules
+
+    init(_ gateway: Gateway) {
+        blocked = gateway.blocklist.active.map { Block(range: $0.range.description, reason: $0.reason, created: $0.created, expires: $0.expires) }
+        let rules = gateway.live.snapshot.configuration.shield.ipRules
+        ipRules = Rules(allow: rules.allow.map(\.description), deny: rules.deny.map(\.description))
+    }
+}
+
+extension Gateway {
+    func apply(_ command: BlockCommand) -> Response {
+        guard let range = CIDRBlock(command.address) else {
+            return errorAnswer(.badRequest, "address: \"\(command.address)\" is not an IP address or CIDR range")
+        }
+        do {
+            switch command.action {
+            case .block:
+                var seconds: Double?
+                if let text = command.duration {
+                    guard let duration = ConfigDuration(parsing: text), duration.duration > .zero else {
+                        return errorAnswer(.badRequest, "duration: \"\(text)\" is not a positive duration (write it with a unit: 30m, 24h)")
+                    }
+                    seconds = Double(duration.duration.components.seconds) + Double(duration.duration.components.attoseconds) / 1e18
+                }
+                let reason = command.reason ?? "blocked through the admin API"
+                try blocklist.add(range, reason: reason, duration: seconds)
+                logger.notice("address blocked", metadata: ["range": "\(range)", "reason": "\(reason)"])
+                return jsonResponse(ThreatDetectionAnswer(self), status: .created)
+            case .unblock:
+                guard try blocklist.remove(range) else { return errorAnswer(.notFound, "no block for \(range)") }
+                logger.notice("address unblocked", metadata: ["range": "\(range)"])
+                return jsonResponse(ThreatDetectionAnswer(self))
+            }
+        } catch {
+            return errorAnswer(.internalServerError, "the block store failed: \(error)")
+        }
+    }
 }

@@ -1,5 +1,6 @@
 public import RampartCore
 import RampartBalancing
+import RampartShield
 import Yams
 
 /// Reads `rampart.yml`: YAML text -> tree -> environment overrides -> typed values ->
@@ -27,7 +28,13 @@ public struct ConfigurationLoader: Sendable {
         } catch {
             throw ConfigurationError(issues: [ConfigurationIssue(path: "", "cannot read \(path): \(error)")])
         }
-        return try load(yaml: text)
+        var configuration = try load(yaml: text)
+        // Blocks persist beside the configuration unless it says where.
+        if configuration.shield.blocks.database == nil {
+            let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
+            configuration.shield.blocks.database = (directory.isEmpty ? "" : directory) + "/rampart.sqlite"
+        }
+        return configuration
     }
 
     /// Loads from YAML text.

@@ -172,6 +172,7 @@ struct ShapePhase: RouterMiddleware {
 /// before a colon, control characters); what reaches here is checked for Host and sizes.
 struct AdmitPhase: RouterMiddleware {
     typealias Context = GatewayRequestContext
+    let blocklist: Blocklist
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let limits = context.snapshot!.configuration.proxy.limits
@@ -194,14 +195,24 @@ struct AdmitPhase: RouterMiddleware {
         context.state.clientAddress = snapshot.clientAddresses.resolve(
             peer: context.state.peerAddress, forwardedFor: request.headers[values: .xForwardedFor],
             forwarded: request.headers[values: .forwarded])
-        if let client = context.state.clientAddress, snapshot.ipRules.decision(for: client) == .deny {
-            let requestID = RequestID.make()
-            context.record.note {
-                $0.requestID = requestID
-                $0.error = "forbidden"
-                $0.client = client.description
+        if let client = context.state.clientAddress {
+            let decision = snapshot.ipRules.decision(for: client)
+            // Allow-listed addresses are never blocked; others answer for their blocks.
+            let refusal: (kind: String, message: String)? = switch decision {
+            case .deny: ("forbidden", "this address is not allowed")
+            case .allow: nil
+            case .unlisted: blocklist.block(covering: client).map { _ in ("blocked", "this address is blocked") }
             }
-            return ErrorResponse.make(status: .forbidden, error: "forbidden", message: "this address is not allowed", requestID: requestID)
+            if let refusal {
+                let requestID = RequestID.make()
+                context.record.note {
+                    $0.requestID = requestID
+                    $0.error = refusal.kind
+                    $0.client = client.description
+                }
+                Counter(label: "threat_detection_blocked_requests_total", dimensions: [("reason", refusal.kind)]).increment()
+                return ErrorResponse.make(status: .forbidden, error: refusal.kind, message: refusal.message, requestID: requestID)
+            }
         }
         if (request.head.path?.utf8.count ?? 0) > limits.maxURIBytes.bytes {
             return refuse(.uriTooLong, "uri_too_long", "request target longer than \(limits.maxURIBytes)")
