@@ -62,14 +62,21 @@ events { worker_connections 4096; }
 EOF
 }
 
-cat > "$work/upstream.conf" <<EOF
-worker_processes 1;
-$(nginx_common "$work/upstream")
-http {
+# Inside http {}: no access log, temp paths in the work folder, long keep-alive.
+nginx_http_common() {
+  cat <<EOF
   access_log off;
   client_body_temp_path $work/tmp; proxy_temp_path $work/tmp; fastcgi_temp_path $work/tmp;
   uwsgi_temp_path $work/tmp; scgi_temp_path $work/tmp;
   keepalive_requests 1000000;
+EOF
+}
+
+cat > "$work/upstream.conf" <<EOF
+worker_processes 1;
+$(nginx_common "$work/upstream")
+http {
+$(nginx_http_common)
   server {
     listen 127.0.0.1:$upstream_port;
     location / { default_type text/plain; return 200 "$body"; }
@@ -162,10 +169,7 @@ for threads in $thread_counts; do
 worker_processes $threads;
 $(nginx_common "$work/nginx-proxy")
 http {
-  access_log off;
-  client_body_temp_path $work/tmp; proxy_temp_path $work/tmp; fastcgi_temp_path $work/tmp;
-  uwsgi_temp_path $work/tmp; scgi_temp_path $work/tmp;
-  keepalive_requests 1000000;
+$(nginx_http_common)
   upstream app { server 127.0.0.1:$upstream_port; keepalive 128; keepalive_requests 1000000; }
   server {
     listen 127.0.0.1:$proxy_port;
