@@ -7,15 +7,18 @@ public struct ShieldConfiguration: Codable, Sendable, Equatable {
     public var securityHeaders: SecurityHeadersConfiguration?
     /// Where temporary blocks are kept.
     public var blocks: BlocksConfiguration
+    /// CSRF checks for state-changing, cookie-authenticated requests; off when absent.
+    public var csrf: CSRFConfiguration?
 
     public init(ipRules: IPRulesConfiguration = .init(), securityHeaders: SecurityHeadersConfiguration? = nil,
-                blocks: BlocksConfiguration = .init()) {
+                blocks: BlocksConfiguration = .init(), csrf: CSRFConfiguration? = nil) {
         self.ipRules = ipRules
         self.securityHeaders = securityHeaders
         self.blocks = blocks
+        self.csrf = csrf
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case ipRules, securityHeaders, blocks }
+    enum CodingKeys: String, CodingKey, CaseIterable { case ipRules, securityHeaders, blocks, csrf }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -23,10 +26,11 @@ public struct ShieldConfiguration: Codable, Sendable, Equatable {
         ipRules = try c.decodeIfPresent(IPRulesConfiguration.self, forKey: .ipRules) ?? .init()
         securityHeaders = try c.decodeIfPresent(SecurityHeadersConfiguration.self, forKey: .securityHeaders)
         blocks = try c.decodeIfPresent(BlocksConfiguration.self, forKey: .blocks) ?? .init()
+        csrf = try c.decodeIfPresent(CSRFConfiguration.self, forKey: .csrf)
     }
 
     public func validate(at path: String) -> [ConfigurationIssue] {
-        securityHeaders?.validate(at: "\(path).securityHeaders") ?? []
+        (securityHeaders?.validate(at: "\(path).securityHeaders") ?? []) + (csrf?.validate(at: "\(path).csrf") ?? [])
     }
 }
 

@@ -119,3 +119,33 @@ import Testing
         await upstream.stop()
     }
 }
+
+@Suite struct CSRFGatewayTests {
+    func post(_ url: String, _ headers: [(String, String)]) async throws -> Int {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        request.body = .bytes(ByteBuffer(string: "{}"))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        _ = try await response.body.collect(upTo: 1 << 20)
+        return Int(response.status.code)
+    }
+
+    @Test func crossSitePostIsRefusedSameSiteAccepted() async throws {
+        let upstream = await LoopbackHarness.startEcho(name: "a")
+        var configuration = LoopbackHarness.configuration(pool: [upstream])
+        configuration.shield.csrf = .init(allowedOrigins: ["https://quiz.example"], authCookie: "session")
+        configuration.routes.insert(RouteConfiguration(name: "hooks", match: .init(pathPrefix: "/hooks"), pool: "app", csrf: false), at: 0)
+        try await LoopbackHarness.withGateway(configuration) { _, port, _ in
+            let base = "http://127.0.0.1:\(port)"
+            let crossSite = try await post("\(base)/api/answer", [("Cookie", "session=s1"), ("Origin", "https://evil.example")])
+            #expect(crossSite == 403)
+            #expect(try await post("\(base)/api/answer", [("Cookie", "session=s1"), ("Origin", "https://quiz.example")]) == 200)
+            #expect(try await post("\(base)/api/answer", [("Cookie", "session=s1"), ("Origin", base)]) == 200)
+            #expect(try await post("\(base)/api/answer", [("Origin", "https://evil.example")]) == 200)
+            #expect(try await post("\(base)/hooks/payment", [("Cookie", "session=s1"), ("Origin", "https://evil.example")]) == 200)
+        }
+        #expect(upstream.server.requests.count == 4)
+        await upstream.stop()
+    }
+}

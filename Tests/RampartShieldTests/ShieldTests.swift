@@ -145,3 +145,45 @@ final class TestWallClock: Sendable {
         #expect(try SQLiteBlockStore(path: path).all().map(\.reason) == ["abuse"])
     }
 }
+
+@Suite struct CSRFTests {
+    let guardian = CSRFGuard(CSRFConfiguration(allowedOrigins: ["https://app.example.com"], authCookie: "session",
+                                               tokenCookie: "csrf", tokenHeader: "X-CSRF-Token"))
+    let own = "https://api.example.com"
+
+    func request(_ fields: [(String, String)], method: HTTPRequest.Method = .post) -> HTTPRequest {
+        var headers = HTTPFields()
+        for (name, value) in fields { headers.append(HTTPField(name: HTTPField.Name(name)!, value: value)) }
+        return HTTPRequest(method: method, scheme: "https", authority: "api.example.com", path: "/quiz", headerFields: headers)
+    }
+
+    @Test func crossSiteWritesWithTheSessionCookieAreRefused() {
+        #expect(guardian.check(request([("Cookie", "session=abc"), ("Origin", "https://evil.example")]), ownOrigin: own) != .pass)
+        #expect(guardian.check(request([("Cookie", "session=abc"), ("Origin", "null")]), ownOrigin: own) != .pass)
+        #expect(guardian.check(request([("Cookie", "session=abc"), ("Referer", "https://evil.example/page")]), ownOrigin: own) != .pass)
+        #expect(guardian.check(request([("Cookie", "session=abc"), ("Sec-Fetch-Site", "cross-site"), ("Origin", "https://evil.example")]),
+                               ownOrigin: own) != .pass)
+        #expect(guardian.check(request([("Cookie", "session=abc")]), ownOrigin: own) != .pass)
+        #expect(guardian.check(request([("Cookie", "session=abc; csrf=t1"), ("X-CSRF-Token", "t2")]), ownOrigin: own) != .pass)
+        // Userinfo tricks do not make an origin.
+        #expect(guardian.check(request([("Cookie", "session=abc"), ("Origin", "https://app.example.com@evil.example")]), ownOrigin: own) != .pass)
+    }
+
+    @Test func sameSiteAllowedAndUncredentialledRequestsPass() {
+        #expect(guardian.check(request([("Cookie", "session=abc"), ("Origin", "https://api.example.com:443")]), ownOrigin: own) == .pass)
+        #expect(guardian.check(request([("Cookie", "session=abc"), ("Origin", "https://APP.example.com")]), ownOrigin: own) == .pass)
+        #expect(guardian.check(request([("Cookie", "session=abc"), ("Referer", "https://app.example.com/edit?q=1")]), ownOrigin: own) == .pass)
+        #expect(guardian.check(request([("Cookie", "session=abc"), ("Sec-Fetch-Site", "same-origin")]), ownOrigin: own) == .pass)
+        #expect(guardian.check(request([("Cookie", "session=abc; csrf=t1"), ("X-CSRF-Token", "t1")]), ownOrigin: own) == .pass)
+        #expect(guardian.check(request([("Origin", "https://evil.example")]), ownOrigin: own) == .pass)  // no session cookie
+        #expect(guardian.check(request([("Cookie", "theme=dark"), ("Origin", "https://evil.example")]), ownOrigin: own) == .pass)
+        #expect(guardian.check(request([("Cookie", "session=abc"), ("Origin", "https://evil.example")], method: .get), ownOrigin: own) == .pass)
+    }
+
+    @Test func originsAreNormalizedAndConfigurationChecked() {
+        #expect(CSRFGuard.origin(of: "HTTP://Example.com:80/path") == "http://example.com")
+        #expect(CSRFGuard.origin(of: "ftp://example.com") == nil)
+        let issues = CSRFConfiguration(allowedOrigins: ["app.example.com", "https://ok.example"], tokenHeader: "bad header").validate(at: "shield.csrf")
+        #expect(issues.map(\.path) == ["shield.csrf.allowedOrigins[0]", "shield.csrf.tokenHeader"])
+    }
+}

@@ -88,14 +88,6 @@ struct BearerTokenCheck: RouterMiddleware {
     }
 }
 
-/// Compares without an early exit, so timing does not reveal how much of a secret matched.
-func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-    var difference = UInt8(truncatingIfNeeded: a.count ^ b.count)
-    for i in 0..<max(a.count, b.count) {
-        difference |= (i < a.count ? a[i] : 0) ^ (i < b.count ? b[i] : 0)
-    }
-    return difference == 0
-}
 
 /// A change to a pool's membership.
 struct MembershipCommand: Codable, Sendable {

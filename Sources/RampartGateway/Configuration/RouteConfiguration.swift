@@ -14,18 +14,21 @@ public struct RouteConfiguration: Codable, Sendable, Equatable {
     public var stripPrefix: Bool
     /// Security headers for this route, field by field over `shield.securityHeaders`.
     public var securityHeaders: SecurityHeadersConfiguration?
+    /// `false` exempts this route from `shield.csrf` (webhooks signed some other way, say).
+    public var csrf: Bool?
 
     public init(name: String? = nil, match: RouteMatch = .init(), pool: String? = nil, respond: FixedResponse? = nil, stripPrefix: Bool = false,
-                securityHeaders: SecurityHeadersConfiguration? = nil) {
+                securityHeaders: SecurityHeadersConfiguration? = nil, csrf: Bool? = nil) {
         self.name = name
         self.match = match
         self.pool = pool
         self.respond = respond
         self.stripPrefix = stripPrefix
         self.securityHeaders = securityHeaders
+        self.csrf = csrf
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case name, match, pool, respond, stripPrefix, securityHeaders }
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, match, pool, respond, stripPrefix, securityHeaders, csrf }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -36,6 +39,7 @@ public struct RouteConfiguration: Codable, Sendable, Equatable {
         respond = try c.decodeIfPresent(FixedResponse.self, forKey: .respond)
         stripPrefix = try c.decodeIfPresent(Bool.self, forKey: .stripPrefix) ?? false
         securityHeaders = try c.decodeIfPresent(SecurityHeadersConfiguration.self, forKey: .securityHeaders)
+        csrf = try c.decodeIfPresent(Bool.self, forKey: .csrf)
     }
 
     func validate(at path: String, pools: Set<String>) -> [ConfigurationIssue] {

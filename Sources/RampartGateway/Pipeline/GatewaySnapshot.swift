@@ -14,6 +14,9 @@ public final class GatewaySnapshot: Sendable {
     /// Security headers by route (its position in `routes`); `defaultHeaders` without a route.
     let routeHeaders: [Int: SecurityHeaders]
     let defaultHeaders: SecurityHeaders?
+    let csrf: CSRFGuard?
+    /// Routes (by position) exempt from the CSRF check.
+    let csrfExempt: Set<Int>
 
     init(generation: Int, configuration: GatewayConfiguration) {
         self.generation = generation
@@ -32,6 +35,8 @@ public final class GatewaySnapshot: Sendable {
             }
         }
         self.routeHeaders = routeHeaders
+        self.csrf = configuration.shield.csrf.map(CSRFGuard.init)
+        self.csrfExempt = Set(configuration.routes.indices.filter { configuration.routes[$0].csrf == false })
     }
 
     /// The security headers for responses on `route` (or with no route).

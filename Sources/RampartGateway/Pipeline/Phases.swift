@@ -328,6 +328,27 @@ struct RoutePhase: RouterMiddleware {
     }
 }
 
+// MARK: - Inspect
+
+/// Phase 3: the shield's request checks that need the route. So far: CSRF.
+struct InspectPhase: RouterMiddleware {
+    typealias Context = GatewayRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let snapshot = context.snapshot!
+        if let csrf = snapshot.csrf, let route = context.route, !snapshot.csrfExempt.contains(route.order) {
+            let ownOrigin = request.head.authority.map { "\(context.state.isSecure ? "https" : "http")://\($0)" }
+            if case .refuse(let reason) = csrf.check(request.head, ownOrigin: ownOrigin) {
+                context.record.note { $0.error = "csrf" }
+                Counter(label: "threat_detection_blocked_requests_total", dimensions: [("reason", "csrf")]).increment()
+                return ErrorResponse.make(status: .forbidden, error: "csrf", message: "cross-site request refused: \(reason)",
+                                          requestID: context.record.current.requestID)
+            }
+        }
+        return try await next(request, context)
+    }
+}
+
 extension HTTPField.Name {
     static let xRequestID = HTTPField.Name("X-Request-Id")!
     static let traceparent = HTTPField.Name("traceparent")!
