@@ -129,7 +129,9 @@ public struct ByteCount: Hashable, Sendable, Codable, Comparable, CustomStringCo
 }
 
 extension StringProtocol {
-    func trimmingASCIIWhitespace() -> SubSequence {
+    /// Without leading and trailing spaces, tabs, CR and LF (HTTP's optional whitespace and
+    /// what configuration text carries).
+    public func trimmingASCIIWhitespace() -> SubSequence {
         let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
         var start = startIndex, end = endIndex
         while start < end, isSpace(self[start]) { start = index(after: start) }

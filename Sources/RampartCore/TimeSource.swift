@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A point on a monotonic timeline, in nanoseconds since an arbitrary origin.
 public struct Instant: Hashable, Comparable, Sendable {
     public let nanoseconds: Int64
@@ -41,4 +47,12 @@ public struct SystemTimeSource: TimeSource {
     public func now() -> Instant {
         Instant(nanoseconds: (ContinuousClock.now - SystemTimeSource.origin).nanoseconds)
     }
+}
+
+/// The wall clock in seconds since 1970, for what must outlive the process (block expiry);
+/// everything else reads a `TimeSource`.
+public func wallClockSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
 }

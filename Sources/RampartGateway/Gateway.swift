@@ -14,9 +14,6 @@ import RampartStore
 public import ServiceLifecycle
 import Synchronization
 import UnixSignals
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The assembled gateway: the traffic listener with its phases, the admin listener, active
 /// health checks, draining and configuration reloads, run together as one `Service`.
@@ -258,9 +255,3 @@ public final class PortAnnouncement: Sendable {
     }
 }
 
-/// The wall clock in seconds since 1970 (block expiry survives restarts, so not monotonic time).
-public func wallClockSeconds() -> Double {
-    var now = timespec()
-    clock_gettime(CLOCK_REALTIME, &now)
-    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
-}

@@ -1,4 +1,5 @@
 import NIOCore
+import RampartCore
 
 /// How many event-loop threads the process runs, settled before anything starts.
 ///
@@ -15,18 +16,10 @@ enum Runtime {
 
     static func configure(environment: [String: String]) throws {
         guard let text = environment["RAMPART_THREADS"] else { return }
-        guard let count = Int(text.trimmingCharacters(in: " \t")), (1...1024).contains(count) else {
+        guard let count = Int(text.trimmingASCIIWhitespace()), (1...1024).contains(count) else {
             throw InvalidThreadCount(value: text)
         }
         NIOSingletons.groupLoopCountSuggestion = count
     }
 }
 
-extension String {
-    fileprivate func trimmingCharacters(in set: String) -> Substring {
-        var text = Substring(self)
-        while let first = text.first, set.contains(first) { text.removeFirst() }
-        while let last = text.last, set.contains(last) { text.removeLast() }
-        return text
-    }
-}

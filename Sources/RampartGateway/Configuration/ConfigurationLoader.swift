@@ -132,7 +132,7 @@ public struct ConfigurationLoader: Sendable {
             node["log"]?["level"] = Node(level)
         }
         if let list = environment["THREAT_IP_WHITELIST"], !list.isEmpty {
-            let entries = list.split(separator: ",").map { $0.trimmingCharacters(in: " \t") }.filter { !$0.isEmpty }
+            let entries = list.split(separator: ",").map { String($0.trimmingASCIIWhitespace()) }.filter { !$0.isEmpty }
             let bad = entries.filter { CIDRBlock($0) == nil }
             if !bad.isEmpty {
                 issues.append(.init(path: "THREAT_IP_WHITELIST (shield.ipRules.allow)",

@@ -15,7 +15,7 @@ enum HeaderRewriting {
         var names = Set<String>()
         for value in fields[values: .connection] {
             for token in value.split(separator: ",") {
-                let name = token.trimmingCharacters(in: " \t").lowercased()
+                let name = token.trimmingASCIIWhitespace().lowercased()
                 if !name.isEmpty { names.insert(name) }
             }
         }
@@ -73,7 +73,7 @@ enum HeaderRewriting {
     static func clientResponseHeaders(_ upstream: HTTPHeaders) -> HTTPFields {
         var dropped = Set<String>()
         for value in upstream["connection"] {
-            for token in value.split(separator: ",") { dropped.insert(token.trimmingCharacters(in: " \t").lowercased()) }
+            for token in value.split(separator: ",") { dropped.insert(token.trimmingASCIIWhitespace().lowercased()) }
         }
         var fields = HTTPFields()
         fields.reserveCapacity(upstream.count + 1)
@@ -89,14 +89,5 @@ enum HeaderRewriting {
         }
         fields.append(HTTPField(name: HTTPField.Name("Via")!, value: (via + ["1.1 rampart"]).joined(separator: ", ")))
         return fields
-    }
-}
-
-extension StringProtocol {
-    func trimmingCharacters(in set: String) -> String {
-        var s = Substring(self)
-        while let f = s.first, set.contains(f) { s = s.dropFirst() }
-        while let l = s.last, set.contains(l) { s = s.dropLast() }
-        return String(s)
     }
 }
