@@ -1,5 +1,4 @@
 import ArgumentParser
-import Dispatch
 import Logging
 import RampartBalancing
 import RampartCore
@@ -13,21 +12,18 @@ import UnixSignals
 import Glibc
 #endif
 
-/// The process entry: the thread layout is settled before anything runs, then the command.
+/// The process entry: the event-loop thread count is settled before anything uses NIO, then
+/// the command runs.
 @main
 enum Entry {
-    static func main() {
+    static func main() async {
         do {
             try Runtime.configure(environment: currentEnvironment())
         } catch {
             printError("rampart: \(error)")
             exit(2)
         }
-        Task {
-            await Rampart.main()
-            exit(0)
-        }
-        dispatchMain()
+        await Rampart.main()
     }
 }
 
