@@ -37,23 +37,12 @@ extension ForwardPhase {
         // protocols, this connection ends with this answer, whatever it is.
         context.record.note { $0.closeConnection = true }
         let proxy = context.snapshot!.configuration.proxy
-        var excluded = Set<String>()
-        var attempt = 0
+        var picker = InstancePicker(pool: pool, input: input)
         while true {
-            var selection = input
-            selection.excluding = excluded
-            guard let instance = pool.select(for: selection) else {
+            guard let instance = picker.next(noting: context.record) else {
                 throw GatewayError(.noHealthyInstance, origin: .gateway, "no available instance in pool \(pool.name)")
             }
-            excluded.insert(instance.id)
-            attempt += 1
-            context.record.note {
-                $0.instance = instance.id
-                $0.attempts = attempt
-            }
-            var headers = HeaderRewriting.upstreamRequestHeaders(
-                request.headers, authority: request.head.authority, state: context.state, preserveHost: proxy.preserveHost,
-                instanceAuthority: instance.url.authority, trustsPeer: trustsPeer)
+            var headers = upstreamHeaders(request, context: context, instance: instance, trustsPeer: trustsPeer)
             headers.add(name: "Connection", value: "Upgrade")
             headers.add(name: "Upgrade", value: upgrade.protocols)
             let head = HTTPRequestHead(version: .http1_1, method: NIOHTTP1.HTTPMethod(rawValue: request.method.rawValue),
@@ -69,7 +58,7 @@ extension ForwardPhase {
             } catch {
                 pool.finish(instance, outcome: .failure, latency: time.now() - started)
                 // Nothing has reached an upstream that refused or never answered the handshake.
-                if attempt <= proxy.retries.attempts, budget.tryRetry() {
+                if picker.attempt <= proxy.retries.attempts, budget.tryRetry() {
                     pool.recordRetry(from: instance)
                     continue
                 }

@@ -47,27 +47,16 @@ struct ForwardPhase: RouterMiddleware {
             return try await tunnel(request, upgrade: upgrade, context: context, pool: pool, input: input, target: target,
                                     trustsPeer: trustsPeer)
         }
-        var excluded = Set<String>()
-        var attempt = 0
+        var picker = InstancePicker(pool: pool, input: input)
         var lastError: GatewayError?
         while true {
-            var selection = input
-            selection.excluding = excluded
-            guard let instance = pool.select(for: selection) else {
+            guard let instance = picker.next(noting: context.record) else {
                 throw lastError ?? GatewayError(.noHealthyInstance, origin: .gateway, "no available instance in pool \(poolName)")
             }
-            excluded.insert(instance.id)
-            attempt += 1
-            context.record.note {
-                $0.instance = instance.id
-                $0.attempts = attempt
-            }
+            let attempt = picker.attempt
             var upstream = HTTPClientRequest(url: "\(instance.url.scheme.rawValue)://\(instance.url.authority)\(instance.url.basePath)\(target)")
             upstream.method = NIOHTTP1.HTTPMethod(rawValue: request.method.rawValue)
-            upstream.headers = HeaderRewriting.upstreamRequestHeaders(
-                request.headers, authority: request.head.authority, state: context.state, preserveHost: proxy.preserveHost,
-                instanceAuthority: instance.url.authority, trustsPeer: trustsPeer)
-            if let nonce = context.cspNonce { upstream.headers.replaceOrAdd(name: "X-CSP-Nonce", value: nonce) }
+            upstream.headers = upstreamHeaders(request, context: context, instance: instance, trustsPeer: trustsPeer)
             switch body {
             case .none: break
             case .known(let length):
@@ -142,6 +131,16 @@ struct ForwardPhase: RouterMiddleware {
         }
     }
 
+    /// The request's headers as the upstream gets them: end-to-end fields, the forwarding
+    /// headers, and the CSP nonce when the route's policy asks for one.
+    func upstreamHeaders(_ request: Request, context: Context, instance: Instance, trustsPeer: Bool) -> HTTPHeaders {
+        var headers = HeaderRewriting.upstreamRequestHeaders(
+            request.headers, authority: request.head.authority, state: context.state,
+            preserveHost: context.snapshot!.configuration.proxy.preserveHost, instanceAuthority: instance.url.authority, trustsPeer: trustsPeer)
+        if let nonce = context.cspNonce { headers.add(name: "X-CSP-Nonce", value: nonce) }
+        return headers
+    }
+
     /// The affinity key for consistent hashing, from the request.
     private func hashKey(_ request: Request, context: Context, pool: Pool) -> String? {
         guard case .consistentHash(let source) = pool.configuration.strategy else { return nil }
@@ -207,4 +206,32 @@ enum RequestBodyPlan {
     }
 
     var isNone: Bool { if case .none = self { true } else { false } }
+}
+
+/// Picks the instances of one request in turn: each pick leaves out those already tried and
+/// is noted in the record (instance and attempt count).
+struct InstancePicker {
+    let pool: Pool
+    let input: SelectionInput
+    private(set) var attempt = 0
+    private var tried = Set<String>()
+
+    init(pool: Pool, input: SelectionInput) {
+        self.pool = pool
+        self.input = input
+    }
+
+    mutating func next(noting record: RequestRecord) -> Instance? {
+        var selection = input
+        selection.excluding = tried
+        guard let instance = pool.select(for: selection) else { return nil }
+        tried.insert(instance.id)
+        attempt += 1
+        let attempt = self.attempt
+        record.note {
+            $0.instance = instance.id
+            $0.attempts = attempt
+        }
+        return instance
+    }
 }
