@@ -14,7 +14,7 @@ public struct IPRules: Sendable {
     }
 
     private let table: CIDRTable<Decision>
-    public let isEmpty: Bool
+    public var isEmpty: Bool { table.count == 0 }
 
     public init(allow: [CIDRBlock] = [], deny: [CIDRBlock] = []) {
         var table = CIDRTable<Decision>()
@@ -22,7 +22,6 @@ public struct IPRules: Sendable {
         // Inserted last, so a range listed on both sides is denied.
         for block in deny { table.insert(block, value: .deny) }
         self.table = table
-        self.isEmpty = allow.isEmpty && deny.isEmpty
     }
 
     public func decision(for address: IPAddress) -> Decision {

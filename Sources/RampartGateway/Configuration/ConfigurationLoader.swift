@@ -31,8 +31,8 @@ public struct ConfigurationLoader: Sendable {
         var configuration = try load(yaml: text)
         // Blocks persist beside the configuration unless it says where.
         if configuration.shield.blocks.database == nil {
-            let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
-            configuration.shield.blocks.database = (directory.isEmpty ? "" : directory) + "/rampart.sqlite"
+            let directory = path.lastIndex(of: "/").map { String(path[...$0]) } ?? "./"
+            configuration.shield.blocks.database = directory + "rampart.sqlite"
         }
         return configuration
     }

@@ -50,9 +50,7 @@ public final class RequestRecord: Sendable {
         public var closeConnection = false
         /// The response body is in memory (fixed answers, errors, small upstream answers).
         public var bodyBuffered = false
-        /// Whether a route was chosen (then `securityHeaders` are the route's, maybe none).
-        public var routed = false
-        /// The security headers of the chosen route.
+        /// The security headers of the chosen route (with `route` set; maybe none).
         public var securityHeaders: SecurityHeaders?
         /// The Content-Security-Policy nonce of this response, when the policy asks for one.
         public var cspNonce: String?

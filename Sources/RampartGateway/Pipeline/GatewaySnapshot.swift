@@ -11,7 +11,7 @@ public final class GatewaySnapshot: Sendable {
     let countries: CIDRTable<String>
     let countryHeader: HTTPFieldNameBox?
     let ipRules: IPRules
-    /// Security headers by route (its position in `routes`); `defaultHeaders` without a route.
+    /// Security headers of routes that override the global ones, by position in `routes`.
     let routeHeaders: [Int: SecurityHeaders]
     let defaultHeaders: SecurityHeaders?
     let csrf: CSRFGuard?
@@ -30,9 +30,7 @@ public final class GatewaySnapshot: Sendable {
         self.defaultHeaders = global.map(SecurityHeaders.init)
         var routeHeaders: [Int: SecurityHeaders] = [:]
         for (index, route) in configuration.routes.enumerated() {
-            if let merged = route.securityHeaders.map({ (global ?? .init()).merged(with: $0) }) ?? global {
-                routeHeaders[index] = SecurityHeaders(merged)
-            }
+            if let own = route.securityHeaders { routeHeaders[index] = SecurityHeaders((global ?? .init()).merged(with: own)) }
         }
         self.routeHeaders = routeHeaders
         self.csrf = configuration.shield.csrf.map(CSRFGuard.init)

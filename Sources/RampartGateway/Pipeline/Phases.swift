@@ -158,7 +158,7 @@ struct ShapePhase: RouterMiddleware {
         let facts = context.record.current
         if !facts.requestID.isEmpty { response.headers[.xRequestID] = facts.requestID }
         if facts.closeConnection { response.headers[.connection] = "close" }
-        let headers = facts.routed ? facts.securityHeaders : context.snapshot?.defaultHeaders
+        let headers = facts.route != nil ? facts.securityHeaders : context.snapshot?.defaultHeaders
         headers?.apply(to: &response.headers, isSecure: context.state.isSecure, nonce: facts.cspNonce)
         return response
     }
@@ -175,43 +175,40 @@ struct AdmitPhase: RouterMiddleware {
     let blocklist: Blocklist
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let limits = context.snapshot!.configuration.proxy.limits
+        let snapshot = context.snapshot!
+        let limits = snapshot.configuration.proxy.limits
+        var context = context
         // An id is made here only for a refusal; identify chooses the id of accepted requests.
-        func refuse(_ status: HTTPResponse.Status, _ kind: String, _ message: String) -> Response {
+        // A malformed request closes its connection; a refused client may keep its own.
+        func refuse(_ status: HTTPResponse.Status, _ kind: String, _ message: String, close: Bool = true) -> Response {
             let requestID = RequestID.make()
+            let client = context.state.clientAddress?.description
             context.record.note {
                 $0.requestID = requestID
                 $0.error = kind
-                $0.closeConnection = true
+                $0.closeConnection = close
+                $0.client = client
             }
-            return ErrorResponse.make(status: status, error: kind, message: message, requestID: requestID, close: true)
+            return ErrorResponse.make(status: status, error: kind, message: message, requestID: requestID, close: close)
         }
         if let problem = HostCheck.problem(with: request.head) {
             return refuse(.badRequest, "bad_request", problem)
         }
         // The real client, through trusted proxies, decides the IP rules.
-        let snapshot = context.snapshot!
-        var context = context
         context.state.clientAddress = snapshot.clientAddresses.resolve(
             peer: context.state.peerAddress, forwardedFor: request.headers[values: .xForwardedFor],
             forwarded: request.headers[values: .forwarded])
         if let client = context.state.clientAddress {
-            let decision = snapshot.ipRules.decision(for: client)
             // Allow-listed addresses are never blocked; others answer for their blocks.
-            let refusal: (kind: String, message: String)? = switch decision {
-            case .deny: ("forbidden", "this address is not allowed")
-            case .allow: nil
-            case .unlisted: blocklist.block(covering: client).map { _ in ("blocked", "this address is blocked") }
-            }
-            if let refusal {
-                let requestID = RequestID.make()
-                context.record.note {
-                    $0.requestID = requestID
-                    $0.error = refusal.kind
-                    $0.client = client.description
-                }
-                Counter(label: "threat_detection_blocked_requests_total", dimensions: [("reason", refusal.kind)]).increment()
-                return ErrorResponse.make(status: .forbidden, error: refusal.kind, message: refusal.message, requestID: requestID)
+            switch snapshot.ipRules.decision(for: client) {
+            case .deny:
+                ShieldMetrics.refused("forbidden")
+                return refuse(.forbidden, "forbidden", "this address is not allowed", close: false)
+            case .unlisted where blocklist.block(covering: client) != nil:
+                ShieldMetrics.refused("blocked")
+                return refuse(.forbidden, "blocked", "this address is blocked", close: false)
+            case .allow, .unlisted:
+                break
             }
         }
         if (request.head.path?.utf8.count ?? 0) > limits.maxURIBytes.bytes {
@@ -306,7 +303,6 @@ struct RoutePhase: RouterMiddleware {
         context.cspNonce = nonce
         context.record.note {
             $0.route = route.name
-            $0.routed = true
             $0.securityHeaders = headers
             $0.cspNonce = nonce
         }
@@ -328,6 +324,13 @@ struct RoutePhase: RouterMiddleware {
     }
 }
 
+/// `threat_detection_blocked_requests_total`, by the reason a request was refused.
+enum ShieldMetrics {
+    static func refused(_ reason: String) {
+        Counter(label: "threat_detection_blocked_requests_total", dimensions: [("reason", reason)]).increment()
+    }
+}
+
 // MARK: - Inspect
 
 /// Phase 3: the shield's request checks that need the route. So far: CSRF.
@@ -340,7 +343,7 @@ struct InspectPhase: RouterMiddleware {
             let ownOrigin = request.head.authority.map { "\(context.state.isSecure ? "https" : "http")://\($0)" }
             if case .refuse(let reason) = csrf.check(request.head, ownOrigin: ownOrigin) {
                 context.record.note { $0.error = "csrf" }
-                Counter(label: "threat_detection_blocked_requests_total", dimensions: [("reason", "csrf")]).increment()
+                ShieldMetrics.refused("csrf")
                 return ErrorResponse.make(status: .forbidden, error: "csrf", message: "cross-site request refused: \(reason)",
                                           requestID: context.record.current.requestID)
             }

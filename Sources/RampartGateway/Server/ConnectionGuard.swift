@@ -93,7 +93,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             context.write(data, promise: promise)
             // The next request head must arrive in time; keep-alive idleness beyond that is the
             // idle timeout's business, so only arm when no request is being read.
-            if !readingBody && !tunneled { arm(context, headerTimeout) }
+            if !readingBody { arm(context, headerTimeout) }
         }
     }
 
