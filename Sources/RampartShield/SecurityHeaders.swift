@@ -100,7 +100,7 @@ public struct SecurityHeadersConfiguration: Codable, Sendable, Equatable {
             ("permissionsPolicy", permissionsPolicy), ("crossOriginOpenerPolicy", crossOriginOpenerPolicy),
         ]
         for (name, value) in values {
-            if let value, HTTPField.isValidValue(value) == false || value.contains("\r") || value.contains("\n") {
+            if let value, !HTTPField.isValidValue(value) {  // CR, LF and other controls included
                 issues.append(.init(path: "\(path).\(name)", "not a valid header value"))
             }
         }

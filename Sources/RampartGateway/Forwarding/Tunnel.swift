@@ -175,11 +175,8 @@ final class UpstreamTunnelEnd: TunnelEndpoint, ChannelDuplexHandler {
     private var started = false
     private var held: [ByteBuffer] = []
     private let promise: EventLoopPromise<TunnelHandshake>
-    private let decoderName: String
-
-    init(promise: EventLoopPromise<TunnelHandshake>, decoderName: String) {
+    init(promise: EventLoopPromise<TunnelHandshake>) {
         self.promise = promise
-        self.decoderName = decoderName
     }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
@@ -213,7 +210,7 @@ final class UpstreamTunnelEnd: TunnelEndpoint, ChannelDuplexHandler {
             // Bytes after the 101 belong to the new protocol: the decoder hands them on as it leaves.
             let sync = context.pipeline.syncOperations
             if let encoder = try? sync.handler(type: HTTPRequestEncoder.self) { sync.removeHandler(encoder, promise: nil) }
-            if let decoder = try? sync.context(name: decoderName) { sync.removeHandler(context: decoder, promise: nil) }
+            if let decoder = try? sync.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self) { sync.removeHandler(decoder, promise: nil) }
             promise.succeed(.switched(head, Tunnel(channel: context.channel, end: self)))
         case (.awaitingHead, .head(let head)):
             state = .readingRefusal(head, context.channel.allocator.buffer(capacity: 0))
@@ -301,9 +298,8 @@ enum TunnelDialer {
                         try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: name))
                     }
                     try sync.addHandler(HTTPRequestEncoder())
-                    try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)),
-                                        name: "tunnel-response-decoder")
-                    try sync.addHandler(UpstreamTunnelEnd(promise: promise, decoderName: "tunnel-response-decoder"))
+                    try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)))
+                    try sync.addHandler(UpstreamTunnelEnd(promise: promise))
                 }
             }
         let channel: any Channel
