@@ -107,7 +107,7 @@ public final class Gateway: Service, Sendable {
         router.middlewares.add(AdmitPhase(blocklist: blocklist))
         router.middlewares.add(IdentifyPhase())
         router.middlewares.add(RoutePhase())
-        router.middlewares.add(InspectPhase())
+        router.middlewares.add(InspectPhase(time: time))
         router.middlewares.add(ForwardPhase(pools: pools, client: client, budget: budget, time: time))
         let headerBytes = proxy.limits.maxHeaderBytes.bytes
         let headerTimeout = TimeAmount.nanoseconds(proxy.timeouts.clientHeader.duration.nanoseconds)

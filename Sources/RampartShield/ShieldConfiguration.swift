@@ -1,6 +1,6 @@
 public import RampartCore
 
-/// `shield:` in rampart.yml. So far: IP rules and security headers.
+/// `shield:` in rampart.yml: IP rules, temporary blocks, threat detection, CSRF and security headers.
 public struct ShieldConfiguration: Codable, Sendable, Equatable {
     public var ipRules: IPRulesConfiguration
     /// Headers for every response; routes may override single fields.
@@ -9,16 +9,19 @@ public struct ShieldConfiguration: Codable, Sendable, Equatable {
     public var blocks: BlocksConfiguration
     /// CSRF checks for state-changing, cookie-authenticated requests; off when absent.
     public var csrf: CSRFConfiguration?
+    /// Threat detection on every request; on, blocking, unless configured otherwise.
+    public var waf: WAFConfiguration
 
     public init(ipRules: IPRulesConfiguration = .init(), securityHeaders: SecurityHeadersConfiguration? = nil,
-                blocks: BlocksConfiguration = .init(), csrf: CSRFConfiguration? = nil) {
+                blocks: BlocksConfiguration = .init(), csrf: CSRFConfiguration? = nil, waf: WAFConfiguration = .init()) {
         self.ipRules = ipRules
         self.securityHeaders = securityHeaders
         self.blocks = blocks
         self.csrf = csrf
+        self.waf = waf
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case ipRules, securityHeaders, blocks, csrf }
+    enum CodingKeys: String, CodingKey, CaseIterable { case ipRules, securityHeaders, blocks, csrf, waf }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -27,10 +30,12 @@ public struct ShieldConfiguration: Codable, Sendable, Equatable {
         securityHeaders = try c.decodeIfPresent(SecurityHeadersConfiguration.self, forKey: .securityHeaders)
         blocks = try c.decodeIfPresent(BlocksConfiguration.self, forKey: .blocks) ?? .init()
         csrf = try c.decodeIfPresent(CSRFConfiguration.self, forKey: .csrf)
+        waf = try c.decodeIfPresent(WAFConfiguration.self, forKey: .waf) ?? .init()
     }
 
     public func validate(at path: String) -> [ConfigurationIssue] {
         (securityHeaders?.validate(at: "\(path).securityHeaders") ?? []) + (csrf?.validate(at: "\(path).csrf") ?? [])
+            + waf.validate(at: "\(path).waf")
     }
 }
 

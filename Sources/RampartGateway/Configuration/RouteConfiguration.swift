@@ -16,9 +16,12 @@ public struct RouteConfiguration: Codable, Sendable, Equatable {
     public var securityHeaders: SecurityHeadersConfiguration?
     /// `false` exempts this route from `shield.csrf` (webhooks signed some other way, say).
     public var csrf: Bool?
+    /// Threat detection for this route: its own mode and the values it legitimately carries
+    /// code in, over `shield.waf`.
+    public var waf: RouteWAFConfiguration?
 
     public init(name: String? = nil, match: RouteMatch = .init(), pool: String? = nil, respond: FixedResponse? = nil, stripPrefix: Bool = false,
-                securityHeaders: SecurityHeadersConfiguration? = nil, csrf: Bool? = nil) {
+                securityHeaders: SecurityHeadersConfiguration? = nil, csrf: Bool? = nil, waf: RouteWAFConfiguration? = nil) {
         self.name = name
         self.match = match
         self.pool = pool
@@ -26,9 +29,10 @@ public struct RouteConfiguration: Codable, Sendable, Equatable {
         self.stripPrefix = stripPrefix
         self.securityHeaders = securityHeaders
         self.csrf = csrf
+        self.waf = waf
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case name, match, pool, respond, stripPrefix, securityHeaders, csrf }
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, match, pool, respond, stripPrefix, securityHeaders, csrf, waf }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -40,10 +44,12 @@ public struct RouteConfiguration: Codable, Sendable, Equatable {
         stripPrefix = try c.decodeIfPresent(Bool.self, forKey: .stripPrefix) ?? false
         securityHeaders = try c.decodeIfPresent(SecurityHeadersConfiguration.self, forKey: .securityHeaders)
         csrf = try c.decodeIfPresent(Bool.self, forKey: .csrf)
+        waf = try c.decodeIfPresent(RouteWAFConfiguration.self, forKey: .waf)
     }
 
     func validate(at path: String, pools: Set<String>) -> [ConfigurationIssue] {
         var issues: [ConfigurationIssue] = securityHeaders?.validate(at: "\(path).securityHeaders") ?? []
+        issues += waf?.validate(at: "\(path).waf") ?? []
         switch (pool, respond) {
         case (nil, nil): issues.append(.init(path: path, "give either pool or respond"))
         case (.some, .some): issues.append(.init(path: path, "give either pool or respond, not both"))

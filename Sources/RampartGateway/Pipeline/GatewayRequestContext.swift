@@ -54,6 +54,9 @@ public final class RequestRecord: Sendable {
         public var securityHeaders: SecurityHeaders?
         /// The Content-Security-Policy nonce of this response, when the policy asks for one.
         public var cspNonce: String?
+        /// The anomaly score and the most severe rule, when threat detection found something.
+        public var threatScore: Int?
+        public var threatRule: String?
     }
 
     private let facts = Mutex(Facts())

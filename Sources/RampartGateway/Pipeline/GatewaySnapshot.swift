@@ -17,6 +17,10 @@ public final class GatewaySnapshot: Sendable {
     let csrf: CSRFGuard?
     /// Routes (by position) exempt from the CSRF check.
     let csrfExempt: Set<Int>
+    /// Threat detection; nil when `shield.waf.mode` is off.
+    let inspector: ThreatInspector?
+    /// Routes (by position) with their own threat-detection mode or exclusions.
+    let routeWAF: [Int: (mode: WAFConfiguration.Mode, exclusions: ExclusionList)]
 
     init(generation: Int, configuration: GatewayConfiguration) {
         self.generation = generation
@@ -35,6 +39,20 @@ public final class GatewaySnapshot: Sendable {
         self.routeHeaders = routeHeaders
         self.csrf = configuration.shield.csrf.map(CSRFGuard.init)
         self.csrfExempt = Set(configuration.routes.indices.filter { configuration.routes[$0].csrf == false })
+        let waf = configuration.shield.waf
+        var routeWAF: [Int: (mode: WAFConfiguration.Mode, exclusions: ExclusionList)] = [:]
+        for (index, route) in configuration.routes.enumerated() {
+            if let own = route.waf { routeWAF[index] = (own.mode ?? waf.mode, ExclusionList(own.exclude)) }
+        }
+        self.routeWAF = routeWAF
+        let anyOn = waf.mode != .off || routeWAF.values.contains { $0.mode != .off }
+        self.inspector = anyOn ? ThreatInspector(waf) : nil
+    }
+
+    /// The threat-detection mode and exclusions on `route`.
+    func waf(for route: CompiledRoute?) -> (mode: WAFConfiguration.Mode, exclusions: ExclusionList) {
+        if let route, let own = routeWAF[route.order] { return own }
+        return (configuration.shield.waf.mode, ExclusionList([]))
     }
 
     /// The security headers for responses on `route` (or with no route).

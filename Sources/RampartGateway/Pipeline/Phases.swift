@@ -104,6 +104,8 @@ struct RecordPhase: RouterMiddleware {
         if let pool = record.pool { metadata["pool"] = .string(pool) }
         if let upstream = record.upstreamSeconds { metadata["upstream_s"] = .stringConvertible(upstream) }
         if let error = record.error { metadata["error"] = .string(error) }
+        if let score = record.threatScore { metadata["threat_score"] = .stringConvertible(score) }
+        if let rule = record.threatRule { metadata["threat_rule"] = .string(rule) }
         if failed { metadata["aborted"] = .stringConvertible(true) }
         log.info("request", metadata: metadata)
     }
@@ -328,27 +330,6 @@ struct RoutePhase: RouterMiddleware {
 enum ShieldMetrics {
     static func refused(_ reason: String) {
         Counter(label: "threat_detection_blocked_requests_total", dimensions: [("reason", reason)]).increment()
-    }
-}
-
-// MARK: - Inspect
-
-/// Phase 3: the shield's request checks that need the route. So far: CSRF.
-struct InspectPhase: RouterMiddleware {
-    typealias Context = GatewayRequestContext
-
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let snapshot = context.snapshot!
-        if let csrf = snapshot.csrf, let route = context.route, !snapshot.csrfExempt.contains(route.order) {
-            let ownOrigin = request.head.authority.map { "\(context.state.isSecure ? "https" : "http")://\($0)" }
-            if case .refuse(let reason) = csrf.check(request.head, ownOrigin: ownOrigin) {
-                context.record.note { $0.error = "csrf" }
-                ShieldMetrics.refused("csrf")
-                return ErrorResponse.make(status: .forbidden, error: "csrf", message: "cross-site request refused: \(reason)",
-                                          requestID: context.record.current.requestID)
-            }
-        }
-        return try await next(request, context)
     }
 }
 

@@ -1,0 +1,107 @@
+/// Small byte-level helpers the detectors share; inputs are normalized (lower-case) UTF-8.
+enum Bytes {
+    static func isLetter(_ b: UInt8) -> Bool { (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) }
+    static func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }
+    static func isWordByte(_ b: UInt8) -> Bool { isLetter(b) || isDigit(b) || b == UInt8(ascii: "_") || b >= 0x80 }
+    static func isSpace(_ b: UInt8) -> Bool { b == 0x20 || (b >= 0x09 && b <= 0x0D) }
+
+    /// Where `needle` first occurs in `haystack` at or after `from`.
+    static func find(_ needle: [UInt8], in haystack: [UInt8], from: Int = 0) -> Int? {
+        guard !needle.isEmpty, haystack.count >= needle.count else { return nil }
+        let first = needle[0]
+        var i = from
+        let last = haystack.count - needle.count
+        while i <= last {
+            if haystack[i] == first {
+                var j = 1
+                while j < needle.count, haystack[i + j] == needle[j] { j += 1 }
+                if j == needle.count { return i }
+            }
+            i += 1
+        }
+        return nil
+    }
+
+    static func contains(_ haystack: [UInt8], _ needle: String) -> Bool {
+        find(Array(needle.utf8), in: haystack) != nil
+    }
+
+    /// The words of `bytes`: maximal runs of letters, digits and `_`.
+    static func words(_ bytes: [UInt8]) -> [Substring] {
+        String(decoding: bytes, as: UTF8.self).split { c in !(c.isLetter || c.isNumber || c == "_") }
+    }
+}
+
+/// A fixed set of needles found in one pass over the input (Aho-Corasick), used where a
+/// detector looks for many literal strings at once.
+struct KeywordMatcher: Sendable {
+    private var goto: [[Int32]] = [[Int32](repeating: -1, count: 256)]
+    private var fail: [Int32] = [0]
+    private var outputs: [[Int]] = [[]]
+    let needles: [String]
+
+    init(_ needles: [String]) {
+        self.needles = needles
+        for (index, needle) in needles.enumerated() {
+            var state = 0
+            for byte in needle.utf8 {
+                let next = goto[state][Int(byte)]
+                if next >= 0 {
+                    state = Int(next)
+                } else {
+                    goto.append([Int32](repeating: -1, count: 256))
+                    fail.append(0)
+                    outputs.append([])
+                    goto[state][Int(byte)] = Int32(goto.count - 1)
+                    state = goto.count - 1
+                }
+            }
+            outputs[state].append(index)
+        }
+        var queue: [Int] = []
+        for byte in 0..<256 {
+            let next = goto[0][byte]
+            if next < 0 { goto[0][byte] = 0 } else { fail[Int(next)] = 0; queue.append(Int(next)) }
+        }
+        var head = 0
+        while head < queue.count {
+            let state = queue[head]
+            head += 1
+            for byte in 0..<256 {
+                let next = goto[state][byte]
+                if next >= 0 {
+                    queue.append(Int(next))
+                    let f = Int(goto[Int(fail[state])][byte])
+                    fail[Int(next)] = Int32(f)
+                    outputs[Int(next)] += outputs[f]
+                } else {
+                    goto[state][byte] = goto[Int(fail[state])][byte]
+                }
+            }
+        }
+    }
+
+    /// Every match as (needle index, end offset), in input order.
+    func matches(in bytes: [UInt8]) -> [(needle: Int, end: Int)] {
+        var state = 0
+        var found: [(needle: Int, end: Int)] = []
+        for (offset, byte) in bytes.enumerated() {
+            state = Int(goto[state][Int(byte)])
+            for index in outputs[state] { found.append((index, offset + 1)) }
+        }
+        return found
+    }
+
+    /// Needles found as whole words (not inside a longer word).
+    func wordMatches(in bytes: [UInt8]) -> [(needle: Int, start: Int, end: Int)] {
+        matches(in: bytes).compactMap { match in
+            let start = match.end - needles[match.needle].utf8.count
+            let before = start > 0 ? bytes[start - 1] : 0x20
+            let after = match.end < bytes.count ? bytes[match.end] : 0x20
+            let needle = needles[match.needle].utf8
+            let wordStart = Bytes.isWordByte(needle.first!) && Bytes.isWordByte(before)
+            let wordEnd = Bytes.isWordByte(needle.last!) && Bytes.isWordByte(after)
+            return wordStart || wordEnd ? nil : (match.needle, start, match.end)
+        }
+    }
+}

@@ -1,0 +1,232 @@
+import RampartCore
+
+/// Template and expression-language injection: Log4j lookups (`${jndi:...}`, after undoing
+/// the nested `${lower:j}` and `${env:x:-j}` disguises), and expressions inside the
+/// delimiters server-side template engines evaluate — `${...}`, `#{...}`, `*{...}`,
+/// `{{...}}`, `<%= ... %>`, `@{[...]}` — when their content is code (an operator, a call, a
+/// member access), so `{{name}}` in a template string is not a finding and `{{7*7}}` is.
+public struct TemplateInjectionDetector: ThreatDetector {
+    public let kind = ThreatKind.templateInjection
+
+    public init() {}
+
+    public func inspect(_ value: InspectedValue, into findings: inout [Finding]) {
+        let bytes = value.normalized
+        guard bytes.contains(UInt8(ascii: "{")) || bytes.contains(UInt8(ascii: "%")) || bytes.contains(UInt8(ascii: "<")) || bytes.contains(UInt8(ascii: "#")) else { return }
+        let text = String(decoding: bytes, as: UTF8.self)
+        if let rule = Self.analyse(text) { report("template.\(rule)", .critical, value, into: &findings) }
+    }
+
+    static func analyse(_ text: String) -> String? {
+        if text.contains("${") {
+            let resolved = resolveLookups(text)
+            for lookup in ["jndi:", "ctx:", "env:", "sys:", "java:", "base64:", "main:", "bundle:", "spring:", "k8s:", "docker:", "log4j:", "web:", "date:", "upper:", "lower:", "marker:", "sd:", "map:", "event:", "script:"] {
+                if resolved.contains("${" + lookup) || text.contains("${" + lookup) { return "lookup.\(lookup.dropLast())" }
+            }
+            if resolved.contains("jndi:") && (resolved.contains("ldap") || resolved.contains("rmi") || resolved.contains("dns") || resolved.contains("iiop")) { return "lookup.jndi" }
+        }
+        for (open, close, name) in delimiters {
+            var from = text.startIndex
+            while let start = text[from...].firstRange(of: open) {
+                from = start.upperBound
+                let end = text[start.upperBound...].firstRange(of: close)?.lowerBound ?? text.endIndex
+                let inner = text[start.upperBound..<end]
+                if isCode(inner, closed: end != text.endIndex) { return name }
+            }
+        }
+        // Velocity and FreeMarker directives.
+        for directive in ["#set(", "#foreach(", "#evaluate(", "<#assign", "<#import", "<#include", "?new(", "freemarker.template.utility", "$class.inspect", "#parse("] where text.contains(directive) {
+            return "directive"
+        }
+        return nil
+    }
+
+    static let delimiters: [(String, String, String)] = [
+        ("{{", "}}", "mustache-expression"), ("${", "}", "dollar-expression"), ("#{", "}", "hash-expression"), ("*{", "}", "selection-expression"),
+        ("<%", "%>", "scriptlet"), ("@{", "}", "perl-expression"), ("@(", ")", "razor-expression"), ("{%", "%}", "jinja-statement"), ("[[", "]]", "inline-expression"), ("{php}", "{/php}", "smarty-php"),
+    ]
+
+    /// Whether the inside of a template delimiter is an expression rather than a name:
+    /// arithmetic, a call, member or index access, a string, a filter.
+    static func isCode(_ inner: Substring, closed: Bool) -> Bool {
+        let body = inner.trimmingASCIIWhitespace()
+        guard !body.isEmpty else { return false }
+        let words = body.split(separator: " ")
+        if let first = words.first, ["if", "for", "set", "import", "include", "extends", "macro", "block", "raw", "call", "with", "from", "end", "endif", "endfor", "while", "each", "unless"].contains(String(first)), words.count >= 2 || first.hasPrefix("end") {
+            return true
+        }
+        if body.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" || $0 == " " }) { return false }
+        if !closed && body.count > 120 { return false }
+        let codeMarks: Set<Character> = ["(", "*", "+", "[", "'", "\"", "|", "=", "@", "$", "{", "`", "!", "~", ":", "<", ">", "/", "%", "^", "&", ";"]
+        if body.contains(where: codeMarks.contains) { return true }
+        // Member access on a name: `config.items`, `self.__class__`.
+        if body.contains("."), body.contains(where: \.isLetter), !body.contains(" ") { return body.contains("__") || body.split(separator: ".").count >= 2 && closed }
+        return false
+    }
+
+    /// Resolves Log4j's nested lookups to what they print: `${lower:J}` is `j`,
+    /// `${env:NOPE:-j}` and `${::-j}` are `j`. Bounded by the input's length.
+    static func resolveLookups(_ text: String) -> String {
+        var current = Array(text)
+        for _ in 0..<32 {
+            // The innermost `${...}`: an opening with no `${` before its closing brace.
+            guard let close = current.firstIndex(of: "}") else { break }
+            var open: Int?
+            var i = close - 1
+            while i > 0 {
+                if current[i] == "{", current[i - 1] == "$" { open = i - 1; break }
+                i -= 1
+            }
+            guard let open else { break }
+            let body = String(current[(open + 2)..<close])
+            let replacement: String
+            if let defaultRange = body.firstRange(of: ":-") {
+                replacement = String(body[defaultRange.upperBound...])
+            } else if body.hasPrefix("lower:") || body.hasPrefix("upper:") {
+                replacement = String(body.dropFirst(6))
+            } else {
+                // An unresolvable lookup stays, marked so it is not resolved again.
+                replacement = "\u{1}" + body + "\u{2}"
+            }
+            current.replaceSubrange(open...close, with: Array(replacement))
+        }
+        return String(current).replacing("\u{1}", with: "${").replacing("\u{2}", with: "}")
+    }
+}
+
+/// PHP code injection: opening tags, superglobals, stream wrappers, serialized objects,
+/// dangerous functions called (comments and whitespace before the parenthesis allowed,
+/// `(system)(...)` and variable functions too), and `php.ini` directives.
+public struct PHPInjectionDetector: ThreatDetector {
+    public let kind = ThreatKind.phpInjection
+
+    public init() {}
+
+    public func inspect(_ value: InspectedValue, into findings: inout [Finding]) {
+        let bytes = value.normalized
+        guard bytes.count >= 3 else { return }
+        if let rule = Self.analyse(bytes) { report("php.\(rule)", .critical, value, into: &findings) }
+    }
+
+    static func analyse(_ bytes: [UInt8]) -> String? {
+        let text = String(decoding: bytes, as: UTF8.self)
+        if text.contains("<?php") || text.contains("<?=") || (text.contains("<?") && text.contains("?>") && !text.contains("<?xml")) { return "open-tag" }
+        if let match = superglobals.matches(in: bytes).first { return "superglobal.\(superglobals.needles[match.needle].dropFirst())" }
+        if let match = wrappers.matches(in: bytes).first { return "wrapper.\(wrappers.needles[match.needle].dropLast(3))" }
+        if serializedObject(bytes) { return "serialized-object" }
+        // Function calls, with comments and whitespace removed first.
+        let code = stripComments(bytes)
+        for match in functions.wordMatches(in: code) {
+            var k = match.end
+            if k < code.count, code[k] == UInt8(ascii: ")"), match.start > 0, code[match.start - 1] == UInt8(ascii: "(") { k += 1 }
+            // Names that are also English words must touch their parenthesis: "a copy (2nd ed.)".
+            if !englishNames.contains(functions.needles[match.needle]) {
+                while k < code.count, Bytes.isSpace(code[k]) { k += 1 }
+            }
+            if k < code.count, code[k] == UInt8(ascii: "(") || code[k] == UInt8(ascii: "`") { return "function.\(functions.needles[match.needle])" }
+        }
+        for match in ini.wordMatches(in: bytes) {
+            var k = match.end
+            while k < bytes.count, Bytes.isSpace(bytes[k]) { k += 1 }
+            if k == bytes.count || bytes[k] == UInt8(ascii: "=") { return "ini.\(ini.needles[match.needle])" }
+        }
+        if variableFunction(code) { return "variable-function" }
+        return nil
+    }
+
+    /// `$f(`, `$_(`, `${'a'.'b'}(`, `${@_}`, `$$x`, `$x{...}(`.
+    static func variableFunction(_ bytes: [UInt8]) -> Bool {
+        var i = 0
+        let n = bytes.count
+        while i + 1 < n {
+            if bytes[i] == UInt8(ascii: "$") {
+                let next = bytes[i + 1]
+                if next == UInt8(ascii: "{") {
+                    var k = i + 2
+                    while k < n, Bytes.isSpace(bytes[k]) { k += 1 }
+                    if k < n, bytes[k] == UInt8(ascii: "'") || bytes[k] == UInt8(ascii: "\"") || bytes[k] == UInt8(ascii: "@") || bytes[k] == UInt8(ascii: "$") || bytes[k] == UInt8(ascii: "_") { return true }
+                }
+                if next == UInt8(ascii: "_") || Bytes.isLetter(next) {
+                    var k = i + 1
+                    while k < n, Bytes.isWordByte(bytes[k]) { k += 1 }
+                    if k < n, bytes[k] == UInt8(ascii: "(") { return true }
+                    if k < n, bytes[k] == UInt8(ascii: "{") || bytes[k] == UInt8(ascii: "[") {
+                        // `$a{0}(` / `$a['x'](`
+                        if let close = bytes[k...].firstIndex(of: bytes[k] == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")), close + 1 < n, bytes[close + 1] == UInt8(ascii: "(") { return true }
+                    }
+                }
+                if next == UInt8(ascii: "$"), i + 2 < n, Bytes.isLetter(bytes[i + 2]) { return true }
+            }
+            i += 1
+        }
+        return false
+    }
+
+    /// `O:8:"stdClass":0:{}`, `a:2:{i:0;...}`, `C:11:"ArrayObject":...`.
+    static func serializedObject(_ bytes: [UInt8]) -> Bool {
+        var i = 0
+        let n = bytes.count
+        while i + 3 < n {
+            let b = bytes[i]
+            if (b == UInt8(ascii: "o") || b == UInt8(ascii: "c") || b == UInt8(ascii: "a")), bytes[i + 1] == UInt8(ascii: ":"), i == 0 || !Bytes.isWordByte(bytes[i - 1]) {
+                var k = i + 2
+                if k < n, bytes[k] == UInt8(ascii: "+") { k += 1 }
+                let digits = k
+                while k < n, Bytes.isDigit(bytes[k]) { k += 1 }
+                if k > digits, k + 1 < n, bytes[k] == UInt8(ascii: ":") {
+                    let after = bytes[k + 1]
+                    if b == UInt8(ascii: "a"), after == UInt8(ascii: "{") { return true }
+                    if b != UInt8(ascii: "a"), after == UInt8(ascii: "\"") { return true }
+                }
+            }
+            i += 1
+        }
+        return false
+    }
+
+    static func stripComments(_ bytes: [UInt8]) -> [UInt8] {
+        guard bytes.contains(UInt8(ascii: "/")) || bytes.contains(UInt8(ascii: "#")) else { return bytes }
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var i = 0
+        while i < bytes.count {
+            if bytes[i] == UInt8(ascii: "/"), i + 1 < bytes.count, bytes[i + 1] == UInt8(ascii: "*") {
+                var j = i + 2
+                while j + 1 < bytes.count, !(bytes[j] == UInt8(ascii: "*") && bytes[j + 1] == UInt8(ascii: "/")) { j += 1 }
+                i = j + 2
+                out.append(0x20)
+            } else if (bytes[i] == UInt8(ascii: "#") || (bytes[i] == UInt8(ascii: "/") && i + 1 < bytes.count && bytes[i + 1] == UInt8(ascii: "/"))), let newline = bytes[i...].firstIndex(of: 0x0A) {
+                i = newline + 1
+                out.append(0x20)
+            } else {
+                out.append(bytes[i])
+                i += 1
+            }
+        }
+        return out
+    }
+
+    static let englishNames: Set<String> = ["system", "exec", "file", "copy", "link", "touch", "glob", "mail", "include", "require", "extract", "rename", "assert", "eval", "dl", "usort", "getenv", "scandir"]
+    static let superglobals = KeywordMatcher(["$_get", "$_post", "$_server", "$_cookie", "$_request", "$_files", "$_env", "$_session", "$globals", "$http_raw_post_data", "$http_get_vars", "$http_post_vars", "$http_server_vars", "$http_cookie_vars", "$http_env_vars", "$http_session_vars", "$php_errormsg", "$argv"])
+    static let wrappers = KeywordMatcher(["php://", "phar://", "zlib://", "compress.zlib://", "compress.bzip2://", "expect://", "ssh2.exec://", "ssh2.shell://", "ssh2.tunnel://", "ssh2.sftp://", "ogg://", "rar://", "glob://", "data://", "zip://"])
+    static let functions = KeywordMatcher([
+        "system", "exec", "shell_exec", "passthru", "popen", "proc_open", "pcntl_exec", "pcntl_fork", "eval", "assert", "assert_options", "create_function",
+        "call_user_func", "call_user_func_array", "preg_replace", "preg_replace_callback", "base64_decode", "gzinflate", "gzuncompress", "gzdecode",
+        "str_rot13", "convert_uudecode", "file_get_contents", "file_put_contents", "fopen", "fwrite", "fputs", "readfile", "fpassthru", "include",
+        "include_once", "require", "require_once", "phpinfo", "unserialize", "var_dump", "print_r", "var_export", "highlight_file", "show_source",
+        "php_uname", "getcwd", "chmod", "chown", "chgrp", "fsockopen", "pfsockopen", "stream_socket_client", "curl_exec", "curl_init", "move_uploaded_file",
+        "symlink", "link", "putenv", "ini_set", "ini_get", "ini_restore", "set_time_limit", "array_map", "array_filter", "array_walk", "usort", "uasort", "uksort",
+        "ob_start", "extract", "parse_str", "mb_ereg_replace", "posix_getpwuid", "posix_kill", "posix_setuid", "posix_getuid", "getenv", "get_current_user", "getmypid",
+        "dl", "mail", "escapeshellarg", "escapeshellcmd", "proc_nice", "proc_terminate", "apache_child_terminate", "register_shutdown_function",
+        "register_tick_function", "scandir", "glob", "opendir", "readdir", "file", "unlink", "rmdir", "mkdir", "copy", "rename", "tempnam", "tmpfile",
+        "touch", "str_replace", "strrev", "hex2bin", "bin2hex", "gzcompress", "gzdeflate", "gzencode", "urldecode", "rawurldecode", "htmlspecialchars_decode",
+        "filter_var", "func_get_args", "get_defined_vars", "get_defined_functions", "get_defined_constants", "error_reporting", "debug_zval_dump",
+        "stream_get_contents", "posix_mkfifo", "lchown", "lchgrp", "disk_free_space", "getmyuid", "php_sapi_name", "zend_version", "win_shell_execute",
+        "expect_popen", "ftp_connect", "socket_create", "imap_open", "mb_send_mail", "error_log", "fileperms", "phpversion", "gethostbyname", "iterator_apply",
+    ])
+    static let ini = KeywordMatcher([
+        "allow_url_include", "allow_url_fopen", "auto_prepend_file", "auto_append_file", "disable_functions", "open_basedir", "safe_mode", "register_globals",
+        "display_errors", "error_log", "session.save_path", "session.auto_start", "file_uploads", "upload_tmp_dir", "magic_quotes_gpc", "enable_dl", "cgi.force_redirect",
+        "suhosin.", "include_path", "extension_dir", "sendmail_path", "mail.add_x_header",
+    ])
+}

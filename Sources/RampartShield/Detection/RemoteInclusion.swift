@@ -1,0 +1,128 @@
+import RampartCore
+
+/// Remote file inclusion and server-side request forgery: URLs in parameters that point
+/// at loopback, link-local (cloud metadata), private or otherwise internal addresses —
+/// including the numeric disguises (`http://2130706433/`, `http://0x7f.1/`,
+/// `http://[::ffff:127.0.0.1]/`) and names that resolve there (`localhost`,
+/// `metadata.google.internal`) — URLs whose host is a bare IP address, and schemes that
+/// only reach files or internal services (`file:`, `gopher:`, `dict:`, `jar:`, `ldap:`).
+public struct RemoteInclusionDetector: ThreatDetector {
+    public let kind = ThreatKind.remoteInclusion
+
+    public init() {}
+
+    public func inspect(_ value: InspectedValue, into findings: inout [Finding]) {
+        guard value.location.part != .path, value.location.part != .header || value.location.name == "referer" || !value.location.name.isEmpty else { return }
+        let bytes = value.normalized
+        guard bytes.contains(UInt8(ascii: ":")) || bytes.contains(UInt8(ascii: ".")) || bytes.contains(UInt8(ascii: "/")) else { return }
+        let text = String(decoding: bytes, as: UTF8.self)
+        if let rule = Self.analyse(text, isReferer: value.location.name == "referer") { report("rfi.\(rule)", .critical, value, into: &findings) }
+    }
+
+    static func analyse(_ text: String, isReferer: Bool) -> String? {
+        var searchFrom = text.startIndex
+        while let colon = text[searchFrom...].firstIndex(of: ":") {
+            searchFrom = text.index(after: colon)
+            // The scheme: letters (and `+.-`) right before the colon.
+            var schemeStart = colon
+            while schemeStart > text.startIndex {
+                let previous = text[text.index(before: schemeStart)]
+                guard previous.isLetter || previous.isNumber || previous == "+" || previous == "." || previous == "-" else { break }
+                schemeStart = text.index(before: schemeStart)
+            }
+            let scheme = String(text[schemeStart..<colon])
+            guard !scheme.isEmpty else { continue }
+            let rest = text[searchFrom...]
+            if internalSchemes.contains(scheme), !isReferer {
+                if scheme == "file" || scheme == "jar" || scheme == "netdoc" || rest.hasPrefix("//") || scheme == "url" { return "scheme.\(scheme)" }
+            }
+            // Data URLs of anything but media carry code or text to include.
+            if scheme == "data", rest.contains(";base64,"), !isReferer, !["image/", "audio/", "video/", "font/"].contains(where: rest.hasPrefix) { return "data-url" }
+            guard networkSchemes.contains(scheme) || internalSchemes.contains(scheme),
+                  rest.hasPrefix("/") || rest.hasPrefix("\\") || rest.first?.isNumber == true || rest.hasPrefix("[") else { continue }
+            var authority = rest.drop { $0 == "/" || $0 == "\\" }.prefix { $0 != "/" && $0 != "?" && $0 != "#" && $0 != " " && $0 != "\"" && $0 != "'" && $0 != "<" && $0 != ">" }
+            if let at = authority.lastIndex(of: "@") {
+                authority = authority[authority.index(after: at)...]
+                if !isReferer { return "url-credentials" }
+            }
+            let host = hostPart(String(authority)).filter { $0 != "\\" }
+            if let reason = internalHost(host) { return isReferer ? nil : "internal-host.\(reason)" }
+            if !isReferer, IPAddress(host) != nil { return "ip-host" }
+        }
+        // A bare host with no scheme (`host.docker.internal/`, `localhost:8080/x`).
+        if !isReferer, let first = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false).first,
+           !first.isEmpty, first.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" || $0 == ":" }), first.contains(where: \.isLetter),
+           first.contains(".") || first.contains("-") || first.hasPrefix("localhost"), let reason = internalHost(hostPart(String(first))) {
+            return "internal-host.\(reason)"
+        }
+        return nil
+    }
+
+    static func hostPart(_ authority: String) -> String {
+        if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
+            return String(authority[authority.index(after: authority.startIndex)..<close])
+        }
+        if let colon = authority.lastIndex(of: ":"), authority[authority.index(after: colon)...].allSatisfy(\.isNumber) {
+            return String(authority[..<colon])
+        }
+        return authority
+    }
+
+    /// Why `host` is internal: loopback, private, link-local/metadata, unspecified, or a
+    /// name for one of those; nil for an ordinary public name.
+    static func internalHost(_ host: String) -> String? {
+        let name = host.hasSuffix(".") ? String(host.dropLast()) : host
+        if name == "localhost" || name.hasSuffix(".localhost") || ["ip6-localhost", "ip6-loopback", "localhost4", "localhost6", "localhost.localdomain"].contains(name) { return "loopback" }
+        if internalNames.contains(name) || internalNameSuffixes.contains(where: name.hasSuffix) { return "internal-name" }
+        if let address = IPAddress(name) ?? numericIPv4(name) {
+            return classify(address)
+        }
+        return nil
+    }
+
+    static func classify(_ address: IPAddress) -> String? {
+        for (range, reason) in internalRanges where range.contains(address) { return reason }
+        return nil
+    }
+
+    static let internalRanges: [(CIDRBlock, String)] = [
+        ("127.0.0.0/8", "loopback"), ("0.0.0.0/8", "unspecified"), ("10.0.0.0/8", "private"), ("172.16.0.0/12", "private"),
+        ("192.168.0.0/16", "private"), ("169.254.0.0/16", "link-local"), ("100.64.0.0/10", "shared"), ("::1/128", "loopback"),
+        ("::/128", "unspecified"), ("fc00::/7", "private"), ("fe80::/10", "link-local"), ("::ffff:0:0/96", "mapped"), ("fd00:ec2::254/128", "link-local"),
+    ].compactMap { text, reason in CIDRBlock(text).map { ($0, reason) } }
+
+    /// The forms inet_aton accepts besides dotted decimal: one to four parts, each decimal,
+    /// octal (`0177`) or hexadecimal (`0x7f`): `2130706433`, `0x7f000001`, `127.1`, `0177.0.0.01`.
+    static func numericIPv4(_ text: String) -> IPAddress? {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard (1...4).contains(parts.count) else { return nil }
+        var values: [UInt64] = []
+        for part in parts {
+            guard !part.isEmpty else { return nil }
+            let value: UInt64?
+            if part.hasPrefix("0x") { value = UInt64(part.dropFirst(2), radix: 16) } else if part.hasPrefix("0"), part.count > 1 { value = UInt64(part.dropFirst(), radix: 8) } else { value = UInt64(part) }
+            guard let value else { return nil }
+            values.append(value)
+        }
+        var address: UInt64 = 0
+        for (index, value) in values.enumerated() {
+            if index == values.count - 1 {
+                let bits = 8 * (4 - index)
+                guard value < (1 << bits) else { return nil }
+                address |= value
+            } else {
+                guard value < 256 else { return nil }
+                address |= value << (8 * (3 - index))
+            }
+        }
+        return IPAddress(v4: UInt32(truncatingIfNeeded: address))
+    }
+
+    static let networkSchemes: Set<String> = ["http", "https", "ftp", "ftps", "sftp", "ws", "wss", "tftp", "smb", "ssh", "telnet", "rtsp", "irc", "imap", "pop3", "smtp", "mysql", "redis", "mongodb", "postgres", "postgresql", "memcached", "ssh2.exec", "ssh2.shell"]
+    static let internalSchemes: Set<String> = ["file", "gopher", "dict", "jar", "netdoc", "ldap", "ldaps", "ldapi", "tftp", "url", "php", "phar", "expect", "rar", "ogg", "glob", "compress.zlib", "compress.bzip2", "zlib", "jrt"]
+    static let internalNames: Set<String> = [
+        "metadata.google.internal", "metadata", "metadata.goog", "instance-data", "instance-data.ec2.internal", "kubernetes.default", "kubernetes.default.svc",
+        "lvh.me", "localtest.me", "vcap.me", "lacolhost.com", "127.0.0.1.nip.io", "localh.st", "spoofed.burpcollaborator.net", "fbi.com", "customer1.app.localhost.my.company.127.0.0.1.nip.io",
+    ]
+    static let internalNameSuffixes: [String] = [".internal", ".local", ".lvh.me", ".localtest.me", ".nip.io", ".xip.io", ".sslip.io", ".vcap.me", ".svc.cluster.local", ".oast.fun", ".burpcollaborator.net", ".interact.sh", ".oastify.com"]
+}

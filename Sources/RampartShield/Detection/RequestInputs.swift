@@ -1,0 +1,338 @@
+public import HTTPTypes
+import RampartCore
+
+/// Takes a request apart into the values the detectors inspect: the path, each query
+/// parameter's name and value, form fields (URL-encoded and multipart), JSON keys and
+/// string values (walked iteratively, with their paths), XML attribute values and text,
+/// cookies, and header values. Each value is decoded once as its syntax says (`+` and
+/// percent-escapes in a query, escapes in a JSON string) and then normalized.
+public enum RequestInputs {
+    /// JSON nesting deeper than this is inspected as one text.
+    public static let maximumJSONDepth = 64
+    /// At most this many values per request; the rest of the body is inspected as text.
+    public static let maximumValues = 2048
+
+    public static func values(path: Substring, query: Substring?, headers: HTTPFields, body: [UInt8]?, skipHeaders: Set<String>) -> [InspectedValue] {
+        var values: [InspectedValue] = []
+        values.append(InspectedValue(String(path), at: InputLocation(.path)))
+        if let query { parameters(query, part: .query, into: &values) }
+        for field in headers {
+            let name = field.name.canonicalName
+            if name == "cookie" {
+                cookies(field.value, into: &values)
+            } else if !skipHeaders.contains(name) {
+                values.append(InspectedValue(field.value, at: InputLocation(.header, name)))
+            }
+        }
+        if let body, !body.isEmpty {
+            self.body(body, contentType: headers[.contentType], into: &values)
+        }
+        return values
+    }
+
+    static func body(_ body: [UInt8], contentType: String?, into values: inout [InspectedValue]) {
+        let type = contentType?.lowercased() ?? ""
+        if type.hasPrefix("application/x-www-form-urlencoded") {
+            parameters(Substring(String(decoding: body, as: UTF8.self)), part: .form, into: &values)
+        } else if type.hasPrefix("multipart/"), let boundary = parameter("boundary", in: contentType ?? ""), multipart(body, boundary: boundary, into: &values) {
+            return
+        } else if type.contains("json"), json(body, into: &values) {
+            return
+        } else if type.contains("xml"), xml(body, into: &values) {
+            return
+        } else {
+            values.append(InspectedValue(String(decoding: body, as: UTF8.self), at: InputLocation(.body)))
+        }
+    }
+
+    /// `a=1&b=2`: each name and value, `+` as space, percent-decoded once.
+    static func parameters(_ text: Substring, part: InputLocation.Part, into values: inout [InspectedValue]) {
+        for pair in text.split(separator: "&", omittingEmptySubsequences: true) where values.count < maximumValues {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = formDecode(parts[0])
+            values.append(InspectedValue(name, at: InputLocation(part, name, isName: true)))
+            if parts.count > 1, !parts[1].isEmpty {
+                values.append(InspectedValue(formDecode(parts[1]), at: InputLocation(part, name)))
+            }
+        }
+    }
+
+    static func formDecode(_ text: Substring) -> String {
+        guard text.contains("%") || text.contains("+") else { return String(text) }
+        var out: [UInt8] = []
+        out.reserveCapacity(text.utf8.count)
+        var bytes = Array(text.utf8)[...]
+        while let b = bytes.popFirst() {
+            if b == UInt8(ascii: "+") {
+                out.append(0x20)
+            } else if b == UInt8(ascii: "%"), bytes.count >= 2, let hi = Normalizer.hexValue(bytes[bytes.startIndex]), let lo = Normalizer.hexValue(bytes[bytes.startIndex + 1]) {
+                out.append(hi << 4 | lo)
+                bytes = bytes.dropFirst(2)
+            } else {
+                out.append(b)
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func cookies(_ header: String, into values: inout [InspectedValue]) {
+        for pair in header.split(separator: ";") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = String(parts[0].trimmingASCIIWhitespace())
+            values.append(InspectedValue(name, at: InputLocation(.cookie, name, isName: true)))
+            if parts.count > 1, !parts[1].isEmpty {
+                values.append(InspectedValue(String(parts[1]), at: InputLocation(.cookie, name)))
+            }
+        }
+    }
+
+    /// A `name=value` or `name="value"` parameter of a header such as Content-Type.
+    static func parameter(_ wanted: String, in header: String) -> String? {
+        for piece in header.split(separator: ";").dropFirst() {
+            let parts = piece.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, parts[0].trimmingASCIIWhitespace().lowercased() == wanted else { continue }
+            var value = parts[1].trimmingASCIIWhitespace()
+            if value.hasPrefix("\""), value.hasSuffix("\""), value.count >= 2 { value = value.dropFirst().dropLast() }
+            return value.isEmpty ? nil : String(value)
+        }
+        return nil
+    }
+
+    /// multipart/form-data: each part's field value (or file name, for uploads with a binary
+    /// type), named by its field. False when the body is not valid multipart.
+    static func multipart(_ body: [UInt8], boundary: String, into values: inout [InspectedValue]) -> Bool {
+        let delimiter = Array(("--" + boundary).utf8)
+        var positions: [Int] = []
+        var from = 0
+        while let at = Bytes.find(delimiter, in: body, from: from) {
+            positions.append(at)
+            from = at + delimiter.count
+        }
+        guard positions.count >= 2 else { return false }
+        for (start, end) in zip(positions, positions.dropFirst()) {
+            var partStart = start + delimiter.count
+            if partStart < end, body[partStart] == 0x0D { partStart += 1 }
+            if partStart < end, body[partStart] == 0x0A { partStart += 1 }
+            let part = Array(body[partStart..<end])
+            // Headers end at the first empty line (CRLF CRLF or LF LF).
+            let separator = Bytes.find([0x0D, 0x0A, 0x0D, 0x0A], in: part).map { ($0, 4) } ?? Bytes.find([0x0A, 0x0A], in: part).map { ($0, 2) }
+            guard let (headerEnd, separatorLength) = separator else { continue }
+            let headerText = String(decoding: part[..<headerEnd], as: UTF8.self)
+            var content = part[(headerEnd + separatorLength)...]
+            if content.last == 0x0A { content = content.dropLast() }
+            if content.last == 0x0D { content = content.dropLast() }
+            var name = ""
+            var filename: String?
+            var partType = ""
+            for line in headerText.split(whereSeparator: { $0 == "\r" || $0 == "\n" }) {
+                let lower = line.lowercased()
+                if lower.hasPrefix("content-disposition:") {
+                    name = parameter("name", in: String(line)) ?? ""
+                    filename = parameter("filename", in: String(line))
+                } else if lower.hasPrefix("content-type:") {
+                    partType = String(lower.dropFirst("content-type:".count).trimmingASCIIWhitespace())
+                }
+            }
+            values.append(InspectedValue(name, at: InputLocation(.multipart, name, isName: true)))
+            if let filename {
+                values.append(InspectedValue(filename, at: InputLocation(.multipart, name + ".filename")))
+            }
+            let textual = partType.isEmpty || partType.hasPrefix("text/") || partType.contains("json") || partType.contains("xml") || partType.contains("x-www-form-urlencoded")
+            if textual, !content.isEmpty {
+                values.append(InspectedValue(String(decoding: content, as: UTF8.self), at: InputLocation(.multipart, name)))
+            }
+        }
+        return true
+    }
+
+    /// XML: attribute values and text between tags, as the parser would hand them over.
+    static func xml(_ body: [UInt8], into values: inout [InspectedValue]) -> Bool {
+        let text = String(decoding: body, as: UTF8.self)
+        guard text.contains("<") else { return false }
+        var index = text.startIndex
+        var element = ""
+        while index < text.endIndex, values.count < maximumValues {
+            if text[index] == "<" {
+                guard let close = text[index...].firstIndex(of: ">") else { break }
+                let tag = text[text.index(after: index)..<close]
+                if tag.hasPrefix("!") || tag.hasPrefix("?") {
+                    // Declarations and processing instructions are inspected whole.
+                    if tag.hasPrefix("!ENTITY") || tag.hasPrefix("!DOCTYPE") || tag.hasPrefix("?php") {
+                        values.append(InspectedValue("<" + tag + ">", at: InputLocation(.xml, element)))
+                    }
+                } else {
+                    element = String(tag.prefix { $0 != " " && $0 != "/" && $0 != "\t" && $0 != "\n" })
+                    var rest = tag.drop { $0 != " " && $0 != "\t" && $0 != "\n" }
+                    while let quoteIndex = rest.firstIndex(where: { $0 == "\"" || $0 == "'" }) {
+                        let quote = rest[quoteIndex]
+                        let nameEnd = rest[..<quoteIndex].lastIndex(of: "=") ?? quoteIndex
+                        let attribute = rest[..<nameEnd].split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).last.map(String.init) ?? ""
+                        let afterQuote = rest.index(after: quoteIndex)
+                        guard let end = rest[afterQuote...].firstIndex(of: quote) else { break }
+                        values.append(InspectedValue(attribute, at: InputLocation(.xml, "\(element)@\(attribute)", isName: true)))
+                        values.append(InspectedValue(String(rest[afterQuote..<end]), at: InputLocation(.xml, "\(element)@\(attribute)")))
+                        rest = rest[rest.index(after: end)...]
+                    }
+                    values.append(InspectedValue(element, at: InputLocation(.xml, element, isName: true)))
+                }
+                index = text.index(after: close)
+            } else {
+                let next = text[index...].firstIndex(of: "<") ?? text.endIndex
+                let content = text[index..<next]
+                if content.contains(where: { !$0.isWhitespace }) {
+                    values.append(InspectedValue(String(content), at: InputLocation(.xml, element)))
+                }
+                index = next
+            }
+        }
+        return true
+    }
+
+    /// JSON: every key (as a name) and every string value, located by path (`$.a.b[0]`).
+    /// False when the body is not JSON, so it is inspected as text instead.
+    static func json(_ body: [UInt8], into values: inout [InspectedValue]) -> Bool {
+        var reader = JSONReader(bytes: body)
+        var found: [InspectedValue] = []
+        guard reader.walk(into: &found), found.count <= maximumValues else { return false }
+        values += found
+        return true
+    }
+}
+
+/// A small iterative JSON reader that reports keys and string values with their paths and
+/// refuses (rather than recursing into) nesting beyond `RequestInputs.maximumJSONDepth`.
+struct JSONReader {
+    let bytes: [UInt8]
+    var i = 0
+
+    init(bytes: [UInt8]) { self.bytes = bytes }
+
+    enum Container { case object(path: String, key: String?), array(path: String, index: Int) }
+
+    mutating func walk(into values: inout [InspectedValue]) -> Bool {
+        var stack: [Container] = []
+        func currentPath(_ stack: [Container]) -> String {
+            switch stack.last {
+            case .object(let path, let key)?: return key.map { "\(path).\($0)" } ?? path
+            case .array(let path, let index)?: return "\(path)[\(index)]"
+            case nil: return "$"
+            }
+        }
+        var expectValue = true
+        skipSpace()
+        while i < bytes.count {
+            let b = bytes[i]
+            if expectValue {
+                let path = currentPath(stack)
+                switch b {
+                case UInt8(ascii: "{"):
+                    guard stack.count < RequestInputs.maximumJSONDepth else { return false }
+                    stack.append(.object(path: path, key: nil))
+                    i += 1
+                    skipSpace()
+                    if i < bytes.count, bytes[i] == UInt8(ascii: "}") { expectValue = false; continue }
+                    guard readKey(&stack, into: &values) else { return false }
+                    continue
+                case UInt8(ascii: "["):
+                    guard stack.count < RequestInputs.maximumJSONDepth else { return false }
+                    stack.append(.array(path: path, index: 0))
+                    i += 1
+                    skipSpace()
+                    if i < bytes.count, bytes[i] == UInt8(ascii: "]") { expectValue = false; continue }
+                    continue
+                case UInt8(ascii: "\""):
+                    guard let string = readString() else { return false }
+                    values.append(InspectedValue(string, at: InputLocation(.json, path)))
+                default:
+                    // A number, true, false or null.
+                    let start = i
+                    while i < bytes.count, !Bytes.isSpace(bytes[i]), bytes[i] != UInt8(ascii: ","), bytes[i] != UInt8(ascii: "}"), bytes[i] != UInt8(ascii: "]") { i += 1 }
+                    guard i > start else { return false }
+                    let literal = String(decoding: bytes[start..<i], as: UTF8.self)
+                    guard literal == "true" || literal == "false" || literal == "null" || Double(literal) != nil else { return false }
+                }
+                expectValue = false
+                skipSpace()
+                continue
+            }
+            // After a value: a comma or the end of the container.
+            switch (b, stack.last) {
+            case (UInt8(ascii: ","), .object?):
+                i += 1
+                guard readKey(&stack, into: &values) else { return false }
+                expectValue = true
+            case (UInt8(ascii: ","), .array(let path, let index)?):
+                i += 1
+                stack[stack.count - 1] = .array(path: path, index: index + 1)
+                expectValue = true
+                skipSpace()
+            case (UInt8(ascii: "}"), .object?), (UInt8(ascii: "]"), .array?):
+                i += 1
+                stack.removeLast()
+                skipSpace()
+                if stack.isEmpty { return i == bytes.count }
+            default:
+                return false
+            }
+        }
+        return stack.isEmpty && !expectValue
+    }
+
+    /// `"key":` inside an object; records the key and sets it as the current one.
+    private mutating func readKey(_ stack: inout [Container], into values: inout [InspectedValue]) -> Bool {
+        skipSpace()
+        guard i < bytes.count, bytes[i] == UInt8(ascii: "\""), let key = readString() else { return false }
+        skipSpace()
+        guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { return false }
+        i += 1
+        skipSpace()
+        guard case .object(let path, _)? = stack.last else { return false }
+        stack[stack.count - 1] = .object(path: path, key: key)
+        values.append(InspectedValue(key, at: InputLocation(.json, "\(path).\(key)", isName: true)))
+        return true
+    }
+
+    private mutating func skipSpace() {
+        while i < bytes.count, Bytes.isSpace(bytes[i]) { i += 1 }
+    }
+
+    private mutating func readString() -> String? {
+        i += 1
+        var out: [UInt8] = []
+        while i < bytes.count {
+            let b = bytes[i]
+            if b == UInt8(ascii: "\"") {
+                i += 1
+                return String(decoding: out, as: UTF8.self)
+            }
+            if b == UInt8(ascii: "\\") {
+                guard i + 1 < bytes.count else { return nil }
+                let e = bytes[i + 1]
+                i += 2
+                switch e {
+                case UInt8(ascii: "n"): out.append(0x0A)
+                case UInt8(ascii: "t"): out.append(0x09)
+                case UInt8(ascii: "r"): out.append(0x0D)
+                case UInt8(ascii: "b"): out.append(0x08)
+                case UInt8(ascii: "f"): out.append(0x0C)
+                case UInt8(ascii: "u"):
+                    guard i + 4 <= bytes.count, let code = UInt32(String(decoding: bytes[i..<(i + 4)], as: UTF8.self), radix: 16) else { return nil }
+                    i += 4
+                    var scalarValue = code
+                    if (0xD800..<0xDC00).contains(code), i + 6 <= bytes.count, bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u"),
+                       let low = UInt32(String(decoding: bytes[(i + 2)..<(i + 6)], as: UTF8.self), radix: 16), (0xDC00..<0xE000).contains(low) {
+                        scalarValue = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                        i += 6
+                    }
+                    let scalar = Unicode.Scalar(scalarValue) ?? "\u{FFFD}"
+                    out.append(contentsOf: Array(String(Character(scalar)).utf8))
+                default: out.append(e)
+                }
+                continue
+            }
+            out.append(b)
+            i += 1
+        }
+        return nil
+    }
+}

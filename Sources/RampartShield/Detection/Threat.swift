@@ -1,0 +1,134 @@
+/// What kind of attack a finding points at.
+public enum ThreatKind: String, Sendable, Codable, CaseIterable, Hashable {
+    case sqlInjection = "sql_injection"
+    case xss
+    case pathTraversal = "path_traversal"
+    case commandInjection = "command_injection"
+    case remoteInclusion = "remote_inclusion"
+    case templateInjection = "template_injection"
+    case phpInjection = "php_injection"
+    case javaInjection = "java_injection"
+    case javascriptInjection = "javascript_injection"
+    case protocolAttack = "protocol_attack"
+    case sessionFixation = "session_fixation"
+    case scanner
+}
+
+/// How bad a finding is; its raw value is the anomaly score it adds.
+public enum ThreatSeverity: Int, Sendable, Codable, Comparable, CaseIterable {
+    case notice = 2
+    case warning = 3
+    case error = 4
+    case critical = 5
+
+    public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
+
+    public var name: String {
+        switch self {
+        case .notice: "notice"
+        case .warning: "warning"
+        case .error: "error"
+        case .critical: "critical"
+        }
+    }
+}
+
+/// Where in a request an inspected value came from, written `query:q`, `json:$.a.b`,
+/// `header:user-agent`. Names are what exclusions match on.
+public struct InputLocation: Sendable, Hashable, CustomStringConvertible {
+    public enum Part: String, Sendable, Hashable {
+        case method, path, query, form, multipart, json, xml, body, cookie, header
+    }
+
+    public let part: Part
+    /// The parameter, field, JSON path, cookie or header; empty for the path and a whole body.
+    public let name: String
+    /// Whether the value inspected is the name itself (a query parameter's or JSON key's) rather than its value.
+    public let isName: Bool
+
+    public init(_ part: Part, _ name: String = "", isName: Bool = false) {
+        self.part = part
+        self.name = name
+        self.isName = isName
+    }
+
+    public var description: String {
+        let base = name.isEmpty ? part.rawValue : "\(part.rawValue):\(name)"
+        return isName ? "\(base)#name" : base
+    }
+}
+
+/// One thing a detector found.
+public struct Finding: Sendable, Hashable {
+    public let kind: ThreatKind
+    /// A short stable rule name, such as `sqli.union-select`.
+    public let rule: String
+    public let severity: ThreatSeverity
+    public let location: InputLocation
+
+    public init(_ kind: ThreatKind, rule: String, severity: ThreatSeverity, at location: InputLocation) {
+        self.kind = kind
+        self.rule = rule
+        self.severity = severity
+        self.location = location
+    }
+}
+
+/// One value taken from a request, ready for the detectors: its original text and its
+/// normalized form (decoded to a fixed point, lower case; see `Normalizer`).
+public struct InspectedValue: Sendable {
+    public let location: InputLocation
+    /// The value as it came, after the one decoding its syntax implies (a query value is
+    /// percent-decoded once, a JSON string unescaped).
+    public let raw: String
+    /// Decoded to a fixed point (percent, HTML entities, Unicode escapes, overlong UTF-8,
+    /// compatibility forms), then ASCII lower-cased. Bytes of UTF-8.
+    public let normalized: [UInt8]
+
+    public init(_ raw: String, at location: InputLocation) {
+        self.location = location
+        self.raw = raw
+        self.normalized = Normalizer.normalize(raw)
+    }
+}
+
+/// A request as request-level detectors see it: its method, target and header fields,
+/// lower-cased names.
+public struct RequestSummary: Sendable {
+    public let method: String
+    public let path: String
+    /// The host the request was sent to (Host or :authority), lower-cased, without port.
+    public let host: String?
+    public let headers: [(name: String, value: String)]
+
+    public init(method: String, path: String, host: String?, headers: [(name: String, value: String)]) {
+        self.method = method
+        self.path = path
+        self.host = host.map { $0.lowercased().split(separator: ":").first.map(String.init) ?? $0 }
+        self.headers = headers
+    }
+
+    public func header(_ name: String) -> String? { headers.first { $0.name == name }?.value }
+}
+
+/// One detector: a small type that looks at each inspected value (and, if it wants, at the
+/// request as a whole) and reports what it finds.
+public protocol ThreatDetector: Sendable {
+    var kind: ThreatKind { get }
+    /// Whether values of only letters, digits, spaces, `-` and `_` can hold what this
+    /// detector looks for (class and gadget names can); most skip them.
+    var inspectsPlainText: Bool { get }
+    func inspect(_ value: InspectedValue, into findings: inout [Finding])
+    /// Checks that need the whole request (several fields together). Most detectors have none.
+    func inspect(request: RequestSummary, values: [InspectedValue], into findings: inout [Finding])
+}
+
+extension ThreatDetector {
+    public var inspectsPlainText: Bool { false }
+
+    public func inspect(request: RequestSummary, values: [InspectedValue], into findings: inout [Finding]) {}
+
+    func report(_ rule: String, _ severity: ThreatSeverity, _ value: InspectedValue, into findings: inout [Finding]) {
+        findings.append(Finding(kind, rule: rule, severity: severity, at: value.location))
+    }
+}

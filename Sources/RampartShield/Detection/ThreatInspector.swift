@@ -1,0 +1,268 @@
+public import HTTPTypes
+public import RampartCore
+
+/// `shield.waf`: threat detection in the inspect phase.
+public struct WAFConfiguration: Codable, Sendable, Equatable {
+    public enum Mode: String, Codable, Sendable, Equatable {
+        /// Refuse requests whose anomaly score reaches the threshold.
+        case block
+        /// Record findings, refuse nothing: for rolling out.
+        case detect
+        case off
+    }
+
+    public var mode: Mode
+    /// The anomaly score (critical findings count 5, errors 4, warnings 3, notices 2) at which
+    /// a request is refused.
+    public var threshold: Int
+    /// How much of a request body is inspected; the rest streams on unexamined (and counted).
+    public var inspectBodyBytes: ByteCount
+    /// Detectors turned off, by kind (`sql_injection`, `xss`, ...).
+    public var disabled: [String]
+    /// Header fields not inspected, besides the ones that never carry user input.
+    public var skipHeaders: [String]
+    /// Values never inspected, on every route: `query:q`, `json:$.post.body`, `header:x-*`.
+    public var exclude: [String]
+
+    public init(mode: Mode = .block, threshold: Int = 5, inspectBodyBytes: ByteCount = .kibibytes(64), disabled: [String] = [],
+                skipHeaders: [String] = [], exclude: [String] = []) {
+        self.mode = mode
+        self.threshold = threshold
+        self.inspectBodyBytes = inspectBodyBytes
+        self.disabled = disabled
+        self.skipHeaders = skipHeaders
+        self.exclude = exclude
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case mode, threshold, inspectBodyBytes, disabled, skipHeaders, exclude }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = WAFConfiguration()
+        mode = try c.decodeIfPresent(Mode.self, forKey: .mode) ?? d.mode
+        threshold = try c.decodeIfPresent(Int.self, forKey: .threshold) ?? d.threshold
+        inspectBodyBytes = try c.decodeIfPresent(ByteCount.self, forKey: .inspectBodyBytes) ?? d.inspectBodyBytes
+        disabled = try c.decodeIfPresent([String].self, forKey: .disabled) ?? []
+        skipHeaders = try c.decodeIfPresent([String].self, forKey: .skipHeaders) ?? []
+        exclude = try c.decodeIfPresent([String].self, forKey: .exclude) ?? []
+    }
+
+    public func validate(at path: String) -> [ConfigurationIssue] {
+        var issues: [ConfigurationIssue] = []
+        if threshold < 1 { issues.append(.init(path: "\(path).threshold", "must be at least 1, got \(threshold)")) }
+        for (index, name) in disabled.enumerated() where ThreatKind(rawValue: name) == nil {
+            issues.append(.init(path: "\(path).disabled[\(index)]", "unknown detector \"\(name)\"; known: \(ThreatKind.allCases.map(\.rawValue).joined(separator: ", "))"))
+        }
+        issues += ExclusionList.validate(exclude, at: "\(path).exclude")
+        return issues
+    }
+}
+
+/// `routes[].waf`: a route's own mode and exclusions, over `shield.waf`.
+public struct RouteWAFConfiguration: Codable, Sendable, Equatable {
+    public var mode: WAFConfiguration.Mode?
+    /// Values this route legitimately carries code or markup in: `json:$.question.body`.
+    public var exclude: [String]
+
+    public init(mode: WAFConfiguration.Mode? = nil, exclude: [String] = []) {
+        self.mode = mode
+        self.exclude = exclude
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case mode, exclude }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        mode = try c.decodeIfPresent(WAFConfiguration.Mode.self, forKey: .mode)
+        exclude = try c.decodeIfPresent([String].self, forKey: .exclude) ?? []
+    }
+
+    public func validate(at path: String) -> [ConfigurationIssue] {
+        ExclusionList.validate(exclude, at: "\(path).exclude")
+    }
+}
+
+/// Locations excluded from inspection, written as `part:name` with `*` matching any run of
+/// characters: `json:$.questions[*].body`, `form:content`, `cookie:*`.
+public struct ExclusionList: Sendable, Equatable {
+    private let patterns: [(part: String, name: [Character])]
+
+    public static func == (a: Self, b: Self) -> Bool { a.patterns.map(\.part) == b.patterns.map(\.part) && a.patterns.map(\.name) == b.patterns.map(\.name) }
+
+    public init(_ entries: [String]) {
+        patterns = entries.compactMap { entry in
+            let parts = entry.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2 else { return nil }
+            return (String(parts[0]), Array(parts[1]))
+        }
+    }
+
+    public var isEmpty: Bool { patterns.isEmpty }
+
+    static let parts = Set(["path", "query", "form", "multipart", "json", "xml", "body", "cookie", "header"])
+
+    static func validate(_ entries: [String], at path: String) -> [ConfigurationIssue] {
+        entries.enumerated().compactMap { index, entry in
+            let parts = entry.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2, Self.parts.contains(String(parts[0])) else {
+                return .init(path: "\(path)[\(index)]", "write an exclusion as part:name with part one of \(Self.parts.sorted().joined(separator: ", ")), got \"\(entry)\"")
+            }
+            return nil
+        }
+    }
+
+    public func excludes(_ location: InputLocation) -> Bool {
+        let name = Array(location.part == .header ? location.name.lowercased() : location.name)
+        return patterns.contains { $0.part == location.part.rawValue && Self.glob($0.name[...], name[...]) }
+    }
+
+    private static func glob(_ pattern: ArraySlice<Character>, _ text: ArraySlice<Character>) -> Bool {
+        guard let first = pattern.first else { return text.isEmpty }
+        if first == "*" {
+            let rest = pattern.dropFirst()
+            var t = text
+            while true {
+                if glob(rest, t) { return true }
+                guard !t.isEmpty else { return false }
+                t = t.dropFirst()
+            }
+        }
+        guard let head = text.first, head == first else { return false }
+        return glob(pattern.dropFirst(), text.dropFirst())
+    }
+}
+
+/// What inspection found in one request.
+public struct InspectionReport: Sendable {
+    public var findings: [Finding]
+    /// The sum of the findings' severities (one per rule and location).
+    public var score: Int
+    public var valuesInspected: Int
+
+    /// The most severe finding, the one a refusal names.
+    public var worst: Finding? { findings.max { $0.severity < $1.severity } }
+}
+
+/// Runs every detector over a request's values and adds up the anomaly score.
+public struct ThreatInspector: Sendable {
+    public let configuration: WAFConfiguration
+    let detectors: [any ThreatDetector]
+    let skipHeaders: Set<String>
+    let globalExclusions: ExclusionList
+
+    public static func allDetectors() -> [any ThreatDetector] {
+        [
+            SQLInjectionDetector(), XSSDetector(), PathTraversalDetector(), CommandInjectionDetector(), RemoteInclusionDetector(),
+            TemplateInjectionDetector(), PHPInjectionDetector(), JavaInjectionDetector(), JavaScriptInjectionDetector(),
+            ProtocolAttackDetector(), SessionFixationDetector(), ScannerDetector(),
+        ]
+    }
+
+    /// Header fields that carry no user-controlled text a detector could judge, or that the
+    /// gateway handles itself.
+    public static let defaultSkippedHeaders: Set<String> = [
+        "host", "content-length", "content-type", "connection", "accept", "accept-encoding", "accept-language", "accept-charset",
+        "authorization", "proxy-authorization", "cache-control", "pragma", "if-none-match", "if-match", "if-modified-since", "if-unmodified-since",
+        "if-range", "upgrade-insecure-requests", "sec-fetch-site", "sec-fetch-mode", "sec-fetch-dest", "sec-fetch-user", "sec-ch-ua",
+        "sec-ch-ua-mobile", "sec-ch-ua-platform", "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-protocol",
+        "traceparent", "tracestate", "x-request-id", "te", "keep-alive", "upgrade", "dnt", "priority", "origin", "range", "transfer-encoding",
+        "x-csrf-token", "content-encoding", "expect", "forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "via", "proxy-connection",
+    ]
+
+    public init(_ configuration: WAFConfiguration, detectors: [any ThreatDetector] = ThreatInspector.allDetectors()) {
+        self.configuration = configuration
+        let disabled = Set(configuration.disabled)
+        self.detectors = detectors.filter { !disabled.contains($0.kind.rawValue) }
+        self.skipHeaders = Self.defaultSkippedHeaders.union(configuration.skipHeaders.map { $0.lowercased() })
+        self.globalExclusions = ExclusionList(configuration.exclude)
+    }
+
+    /// Inspects one request. `body` is the inspected prefix of the body, if any.
+    public func inspect(_ request: HTTPRequest, body: [UInt8]?, exclusions: ExclusionList = ExclusionList([])) -> InspectionReport {
+        let target = request.path ?? "/"
+        let queryStart = target.firstIndex(of: "?")
+        let path = target[..<(queryStart ?? target.endIndex)]
+        let query = queryStart.map { target[target.index(after: $0)...] }
+        var values = RequestInputs.values(path: path, query: query, headers: request.headerFields, body: body, skipHeaders: skipHeaders)
+        if !globalExclusions.isEmpty || !exclusions.isEmpty {
+            values.removeAll { globalExclusions.excludes($0.location) || exclusions.excludes($0.location) }
+        }
+        var findings: [Finding] = []
+        for value in values {
+            let plain = Self.isPlain(value.normalized)
+            for detector in detectors where !plain || detector.inspectsPlainText { detector.inspect(value, into: &findings) }
+            // What base64 text carries is inspected too.
+            for inner in Base64Text.decodings(of: value) ?? [] {
+                for detector in detectors { detector.inspect(inner, into: &findings) }
+            }
+        }
+        let summary = RequestSummary(method: request.method.rawValue, path: String(path), host: request.authority, headers: request.headerFields.map { ($0.name.canonicalName, $0.value) })
+        for detector in detectors { detector.inspect(request: summary, values: values, into: &findings) }
+        // One rule counts once per location.
+        var seen = Set<String>()
+        findings = findings.filter { seen.insert("\($0.rule)|\($0.location)").inserted }
+        return InspectionReport(findings: findings, score: findings.reduce(0) { $0 + $1.severity.rawValue }, valuesInspected: values.count)
+    }
+
+    /// Letters, digits, spaces and `-_` only: nothing any detector looks for.
+    static func isPlain(_ bytes: [UInt8]) -> Bool {
+        bytes.allSatisfy { Bytes.isLetter($0) || Bytes.isDigit($0) || $0 == 0x20 || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") }
+    }
+}
+
+/// Values that are base64 text: decoded (at each of the four alignments a fragment can
+/// start at) so the detectors also see what they carry. Only decodings that are mostly
+/// printable text are kept.
+enum Base64Text {
+    static func decodings(of value: InspectedValue) -> [InspectedValue]? {
+        let raw = Array(value.raw.utf8)
+        guard raw.count >= 8, raw.count <= 65536 else { return nil }
+        var upper = false, lower = false
+        for b in raw {
+            switch b {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): upper = true
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): lower = true
+            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "+"), UInt8(ascii: "/"), UInt8(ascii: "="), UInt8(ascii: "-"), UInt8(ascii: "_"): break
+            default: return nil
+            }
+        }
+        guard upper, lower else { return nil }
+        var found: [InspectedValue] = []
+        for shift in 0..<4 {
+            let decoded = decode(raw.dropFirst(shift))
+            guard decoded.count >= 6 else { continue }
+            let printable = decoded.filter { ($0 >= 0x20 && $0 < 0x7F) || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }.count
+            if printable * 10 >= decoded.count * 9 {
+                found.append(InspectedValue(String(decoding: decoded, as: UTF8.self), at: value.location))
+            }
+        }
+        return found.isEmpty ? nil : found
+    }
+
+    static func decode(_ text: ArraySlice<UInt8>) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(text.count * 3 / 4)
+        var buffer: UInt32 = 0
+        var bits = 0
+        for b in text {
+            let v: UInt32
+            switch b {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): v = UInt32(b - UInt8(ascii: "A"))
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): v = UInt32(b - UInt8(ascii: "a") + 26)
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): v = UInt32(b - UInt8(ascii: "0") + 52)
+            case UInt8(ascii: "+"), UInt8(ascii: "-"): v = 62
+            case UInt8(ascii: "/"), UInt8(ascii: "_"): v = 63
+            default: continue
+            }
+            buffer = buffer << 6 | v
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8((buffer >> UInt32(bits)) & 0xFF))
+            }
+        }
+        return out
+    }
+}

