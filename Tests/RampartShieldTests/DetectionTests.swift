@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import PropertyBased
+import RampartCore
 import RampartShield
 import Testing
 

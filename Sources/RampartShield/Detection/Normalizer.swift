@@ -1,3 +1,5 @@
+import RampartCore
+
 /// Undoes the encodings attackers hide payloads behind, so detectors see what an
 /// application would eventually see: percent-encoding (including `%uXXXX`), HTML character
 /// references, JavaScript-style `\xHH` and `\uXXXX` escapes, overlong UTF-8, and Unicode
@@ -43,14 +45,13 @@ public enum Normalizer {
             case 0:
                 changed = true
                 i += 1
-            case UInt8(ascii: "%"):
-                if i + 2 < n, let hi = hex(at: i + 1, bytes), let lo = hex(at: i + 2, bytes) {
-                    out.append(hi << 4 | lo)
-                    i += 3
-                    changed = true
-                } else if i + 5 < n, bytes[i + 1] | 0x20 == UInt8(ascii: "u"), let scalar = hexScalar(bytes, from: i + 2, count: 4) {
-                    appendScalar(scalar, to: &out)
-                    i += 6
+            case UInt8(ascii: "%"), UInt8(ascii: "\\"):
+                // `%41`, `%u0041`, `\x41`, `\u0041`.
+                if let (value, length) = escape(bytes, at: i) {
+                    // Two hex digits are one byte (so `%c3%a5` and overlong `%c0%ae` decode
+                    // to bytes); four are a code point.
+                    if length == 6 { appendScalar(value, to: &out) } else { out.append(UInt8(value)) }
+                    i += length
                     changed = true
                 } else {
                     out.append(b)
@@ -60,19 +61,6 @@ public enum Normalizer {
                 if let (scalar, length) = characterReference(bytes, at: i) {
                     appendScalar(scalar, to: &out)
                     i += length
-                    changed = true
-                } else {
-                    out.append(b)
-                    i += 1
-                }
-            case UInt8(ascii: "\\"):
-                if i + 3 < n, bytes[i + 1] | 0x20 == UInt8(ascii: "x"), let hi = hex(at: i + 2, bytes), let lo = hex(at: i + 3, bytes) {
-                    out.append(hi << 4 | lo)
-                    i += 4
-                    changed = true
-                } else if i + 5 < n, bytes[i + 1] == UInt8(ascii: "u"), let scalar = hexScalar(bytes, from: i + 2, count: 4) {
-                    appendScalar(scalar, to: &out)
-                    i += 6
                     changed = true
                 } else {
                     out.append(b)
@@ -135,25 +123,25 @@ public enum Normalizer {
         }
     }
 
-    private static func hex(at i: Int, _ bytes: [UInt8]) -> UInt8? {
-        guard i < bytes.count else { return nil }
-        return hexValue(bytes[i])
-    }
-
-    static func hexValue(_ b: UInt8) -> UInt8? {
-        switch b {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): b - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): b - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): b - UInt8(ascii: "A") + 10
-        default: nil
+    /// A percent or backslash escape at `i`: two hex digits after `%` or `\x`, four after
+    /// `%u` or `\u`. The code point and the escape's length.
+    private static func escape(_ bytes: [UInt8], at i: Int) -> (UInt32, Int)? {
+        guard i + 1 < bytes.count else { return nil }
+        let marker = bytes[i + 1] | 0x20
+        let isPercent = bytes[i] == UInt8(ascii: "%")
+        if marker == UInt8(ascii: "u"), isPercent || bytes[i + 1] == UInt8(ascii: "u"), let scalar = hexScalar(bytes, from: i + 2, count: 4) {
+            return (scalar, 6)
         }
+        let start = isPercent ? i + 1 : i + 2
+        guard isPercent || marker == UInt8(ascii: "x"), let value = hexScalar(bytes, from: start, count: 2) else { return nil }
+        return (value, start + 2 - i)
     }
 
     private static func hexScalar(_ bytes: [UInt8], from start: Int, count: Int) -> UInt32? {
         guard start + count <= bytes.count else { return nil }
         var value: UInt32 = 0
         for i in start..<(start + count) {
-            guard let digit = hexValue(bytes[i]) else { return nil }
+            guard let digit = hexDigitValue(bytes[i]) else { return nil }
             value = value << 4 | UInt32(digit)
         }
         return value
@@ -180,7 +168,7 @@ public enum Normalizer {
             var digits = 0
             while i < n, digits < 8 {
                 let digit: UInt8?
-                if isHex { digit = hexValue(bytes[i]) } else {
+                if isHex { digit = hexDigitValue(bytes[i]) } else {
                     digit = bytes[i] >= UInt8(ascii: "0") && bytes[i] <= UInt8(ascii: "9") ? bytes[i] - UInt8(ascii: "0") : nil
                 }
                 guard let digit else { break }

@@ -65,7 +65,7 @@ public enum RequestInputs {
         while let b = bytes.popFirst() {
             if b == UInt8(ascii: "+") {
                 out.append(0x20)
-            } else if b == UInt8(ascii: "%"), bytes.count >= 2, let hi = Normalizer.hexValue(bytes[bytes.startIndex]), let lo = Normalizer.hexValue(bytes[bytes.startIndex + 1]) {
+            } else if b == UInt8(ascii: "%"), bytes.count >= 2, let hi = hexDigitValue(bytes[bytes.startIndex]), let lo = hexDigitValue(bytes[bytes.startIndex + 1]) {
                 out.append(hi << 4 | lo)
                 bytes = bytes.dropFirst(2)
             } else {
