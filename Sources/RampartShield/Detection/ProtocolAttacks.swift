@@ -1,3 +1,4 @@
+public import HTTPTypes
 import RampartCore
 
 /// Attacks on HTTP itself carried inside a request: header injection and response
@@ -26,14 +27,14 @@ public struct ProtocolAttackDetector: ThreatDetector {
         }
     }
 
-    public func inspect(request: RequestSummary, values: [InspectedValue], into findings: inout [Finding]) {
-        if let range = request.header("range") ?? request.header("request-range") {
+    public func inspect(request: HTTPRequest, values: [InspectedValue], into findings: inout [Finding]) {
+        if let range = request.headerFields[.range] ?? request.headerFields[Self.requestRange] {
             let lower = String(range.lowercased().trimmingASCIIWhitespace())
             if !lower.hasPrefix("bytes=") || lower.dropFirst(6).split(separator: ",").count > 16 {
                 findings.append(Finding(kind, rule: "protocol.range", severity: .critical, at: InputLocation(.header, "range")))
             }
         }
-        if let type = request.header("content-type") {
+        if let type = request.headerFields[.contentType] {
             let lower = type.lowercased()
             let media = lower.split(separator: ";", maxSplits: 1).first.map { String($0.trimmingASCIIWhitespace()) } ?? ""
             if !media.hasPrefix("multipart/"), lower.contains("boundary") {
@@ -89,6 +90,7 @@ public struct ProtocolAttackDetector: ThreatDetector {
         return false
     }
 
+    static let requestRange = HTTPField.Name("Request-Range")!
     static let methods: Set<String> = ["get", "post", "put", "delete", "head", "options", "patch", "connect", "trace", "propfind", "proppatch", "mkcol", "copy", "move", "lock", "unlock"]
     static let headerNames: Set<String> = [
         "host", "location", "set-cookie", "cookie", "content-type", "content-length", "transfer-encoding", "connection", "refresh", "x-xss-protection",
@@ -115,12 +117,12 @@ public struct SessionFixationDetector: ThreatDetector {
         }
     }
 
-    public func inspect(request: RequestSummary, values: [InspectedValue], into findings: inout [Finding]) {
-        let ownHost = request.host
+    public func inspect(request: HTTPRequest, values: [InspectedValue], into findings: inout [Finding]) {
+        let ownHost = request.authority.map { $0.lowercased().split(separator: ":").first.map(String.init) ?? $0 }
         for value in values where value.location.isName && (value.location.part == .query || value.location.part == .form) {
             guard Self.isSessionName(value.normalized) else { continue }
             let sameSite: Bool
-            if let referer = request.header("referer"), let origin = CSRFGuard.origin(of: referer), let ownHost {
+            if let referer = request.headerFields[.referer], let origin = CSRFGuard.origin(of: referer), let ownHost {
                 let host = origin.split(separator: "/").last.map { $0.split(separator: ":").first.map(String.init) ?? "" } ?? ""
                 sameSite = host == ownHost
             } else {

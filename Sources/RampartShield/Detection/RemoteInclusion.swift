@@ -12,7 +12,7 @@ public struct RemoteInclusionDetector: ThreatDetector {
     public init() {}
 
     public func inspect(_ value: InspectedValue, into findings: inout [Finding]) {
-        guard value.location.part != .path, value.location.part != .header || value.location.name == "referer" || !value.location.name.isEmpty else { return }
+        guard value.location.part != .path else { return }
         let bytes = value.normalized
         guard bytes.contains(UInt8(ascii: ":")) || bytes.contains(UInt8(ascii: ".")) || bytes.contains(UInt8(ascii: "/")) else { return }
         let text = String(decoding: bytes, as: UTF8.self)

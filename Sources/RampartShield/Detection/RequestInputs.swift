@@ -12,25 +12,38 @@ public enum RequestInputs {
     /// At most this many values per request; the rest of the body is inspected as text.
     public static let maximumValues = 2048
 
-    public static func values(path: Substring, query: Substring?, headers: HTTPFields, body: [UInt8]?, skipHeaders: Set<String>) -> [InspectedValue] {
-        var values: [InspectedValue] = []
-        values.append(InspectedValue(String(path), at: InputLocation(.path)))
+    /// The values of a request that `include` accepts (the others are never normalized).
+    public static func values(path: Substring, query: Substring?, headers: HTTPFields, body: [UInt8]?, skipHeaders: Set<String>,
+                              include: @escaping (InputLocation) -> Bool = { _ in true }) -> [InspectedValue] {
+        var values = Values(include: include)
+        values.append(String(path), at: InputLocation(.path))
         if let query { parameters(query, part: .query, into: &values) }
         for field in headers {
             let name = field.name.canonicalName
             if name == "cookie" {
                 cookies(field.value, into: &values)
             } else if !skipHeaders.contains(name) {
-                values.append(InspectedValue(field.value, at: InputLocation(.header, name)))
+                values.append(field.value, at: InputLocation(.header, name))
             }
         }
         if let body, !body.isEmpty {
             self.body(body, contentType: headers[.contentType], into: &values)
         }
-        return values
+        return values.found
     }
 
-    static func body(_ body: [UInt8], contentType: String?, into values: inout [InspectedValue]) {
+    /// Collects inspected values, leaving out excluded locations before any work is done on them.
+    struct Values {
+        let include: (InputLocation) -> Bool
+        var found: [InspectedValue] = []
+        var count: Int { found.count }
+
+        mutating func append(_ text: String, at location: InputLocation) {
+            if include(location) { found.append(InspectedValue(text, at: location)) }
+        }
+    }
+
+    static func body(_ body: [UInt8], contentType: String?, into values: inout Values) {
         let type = contentType?.lowercased() ?? ""
         if type.hasPrefix("application/x-www-form-urlencoded") {
             parameters(Substring(String(decoding: body, as: UTF8.self)), part: .form, into: &values)
@@ -41,18 +54,18 @@ public enum RequestInputs {
         } else if type.contains("xml"), xml(body, into: &values) {
             return
         } else {
-            values.append(InspectedValue(String(decoding: body, as: UTF8.self), at: InputLocation(.body)))
+            values.append(String(decoding: body, as: UTF8.self), at: InputLocation(.body))
         }
     }
 
     /// `a=1&b=2`: each name and value, `+` as space, percent-decoded once.
-    static func parameters(_ text: Substring, part: InputLocation.Part, into values: inout [InspectedValue]) {
+    static func parameters(_ text: Substring, part: InputLocation.Part, into values: inout Values) {
         for pair in text.split(separator: "&", omittingEmptySubsequences: true) where values.count < maximumValues {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let name = formDecode(parts[0])
-            values.append(InspectedValue(name, at: InputLocation(part, name, isName: true)))
+            values.append(name, at: InputLocation(part, name, isName: true))
             if parts.count > 1, !parts[1].isEmpty {
-                values.append(InspectedValue(formDecode(parts[1]), at: InputLocation(part, name)))
+                values.append(formDecode(parts[1]), at: InputLocation(part, name))
             }
         }
     }
@@ -75,13 +88,13 @@ public enum RequestInputs {
         return String(decoding: out, as: UTF8.self)
     }
 
-    static func cookies(_ header: String, into values: inout [InspectedValue]) {
+    static func cookies(_ header: String, into values: inout Values) {
         for pair in header.split(separator: ";") {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let name = String(parts[0].trimmingASCIIWhitespace())
-            values.append(InspectedValue(name, at: InputLocation(.cookie, name, isName: true)))
+            values.append(name, at: InputLocation(.cookie, name, isName: true))
             if parts.count > 1, !parts[1].isEmpty {
-                values.append(InspectedValue(String(parts[1]), at: InputLocation(.cookie, name)))
+                values.append(String(parts[1]), at: InputLocation(.cookie, name))
             }
         }
     }
@@ -100,7 +113,7 @@ public enum RequestInputs {
 
     /// multipart/form-data: each part's field value (or file name, for uploads with a binary
     /// type), named by its field. False when the body is not valid multipart.
-    static func multipart(_ body: [UInt8], boundary: String, into values: inout [InspectedValue]) -> Bool {
+    static func multipart(_ body: [UInt8], boundary: String, into values: inout Values) -> Bool {
         let delimiter = Array(("--" + boundary).utf8)
         var positions: [Int] = []
         var from = 0
@@ -133,20 +146,20 @@ public enum RequestInputs {
                     partType = String(lower.dropFirst("content-type:".count).trimmingASCIIWhitespace())
                 }
             }
-            values.append(InspectedValue(name, at: InputLocation(.multipart, name, isName: true)))
+            values.append(name, at: InputLocation(.multipart, name, isName: true))
             if let filename {
-                values.append(InspectedValue(filename, at: InputLocation(.multipart, name + ".filename")))
+                values.append(filename, at: InputLocation(.multipart, name + ".filename"))
             }
             let textual = partType.isEmpty || partType.hasPrefix("text/") || partType.contains("json") || partType.contains("xml") || partType.contains("x-www-form-urlencoded")
             if textual, !content.isEmpty {
-                values.append(InspectedValue(String(decoding: content, as: UTF8.self), at: InputLocation(.multipart, name)))
+                values.append(String(decoding: content, as: UTF8.self), at: InputLocation(.multipart, name))
             }
         }
         return true
     }
 
     /// XML: attribute values and text between tags, as the parser would hand them over.
-    static func xml(_ body: [UInt8], into values: inout [InspectedValue]) -> Bool {
+    static func xml(_ body: [UInt8], into values: inout Values) -> Bool {
         let text = String(decoding: body, as: UTF8.self)
         guard text.contains("<") else { return false }
         var index = text.startIndex
@@ -158,7 +171,7 @@ public enum RequestInputs {
                 if tag.hasPrefix("!") || tag.hasPrefix("?") {
                     // Declarations and processing instructions are inspected whole.
                     if tag.hasPrefix("!ENTITY") || tag.hasPrefix("!DOCTYPE") || tag.hasPrefix("?php") {
-                        values.append(InspectedValue("<" + tag + ">", at: InputLocation(.xml, element)))
+                        values.append("<" + tag + ">", at: InputLocation(.xml, element))
                     }
                 } else {
                     element = String(tag.prefix { $0 != " " && $0 != "/" && $0 != "\t" && $0 != "\n" })
@@ -169,18 +182,18 @@ public enum RequestInputs {
                         let attribute = rest[..<nameEnd].split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).last.map(String.init) ?? ""
                         let afterQuote = rest.index(after: quoteIndex)
                         guard let end = rest[afterQuote...].firstIndex(of: quote) else { break }
-                        values.append(InspectedValue(attribute, at: InputLocation(.xml, "\(element)@\(attribute)", isName: true)))
-                        values.append(InspectedValue(String(rest[afterQuote..<end]), at: InputLocation(.xml, "\(element)@\(attribute)")))
+                        values.append(attribute, at: InputLocation(.xml, "\(element)@\(attribute)", isName: true))
+                        values.append(String(rest[afterQuote..<end]), at: InputLocation(.xml, "\(element)@\(attribute)"))
                         rest = rest[rest.index(after: end)...]
                     }
-                    values.append(InspectedValue(element, at: InputLocation(.xml, element, isName: true)))
+                    values.append(element, at: InputLocation(.xml, element, isName: true))
                 }
                 index = text.index(after: close)
             } else {
                 let next = text[index...].firstIndex(of: "<") ?? text.endIndex
                 let content = text[index..<next]
                 if content.contains(where: { !$0.isWhitespace }) {
-                    values.append(InspectedValue(String(content), at: InputLocation(.xml, element)))
+                    values.append(String(content), at: InputLocation(.xml, element))
                 }
                 index = next
             }
@@ -190,11 +203,11 @@ public enum RequestInputs {
 
     /// JSON: every key (as a name) and every string value, located by path (`$.a.b[0]`).
     /// False when the body is not JSON, so it is inspected as text instead.
-    static func json(_ body: [UInt8], into values: inout [InspectedValue]) -> Bool {
+    static func json(_ body: [UInt8], into values: inout Values) -> Bool {
         var reader = JSONReader(bytes: body)
-        var found: [InspectedValue] = []
+        var found = Values(include: values.include)
         guard reader.walk(into: &found), found.count <= maximumValues else { return false }
-        values += found
+        values.found += found.found
         return true
     }
 }
@@ -209,7 +222,7 @@ struct JSONReader {
 
     enum Container { case object(path: String, key: String?), array(path: String, index: Int) }
 
-    mutating func walk(into values: inout [InspectedValue]) -> Bool {
+    mutating func walk(into values: inout RequestInputs.Values) -> Bool {
         var stack: [Container] = []
         func currentPath(_ stack: [Container]) -> String {
             switch stack.last {
@@ -242,7 +255,7 @@ struct JSONReader {
                     continue
                 case UInt8(ascii: "\""):
                     guard let string = readString() else { return false }
-                    values.append(InspectedValue(string, at: InputLocation(.json, path)))
+                    values.append(string, at: InputLocation(.json, path))
                 default:
                     // A number, true, false or null.
                     let start = i
@@ -279,7 +292,7 @@ struct JSONReader {
     }
 
     /// `"key":` inside an object; records the key and sets it as the current one.
-    private mutating func readKey(_ stack: inout [Container], into values: inout [InspectedValue]) -> Bool {
+    private mutating func readKey(_ stack: inout [Container], into values: inout RequestInputs.Values) -> Bool {
         skipSpace()
         guard i < bytes.count, bytes[i] == UInt8(ascii: "\""), let key = readString() else { return false }
         skipSpace()
@@ -288,7 +301,7 @@ struct JSONReader {
         skipSpace()
         guard case .object(let path, _)? = stack.last else { return false }
         stack[stack.count - 1] = .object(path: path, key: key)
-        values.append(InspectedValue(key, at: InputLocation(.json, "\(path).\(key)", isName: true)))
+        values.append(key, at: InputLocation(.json, "\(path).\(key)", isName: true))
         return true
     }
 

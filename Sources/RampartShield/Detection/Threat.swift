@@ -1,3 +1,5 @@
+public import HTTPTypes
+
 /// What kind of attack a finding points at.
 public enum ThreatKind: String, Sendable, Codable, CaseIterable, Hashable {
     case sqlInjection = "sql_injection"
@@ -92,25 +94,6 @@ public struct InspectedValue: Sendable {
     }
 }
 
-/// A request as request-level detectors see it: its method, target and header fields,
-/// lower-cased names.
-public struct RequestSummary: Sendable {
-    public let method: String
-    public let path: String
-    /// The host the request was sent to (Host or :authority), lower-cased, without port.
-    public let host: String?
-    public let headers: [(name: String, value: String)]
-
-    public init(method: String, path: String, host: String?, headers: [(name: String, value: String)]) {
-        self.method = method
-        self.path = path
-        self.host = host.map { $0.lowercased().split(separator: ":").first.map(String.init) ?? $0 }
-        self.headers = headers
-    }
-
-    public func header(_ name: String) -> String? { headers.first { $0.name == name }?.value }
-}
-
 /// One detector: a small type that looks at each inspected value (and, if it wants, at the
 /// request as a whole) and reports what it finds.
 public protocol ThreatDetector: Sendable {
@@ -120,13 +103,13 @@ public protocol ThreatDetector: Sendable {
     var inspectsPlainText: Bool { get }
     func inspect(_ value: InspectedValue, into findings: inout [Finding])
     /// Checks that need the whole request (several fields together). Most detectors have none.
-    func inspect(request: RequestSummary, values: [InspectedValue], into findings: inout [Finding])
+    func inspect(request: HTTPRequest, values: [InspectedValue], into findings: inout [Finding])
 }
 
 extension ThreatDetector {
     public var inspectsPlainText: Bool { false }
 
-    public func inspect(request: RequestSummary, values: [InspectedValue], into findings: inout [Finding]) {}
+    public func inspect(request: HTTPRequest, values: [InspectedValue], into findings: inout [Finding]) {}
 
     func report(_ rule: String, _ severity: ThreatSeverity, _ value: InspectedValue, into findings: inout [Finding]) {
         findings.append(Finding(kind, rule: rule, severity: severity, at: value.location))

@@ -85,21 +85,24 @@ public struct RouteWAFConfiguration: Codable, Sendable, Equatable {
 }
 
 /// Locations excluded from inspection, written as `part:name` with `*` matching any run of
-/// characters: `json:$.questions[*].body`, `form:content`, `cookie:*`.
-public struct ExclusionList: Sendable, Equatable {
-    private let patterns: [(part: String, name: [Character])]
+/// characters: `json:$.questions[*].text`, `form:content`, `cookie:*`. Header names match
+/// in any case.
+public struct ExclusionList: Sendable {
+    private struct Pattern {
+        let part: String
+        let name: [Character]
+    }
 
-    public static func == (a: Self, b: Self) -> Bool { a.patterns.map(\.part) == b.patterns.map(\.part) && a.patterns.map(\.name) == b.patterns.map(\.name) }
+    private let patterns: [Pattern]
 
     public init(_ entries: [String]) {
         patterns = entries.compactMap { entry in
             let parts = entry.split(separator: ":", maxSplits: 1)
             guard parts.count == 2 else { return nil }
-            return (String(parts[0]), Array(parts[1]))
+            let part = String(parts[0])
+            return Pattern(part: part, name: Array(part == InputLocation.Part.header.rawValue ? parts[1].lowercased() : String(parts[1])))
         }
     }
-
-    public var isEmpty: Bool { patterns.isEmpty }
 
     static let parts = Set(["path", "query", "form", "multipart", "json", "xml", "body", "cookie", "header"])
 
@@ -114,7 +117,8 @@ public struct ExclusionList: Sendable, Equatable {
     }
 
     public func excludes(_ location: InputLocation) -> Bool {
-        let name = Array(location.part == .header ? location.name.lowercased() : location.name)
+        guard !patterns.isEmpty else { return false }
+        let name = Array(location.name)
         return patterns.contains { $0.part == location.part.rawValue && Self.glob($0.name[...], name[...]) }
     }
 
@@ -185,9 +189,8 @@ public struct ThreatInspector: Sendable {
         let queryStart = target.firstIndex(of: "?")
         let path = target[..<(queryStart ?? target.endIndex)]
         let query = queryStart.map { target[target.index(after: $0)...] }
-        var values = RequestInputs.values(path: path, query: query, headers: request.headerFields, body: body, skipHeaders: skipHeaders)
-        if !globalExclusions.isEmpty || !exclusions.isEmpty {
-            values.removeAll { globalExclusions.excludes($0.location) || exclusions.excludes($0.location) }
+        let values = RequestInputs.values(path: path, query: query, headers: request.headerFields, body: body, skipHeaders: skipHeaders) { location in
+            !globalExclusions.excludes(location) && !exclusions.excludes(location)
         }
         var findings: [Finding] = []
         for value in values {
@@ -198,11 +201,10 @@ public struct ThreatInspector: Sendable {
                 for detector in detectors { detector.inspect(inner, into: &findings) }
             }
         }
-        let summary = RequestSummary(method: request.method.rawValue, path: String(path), host: request.authority, headers: request.headerFields.map { ($0.name.canonicalName, $0.value) })
-        for detector in detectors { detector.inspect(request: summary, values: values, into: &findings) }
+        for detector in detectors { detector.inspect(request: request, values: values, into: &findings) }
         // One rule counts once per location.
-        var seen = Set<String>()
-        findings = findings.filter { seen.insert("\($0.rule)|\($0.location)").inserted }
+        var seen = Set<Finding>()
+        findings = findings.filter { seen.insert($0).inserted }
         return InspectionReport(findings: findings, score: findings.reduce(0) { $0 + $1.severity.rawValue }, valuesInspected: values.count)
     }
 
