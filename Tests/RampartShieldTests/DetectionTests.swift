@@ -124,6 +124,10 @@ import Testing
         upload.headerFields[.contentType] = "multipart/form-data; boundary=XyZ"
         let multipart = "--XyZ\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\n<svg onload=alert(1)>\r\n--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"../../etc/passwd\"\r\nContent-Type: image/png\r\n\r\n\u{1}\u{2}\r\n--XyZ--\r\n"
         #expect(Set(inspector.inspect(upload, body: Array(multipart.utf8)).findings.map(\.location.description)) == ["multipart:note", "multipart:f.filename"])
+        // Binary bodies are not read as text.
+        var image = HTTPRequest(method: .put, scheme: "http", authority: "x", path: "/avatar")
+        image.headerFields[.contentType] = "image/png"
+        #expect(inspector.inspect(image, body: Array("<script>alert(1)</script>".utf8)).findings.isEmpty)
     }
 
     @Test func base64IsLookedInto() {

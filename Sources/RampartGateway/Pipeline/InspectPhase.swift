@@ -68,7 +68,7 @@ struct InspectPhase: RouterMiddleware {
     static func peekBody(_ request: inout Request, limit: Int, metrics: ThreatMetrics) async throws -> [UInt8]? {
         let fields = request.headers
         let declared = fields[.contentLength].flatMap { Int($0) }
-        guard (declared ?? 0) > 0 || fields[.transferEncoding] != nil, limit > 0 else { return nil }
+        guard (declared ?? 0) > 0 || fields[.transferEncoding] != nil, limit > 0, RequestInputs.inspectsBody(contentType: fields[.contentType]) else { return nil }
         var iterator = request.body.makeAsyncIterator()
         var prefix: [ByteBuffer] = []
         var collected = 0

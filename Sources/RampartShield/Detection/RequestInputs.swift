@@ -26,10 +26,19 @@ public enum RequestInputs {
                 values.append(field.value, at: InputLocation(.header, name))
             }
         }
-        if let body, !body.isEmpty {
+        if let body, !body.isEmpty, inspectsBody(contentType: headers[.contentType]) {
             self.body(body, contentType: headers[.contentType], into: &values)
         }
         return values.found
+    }
+
+    /// Whether a body of this type is text worth inspecting. Media, archives and other binary
+    /// payloads are not: they are neither read ahead for inspection nor scanned as text.
+    public static func inspectsBody(contentType: String?) -> Bool {
+        guard let type = contentType?.lowercased() else { return true }
+        let binary = ["image/", "audio/", "video/", "font/", "application/octet-stream", "application/zip", "application/gzip", "application/pdf",
+                      "application/x-protobuf", "application/protobuf", "application/grpc", "application/wasm", "application/vnd.ms-", "application/msword"]
+        return !binary.contains(where: type.hasPrefix)
     }
 
     /// Collects inspected values, leaving out excluded locations before any work is done on them.
