@@ -26,6 +26,30 @@ enum Bytes {
         find(Array(needle.utf8), in: haystack) != nil
     }
 
+    /// Without `/* ... */`, `// ...` and `# ...` comments (each left as one space), as C-like
+    /// languages, PHP and JavaScript read code.
+    static func removingComments(_ bytes: [UInt8]) -> [UInt8] {
+        guard bytes.contains(UInt8(ascii: "/")) || bytes.contains(UInt8(ascii: "#")) else { return bytes }
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var i = 0
+        while i < bytes.count {
+            if bytes[i] == UInt8(ascii: "/"), i + 1 < bytes.count, bytes[i + 1] == UInt8(ascii: "*") {
+                var j = i + 2
+                while j + 1 < bytes.count, !(bytes[j] == UInt8(ascii: "*") && bytes[j + 1] == UInt8(ascii: "/")) { j += 1 }
+                i = j + 2
+                out.append(0x20)
+            } else if (bytes[i] == UInt8(ascii: "#") || (bytes[i] == UInt8(ascii: "/") && i + 1 < bytes.count && bytes[i + 1] == UInt8(ascii: "/"))), let newline = bytes[i...].firstIndex(of: 0x0A) {
+                i = newline + 1
+                out.append(0x20)
+            } else {
+                out.append(bytes[i])
+                i += 1
+            }
+        }
+        return out
+    }
+
     /// The words of `bytes`: maximal runs of letters, digits and `_`.
     static func words(_ bytes: [UInt8]) -> [Substring] {
         String(decoding: bytes, as: UTF8.self).split { c in !(c.isLetter || c.isNumber || c == "_") }

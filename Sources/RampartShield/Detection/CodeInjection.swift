@@ -115,7 +115,7 @@ public struct PHPInjectionDetector: ThreatDetector {
         if let match = wrappers.matches(in: bytes).first { return "wrapper.\(wrappers.needles[match.needle].dropLast(3))" }
         if serializedObject(bytes) { return "serialized-object" }
         // Function calls, with comments and whitespace removed first.
-        let code = stripComments(bytes)
+        let code = Bytes.removingComments(bytes)
         for match in functions.wordMatches(in: code) {
             var k = match.end
             if k < code.count, code[k] == UInt8(ascii: ")"), match.start > 0, code[match.start - 1] == UInt8(ascii: "(") { k += 1 }
@@ -182,28 +182,6 @@ public struct PHPInjectionDetector: ThreatDetector {
             i += 1
         }
         return false
-    }
-
-    static func stripComments(_ bytes: [UInt8]) -> [UInt8] {
-        guard bytes.contains(UInt8(ascii: "/")) || bytes.contains(UInt8(ascii: "#")) else { return bytes }
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count)
-        var i = 0
-        while i < bytes.count {
-            if bytes[i] == UInt8(ascii: "/"), i + 1 < bytes.count, bytes[i + 1] == UInt8(ascii: "*") {
-                var j = i + 2
-                while j + 1 < bytes.count, !(bytes[j] == UInt8(ascii: "*") && bytes[j + 1] == UInt8(ascii: "/")) { j += 1 }
-                i = j + 2
-                out.append(0x20)
-            } else if (bytes[i] == UInt8(ascii: "#") || (bytes[i] == UInt8(ascii: "/") && i + 1 < bytes.count && bytes[i + 1] == UInt8(ascii: "/"))), let newline = bytes[i...].firstIndex(of: 0x0A) {
-                i = newline + 1
-                out.append(0x20)
-            } else {
-                out.append(bytes[i])
-                i += 1
-            }
-        }
-        return out
     }
 
     static let englishNames: Set<String> = ["system", "exec", "file", "copy", "link", "touch", "glob", "mail", "include", "require", "extract", "rename", "assert", "eval", "dl", "usort", "getenv", "scandir"]

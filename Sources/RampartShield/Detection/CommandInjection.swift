@@ -162,24 +162,24 @@ public struct CommandInjectionDetector: ThreatDetector {
     }
 
     /// Programs whose names are also words or identifiers.
-    static let explicitOnlyPrograms: Set<String> = [
+    static let wordPrograms: Set<String> = [
         "cat", "tac", "id", "ls", "ll", "dir", "pwd", "who", "w", "ps", "top", "cd", "cp", "mv", "rm", "du", "df", "env", "set", "time", "date", "echo", "printf",
         "sleep", "kill", "find", "sort", "head", "tail", "less", "more", "tee", "cut", "diff", "comm", "file", "type", "which", "where", "test",
         "read", "true", "false", "exit", "eval", "source", "alias", "export", "history", "jobs", "wait", "yes", "make", "man", "open", "mail",
         "sh", "at", "vi", "ed", "ex", "ping", "host", "dig", "arp", "ip", "tar", "zip", "unzip", "gzip", "gunzip", "touch", "mkdir", "rmdir",
         "ln", "chmod", "chown", "passwd", "su", "groups", "uptime", "free", "last", "nl", "od", "xxd", "base64", "strings", "split", "join",
-        "expand", "fold", "fmt", "rev", "tac", "watch", "screen", "tmux", "crontab", "service", "systemctl", "mount", "umount", "reboot",
+        "expand", "fold", "fmt", "rev", "watch", "screen", "tmux", "crontab", "service", "systemctl", "mount", "umount", "reboot",
         "shutdown", "halt", "logout", "lsof", "netstat", "ss", "route", "traceroute", "tracepath", "mtr", "whois", "finger", "telnet", "ftp",
         "tftp", "scp", "sftp", "rsync", "ssh", "nmap", "awk", "sed", "grep", "egrep", "fgrep", "xargs", "nice", "renice", "nohup", "timeout",
         "script", "stat", "look", "units", "bc", "dc", "expr", "factor", "seq", "shuf", "wc", "md5sum", "sha1sum", "sha256sum", "cksum",
         "iconv", "install", "dd", "sync", "lsblk", "blkid", "fdisk", "mkfs", "hostname", "domainname", "ulimit", "umask", "trap", "shift",
         "getent", "logger", "killall", "pkill", "pgrep", "pidof", "nproc", "lscpu", "dmesg", "journalctl", "apt", "yum", "dnf", "rpm", "dpkg",
-        "pip", "npm", "node", "java", "go", "gcc", "cc", "make", "git", "svn", "docker", "kubectl", "helm", "vim", "nano", "emacs", "view",
+        "pip", "npm", "node", "java", "go", "gcc", "cc", "git", "svn", "docker", "kubectl", "helm", "vim", "nano", "emacs", "view",
         "pg", "mysql", "psql", "sqlite", "redis-cli", "mongo", "openssl", "gpg", "ansible", "puppet", "chef", "ruby", "irb", "perl", "lua",
         "php", "python", "py", "tclsh", "wish", "expect", "sqlcmd", "osql", "net", "reg", "sc", "tasklist", "taskkill", "systeminfo", "whoami",
         "ipconfig", "nslookup", "certutil", "bitsadmin", "wmic", "mshta", "rundll", "regsvr", "cscript", "wscript", "start", "call", "del",
         "copy", "move", "ren", "rd", "md", "attrib", "icacls", "cacls", "runas", "schtasks", "chcp", "ver", "vol", "tree", "cls", "pause",
-        "timeout", "choice", "findstr", "xcopy", "robocopy", "forfiles", "pushd", "popd", "visudo", "vipw", "useradd", "usermod", "userdel",
+        "choice", "findstr", "xcopy", "robocopy", "forfiles", "pushd", "popd", "visudo", "vipw", "useradd", "usermod", "userdel",
         "groupadd", "adduser", "deluser", "cpulimit", "strace", "ltrace", "gdb", "objdump", "readelf", "nm", "ldd", "pax", "cpio", "ar",
         "bzip2", "xz", "lzma", "zcat", "bzcat", "xzcat", "zless", "zmore", "zgrep", "base32", "basenc", "uuencode", "uudecode", "column",
         "paste", "tr", "uniq", "csplit", "truncate", "shred", "wipe", "sum", "pr", "ptx", "tsort", "numfmt", "dirname", "basename",
@@ -192,9 +192,9 @@ public struct CommandInjectionDetector: ThreatDetector {
         "wget", "nc", "ncat", "netcat", "socat", "zsh", "ksh", "csh", "tcsh", "dash", "fish", "busybox", "whoami", "uname",
         "ifconfig", "ipconfig", "nslookup", "certutil", "bitsadmin", "wmic", "mshta", "rundll32", "regsvr32", "pwsh", "nmap", "telnet", "tftp", "chmod", "chown", "useradd", "passwd", "crontab", "sudo",
         "systemctl", "base64", "xxd", "openssl", "nohup", "traceroute", "netstat", "lsof", "pkill", "killall",
-        "ls", "awk", "grep", "printenv", "irb", "gunzip", "zcat", "vim", "scp", "ssh", "sftp", "rsync", "mkfifo", "mknod", "ncat",
+        "ls", "awk", "grep", "printenv", "irb", "gunzip", "zcat", "vim", "scp", "ssh", "sftp", "rsync", "mkfifo", "mknod",
     ]
-    static let programs: Set<String> = explicitOnlyPrograms.union(neverProse).union([
+    static let programs: Set<String> = wordPrograms.union(neverProse).union([
         "mkfifo", "mknod", "printenv", "rundll32", "bash", "curl", "powershell", "cmd", "python", "perl", "ruby", "php", "lua", "regsvr32", "zsh", "ksh", "csh", "tcsh", "dash", "fish", "nc", "ncat", "netcat", "socat",
         "uname", "ifconfig", "wget", "curl", "lwp-download", "lwp-request", "fetch", "aria2c", "axel", "links", "lynx", "w3m", "elinks",
         "python2", "python3", "perl5", "jrunscript", "jjs", "rhino", "node", "nodejs", "deno", "bun", "php-cgi", "php-fpm", "gawk", "mawk",

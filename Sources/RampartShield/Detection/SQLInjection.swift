@@ -438,7 +438,7 @@ public struct SQLInjectionDetector: ThreatDetector {
         "pg_shadow", "pg_user", "pg_database", "pg_tables", "pg_namespace", "pg_class", "pg_attribute", "pg_roles", "pg_authid", "sqlite_master",
         "sqlite_schema", "sqlite_temp_master", "msysaccessobjects", "msysobjects", "msysqueries", "msysrelationships", "all_tables", "user_tables",
         "all_tab_columns", "user_tab_columns", "dba_users", "all_users", "user_objects", "v$version", "xp_cmdshell", "xp_regread", "xp_dirtree",
-        "schema_name", "table_name", "column_name", "table_schema", "northwind", "msdb", "tempdb", "sysdatabases", "mysql.user",
+        "schema_name", "table_name", "column_name", "table_schema", "northwind", "msdb", "tempdb", "mysql.user",
         "sp_executesql", "sp_password", "sp_oacreate", "sp_makewebtask", "sp_addlogin", "sp_configure", "sys_context", "utl_http",
     ]
     static let systemTables: Set<String> = [

@@ -23,7 +23,7 @@ public struct XSSDetector: ThreatDetector {
         if let scheme = scriptScheme(in: compact) { return "\(scheme)-url" }
         if let rule = scanTags(bytes) { return rule }
         if let handler = eventHandler(in: bytes) { return "event-handler.\(handler)" }
-        let code = PHPInjectionDetector.stripComments(compact).filter { !Bytes.isSpace($0) }
+        let code = Bytes.removingComments(compact).filter { !Bytes.isSpace($0) }
         if let sink = javascriptSink(in: code) { return "js-sink.\(sink)" }
         if code.count >= 20, code.allSatisfy({ "[]()!+".utf8.contains($0) }) { return "jsfuck" }
         for marker in ["-moz-binding", "behavior:url", "url(javascript", "url('javascript", "url(\"javascript", "@import'", "@import\"", "@importurl"] where Bytes.contains(code, marker) {
@@ -189,16 +189,20 @@ public struct XSSDetector: ThreatDetector {
         "playing", "pointerdown", "pointerenter", "pointerleave", "pointermove", "pointerout", "pointerover", "pointerup", "pointerrawupdate", "popstate", "progress",
         "ratechange", "readystatechange", "repeat", "reset", "resize", "scroll", "scrollend", "search", "seeked", "seeking", "select", "selectionchange",
         "selectstart", "show", "start", "storage", "submit", "suspend", "timeupdate", "toggle", "touchend", "touchmove", "touchstart", "transitioncancel",
-        "transitionend", "transitionrun", "transitionstart", "unload", "volumechange", "waiting", "wheel", "filterchange", "propertychange", "help", "move", "moveend", "movestart", "losecapture", "rowenter", "rowexit", "datasetchanged", "errorupdate", "layoutcomplete", "readystate", "contentvisibilityautostatechange", "beforetoggle", "webkitanimationend", "webkittransitionend", "mozfullscreenchange", "message",
+        "transitionend", "transitionrun", "transitionstart", "unload", "volumechange", "waiting", "wheel", "filterchange", "propertychange", "help", "move", "moveend", "movestart", "losecapture", "rowenter", "rowexit", "datasetchanged", "errorupdate", "layoutcomplete", "readystate", "contentvisibilityautostatechange", "beforetoggle", "webkitanimationend", "webkittransitionend", "mozfullscreenchange",
     ]
+    /// Functions that are sinks when called (`(` or a template literal follows).
     static let callSinks: Set<String> = [
         "alert", "prompt", "confirm", "eval", "settimeout", "setinterval", "execscript", "fromcharcode", "atob", "print", "importscripts", "import",
         "document.write", "document.writeln", "window.open", "location.assign", "location.replace", "createcontextualfragment", "insertadjacenthtml",
         "execcommand", "function", "constructor", "postmessage", "fetch", "xmlhttprequest", "globalthis", "reflect.apply",
     ]
-    static let sinks = KeywordMatcher(Array(callSinks) + [
+    /// Properties and lookups that are sinks on their own.
+    static let propertySinks = [
         "document.cookie", "document.domain", "document.location", "window.location", "location.href", "location.hash", "location.search",
         ".innerhtml", ".outerhtml", "self[", "top[", "window[", "parent[", "frames[", "this[", "globalthis[", "document[", "content[",
-        "self.", "top.alert", "window.alert", "string.fromcharcode", "localstorage.", "sessionstorage.", "[\"cookie\"]", "['cookie']", "document.body.appendchild", "document.createelement",
-    ].filter { !["self.", "fetch", "function", "print", "import", "atob", "constructor", "globalthis"].contains($0) } + ["globalthis["])
+        "top.alert", "window.alert", "string.fromcharcode", "localstorage.", "sessionstorage.", "[\"cookie\"]", "['cookie']",
+        "document.body.appendchild", "document.createelement",
+    ]
+    static let sinks = KeywordMatcher(Array(callSinks) + propertySinks)
 }
