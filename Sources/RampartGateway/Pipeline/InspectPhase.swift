@@ -30,7 +30,6 @@ struct InspectPhase: RouterMiddleware {
         guard mode != .off else { return try await next(request, context) }
 
         var request = request
-        let started = time.now()
         let body: [UInt8]?
         do {
             body = try await Self.peekBody(&request, limit: inspector.configuration.inspectBodyBytes.bytes, metrics: metrics)
@@ -39,6 +38,8 @@ struct InspectPhase: RouterMiddleware {
         } catch {
             throw GatewayError(.badRequest, origin: .client, "the request body could not be read", underlying: error)
         }
+        // Timed from here: waiting for the client's body is not inspection.
+        let started = time.now()
         let report = inspector.inspect(request.head, body: body, exclusions: exclusions)
         let blocking = mode == .block && report.score >= inspector.configuration.threshold
         metrics.inspected(seconds: (time.now() - started).secondsValue)

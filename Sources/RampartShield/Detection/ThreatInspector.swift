@@ -143,7 +143,6 @@ public struct InspectionReport: Sendable {
     public var findings: [Finding]
     /// The sum of the findings' severities (one per rule and location).
     public var score: Int
-    public var valuesInspected: Int
 
     /// The most severe finding, the one a refusal names.
     public var worst: Finding? { findings.max { $0.severity < $1.severity } }
@@ -205,10 +204,11 @@ public struct ThreatInspector: Sendable {
         // One rule counts once per location.
         var seen = Set<Finding>()
         findings = findings.filter { seen.insert($0).inserted }
-        return InspectionReport(findings: findings, score: findings.reduce(0) { $0 + $1.severity.rawValue }, valuesInspected: values.count)
+        return InspectionReport(findings: findings, score: findings.reduce(0) { $0 + $1.severity.rawValue })
     }
 
-    /// Letters, digits, spaces and `-_` only: nothing any detector looks for.
+    /// Letters, digits, spaces and `-_` only: nothing most detectors look for (the ones that
+    /// read words, such as SQL keywords or Java class names, say so with `inspectsPlainText`).
     static func isPlain(_ bytes: [UInt8]) -> Bool {
         bytes.allSatisfy { Bytes.isLetter($0) || Bytes.isDigit($0) || $0 == 0x20 || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") }
     }
