@@ -184,17 +184,14 @@ public struct SQLInjectionDetector: ThreatDetector {
                 if t.kind == .semicolon, k + 1 == tokens.count || word(k + 1) != nil { return "quote-terminate" }
                 if t.kind == .op, comparison.contains(t.text) || concatenation.contains(t.text), k + 1 < tokens.count,
                    operand(tokens[k + 1]) { return "quote-expression" }
-                if let w = word(k), logical.contains(w) || t.text == "||" || t.text == "&&", k + 1 < tokens.count {
-                    if operand(tokens[k + 1]) || tokens[k + 1].kind == .lparen || (word(k + 1).map(logical.contains) ?? false) {
-                        return "quote-boolean"
-                    }
-                }
-                if t.kind == .op, t.text == "||" || t.text == "&&", k + 1 < tokens.count, operand(tokens[k + 1]) || tokens[k + 1].kind == .lparen {
+                if let w = word(k), logical.contains(w), k + 1 < tokens.count,
+                   operand(tokens[k + 1]) || tokens[k + 1].kind == .lparen || (word(k + 1).map(logical.contains) ?? false) {
                     return "quote-boolean"
                 }
+                if t.kind == .op, t.text == "||" || t.text == "&&", k + 1 < tokens.count, tokens[k + 1].kind == .lparen { return "quote-boolean" }
                 if let w = word(k), ["order", "group"].contains(w), word(k + 1) == "by" { return "quote-order-by" }
-                if let w = word(k), statements.contains(w) || w == "union", w != "if", w != "set", w != "open", w != "print", w != "show", w != "use", w != "call" { return "quote-statement" }
-                if let w = word(k), ["having", "limit", "procedure", "into", "union", "waitfor", "rlike", "regexp", "like", "sounds", "div", "is", "in", "between", "collate", "escape", "not"].contains(w),
+                if let w = word(k), quoteStatements.contains(w) { return "quote-statement" }
+                if let w = word(k), ["having", "limit", "procedure", "into", "waitfor", "rlike", "regexp", "like", "sounds", "div", "is", "in", "between", "collate", "escape", "not"].contains(w),
                    k + 1 < tokens.count { return "quote-clause" }
             }
         }
@@ -399,6 +396,9 @@ public struct SQLInjectionDetector: ThreatDetector {
         "select", "insert", "update", "delete", "drop", "create", "alter", "truncate", "exec", "execute", "declare", "shutdown",
         "waitfor", "set", "grant", "revoke", "use", "begin", "load", "rename", "call", "handler", "replace", "merge", "if", "copy", "pragma", "attach", "kill", "dbcc", "backup", "restore", "open", "fetch", "print", "lock", "show", "describe", "desc",
     ]
+    /// Statements that follow a closing quote in injections; not the ones that are also
+    /// everyday words after an apostrophe ("it's set", "what's open").
+    static let quoteStatements: Set<String> = statements.subtracting(["if", "set", "open", "print", "show", "use", "call"]).union(["union"])
     static let schemaObjects: Set<String> = [
         "table", "database", "schema", "view", "procedure", "function", "user", "index", "trigger", "login", "role", "column", "temporary", "event", "sequence",
     ]
