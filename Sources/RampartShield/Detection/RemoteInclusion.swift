@@ -121,8 +121,8 @@ public struct RemoteInclusionDetector: ThreatDetector {
     static let networkSchemes: Set<String> = ["http", "https", "ftp", "ftps", "sftp", "ws", "wss", "tftp", "smb", "ssh", "telnet", "rtsp", "irc", "imap", "pop3", "smtp", "mysql", "redis", "mongodb", "postgres", "postgresql", "memcached", "ssh2.exec", "ssh2.shell"]
     static let internalSchemes: Set<String> = ["file", "gopher", "dict", "jar", "netdoc", "ldap", "ldaps", "ldapi", "tftp", "url", "php", "phar", "expect", "rar", "ogg", "glob", "compress.zlib", "compress.bzip2", "zlib", "jrt"]
     static let internalNames: Set<String> = [
-        "metadata.google.internal", "metadata", "metadata.goog", "instance-data", "instance-data.ec2.internal", "kubernetes.default", "kubernetes.default.svc",
-        "lvh.me", "localtest.me", "vcap.me", "lacolhost.com", "127.0.0.1.nip.io", "localh.st", "spoofed.burpcollaborator.net", "fbi.com", "customer1.app.localhost.my.company.127.0.0.1.nip.io",
+        "metadata.google.internal", "metadata", "metadata.goog", "instance-data", "kubernetes.default", "kubernetes.default.svc",
+        "lvh.me", "localtest.me", "vcap.me", "lacolhost.com", "localh.st",
     ]
     static let internalNameSuffixes: [String] = [".internal", ".local", ".lvh.me", ".localtest.me", ".nip.io", ".xip.io", ".sslip.io", ".vcap.me", ".svc.cluster.local", ".oast.fun", ".burpcollaborator.net", ".interact.sh", ".oastify.com"]
 }
