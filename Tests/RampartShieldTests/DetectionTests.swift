@@ -49,13 +49,11 @@ import Testing
               benign: ["chapter 3.2", "path/to/file", "etc. and so on"])
         // One climb out of a directory is worth noting, not refusing alone.
         #expect(findings("../images/cat.png", PathTraversalDetector()).map(\.severity) == [.error])
-        var found: [Finding] = []
-        PathTraversalDetector().inspect(InspectedValue("/.git/config", at: InputLocation(.path)), into: &found)
-        PathTraversalDetector().inspect(InspectedValue("/backup.sql", at: InputLocation(.path)), into: &found)
-        PathTraversalDetector().inspect(InspectedValue("/.well-known/security.txt", at: InputLocation(.path)), into: &found)
-        #expect(found.map(\.rule).contains("lfi.hidden-file"))
-        #expect(found.map(\.rule).contains("lfi.restricted-extension"))
-        #expect(!found.contains { $0.rule == "lfi.hidden-file" && $0.location.part == .path && found.count > 3 })
+        let path = { (text: String) in self.findings(text, PathTraversalDetector(), at: InputLocation(.path)).map(\.rule) }
+        #expect(path("/.git/config").contains("lfi.hidden-file"))
+        #expect(path("/backup.sql") == ["lfi.restricted-extension"])
+        #expect(path("/.well-known/security.txt").isEmpty)
+        #expect(path("/static/js/main.4f3a9c.js").isEmpty)
     }
 
     @Test func commandInjection() {
@@ -141,15 +139,18 @@ import Testing
         #expect(String(decoding: Normalizer.normalize("%253Cscript%253E"), as: UTF8.self) == "<script>")
         #expect(String(decoding: Normalizer.normalize("&#x3C;&lt;%u003c\\x3c\\u003c"), as: UTF8.self) == "<<<<<")
         #expect(String(decoding: Normalizer.normalize("%c0%ae%c0%ae/ＳＥＬＥＣＴ"), as: UTF8.self) == "../select")
-        // Property: decoding never lengthens the input, and a value whose encodings are no
-        // deeper than the bound is a fixed point after one normalization.
+        // Properties: decoding never lengthens the input; one more layer of percent-encoding
+        // decodes back to the same text; and a normalized value is a fixed point unless it
+        // still holds an escape character (the bound of rounds may stop deeper nesting).
         await propertyCheck(input: Gen.uint8(in: 32...126).array(of: 0...40)) { bytes in
             let once = Normalizer.normalize(bytes)
             #expect(once.count <= bytes.count)
-            var encoded = once
-            encoded = Array(encoded.map { String(format: "%%%02X", $0) }.joined().utf8)
-            #expect(Normalizer.normalize(encoded).count <= encoded.count)
-            #expect(Normalizer.normalize(once) == once || once.contains(UInt8(ascii: "%")) || once.contains(UInt8(ascii: "&")) || once.contains(UInt8(ascii: "\\")))
+            let encoded = Array(bytes.map { String(format: "%%%02X", $0) }.joined().utf8)
+            let decoded = Normalizer.normalize(encoded)
+            #expect(decoded.count <= encoded.count)
+            let escapes = [UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "\\")]
+            if !bytes.contains(where: escapes.contains) { #expect(decoded == once) }
+            if !once.contains(where: escapes.contains) { #expect(Normalizer.normalize(once) == once) }
         }
     }
 
