@@ -6,8 +6,8 @@
 #
 # --attacks: the CRS attack records of the families issue 3 names (913, 921, 930-934,
 #            941-944) from ../shared/corpora/crs; --benign: Tests/Corpora/benign.jsonl.
-# Both by default (give only one with --details FILE: each run writes it). The corpora and the runner live outside the repository; without
-# ../shared the attack run is skipped, loudly.
+# Both by default; give only one with --details FILE, which each run writes. The corpora
+# and the runner live outside the repository; without ../shared the run is skipped, loudly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 binary=.build/debug/rampart
