@@ -77,6 +77,8 @@ let package = Package(
                 "RampartCore",
                 "RampartStore",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -149,6 +151,7 @@ let package = Package(
             name: "RampartShieldTests",
             dependencies: [
                 "RampartShield", "RampartStore", "RampartCore",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],

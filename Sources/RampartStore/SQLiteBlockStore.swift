@@ -2,24 +2,14 @@ import GRDB
 public import RampartCore
 import Synchronization
 
-/// Blocks in a SQLite file (created if missing, migrated on open).
+/// Blocks in the embedded SQLite database.
 public final class SQLiteBlockStore: BlockStore {
-    private let database: DatabaseQueue
+    private let database: DatabasePool
 
-    /// Opens (or creates) the database at `path`.
-    public init(path: String) throws {
-        database = try DatabaseQueue(path: path)
-        var migrator = DatabaseMigrator()
-        migrator.registerMigration("blocks-1") { db in
-            try db.create(table: "address_block") { table in
-                table.column("range", .text).primaryKey()
-                table.column("reason", .text).notNull()
-                table.column("created", .double).notNull()
-                table.column("expires", .double)
-            }
-        }
-        try migrator.migrate(database)
-    }
+    public init(database: SQLiteDatabase) { self.database = database.queue }
+
+    /// Opens (or creates) the database at `path` for blocks alone.
+    public convenience init(path: String) throws { self.init(database: try SQLiteDatabase(path: path)) }
 
     public func all() throws -> [AddressBlock] {
         try database.read { db in

@@ -1,0 +1,39 @@
+import GRDB
+
+/// The embedded store: one SQLite file (WAL mode) shared by every table the gateway keeps,
+/// created if missing and migrated on open.
+public final class SQLiteDatabase: Sendable {
+    let queue: DatabasePool
+
+    /// Opens (or creates) the database at `path`.
+    public init(path: String) throws {
+        queue = try DatabasePool(path: path)
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("blocks-1") { db in
+            try db.create(table: "address_block", ifNotExists: true) { table in
+                table.column("range", .text).primaryKey()
+                table.column("reason", .text).notNull()
+                table.column("created", .double).notNull()
+                table.column("expires", .double)
+            }
+        }
+        migrator.registerMigration("threat-events-1") { db in
+            try db.create(table: "threat_event") { table in
+                table.autoIncrementedPrimaryKey("id")
+                table.column("time", .double).notNull()
+                table.column("request_id", .text)
+                table.column("client", .text)
+                table.column("kind", .text).notNull()
+                table.column("rule", .text).notNull()
+                table.column("location", .text)
+                table.column("severity", .text).notNull()
+                table.column("action", .text).notNull()
+                table.column("score", .integer).notNull()
+                table.column("detail", .text)
+            }
+            try db.create(index: "threat_event_kind", on: "threat_event", columns: ["kind", "id"])
+            try db.create(index: "threat_event_client", on: "threat_event", columns: ["client", "id"])
+        }
+        try migrator.migrate(queue)
+    }
+}
