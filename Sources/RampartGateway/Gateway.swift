@@ -34,8 +34,15 @@ public final class Gateway: Service, Sendable {
     let client: HTTPClient
     let budget: RetryBudget
     let drains: DrainQueue
-    /// Temporary blocks (admin API now; detectors later), persisted in `shield.blocks.database`.
+    /// Temporary blocks (admin API and automatic), persisted in `shield.blocks.database`.
     public let blocklist: Blocklist
+    /// Threat events, automatic blocks, alerts and the threat level; also the gateway's
+    /// `ThreatSignals` for the rate limiter.
+    public let responder: ThreatResponder
+    let alerts: AlertDispatcher
+    let bruteForce: BruteForceGuard
+    let flood: FloodDetector
+    let cspReports: CSPReportIntake
 
     /// - Parameters:
     ///   - configuration: a validated configuration.
@@ -46,8 +53,11 @@ public final class Gateway: Service, Sendable {
                 logger: Logger, registry: PrometheusCollectorRegistry? = nil, time: any TimeSource = SystemTimeSource(),
                 wallClock: @escaping @Sendable () -> Double = wallClockSeconds) throws(ConfigurationError) {
         // First, so that a failure leaves nothing (like the HTTP client below) to shut down.
+        let eventStore: any ThreatEventStore
         do {
-            let store: any BlockStore = try configuration.shield.blocks.database.map { try SQLiteBlockStore(path: $0) } ?? MemoryBlockStore()
+            let database = try configuration.shield.blocks.database.map { try SQLiteDatabase(path: $0) }
+            eventStore = database.map { SQLiteThreatEventStore(database: $0) } ?? MemoryThreatEventStore()
+            let store: any BlockStore = database.map { SQLiteBlockStore(database: $0) } ?? MemoryBlockStore()
             self.blocklist = try Blocklist(store: store, now: wallClock)
         } catch {
             throw ConfigurationError(issues: [.init(path: "shield.blocks.database",
@@ -76,6 +86,13 @@ public final class Gateway: Service, Sendable {
         clientConfiguration.httpVersion = .http1Only
         self.client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: clientConfiguration)
         self.drains = DrainQueue()
+        let shield = configuration.shield
+        self.alerts = AlertDispatcher(transport: HTTPAlertTransport(client: client), logger: logger)
+        self.responder = ThreatResponder(configuration: shield.response, blocklist: blocklist, store: eventStore, alerts: alerts,
+                                         time: time, wallClock: wallClock, logger: logger)
+        self.bruteForce = BruteForceGuard(configuration: shield.bruteForce ?? .init(), time: time)
+        self.flood = FloodDetector(configuration: shield.flood, time: time)
+        self.cspReports = CSPReportIntake(time: time)
     }
 
     public func run() async throws {
@@ -83,7 +100,8 @@ public final class Gateway: Service, Sendable {
         let traffic = try trafficApplication(configuration)
         let admin = try adminApplication(configuration)
         var services: [any Service] = [traffic, admin, HealthCheckService(pools: pools, probe: HTTPHealthProbe(client: client)),
-                                       DrainService(queue: drains, pools: pools, logger: logger)]
+                                       DrainService(queue: drains, pools: pools, logger: logger),
+                                       ShieldService(gateway: self)]
         if configurationPath != nil { services.append(SignalReloadService(gateway: self)) }
         let group = ServiceGroup(configuration: .init(services: services, logger: logger))
         do {
@@ -104,10 +122,11 @@ public final class Gateway: Service, Sendable {
         router.middlewares.add(SnapshotPinner(live: live, isSecure: listener.tls != nil))
         router.middlewares.add(RecordPhase(accessLog: configuration.log.accessLog ? accessLogger() : nil, time: time))
         router.middlewares.add(ShapePhase())
-        router.middlewares.add(AdmitPhase(blocklist: blocklist))
+        router.middlewares.add(AdmitPhase(blocklist: blocklist, flood: flood, responder: responder))
         router.middlewares.add(IdentifyPhase())
+        router.middlewares.add(EndpointPhase(cspReports: cspReports, responder: responder))
         router.middlewares.add(RoutePhase())
-        router.middlewares.add(InspectPhase(time: time))
+        router.middlewares.add(InspectPhase(time: time, responder: responder, bruteForce: bruteForce))
         router.middlewares.add(ForwardPhase(pools: pools, client: client, budget: budget, time: time))
         let headerBytes = proxy.limits.maxHeaderBytes.bytes
         let headerTimeout = TimeAmount.nanoseconds(proxy.timeouts.clientHeader.duration.nanoseconds)
@@ -185,6 +204,9 @@ public final class Gateway: Service, Sendable {
         }
         if !issues.isEmpty { throw ConfigurationError(issues: issues) }
         pools.apply(next.pools)
+        responder.update(next.shield.response)
+        bruteForce.update(next.shield.bruteForce ?? .init())
+        flood.update(next.shield.flood)
         budget.update(ratio: next.proxy.retries.budgetRatio, minRetriesPerSecond: next.proxy.retries.minRetriesPerSecond)
         let snapshot = live.replace(with: next)
         logger.info("configuration reloaded", metadata: ["generation": "\(snapshot.generation)"])

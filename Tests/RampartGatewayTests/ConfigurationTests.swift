@@ -128,6 +128,68 @@ import Testing
         }
     }
 
+    @Test func threatVariablesOverrideTheShield() throws {
+        let yaml = """
+            pools:
+              app: {instances: ["http://127.0.0.1:1"]}
+            routes:
+              - {name: login, match: {pathPrefix: /login}, pool: app}
+            shield:
+              waf: {mode: detect}
+              bruteForce: {routes: [login], accountField: $.user.email}
+              response: {alertWebhook: {url: "https://hooks.example.com/rampart"}}
+              cspReports: {path: /_csp}
+            """
+        let plain = try loader.load(yaml: yaml)
+        #expect(plain.shield.waf.mode == .detect && !plain.shield.response.blockOnCritical && plain.shield.response.alertOnHigh)
+        #expect(plain.shield.flood.threshold == 3 && plain.shield.bruteForce?.accountField == "$.user.email")
+        let environment = ["THREAT_DETECTION_ENABLED": "false", "THREAT_ANOMALY_THRESHOLD": "4.5", "THREAT_BLOCK_ON_CRITICAL": "true",
+                           "THREAT_ALERT_ON_HIGH": "0"]
+        let overridden = try ConfigurationLoader(environment: environment).load(yaml: yaml)
+        #expect(overridden.shield.waf.mode == .off)
+        #expect(overridden.shield.flood.threshold == 4.5)
+        #expect(overridden.shield.response.blockOnCritical && !overridden.shield.response.alertOnHigh)
+        #expect(try ConfigurationLoader(environment: ["THREAT_DETECTION_ENABLED": "true"]).load(yaml: yaml).shield.waf.mode == .detect)
+        do {
+            _ = try ConfigurationLoader(environment: ["THREAT_ANOMALY_THRESHOLD": "-1", "THREAT_BLOCK_ON_CRITICAL": "sometimes"]).load(yaml: yaml)
+            Issue.record("bad threat variables were accepted")
+        } catch {
+            let text = error.issues.map(\.description)
+            #expect(text.contains("THREAT_ANOMALY_THRESHOLD (shield.flood.threshold): \"-1\" is not a positive number of deviations"), "\(text)")
+            #expect(text.contains("THREAT_BLOCK_ON_CRITICAL (shield.response.blockOnCritical): \"sometimes\" is not true or false"), "\(text)")
+        }
+    }
+
+    @Test func shieldDefenceProblemsNameTheirPaths() {
+        let yaml = """
+            pools:
+              app: {instances: ["http://127.0.0.1:1"]}
+            shield:
+              bruteForce: {routes: [signin], lockout: 10m, maxLockout: 1m}
+              flood: {threshold: 0, smoothing: 2}
+              response: {keepEvents: 5, alertWebhook: {url: "ftp://x", attempts: 0}}
+              cspReports: {path: "csp?x"}
+            """
+        do {
+            _ = try loader.load(yaml: yaml)
+            Issue.record("a bad shield section was accepted")
+        } catch {
+            let text = error.issues.map(\.description)
+            for expected in [
+                "shield.bruteForce.routes[0]: no route is named \"signin\"",
+                "shield.bruteForce.maxLockout: must be at least lockout (600s), got 60s",
+                "shield.flood.threshold: must be a positive number of deviations, got 0.0",
+                "shield.flood.smoothing: must be in (0, 1], got 2.0",
+                "shield.response.keepEvents: must be at least 100, got 5",
+                "shield.response.alertWebhook.url: must be an http:// or https:// URL, got \"ftp://x\"",
+                "shield.response.alertWebhook.attempts: must be between 1 and 20, got 0",
+                "shield.cspReports.path: must be an absolute path without query, got \"csp?x\"",
+            ] {
+                #expect(text.contains(expected), "missing \(expected) in \(text)")
+            }
+        }
+    }
+
     @Test func brokenYAMLIsRefused() {
         #expect(throws: ConfigurationError.self) { try loader.load(yaml: "pools: [unclosed") }
         #expect(throws: ConfigurationError.self) { try loader.load(yaml: "- just a list") }

@@ -45,8 +45,17 @@ struct AdminRouter {
             case .failure(let answer): return answer.response
             }
         }
-        router.get("/api/system/threat-detection") { _, _ in
-            jsonResponse(ThreatDetectionAnswer(gateway))
+        router.get("/api/system/threat-detection") { request, _ -> Response in
+            let query: ThreatEventQuery
+            switch ThreatDetectionAnswer.query(from: request.uri.queryParameters) {
+            case .success(let q): query = q
+            case .failure(let problem): return errorAnswer(.badRequest, problem.message)
+            }
+            do {
+                return jsonResponse(try ThreatDetectionAnswer(gateway, query: query))
+            } catch {
+                return errorAnswer(.internalServerError, "the threat event store failed: \(error)")
+            }
         }
         router.post("/api/system/threat-detection") { request, _ -> Response in
             let usage = "{\"action\": \"block|unblock\", \"address\": \"ip or cidr\", \"reason\": ..., \"duration\": \"1h\"}"
@@ -144,6 +153,8 @@ struct BlockCommand: Codable, Sendable {
     var duration: String?
 }
 
+/// `GET /api/system/threat-detection`: the threat level, stored events by type and severity,
+/// a page of recent events, blocked addresses, lockouts, the flood detector's baselines.
 struct ThreatDetectionAnswer: Encodable {
     struct Block: Encodable {
         let range: String
@@ -157,13 +168,60 @@ struct ThreatDetectionAnswer: Encodable {
         let deny: [String]
     }
 
+    struct Totals: Encodable {
+        let byType: [String: Int]
+        let bySeverity: [String: Int]
+        let byTypeAndSeverity: [ThreatEventTotal]
+    }
+
+    struct Lockout: Encodable {
+        let key: String
+        let remainingSeconds: Double
+    }
+
+    struct Problem: Error { let message: String }
+
+    let threatLevel: Double
+    let totals: Totals
+    let events: [ThreatEvent]
+    /// Pass as `before` for the next (older) page; absent on the last page.
+    let nextBefore: Int64?
     let blocked: [Block]
     let ipRules: Rules
+    let lockouts: [Lockout]
+    let flood: FloodDetector.Status
+    let alerts: [String: Int]
 
-    init(_ gateway: Gateway) {
+    /// `limit` (1-500, default 50), `before` (an event id), `kind`, `client`.
+    static func query(from parameters: Parameters) -> Result<ThreatEventQuery, Problem> {
+        var query = ThreatEventQuery()
+        if let text = parameters.get("limit") {
+            guard let limit = Int(text), (1...500).contains(limit) else { return .failure(Problem(message: "limit: expected 1 to 500, got \"\(text)\"")) }
+            query.limit = limit
+        }
+        if let text = parameters.get("before") {
+            guard let before = Int64(text), before > 0 else { return .failure(Problem(message: "before: expected an event id, got \"\(text)\"")) }
+            query.before = before
+        }
+        query.kind = parameters.get("kind")
+        query.client = parameters.get("client")
+        return .success(query)
+    }
+
+    init(_ gateway: Gateway, query: ThreatEventQuery = .init()) throws {
+        let responder = gateway.responder
+        threatLevel = responder.threatLevel
+        let totals = try responder.totals()
+        self.totals = Totals(byType: totals.reduce(into: [:]) { $0[$1.kind, default: 0] += $1.count },
+                             bySeverity: totals.reduce(into: [:]) { $0[$1.severity, default: 0] += $1.count }, byTypeAndSeverity: totals)
+        events = try responder.events(query)
+        nextBefore = events.count == query.limit ? events.last?.id : nil
         blocked = gateway.blocklist.active.map { Block(range: $0.range.description, reason: $0.reason, created: $0.created, expires: $0.expires) }
         let rules = gateway.live.snapshot.configuration.shield.ipRules
         ipRules = Rules(allow: rules.allow.map(\.description), deny: rules.deny.map(\.description))
+        lockouts = gateway.bruteForce.lockouts.map { Lockout(key: $0.key, remainingSeconds: $0.remaining.secondsValue) }
+        flood = gateway.flood.status
+        alerts = gateway.alerts.totals
     }
 }
 
@@ -185,11 +243,11 @@ extension Gateway {
                 let reason = command.reason ?? "blocked through the admin API"
                 try blocklist.add(range, reason: reason, duration: seconds)
                 logger.notice("address blocked", metadata: ["range": "\(range)", "reason": "\(reason)"])
-                return jsonResponse(ThreatDetectionAnswer(self), status: .created)
+                return jsonResponse(try ThreatDetectionAnswer(self), status: .created)
             case .unblock:
                 guard try blocklist.remove(range) else { return errorAnswer(.notFound, "no block for \(range)") }
                 logger.notice("address unblocked", metadata: ["range": "\(range)"])
-                return jsonResponse(ThreatDetectionAnswer(self))
+                return jsonResponse(try ThreatDetectionAnswer(self))
             }
         } catch {
             return errorAnswer(.internalServerError, "the block store failed: \(error)")

@@ -18,6 +18,10 @@ public struct ConfigurationLoader: Sendable {
         ("RAMPART_ADMIN_TOKEN", "listeners.admin.token"),
         ("RAMPART_LOG_LEVEL", "log.level"),
         ("THREAT_IP_WHITELIST", "shield.ipRules.allow (added to the file's list)"),
+        ("THREAT_DETECTION_ENABLED", "shield.waf.mode (false: off; true: the file's mode, or block)"),
+        ("THREAT_ANOMALY_THRESHOLD", "shield.flood.threshold"),
+        ("THREAT_BLOCK_ON_CRITICAL", "shield.response.blockOnCritical"),
+        ("THREAT_ALERT_ON_HIGH", "shield.response.alertOnHigh"),
     ]
 
     /// Loads from a file on disk.
@@ -144,7 +148,48 @@ public struct ConfigurationLoader: Sendable {
                 node["shield"]?["ipRules"]?["allow"] = Node(existing + entries.map { Node($0) })
             }
         }
+        if let text = environment["THREAT_DETECTION_ENABLED"], !text.isEmpty {
+            switch Self.boolean(text) {
+            case false?:
+                setShield(&node, ["waf", "mode"], Node("off"))
+            case true?:
+                if node["shield"]?["waf"]?["mode"]?.string == "off" { setShield(&node, ["waf", "mode"], Node("block")) }
+            case nil:
+                issues.append(.init(path: "THREAT_DETECTION_ENABLED (shield.waf.mode)", "\"\(text)\" is not true or false"))
+            }
+        }
+        if let text = environment["THREAT_ANOMALY_THRESHOLD"], !text.isEmpty {
+            if let value = Double(text), value > 0 {
+                setShield(&node, ["flood", "threshold"], Node(text))
+            } else {
+                issues.append(.init(path: "THREAT_ANOMALY_THRESHOLD (shield.flood.threshold)", "\"\(text)\" is not a positive number of deviations"))
+            }
+        }
+        for (variable, key) in [("THREAT_BLOCK_ON_CRITICAL", "blockOnCritical"), ("THREAT_ALERT_ON_HIGH", "alertOnHigh")] {
+            guard let text = environment[variable], !text.isEmpty else { continue }
+            if let value = Self.boolean(text) {
+                setShield(&node, ["response", key], Node(value ? "true" : "false"))
+            } else {
+                issues.append(.init(path: "\(variable) (shield.response.\(key))", "\"\(text)\" is not true or false"))
+            }
+        }
         return issues
+    }
+
+    /// `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`, as environment variables are written.
+    static func boolean(_ text: String) -> Bool? {
+        switch text.lowercased() {
+        case "true", "1", "yes", "on": true
+        case "false", "0", "no", "off": false
+        default: nil
+        }
+    }
+
+    /// Sets `shield.<keys>` to `value`, creating the mappings on the way.
+    private func setShield(_ node: inout Node, _ keys: [String], _ value: Node) {
+        ensureMapping(&node, "shield")
+        ensureMapping(&node["shield"]!, keys[0])
+        node["shield"]?[keys[0]]?[keys[1]] = value
     }
 
     private func ensureMapping(_ node: inout Node, _ key: String) {

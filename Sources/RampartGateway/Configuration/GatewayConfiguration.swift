@@ -60,6 +60,10 @@ public struct GatewayConfiguration: Codable, Sendable, Equatable {
         for (index, route) in routes.enumerated() {
             issues += route.validate(at: "routes[\(index)]", pools: Set(pools.keys))
         }
+        let routeNames = Set(routes.compactMap(\.name))
+        for (index, name) in (shield.bruteForce?.routes ?? []).enumerated() where !routeNames.contains(name) {
+            issues.append(.init(path: "shield.bruteForce.routes[\(index)]", "no route is named \"\(name)\""))
+        }
         return issues
     }
 }

@@ -21,6 +21,8 @@ public final class GatewaySnapshot: Sendable {
     let inspector: ThreatInspector?
     /// Routes (by position) with their own threat-detection mode or exclusions.
     let routeWAF: [Int: (mode: WAFConfiguration.Mode, exclusions: ExclusionList)]
+    /// Routes (by position) whose requests are login attempts (`shield.bruteForce.routes`).
+    let loginRoutes: Set<Int>
 
     init(generation: Int, configuration: GatewayConfiguration) {
         self.generation = generation
@@ -47,6 +49,8 @@ public final class GatewaySnapshot: Sendable {
         self.routeWAF = routeWAF
         let anyOn = waf.mode != .off || routeWAF.values.contains { $0.mode != .off }
         self.inspector = anyOn ? ThreatInspector(waf) : nil
+        let logins = Set(configuration.shield.bruteForce?.routes ?? [])
+        self.loginRoutes = Set(configuration.routes.indices.filter { configuration.routes[$0].name.map(logins.contains) ?? false })
     }
 
     /// The threat-detection mode and exclusions on `route`.

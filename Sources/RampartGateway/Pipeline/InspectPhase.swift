@@ -5,14 +5,21 @@ import Metrics
 import NIOCore
 import RampartCore
 import RampartShield
+import RampartStore
 import Synchronization
 
-/// Phase 3: the shield's request checks that need the route: CSRF, then threat detection
-/// over the request's values, including the first `inspectBodyBytes` of its body.
+/// Phase 3: the shield's request checks that need the route: CSRF, brute-force lockouts on
+/// login routes, then threat detection over the request's values, including the first
+/// `inspectBodyBytes` of its body. A login's outcome is counted once the upstream answers.
 struct InspectPhase: RouterMiddleware {
     typealias Context = GatewayRequestContext
     let time: any TimeSource
+    let responder: ThreatResponder
+    let bruteForce: BruteForceGuard
     let metrics = ThreatMetrics()
+
+    /// How much of a login request's body is read to find the account, with detection off.
+    static let loginBodyBytes = 16 * 1024
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let snapshot = context.snapshot!
@@ -25,28 +32,44 @@ struct InspectPhase: RouterMiddleware {
                                           requestID: context.record.current.requestID)
             }
         }
-        guard let inspector = snapshot.inspector else { return try await next(request, context) }
+        let isLogin = context.route.map { snapshot.loginRoutes.contains($0.order) } ?? false
         let (mode, exclusions) = snapshot.waf(for: context.route)
-        guard mode != .off else { return try await next(request, context) }
+        let inspector = mode == .off ? nil : snapshot.inspector
+        guard inspector != nil || isLogin else { return try await next(request, context) }
 
         var request = request
         let body: [UInt8]?
         do {
-            body = try await Self.peekBody(&request, limit: inspector.configuration.inspectBodyBytes.bytes, metrics: metrics)
+            let limit = max(inspector?.configuration.inspectBodyBytes.bytes ?? 0, isLogin ? Self.loginBodyBytes : 0)
+            body = try await Self.peekBody(&request, limit: limit, metrics: metrics)
         } catch let error as GatewayError {
             throw error
         } catch {
             throw GatewayError(.badRequest, origin: .client, "the request body could not be read", underlying: error)
         }
+        if let inspector, let refusal = inspect(request, body: body, inspector: inspector, mode: mode, exclusions: exclusions, context: context) {
+            return refusal
+        }
+        guard isLogin else { return try await next(request, context) }
+        return try await login(request, body: body, context: context, next: next)
+    }
+
+    /// Threat detection; the refusal when the request is blocked.
+    private func inspect(_ request: Request, body: [UInt8]?, inspector: ThreatInspector, mode: WAFConfiguration.Mode,
+                         exclusions: ExclusionList, context: Context) -> Response? {
         // Timed from here: waiting for the client's body is not inspection.
         let started = time.now()
         let report = inspector.inspect(request.head, body: body, exclusions: exclusions)
         let blocking = mode == .block && report.score >= inspector.configuration.threshold
         metrics.inspected(seconds: (time.now() - started).secondsValue)
-        guard let worst = report.worst else { return try await next(request, context) }
+        guard let worst = report.worst else { return nil }
 
         let action = blocking ? "blocked" : "logged"
         for finding in report.findings { metrics.event(finding, action: action) }
+        let requestID = context.record.current.requestID
+        let client = context.state.clientAddress
+        let exempt = client.map { context.snapshot!.ipRules.decision(for: $0) == .allow } ?? true
+        responder.detected(report, refused: blocking, requestID: requestID, client: client, exempt: exempt)
         context.record.note {
             $0.threatScore = report.score
             $0.threatRule = worst.rule
@@ -55,13 +78,46 @@ struct InspectPhase: RouterMiddleware {
             "action": .string(action), "score": .stringConvertible(report.score),
             "findings": .array(report.findings.map { .string("\($0.rule)@\($0.location)(\($0.severity.name))") }),
         ])
-        guard blocking else { return try await next(request, context) }
+        guard blocking else { return nil }
         context.record.note { $0.error = "threat" }
         ShieldMetrics.refused("threat")
         // Names the rule and where it fired, never the payload itself.
         return ErrorResponse.make(status: .forbidden, error: "threat_detected",
                                   message: "request refused: \(worst.kind.rawValue) in \(worst.location.part.rawValue)",
-                                  requestID: context.record.current.requestID)
+                                  requestID: requestID)
+    }
+
+    /// A login attempt: refused while its client or account is locked out; otherwise
+    /// forwarded, and its outcome (the upstream's status) counted.
+    private func login(_ request: Request, body: [UInt8]?, context: Context,
+                       next: (Request, Context) async throws -> Response) async throws -> Response {
+        let client = context.state.clientAddress
+        let account = bruteForce.account(in: body, contentType: request.headers[.contentType])
+        if let lockout = bruteForce.lockout(client: client, account: account) {
+            let seconds = max(1, Int(lockout.remaining.secondsValue.rounded(.up)))
+            context.record.note { $0.error = "locked_out" }
+            ShieldMetrics.refused("locked_out")
+            var response = ErrorResponse.make(status: .tooManyRequests, error: "locked_out",
+                                              message: "too many failed logins; try again in \(seconds) s",
+                                              requestID: context.record.current.requestID)
+            response.headers[.retryAfter] = String(seconds)
+            return response
+        }
+        let response = try await next(request, context)
+        let status = Int(response.status.code)
+        let settings = context.snapshot!.configuration.shield.bruteForce ?? .init()
+        if settings.failureStatuses.contains(status) {
+            let requestID = context.record.current.requestID
+            for started in bruteForce.failed(client: client, account: account) {
+                responder.record(ThreatEvent(time: responder.now, requestID: requestID, client: client?.description, kind: "brute_force",
+                                             rule: started.key.hasPrefix("client:") ? "client_failures" : "account_failures",
+                                             location: started.key, severity: ThreatSeverity.error.name, action: "locked_out",
+                                             detail: "\(started.failures) failed logins; locked out for \(Int(started.duration.secondsValue)) s (lockout \(started.level))"))
+            }
+        } else if (200..<400).contains(status) {
+            bruteForce.succeeded(client: client, account: account)
+        }
+        return response
     }
 
     /// Reads up to `limit` bytes of the request body for inspection and puts them back in

@@ -6,6 +6,7 @@ import NIOCore
 import RampartCore
 import RampartBalancing
 import RampartShield
+import RampartStore
 import Synchronization
 
 // MARK: - Snapshot
@@ -175,6 +176,8 @@ struct ShapePhase: RouterMiddleware {
 struct AdmitPhase: RouterMiddleware {
     typealias Context = GatewayRequestContext
     let blocklist: Blocklist
+    let flood: FloodDetector
+    let responder: ThreatResponder
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let snapshot = context.snapshot!
@@ -209,9 +212,15 @@ struct AdmitPhase: RouterMiddleware {
             case .unlisted where blocklist.block(covering: client) != nil:
                 ShieldMetrics.refused("blocked")
                 return refuse(.forbidden, "blocked", "this address is blocked", close: false)
-            case .allow, .unlisted:
-                break
+            case .allow:
+                _ = flood.observe(nil)
+            case .unlisted:
+                if let rate = flood.observe(client), let refusal = flooding(client, rate: rate, snapshot: snapshot) {
+                    return refuse(.forbidden, "blocked", refusal, close: false)
+                }
             }
+        } else {
+            _ = flood.observe(nil)
         }
         if (request.head.path?.utf8.count ?? 0) > limits.maxURIBytes.bytes {
             return refuse(.uriTooLong, "uri_too_long", "request target longer than \(limits.maxURIBytes)")
@@ -229,6 +238,21 @@ struct AdmitPhase: RouterMiddleware {
             }
         }
         return try await next(request, context)
+    }
+
+    /// A client over the flood limit: blocked for `blockDuration` when configured (the
+    /// refusal message), else only recorded.
+    private func flooding(_ client: IPAddress, rate: Int, snapshot: GatewaySnapshot) -> String? {
+        let settings = snapshot.configuration.shield.flood
+        let detail = "\(rate) requests within \(settings.interval), over the limit of \(flood.status.clientLimit)"
+        guard settings.blockFlooders else {
+            responder.record(ThreatEvent(time: responder.now, client: client.description, kind: "flood", rule: "client_rate",
+                                         severity: ThreatSeverity.error.name, action: "logged", detail: detail))
+            return nil
+        }
+        responder.block(client, for: settings.blockDuration.duration, kind: "flood", reason: "request flood", detail: detail)
+        ShieldMetrics.refused("flood")
+        return "this address is blocked"
     }
 }
 

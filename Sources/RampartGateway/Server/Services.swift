@@ -4,6 +4,8 @@ import NIOCore
 import NIOHTTP1
 import RampartBalancing
 import RampartCore
+import RampartShield
+import RampartStore
 import ServiceLifecycle
 import Synchronization
 import UnixSignals
@@ -120,5 +122,53 @@ struct SignalReloadService: Service {
                 }
             }
         }
+    }
+}
+
+/// The shield's background work: closes flood-counting intervals (recording spikes and
+/// drops), writes buffered threat events to the store, and delivers alerts.
+struct ShieldService: Service {
+    let gateway: Gateway
+
+    func run() async throws {
+        let gateway = self.gateway
+        await withDiscardingTaskGroup { group in
+            group.addTask { await gateway.alerts.run() }
+            await cancelWhenGracefulShutdown {
+                while !Task.isCancelled {
+                    let flood = gateway.live.snapshot.configuration.shield.flood
+                    for anomaly in gateway.flood.tick() { gateway.responder.record(Self.event(anomaly, interval: flood.interval, at: gateway.responder.now)) }
+                    gateway.responder.flush()
+                    try? await Task.sleep(for: min(flood.interval.duration / 4, .milliseconds(250)))
+                }
+            }
+            gateway.responder.flush()
+            group.cancelAll()
+        }
+    }
+
+    static func event(_ anomaly: FloodDetector.Anomaly, interval: ConfigDuration, at time: Double) -> ThreatEvent {
+        let (rule, rate, baseline, deviation) = switch anomaly {
+        case .spike(let rate, let baseline, let deviation): ("spike", rate, baseline, deviation)
+        case .drop(let rate, let baseline, let deviation): ("drop", rate, baseline, deviation)
+        }
+        return ThreatEvent(time: time, kind: "traffic_anomaly", rule: rule, location: "global", severity: ThreatSeverity.warning.name,
+                           action: "logged", detail: "\(rate) requests per \(interval) against a baseline of \(Int(baseline.rounded())) ± \(Int(deviation.rounded()))")
+    }
+}
+
+/// Alert webhooks over the gateway's HTTP client.
+struct HTTPAlertTransport: AlertTransport {
+    let client: HTTPClient
+
+    func post(_ body: [UInt8], to url: String, timeout: Duration) async throws -> Int {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "User-Agent", value: "rampart-alerts")
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let response = try await client.execute(request, timeout: .nanoseconds(timeout.nanoseconds))
+        _ = try await response.body.collect(upTo: 64 * 1024)
+        return Int(response.status.code)
     }
 }

@@ -1,0 +1,55 @@
+import Hummingbird
+import HTTPTypes
+import NIOCore
+import RampartCore
+import RampartShield
+import RampartStore
+
+/// Phase 6, the part that needs no route: endpoints the gateway answers itself. For now the
+/// CSP violation report endpoint (`shield.cspReports.path`).
+struct EndpointPhase: RouterMiddleware {
+    typealias Context = GatewayRequestContext
+    let cspReports: CSPReportIntake
+    let responder: ThreatResponder
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let settings = context.snapshot!.configuration.shield.cspReports, request.uri.path == settings.path else {
+            return try await next(request, context)
+        }
+        let requestID = context.record.current.requestID
+        context.record.note {
+            $0.route = "csp-reports"
+            $0.bodyBuffered = true
+        }
+        func refuse(_ status: Int, _ error: String, _ message: String) -> Response {
+            context.record.note { $0.error = error }
+            return ErrorResponse.make(status: .init(code: status), error: error, message: message, requestID: requestID)
+        }
+        guard request.method == .post else {
+            var response = refuse(405, "method_not_allowed", "reports are sent with POST")
+            response.headers[.allow] = "POST"
+            return response
+        }
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > settings.maxBytes.bytes {
+            return refuse(413, "body_too_large", "a report body may be at most \(settings.maxBytes)")
+        }
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: settings.maxBytes.bytes)
+        } catch {
+            return refuse(413, "body_too_large", "a report body may be at most \(settings.maxBytes)")
+        }
+        let result = cspReports.receive(Array(body.readableBytesView), contentType: request.headers[.contentType],
+                                        client: context.state.clientAddress, configuration: settings, at: responder.now)
+        switch result {
+        case .success(let events):
+            for var event in events {
+                event.requestID = requestID
+                responder.record(event)
+            }
+            return Response(status: .noContent)
+        case .failure(let refusal):
+            return refuse(refusal.status, refusal.error, refusal.message)
+        }
+    }
+}
