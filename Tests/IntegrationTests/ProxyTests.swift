@@ -135,6 +135,33 @@ import Testing
         await upstream.stop()
     }
 
+    @Test func upstreamsAnsweringBeforeReadingTheBodyLeaveTheConnectionUsable() async throws {
+        // An upstream may answer (401, 413, or 200) before it has read an upload. The body must
+        // then be skipped by one reader only; a second one used to crash the gateway.
+        let upstream = await LoopbackHarness.startEcho(name: "early")
+        try await LoopbackHarness.withGateway(LoopbackHarness.configuration(pool: [upstream])) { _, port, _ in
+            let body = String(repeating: "q", count: 20_000)
+            let statuses = try await withThrowingTaskGroup(of: [Int].self) { group in
+                for worker in 0..<8 {
+                    group.addTask {
+                        var seen: [Int] = []
+                        for round in 0..<25 {
+                            let status = (worker + round) % 2 == 0 ? 200 : 401
+                            seen.append(try await exchange(.POST, "http://127.0.0.1:\(port)/early/\(status)",
+                                                           headers: [("Content-Type", "text/plain")], body: body).status)
+                        }
+                        return seen
+                    }
+                }
+                return try await group.reduce(into: [Int]()) { $0 += $1 }
+            }
+            #expect(statuses.count == 200)
+            #expect(statuses.allSatisfy { $0 == 200 || $0 == 401 || $0 == 502 }, "\(statuses)")
+            #expect(try await exchange(.POST, "http://127.0.0.1:\(port)/echo", body: body).body.contains("\"bodyBytes\":20000"))
+        }
+        await upstream.stop()
+    }
+
     @Test func bodyOverTheLimitIsRefused() async throws {
         let upstream = await LoopbackHarness.startEcho(name: "small")
         var configuration = LoopbackHarness.configuration(pool: [upstream])

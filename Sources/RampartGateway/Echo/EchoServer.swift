@@ -10,7 +10,8 @@ import Synchronization
 /// A small upstream for demos, tests and benchmarks (`rampart echo`). Every request gets a
 /// JSON object with `instance`, `method`, `path`, `query`, `headers` and `bodyBytes` as
 /// received (the body is counted while streaming, never collected). `GET /bytes/N` answers N
-/// bytes, streamed; `/status/N` answers status N.
+/// bytes, streamed; `/status/N` answers status N; `/early/N` answers status N before reading
+/// the request body.
 public struct EchoServer: Sendable {
     public struct Options: Sendable {
         public var name: String
@@ -86,6 +87,11 @@ struct EchoResponder: RouterMiddleware {
                                 }
                                 try await writer.finish(nil)
                             })
+        }
+        // Answers before reading the body, as an upstream refusing an upload does.
+        if path.hasPrefix("/early/"), let code = Int(path.dropFirst(7)), (200...599).contains(code) {
+            return Response(status: .init(code: code), headers: [.contentType: "text/plain", .contentLength: "6"],
+                            body: .init(byteBuffer: ByteBuffer(string: "early\n")))
         }
         var bodyBytes = 0
         for try await chunk in request.body { bodyBytes += chunk.readableBytes }

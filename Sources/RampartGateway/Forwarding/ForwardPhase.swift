@@ -33,6 +33,7 @@ struct ForwardPhase: RouterMiddleware {
         let proxy = snapshot.configuration.proxy
         let body = RequestBodyPlan(request)
         let progress = BodyProgress()
+        let reader = BodyReader(request.body)
         let retries = proxy.retries
         let mayRetryAnswer = Self.idempotent.contains(request.method)
         let input = SelectionInput(hashKey: hashKey(request, context: context, pool: pool), country: context.state.country)
@@ -60,10 +61,10 @@ struct ForwardPhase: RouterMiddleware {
             switch body {
             case .none: break
             case .known(let length):
-                upstream.body = .stream(LimitedRequestBody(base: request.body, limit: proxy.limits.maxBodyBytes.bytes, progress: progress),
+                upstream.body = .stream(LimitedRequestBody(reader: reader, limit: proxy.limits.maxBodyBytes.bytes, progress: progress),
                                         length: .known(Int64(length)))
             case .streamed:
-                upstream.body = .stream(LimitedRequestBody(base: request.body, limit: proxy.limits.maxBodyBytes.bytes, progress: progress),
+                upstream.body = .stream(LimitedRequestBody(reader: reader, limit: proxy.limits.maxBodyBytes.bytes, progress: progress),
                                         length: .unknown)
             }
             // Without a body, the first-byte timeout bounds the wait for the response head; with one,
@@ -89,6 +90,7 @@ struct ForwardPhase: RouterMiddleware {
                     continue
                 }
                 context.record.note { $0.upstreamSeconds = latency.secondsValue }
+                await reader.close()
                 throw failure
             }
             let status = Int(response.status.code)
@@ -119,15 +121,21 @@ struct ForwardPhase: RouterMiddleware {
                     body = try await response.body.collect(upTo: declared)
                 } catch {
                     pool.finish(instance, outcome: .failure, latency: time.now() - attemptStarted)
+                    await reader.close()
                     throw classify(error, progress: progress)
                 }
                 pool.finish(instance, outcome: .response(status: status), latency: time.now() - attemptStarted)
+                await reader.close()
                 context.record.note { $0.bodyBuffered = true }
                 let noBody = request.method == .head || status == 204 || status == 304
                 return Response(status: responseStatus, headers: headers, body: noBody ? ResponseBody() : .init(byteBuffer: body))
             }
             let observed = ObservedResponseBody(base: response.body, observer: observer, deadline: totalDeadline, time: time)
-            return Response(status: responseStatus, headers: headers, body: ResponseBody(asyncSequence: observed))
+            let streamed = ResponseBody(asyncSequence: observed)
+            return Response(status: responseStatus, headers: headers, body: ResponseBody(contentLength: streamed.contentLength) { writer in
+                try await streamed.write(writer)
+                await reader.close()
+            })
         }
     }
 
