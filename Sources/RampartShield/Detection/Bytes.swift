@@ -26,6 +26,28 @@ enum Bytes {
         find(Array(needle.utf8), in: haystack) != nil
     }
 
+    /// Whether a string's UTF-8 contains `needle` (case-sensitive), without the cost of
+    /// `String.contains`.
+    static func contains(_ text: String, _ needle: String) -> Bool {
+        var text = text
+        return text.withUTF8 { haystack in
+            var needle = needle
+            return needle.withUTF8 { needle in
+                guard !needle.isEmpty, haystack.count >= needle.count else { return false }
+                var i = 0
+                while i <= haystack.count - needle.count {
+                    if haystack[i] == needle[0] {
+                        var j = 1
+                        while j < needle.count, haystack[i + j] == needle[j] { j += 1 }
+                        if j == needle.count { return true }
+                    }
+                    i += 1
+                }
+                return false
+            }
+        }
+    }
+
     /// Without `/* ... */`, `// ...` and `# ...` comments (each left as one space), as C-like
     /// languages, PHP and JavaScript read code.
     static func removingComments(_ bytes: [UInt8]) -> [UInt8] {
@@ -59,13 +81,17 @@ enum Bytes {
 /// A fixed set of needles found in one pass over the input (Aho-Corasick), used where a
 /// detector looks for many literal strings at once.
 struct KeywordMatcher: Sendable {
-    private var goto: [[Int32]] = [[Int32](repeating: -1, count: 256)]
+    /// The automaton's transitions, flat: `table[state * 256 + byte]`.
+    private var table: [Int32] = [Int32](repeating: -1, count: 256)
     private var fail: [Int32] = [0]
     private var outputs: [[Int]] = [[]]
+    /// Whether a state ends a needle (checked before touching `outputs`).
+    private var terminal: [Bool] = [false]
     let needles: [String]
 
     init(_ needles: [String]) {
         self.needles = needles
+        var goto: [[Int32]] = [[Int32](repeating: -1, count: 256)]
         for (index, needle) in needles.enumerated() {
             var state = 0
             for byte in needle.utf8 {
@@ -103,17 +129,45 @@ struct KeywordMatcher: Sendable {
                 }
             }
         }
+        table = goto.flatMap { $0 }
+        terminal = outputs.map { !$0.isEmpty }
     }
 
     /// Every match as (needle index, end offset), in input order.
     func matches(in bytes: [UInt8]) -> [(needle: Int, end: Int)] {
-        var state = 0
         var found: [(needle: Int, end: Int)] = []
-        for (offset, byte) in bytes.enumerated() {
-            state = Int(goto[state][Int(byte)])
-            for index in outputs[state] { found.append((index, offset + 1)) }
+        scan(bytes) { needle, end in
+            found.append((needle, end))
+            return true
         }
         return found
+    }
+
+    /// The first match, without collecting the others.
+    func firstMatch(in bytes: [UInt8]) -> (needle: Int, end: Int)? {
+        var first: (needle: Int, end: Int)?
+        scan(bytes) { needle, end in
+            first = (needle, end)
+            return false
+        }
+        return first
+    }
+
+    /// Runs the automaton over `bytes`, calling `found` for each match until it returns false.
+    private func scan(_ bytes: [UInt8], _ found: (Int, Int) -> Bool) {
+        table.withUnsafeBufferPointer { table in
+            terminal.withUnsafeBufferPointer { terminal in
+                bytes.withUnsafeBufferPointer { input in
+                    var state = 0
+                    for offset in 0..<input.count {
+                        state = Int(table[state &* 256 &+ Int(input[offset])])
+                        if terminal[state] {
+                            for index in outputs[state] where !found(index, offset + 1) { return }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Needles found as whole words (not inside a longer word).

@@ -109,10 +109,10 @@ public struct PHPInjectionDetector: ThreatDetector {
     }
 
     static func analyse(_ bytes: [UInt8]) -> String? {
-        let text = String(decoding: bytes, as: UTF8.self)
-        if text.contains("<?php") || text.contains("<?=") || (text.contains("<?") && text.contains("?>") && !text.contains("<?xml")) { return "open-tag" }
-        if let match = superglobals.matches(in: bytes).first { return "superglobal.\(superglobals.needles[match.needle].dropFirst())" }
-        if let match = wrappers.matches(in: bytes).first { return "wrapper.\(wrappers.needles[match.needle].dropLast(3))" }
+        if Bytes.contains(bytes, "<?php") || Bytes.contains(bytes, "<?=")
+            || (Bytes.contains(bytes, "<?") && Bytes.contains(bytes, "?>") && !Bytes.contains(bytes, "<?xml")) { return "open-tag" }
+        if let match = superglobals.firstMatch(in: bytes) { return "superglobal.\(superglobals.needles[match.needle].dropFirst())" }
+        if let match = wrappers.firstMatch(in: bytes) { return "wrapper.\(wrappers.needles[match.needle].dropLast(3))" }
         if serializedObject(bytes) { return "serialized-object" }
         // Function calls, with comments and whitespace removed first.
         let code = Bytes.removingComments(bytes)

@@ -18,9 +18,11 @@ public struct CommandInjectionDetector: ThreatDetector {
     }
 
     static func analyse(_ bytes: [UInt8]) -> String? {
-        let text = String(decoding: bytes, as: UTF8.self)
-        if let rule = evasion(text) { return rule }
-        if let rule = windows(text) { return rule }
+        // The string forms are only made when a value has what they look for.
+        if bytes.contains(UInt8(ascii: "$")) || bytes.contains(UInt8(ascii: "{")) || bytes.contains(UInt8(ascii: "/")),
+           let rule = evasion(String(decoding: bytes, as: UTF8.self)) { return rule }
+        if windowsHints.firstMatch(in: bytes) != nil || (Bytes.contains(bytes, "cmd") && bytes.contains(UInt8(ascii: "/"))),
+           let rule = windows(String(decoding: bytes, as: UTF8.self)) { return rule }
         // Command positions: the start, and after each separator. Pipes, `&&`, backticks and
         // substitutions are shell and nothing else; `;`, a lone `&` and line breaks also
         // occur in prose, so after those a program needs shell-like arguments.
@@ -87,14 +89,18 @@ public struct CommandInjectionDetector: ThreatDetector {
             raw += 1
         }
         guard !word.isEmpty, word.count < 64 else { return nil }
-        var name = String(decoding: word, as: UTF8.self)
-        if let slash = name.lastIndex(of: "/") { name = String(name[name.index(after: slash)...]) }
-        if name.hasSuffix(".exe") { name.removeLast(4) }
+        var slice = word[...]
+        if let slash = slice.lastIndex(of: UInt8(ascii: "/")) { slice = slice[(slash + 1)...] }
+        if slice.count >= 4, slice.suffix(4).elementsEqual(".exe".utf8) { slice = slice.dropLast(4) }
         // `python3.10`, `php7` -> `python`, `php`
-        while let last = name.last, last.isNumber || last == "." { name.removeLast() }
-        guard !name.isEmpty else { return nil }
+        while let last = slice.last, Bytes.isDigit(last) || last == UInt8(ascii: ".") { slice = slice.dropLast() }
+        guard !slice.isEmpty else { return nil }
+        var name = String(decoding: slice, as: UTF8.self)
         // `ansible-galaxy`, `chef-shell`, `git-upload-pack`: a program's own subcommands.
-        if !programs.contains(name), let dash = name.firstIndex(of: "-"), programs.contains(String(name[..<dash])) { name = String(name[..<dash]) }
+        if !programs.contains(name), let dash = slice.firstIndex(of: UInt8(ascii: "-")) {
+            let stem = String(decoding: slice[..<dash], as: UTF8.self)
+            if programs.contains(stem) { name = stem }
+        }
         if name == "sudo" || name == "env" || name == "nohup" || name == "exec" || name == "command" || name == "busybox" || name == "timeout" || name == "xargs" {
             var next = raw
             while next < n, Bytes.isSpace(bytes[next]) { next += 1 }
@@ -125,9 +131,9 @@ public struct CommandInjectionDetector: ThreatDetector {
 
     /// `${IFS}`, `$IFS$9`, `{cat,/etc/passwd}`, `$'\x63at'`, `<<<`, shellshock `() { :; };`.
     static func evasion(_ text: String) -> String? {
-        if text.contains("${ifs") || text.contains("$ifs") { return "ifs-evasion" }
-        if text.contains("() {") && (text.contains(":;") || text.contains(": ;")) { return "shellshock" }
-        if text.contains("/dev/tcp/") || text.contains("/dev/udp/") { return "dev-tcp" }
+        if Bytes.contains(text, "${ifs") || Bytes.contains(text, "$ifs") { return "ifs-evasion" }
+        if Bytes.contains(text, "() {") && (Bytes.contains(text, ":;") || Bytes.contains(text, ": ;")) { return "shellshock" }
+        if Bytes.contains(text, "/dev/tcp/") || Bytes.contains(text, "/dev/udp/") { return "dev-tcp" }
         if let brace = text.firstIndex(of: "{"), let comma = text[brace...].firstIndex(of: ","), let close = text[comma...].firstIndex(of: "}") {
             let first = text[text.index(after: brace)..<comma].filter { $0 != "'" && $0 != "\"" && $0 != "\\" }
             let inner = text[text.index(after: brace)..<close]
@@ -160,6 +166,12 @@ public struct CommandInjectionDetector: ThreatDetector {
         if text.contains("%comspec%") || text.contains("%systemroot%") || text.contains("%windir%") { return "windows-variable" }
         return nil
     }
+
+    /// Something each of `windows`' checks needs besides `cmd` and a slash (a variable, a
+    /// PowerShell name, a batch `for ... in (`, an `if` comparison or test); values without
+    /// any are not read as batch.
+    static let windowsHints = KeywordMatcher(["%", "powershell", "pwsh", " in (", "==", " equ ", " neq ", " lss ", " leq ", " gtr ", " geq ",
+                                              "exist", "defined", "errorlevel"])
 
     /// Programs whose names are also words or identifiers.
     static let wordPrograms: Set<String> = [

@@ -11,13 +11,14 @@ public struct JavaInjectionDetector: ThreatDetector {
     public func inspect(_ value: InspectedValue, into findings: inout [Finding]) {
         let bytes = value.normalized
         guard bytes.count >= 5 else { return }
-        if let match = Self.names.matches(in: bytes).first {
+        if let match = Self.names.firstMatch(in: bytes) {
             report("java.\(Self.names.needles[match.needle])", .critical, value, into: &findings)
             return
         }
         // Serialized objects keep their case-sensitive magic: look at the raw value.
         let raw = value.raw
-        if raw.contains("rO0AB") || raw.contains("H4sIAAAAAAAA") || raw.contains("KztAAU") || raw.contains("Cs7QAF") || raw.hasPrefix("\u{AC}\u{ED}") || Bytes.contains(bytes, "aced0005") {
+        if Bytes.contains(raw, "rO0AB") || Bytes.contains(raw, "H4sIAAAAAAAA") || Bytes.contains(raw, "KztAAU") || Bytes.contains(raw, "Cs7QAF")
+            || raw.hasPrefix("\u{AC}\u{ED}") || Bytes.contains(bytes, "aced0005") {
             report("java.serialized-object", .critical, value, into: &findings)
         }
     }

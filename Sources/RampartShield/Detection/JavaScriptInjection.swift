@@ -11,7 +11,7 @@ public struct JavaScriptInjectionDetector: ThreatDetector {
         let bytes = value.normalized
         guard bytes.count >= 5 else { return }
         let compact = bytes.filter { !Bytes.isSpace($0) }
-        if let match = Self.names.matches(in: compact).first {
+        if let match = Self.names.firstMatch(in: compact) {
             report("js.\(Self.names.needles[match.needle])", .critical, value, into: &findings)
             return
         }

@@ -109,10 +109,9 @@ public struct SessionFixationDetector: ThreatDetector {
     public func inspect(_ value: InspectedValue, into findings: inout [Finding]) {
         let bytes = value.normalized
         guard bytes.count >= 8, bytes.contains(UInt8(ascii: "=")) || bytes.contains(UInt8(ascii: ":")) else { return }
-        let text = String(decoding: bytes, as: UTF8.self)
-        if text.contains(".cookie") && (text.contains("=") || text.contains(";")) && (text.contains("expires=") || text.contains("domain=") || text.contains("path=") || text.contains("document.cookie")) {
+        if Bytes.contains(bytes, ".cookie") && (Bytes.contains(bytes, "=") || Bytes.contains(bytes, ";")) && (Bytes.contains(bytes, "expires=") || Bytes.contains(bytes, "domain=") || Bytes.contains(bytes, "path=") || Bytes.contains(bytes, "document.cookie")) {
             report("session.cookie-write", .critical, value, into: &findings)
-        } else if text.contains("set-cookie") && (text.contains("http-equiv") || text.contains(":")) {
+        } else if Bytes.contains(bytes, "set-cookie") && (Bytes.contains(bytes, "http-equiv") || Bytes.contains(bytes, ":")) {
             report("session.cookie-write", .critical, value, into: &findings)
         }
     }
@@ -136,6 +135,8 @@ public struct SessionFixationDetector: ThreatDetector {
     }
 
     static func isSessionName(_ bytes: [UInt8]) -> Bool {
+        // Every name below holds one of these; most parameter names hold none.
+        guard Bytes.contains(bytes, "sid") || Bytes.contains(bytes, "sess") || Bytes.contains(bytes, "cf") else { return false }
         let name = String(decoding: bytes, as: UTF8.self).filter { $0 != "-" && $0 != "_" && $0 != "." }
         if knownNames.contains(name) { return true }
         return name.contains("sessionid") || name.contains("sessid") || (name.hasSuffix("session") && name.count <= 16) || name.hasSuffix("sessiontoken")

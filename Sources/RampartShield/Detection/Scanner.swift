@@ -8,11 +8,11 @@ public struct ScannerDetector: ThreatDetector {
     public func inspect(_ value: InspectedValue, into findings: inout [Finding]) {
         switch value.location.part {
         case .header where value.location.name == "user-agent":
-            if let match = Self.agents.matches(in: value.normalized).first {
+            if let match = Self.agents.firstMatch(in: value.normalized) {
                 report("scanner.agent.\(Self.agents.needles[match.needle])", .critical, value, into: &findings)
             }
         case .path:
-            if let match = Self.probes.matches(in: value.normalized).first {
+            if let match = Self.probes.firstMatch(in: value.normalized) {
                 report("scanner.probe.\(Self.probes.needles[match.needle])", .warning, value, into: &findings)
             }
         default:
