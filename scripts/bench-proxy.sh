@@ -51,26 +51,6 @@ proxy_port=18081
 admin_port=18082
 
 body="$(head -c 1024 /dev/zero | tr '\0' 'x')"
-mkdir -p "$work/tmp"
-
-# nginx wants its temp paths writable; run everything as the current user.
-nginx_common() {
-  cat <<EOF
-pid $1.pid;
-error_log $work/$(basename "$1").err warn;
-events { worker_connections 4096; }
-EOF
-}
-
-# Inside http {}: no access log, temp paths in the work folder, long keep-alive.
-nginx_http_common() {
-  cat <<EOF
-  access_log off;
-  client_body_temp_path $work/tmp; proxy_temp_path $work/tmp; fastcgi_temp_path $work/tmp;
-  uwsgi_temp_path $work/tmp; scgi_temp_path $work/tmp;
-  keepalive_requests 1000000;
-EOF
-}
 
 cat > "$work/upstream.conf" <<EOF
 worker_processes 1;
@@ -84,73 +64,6 @@ $(nginx_http_common)
 }
 EOF
 
-start() { # start NAME CPUS COMMAND...; remembers the pid in $started
-  local name="$1" cpus="$2"; shift 2
-  if [ -n "$cpus" ]; then taskset -c "$cpus" "$@" >"$work/$name.out" 2>&1 &
-  else "$@" >"$work/$name.out" 2>&1 & fi
-  started=$!
-  pids+=("$started")
-}
-
-wait_port() {
-  for _ in $(seq 1 200); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.05
-  done
-  echo "bench-proxy: nothing listens on port $1" >&2; tail -n 5 "$work"/*.out "$work"/*.err >&2 || true; exit 1
-}
-
-stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
-
-# Peak resident memory of a process and its children, in MiB (VmHWM summed).
-peak_rss() {
-  local total=0 pid
-  for pid in "$1" $(pgrep -P "$1" || true); do
-    local kb; kb=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
-    total=$((total + ${kb:-0}))
-  done
-  awk -v kb="$total" 'BEGIN { printf "%.1f", kb / 1024 }'
-}
-
-# Milliseconds from a wrk latency such as 812.00us, 1.20ms or 1.01s.
-to_ms() {
-  awk -v v="$1" 'BEGIN {
-    if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
-    else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
-    else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
-    else printf "%s", v }'
-}
-
-# CPU time (clock ticks) used so far by a process and its children.
-cpu_ticks() {
-  local total=0 pid
-  for pid in "$1" $(pgrep -P "$1" || true); do
-    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
-  done
-  echo "$total"
-}
-
-# run_wrk CPUS PORT [PID] -> "rps p50ms p99ms cpu-us-per-request" (cpu of PID and its children)
-run_wrk() {
-  local cpus="$1" port="$2" pid="${3:-}" out
-  local pin=(); [ -n "$cpus" ] && pin=(taskset -c "$cpus")
-  # A short warm-up fills the keep-alive pools; then the measured run.
-  "${pin[@]}" wrk -t2 -c"$connections" -d2s "http://127.0.0.1:$port/" >/dev/null
-  local before=0; [ -n "$pid" ] && before=$(cpu_ticks "$pid")
-  out=$("${pin[@]}" wrk -t2 -c"$connections" -d"$duration" --latency "http://127.0.0.1:$port/")
-  local after=0; [ -n "$pid" ] && after=$(cpu_ticks "$pid")
-  if echo "$out" | grep -q "Non-2xx"; then echo "bench-proxy: non-2xx answers through port $port" >&2; echo "$out" >&2; exit 1; fi
-  local rps p50 p99 requests cpu="-"
-  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-  p50=$(to_ms "$(echo "$out" | awk '$1 == "50%" {print $2}')")
-  p99=$(to_ms "$(echo "$out" | awk '$1 == "99%" {print $2}')")
-  requests=$(echo "$out" | awk '/requests in/ {print $1}')
-  if [ -n "$pid" ]; then
-    cpu=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" 'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
-  fi
-  echo "$rps $p50 $p99 $cpu"
-}
-
 results="$work/results"
 : > "$results"
 
@@ -161,7 +74,7 @@ for threads in $thread_counts; do
   upstream_pid=$started
   wait_port $upstream_port
 
-  read -r rps p50 p99 cpu < <(run_wrk "$load_cpus" $upstream_port)
+  read -r rps p50 p99 cpu < <(run_wrk "$load_cpus" "http://127.0.0.1:$upstream_port/")
   echo "$threads direct $rps $p50 $p99 - -" >> "$results"
 
   # nginx as a proxy
@@ -186,7 +99,7 @@ $(nginx_http_common)
 EOF
   start nginx "$proxy_cpus" nginx -p "$work" -c "$work/nginx-proxy.conf" -g "daemon off;"
   pid=$started; wait_port $proxy_port
-  read -r rps p50 p99 cpu < <(run_wrk "$load_cpus" $proxy_port "$pid")
+  read -r rps p50 p99 cpu < <(run_wrk "$load_cpus" "http://127.0.0.1:$proxy_port/" "$pid")
   echo "$threads nginx $rps $p50 $p99 $(peak_rss "$pid") $cpu" >> "$results"
   stop "$pid"
 
@@ -210,7 +123,7 @@ backend app
 EOF
   start haproxy "$proxy_cpus" haproxy -db -f "$work/haproxy.cfg"
   pid=$started; wait_port $proxy_port
-  read -r rps p50 p99 cpu < <(run_wrk "$load_cpus" $proxy_port "$pid")
+  read -r rps p50 p99 cpu < <(run_wrk "$load_cpus" "http://127.0.0.1:$proxy_port/" "$pid")
   echo "$threads haproxy $rps $p50 $p99 $(peak_rss "$pid") $cpu" >> "$results"
   stop "$pid"
 
@@ -228,14 +141,14 @@ routes:
 EOF
   start rampart "$proxy_cpus" env RAMPART_THREADS="$threads" "$rampart" serve --config "$work/rampart.yml"
   pid=$started; wait_port $proxy_port
-  read -r rps p50 p99 cpu < <(run_wrk "$load_cpus" $proxy_port "$pid")
+  read -r rps p50 p99 cpu < <(run_wrk "$load_cpus" "http://127.0.0.1:$proxy_port/" "$pid")
   echo "$threads rampart $rps $p50 $p99 $(peak_rss "$pid") $cpu" >> "$results"
   stop "$pid"
 
   if [ "$ceiling" = yes ]; then
     start ceiling "$proxy_cpus" "$ceiling_bin" $proxy_port $upstream_port "$threads"
     pid=$started; wait_port $proxy_port
-    read -r rps p50 p99 cpu < <(run_wrk "$load_cpus" $proxy_port "$pid")
+    read -r rps p50 p99 cpu < <(run_wrk "$load_cpus" "http://127.0.0.1:$proxy_port/" "$pid")
     echo "$threads nio-ceil $rps $p50 $p99 $(peak_rss "$pid") $cpu" >> "$results"
     stop "$pid"
   fi
