@@ -4,7 +4,7 @@ import Synchronization
 
 /// Blocks in the embedded SQLite database.
 public final class SQLiteBlockStore: BlockStore {
-    private let database: DatabasePool
+    private let database: any DatabaseWriter
 
     public init(database: SQLiteDatabase) { self.database = database.queue }
 

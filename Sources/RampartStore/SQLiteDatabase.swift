@@ -1,13 +1,14 @@
 import GRDB
 
-/// The embedded store: one SQLite file (WAL mode) shared by every table the gateway keeps,
-/// created if missing and migrated on open.
+/// The embedded store: one SQLite file (WAL mode, so reading the admin API's lists never
+/// waits for a write) shared by every table the gateway keeps, created if missing and
+/// migrated on open. `:memory:` keeps everything in memory.
 public final class SQLiteDatabase: Sendable {
-    let queue: DatabasePool
+    let queue: any DatabaseWriter
 
     /// Opens (or creates) the database at `path`.
     public init(path: String) throws {
-        queue = try DatabasePool(path: path)
+        queue = path == ":memory:" ? try DatabaseQueue() : try DatabasePool(path: path)
         var migrator = DatabaseMigrator()
         migrator.registerMigration("blocks-1") { db in
             try db.create(table: "address_block", ifNotExists: true) { table in

@@ -82,7 +82,7 @@ public protocol ThreatEventStore: Sendable {
 
 /// Threat events in the embedded SQLite database.
 public final class SQLiteThreatEventStore: ThreatEventStore {
-    private let database: DatabasePool
+    private let database: any DatabaseWriter
 
     public init(database: SQLiteDatabase) { self.database = database.queue }
 

@@ -314,6 +314,14 @@ final class ScriptedTransport: AlertTransport {
 
     @Test func memoryStore() throws { try contract(MemoryThreatEventStore()) }
 
+    @Test func sqliteInMemory() throws {
+        let database = try SQLiteDatabase(path: ":memory:")
+        try contract(SQLiteThreatEventStore(database: database))
+        let blocks = SQLiteBlockStore(database: database)
+        try blocks.put(AddressBlock(range: CIDRBlock("192.0.2.0/24")!, reason: "x", created: 1))
+        #expect(try blocks.all().map(\.reason) == ["x"])
+    }
+
     @Test func sqliteStoreKeepsEventsAcrossReopening() throws {
         let path = "/tmp/rampart-events-\(UInt64.random(in: 0...UInt64.max)).sqlite"
         defer { for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) } }

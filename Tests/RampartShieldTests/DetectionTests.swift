@@ -102,6 +102,10 @@ import Testing
         ScannerDetector().inspect(InspectedValue("sqlmap/1.8#stable (https://sqlmap.org)", at: InputLocation(.header, "user-agent")), into: &found)
         ScannerDetector().inspect(InspectedValue("Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0", at: InputLocation(.header, "user-agent")), into: &found)
         #expect(found.map(\.rule) == ["scanner.agent.sqlmap"])
+        // A bare tool name is letters only, which most detectors skip; this one must not.
+        var request = HTTPRequest(method: .get, scheme: "http", authority: "x", path: "/")
+        request.headerFields[.userAgent] = "WPScan"
+        #expect(ThreatInspector(WAFConfiguration()).inspect(request, body: nil).findings.map(\.rule) == ["scanner.agent.wpscan"])
     }
 
     @Test func valuesComeFromEveryPartOfTheRequest() {

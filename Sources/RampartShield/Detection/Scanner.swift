@@ -2,6 +2,8 @@
 /// that no application of ours serves.
 public struct ScannerDetector: ThreatDetector {
     public let kind = ThreatKind.scanner
+    /// A tool's User-Agent may be its bare name.
+    public let inspectsPlainText = true
 
     public init() {}
 
