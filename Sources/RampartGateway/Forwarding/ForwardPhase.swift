@@ -133,7 +133,12 @@ struct ForwardPhase: RouterMiddleware {
             let observed = ObservedResponseBody(base: response.body, observer: observer, deadline: totalDeadline, time: time)
             let streamed = ResponseBody(asyncSequence: observed)
             return Response(status: responseStatus, headers: headers, body: ResponseBody(contentLength: streamed.contentLength) { writer in
-                try await streamed.write(writer)
+                do {
+                    try await streamed.write(writer)
+                } catch {
+                    await reader.close()
+                    throw error
+                }
                 await reader.close()
             })
         }
