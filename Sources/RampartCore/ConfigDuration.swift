@@ -132,7 +132,7 @@ extension StringProtocol {
     /// Without leading and trailing spaces, tabs, CR and LF (HTTP's optional whitespace and
     /// what configuration text carries).
     public func trimmingASCIIWhitespace() -> SubSequence {
-        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" || $0 == "\r\n" }
         var start = startIndex, end = endIndex
         while start < end, isSpace(self[start]) { start = index(after: start) }
         while end > start, isSpace(self[index(before: end)]) { end = index(before: end) }

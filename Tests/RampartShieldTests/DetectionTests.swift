@@ -108,6 +108,34 @@ import Testing
         #expect(ThreatInspector(WAFConfiguration()).inspect(request, body: nil).findings.map(\.rule) == ["scanner.agent.wpscan"])
     }
 
+    @Test func uploadsNamedAsPHPScriptsOrSessionFiles() {
+        let inspector = ThreatInspector(WAFConfiguration())
+        func rules(_ headers: [(String, String)], body: String? = nil) -> [String] {
+            var request = HTTPRequest(method: .post, scheme: "http", authority: "x", path: "/api/avatar")
+            for (name, value) in headers { request.headerFields[HTTPField.Name(name)!] = value }
+            let report = inspector.inspect(request, body: body.map { Array($0.utf8) })
+            return report.findings.map(\.rule)
+        }
+        func multipart(_ filename: String) -> String {
+            "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\(filename)\"\r\nContent-Type: image/png\r\n\r\nPNG\r\n--b--\r\n"
+        }
+        let form = [("Content-Type", "multipart/form-data; boundary=b")]
+        // Part headers end in CRLF, which Swift reads as one Character: the file name must not
+        // run on into the next header.
+        let values = RequestInputs.values(path: "/", query: nil, headers: [.contentType: "multipart/form-data; boundary=b"],
+                                          body: Array(multipart("me.png").utf8), skipHeaders: [])
+        #expect(values.first { $0.location.name == "file.filename" }?.raw == "me.png")
+        #expect(values.first { $0.location.name == "file" && !$0.location.isName } == nil, "a binary part is not inspected as text")
+        #expect(rules(form, body: multipart("avatar.php")) == ["php.upload.script"])
+        #expect(rules(form, body: multipart("me.png")).isEmpty)
+        #expect(rules(form, body: multipart("notes on php.txt")).isEmpty)
+        #expect(rules([("X-File-Name", "Holiday.PHTML. ")]) == ["php.upload.script"])
+        #expect(rules(form, body: multipart("..\\avatar.png")) == ["lfi.traversal-in-file-name"])
+        #expect(rules([("X_Filename", "uploads/sess_9f8e7d6c5b4a39281706f5e4d3")]) == ["php.upload.session-file"])
+        #expect(rules([("X-Filename", "session_notes.txt")]).isEmpty)
+        #expect(rules([("X-Title", "sess_9f8e7d6c5b4a39281706f5e4d3")]).isEmpty, "only file names")
+    }
+
     @Test func valuesComeFromEveryPartOfTheRequest() {
         let inspector = ThreatInspector(WAFConfiguration())
         var request = HTTPRequest(method: .post, scheme: "http", authority: "x", path: "/api/q?page=1")

@@ -1,3 +1,4 @@
+public import HTTPTypes
 import RampartCore
 
 /// Template and expression-language injection: Log4j lookups (`${jndi:...}`, after undoing
@@ -106,6 +107,33 @@ public struct PHPInjectionDetector: ThreatDetector {
         let bytes = value.normalized
         guard bytes.count >= 3 else { return }
         if let rule = Self.analyse(bytes) { report("php.\(rule)", .critical, value, into: &findings) }
+    }
+
+    /// Uploads named as PHP scripts (which a misconfigured server would run) or as PHP
+    /// session files (`sess_<id>`, to plant a session): multipart file names and the
+    /// `X-Filename` headers of raw uploads. Looked at here, over all values, because a
+    /// session file name is letters, digits and `_` only, which per-value inspection skips.
+    public func inspect(request: HTTPRequest, values: [InspectedValue], into findings: inout [Finding]) {
+        for value in values where value.location.namesAFile {
+            if let rule = Self.dangerousUpload(value.normalized) { report("php.upload.\(rule)", .critical, value, into: &findings) }
+        }
+    }
+
+    static let scriptExtensions: Set<String> = ["php", "php3", "php4", "php5", "php7", "php8", "phtml", "pht", "phar", "phps"]
+
+    static func dangerousUpload(_ bytes: [UInt8]) -> String? {
+        // Windows drops trailing dots and spaces from a file name: `a.php.` is `a.php`.
+        var name = bytes[...]
+        while let last = name.last, last == UInt8(ascii: ".") || last == 0x20 || last == 0 { name = name.dropLast() }
+        if let slash = name.lastIndex(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "\\") }) { name = name[(slash + 1)...] }
+        if let dot = name.lastIndex(of: UInt8(ascii: ".")), scriptExtensions.contains(String(decoding: name[(dot + 1)...], as: UTF8.self)) {
+            return "script"
+        }
+        let id = name.dropFirst(5)
+        if name.starts(with: "sess_".utf8), id.count >= 20, id.allSatisfy({ Bytes.isLetter($0) || Bytes.isDigit($0) || $0 == UInt8(ascii: ",") || $0 == UInt8(ascii: "-") }) {
+            return "session-file"
+        }
+        return nil
     }
 
     static func analyse(_ bytes: [UInt8]) -> String? {

@@ -144,7 +144,7 @@ public struct CommandInjectionDetector: ThreatDetector {
 
     /// Windows command interpreter syntax: `cmd /c`, `powershell -`, batch `for`/`if`.
     static func windows(_ text: String) -> String? {
-        let words = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" || $0 == "&" || $0 == "|" || $0 == ";" })
+        let words = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0.isNewline || $0 == "&" || $0 == "|" || $0 == ";" })
         for (index, word) in words.enumerated() {
             let next = index + 1 < words.count ? words[index + 1] : ""
             if word == "cmd" || word == "cmd.exe" || word.hasSuffix("\\cmd.exe") || word.hasSuffix("/cmd.exe") {

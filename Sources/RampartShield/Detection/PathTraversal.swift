@@ -14,6 +14,9 @@ public struct PathTraversalDetector: ThreatDetector {
             report("lfi.traversal", .critical, value, into: &findings)
         } else if let sensitive {
             report("lfi.sensitive-file.\(sensitive)", .critical, value, into: &findings)
+        } else if climbs >= 1, value.location.namesAFile {
+            // A file name is a name, never a path.
+            report("lfi.traversal-in-file-name", .critical, value, into: &findings)
         } else if climbs == 1, value.location.part != .path, bytes.first == UInt8(ascii: ".") || bytes.first == UInt8(ascii: "/") {
             report("lfi.traversal", .error, value, into: &findings)
         }

@@ -146,7 +146,7 @@ public enum RequestInputs {
             var name = ""
             var filename: String?
             var partType = ""
-            for line in headerText.split(whereSeparator: { $0 == "\r" || $0 == "\n" }) {
+            for line in headerText.split(whereSeparator: \.isNewline) {  // "\r\n" is one Character
                 let lower = line.lowercased()
                 if lower.hasPrefix("content-disposition:") {
                     name = parameter("name", in: String(line)) ?? ""

@@ -54,6 +54,16 @@ public struct InputLocation: Sendable, Hashable, CustomStringConvertible {
         self.isName = isName
     }
 
+    /// Whether the value is an uploaded file's name: a multipart part's `filename`, or the
+    /// `X-Filename` header (`X-File-Name`, `X_Filename`, ...) of a raw upload.
+    public var namesAFile: Bool {
+        switch part {
+        case .multipart: name.hasSuffix(".filename")
+        case .header: name.filter { $0 != "-" && $0 != "_" && $0 != "." } == "xfilename"
+        default: false
+        }
+    }
+
     public var description: String {
         let base = name.isEmpty ? part.rawValue : "\(part.rawValue):\(name)"
         return isName ? "\(base)#name" : base
