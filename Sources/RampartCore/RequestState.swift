@@ -17,6 +17,8 @@ public struct RequestState: Sendable {
     public var isSecure: Bool
     /// The client's country (ISO 3166 alpha-2, upper case), when known.
     public var country: String?
+    /// Whether the client is on the IP allow list: never blocked, whatever it sends.
+    public var isAllowListed = false
 
     public init(requestID: String = "", incomingTrace: TraceContext? = nil, trace: TraceContext? = nil,
                 clientAddress: IPAddress? = nil, peerAddress: IPAddress? = nil, isSecure: Bool = false, country: String? = nil) {

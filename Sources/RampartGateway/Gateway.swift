@@ -86,12 +86,12 @@ public final class Gateway: Service, Sendable {
         clientConfiguration.httpVersion = .http1Only
         self.client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: clientConfiguration)
         self.drains = DrainQueue()
-        let shield = configuration.shield
         self.alerts = AlertDispatcher(transport: HTTPAlertTransport(client: client), logger: logger)
-        self.responder = ThreatResponder(configuration: shield.response, blocklist: blocklist, store: eventStore, alerts: alerts,
-                                         time: time, wallClock: wallClock, logger: logger)
-        self.bruteForce = BruteForceGuard(configuration: shield.bruteForce ?? .init(), time: time)
-        self.flood = FloodDetector(configuration: shield.flood, time: time)
+        let live = self.live
+        self.responder = ThreatResponder(configuration: { live.snapshot.configuration.shield.response }, blocklist: blocklist,
+                                         store: eventStore, alerts: alerts, time: time, wallClock: wallClock, logger: logger)
+        self.bruteForce = BruteForceGuard(time: time)
+        self.flood = FloodDetector(time: time)
         self.cspReports = CSPReportIntake(time: time)
     }
 
@@ -204,9 +204,6 @@ public final class Gateway: Service, Sendable {
         }
         if !issues.isEmpty { throw ConfigurationError(issues: issues) }
         pools.apply(next.pools)
-        responder.update(next.shield.response)
-        bruteForce.update(next.shield.bruteForce ?? .init())
-        flood.update(next.shield.flood)
         budget.update(ratio: next.proxy.retries.budgetRatio, minRetriesPerSecond: next.proxy.retries.minRetriesPerSecond)
         let snapshot = live.replace(with: next)
         logger.info("configuration reloaded", metadata: ["generation": "\(snapshot.generation)"])

@@ -23,9 +23,22 @@ final class TestClock: TimeSource {
     let clock = TestClock()
     let client = IPAddress("192.0.2.10")!
 
+    /// A guard with the settings every call passes it, as the inspect phase does.
+    struct Configured {
+        let guard_: BruteForceGuard
+        let settings: BruteForceConfiguration
+
+        func account(in body: [UInt8]?, contentType: String?) -> String? { settings.account(in: body, contentType: contentType) }
+        @discardableResult
+        func failed(client: IPAddress?, account: String?) -> [BruteForceGuard.Started] { guard_.failed(client: client, account: account, settings) }
+        func succeeded(client: IPAddress?, account: String?) { guard_.succeeded(client: client, account: account) }
+        func lockout(client: IPAddress?, account: String?) -> BruteForceGuard.Lockout? { guard_.lockout(client: client, account: account) }
+        var lockouts: [BruteForceGuard.Lockout] { guard_.lockouts }
+    }
+
     func guardWith(_ configuration: BruteForceConfiguration = .init(routes: ["login"], maxFailuresPerClient: 10, maxFailuresPerAccount: 3,
-                                                                      lockout: .seconds(60), maxLockout: .seconds(200))) -> BruteForceGuard {
-        BruteForceGuard(configuration: configuration, time: clock)
+                                                                      lockout: .seconds(60), maxLockout: .seconds(200))) -> Configured {
+        Configured(guard_: BruteForceGuard(time: clock), settings: configuration)
     }
 
     @Test func readsTheAccountFromJSONAndFormBodies() {
@@ -100,9 +113,23 @@ final class TestClock: TimeSource {
 @Suite struct FloodTests {
     let clock = TestClock()
 
+    /// A detector with the settings every call passes it, as the gateway does.
+    struct Configured {
+        let detector: FloodDetector
+        let settings: FloodConfiguration
+
+        /// The flooding client's rate, when it floods.
+        func observe(_ client: IPAddress?) -> Int? { detector.observe(client, settings)?.rate }
+        @discardableResult
+        func tick() -> [FloodDetector.Anomaly] { detector.tick(settings) }
+        var status: FloodDetector.Status { detector.status(settings) }
+    }
+
+    func makeDetector(_ settings: FloodConfiguration) -> Configured { Configured(detector: FloodDetector(time: clock), settings: settings) }
+
     /// Runs `intervals` one-second intervals with `rate` requests each from `clients`
     /// different clients, returning the anomalies and the clients flagged.
-    func run(_ detector: FloodDetector, intervals: Int, rate: Int, clients: Int = 10) -> (anomalies: [FloodDetector.Anomaly], flagged: Int) {
+    func run(_ detector: Configured, intervals: Int, rate: Int, clients: Int = 10) -> (anomalies: [FloodDetector.Anomaly], flagged: Int) {
         var anomalies: [FloodDetector.Anomaly] = []
         var flagged = 0
         for _ in 0..<intervals {
@@ -114,7 +141,7 @@ final class TestClock: TimeSource {
     }
 
     @Test func steadyTrafficRaisesNothingThenASpikeAndADropDo() {
-        let detector = FloodDetector(configuration: .init(warmup: 10, minClientRate: 1000, minGlobalRate: 20), time: clock)
+        let detector = makeDetector(.init(warmup: 10, minClientRate: 1000, minGlobalRate: 20))
         #expect(run(detector, intervals: 40, rate: 200).anomalies.isEmpty)
         #expect(detector.status.warmedUp)
         #expect(abs(detector.status.baselineRate - 200) < 1)
@@ -130,15 +157,15 @@ final class TestClock: TimeSource {
     }
 
     @Test func quietTrafficIsNeverJudged() {
-        let detector = FloodDetector(configuration: .init(warmup: 5, minGlobalRate: 20), time: clock)
+        let detector = makeDetector(.init(warmup: 5, minGlobalRate: 20))
         _ = run(detector, intervals: 20, rate: 3)
         #expect(run(detector, intervals: 1, rate: 15).anomalies.isEmpty, "a baseline under minGlobalRate judges nothing")
     }
 
     @Test func aClientFarAboveTheOthersIsFlaggedOncePerInterval() {
-        let detector = FloodDetector(configuration: .init(warmup: 3, minClientRate: 50), time: clock)
+        let detector = makeDetector(.init(warmup: 3, minClientRate: 50))
         let flooder = IPAddress("198.51.100.7")!
-        let cold = FloodDetector(configuration: .init(warmup: 3, minClientRate: 50), time: clock)
+        let cold = makeDetector(.init(warmup: 3, minClientRate: 50))
         for _ in 0..<200 { #expect(cold.observe(flooder) == nil, "nothing is judged before warm-up") }
         _ = run(detector, intervals: 5, rate: 100, clients: 20)
         #expect(detector.status.clientLimit == 50, "five requests per client per interval keep the limit at its floor")
@@ -153,7 +180,7 @@ final class TestClock: TimeSource {
     }
 
     @Test func theClientLimitFollowsTheBaselineAboveTheFloor() {
-        let detector = FloodDetector(configuration: .init(warmup: 3, minClientRate: 10), time: clock)
+        let detector = makeDetector(.init(warmup: 3, minClientRate: 10))
         _ = run(detector, intervals: 30, rate: 400, clients: 4)
         // A hundred requests per client per interval: the limit is well above the floor.
         #expect(detector.status.clientLimit > 100)
@@ -193,7 +220,7 @@ final class ScriptedTransport: AlertTransport {
 
     func responder(_ configuration: ThreatResponseConfiguration = .init(), store: any ThreatEventStore = MemoryThreatEventStore(),
                    alerts: AlertDispatcher? = nil) throws -> ThreatResponder {
-        ThreatResponder(configuration: configuration, blocklist: try Blocklist(store: MemoryBlockStore(), now: clock.wall), store: store,
+        ThreatResponder(configuration: { configuration }, blocklist: try Blocklist(store: MemoryBlockStore(), now: clock.wall), store: store,
                         alerts: alerts, time: clock, wallClock: clock.wall, logger: logger)
     }
 

@@ -220,7 +220,7 @@ struct ThreatDetectionAnswer: Encodable {
         let rules = gateway.live.snapshot.configuration.shield.ipRules
         ipRules = Rules(allow: rules.allow.map(\.description), deny: rules.deny.map(\.description))
         lockouts = gateway.bruteForce.lockouts.map { Lockout(key: $0.key, remainingSeconds: $0.remaining.secondsValue) }
-        flood = gateway.flood.status
+        flood = gateway.flood.status(gateway.live.snapshot.configuration.shield.flood)
         alerts = gateway.alerts.totals
     }
 }

@@ -68,8 +68,7 @@ struct InspectPhase: RouterMiddleware {
         for finding in report.findings { metrics.event(finding, action: action) }
         let requestID = context.record.current.requestID
         let client = context.state.clientAddress
-        let exempt = client.map { context.snapshot!.ipRules.decision(for: $0) == .allow } ?? true
-        responder.detected(report, refused: blocking, requestID: requestID, client: client, exempt: exempt)
+        responder.detected(report, refused: blocking, requestID: requestID, client: client, exempt: context.state.isAllowListed)
         context.record.note {
             $0.threatScore = report.score
             $0.threatRule = worst.rule
@@ -92,7 +91,8 @@ struct InspectPhase: RouterMiddleware {
     private func login(_ request: Request, body: [UInt8]?, context: Context,
                        next: (Request, Context) async throws -> Response) async throws -> Response {
         let client = context.state.clientAddress
-        let account = bruteForce.account(in: body, contentType: request.headers[.contentType])
+        let settings = context.snapshot!.configuration.shield.bruteForce ?? .init()
+        let account = settings.account(in: body, contentType: request.headers[.contentType])
         if let lockout = bruteForce.lockout(client: client, account: account) {
             let seconds = max(1, Int(lockout.remaining.secondsValue.rounded(.up)))
             context.record.note { $0.error = "locked_out" }
@@ -105,10 +105,9 @@ struct InspectPhase: RouterMiddleware {
         }
         let response = try await next(request, context)
         let status = Int(response.status.code)
-        let settings = context.snapshot!.configuration.shield.bruteForce ?? .init()
         if settings.failureStatuses.contains(status) {
             let requestID = context.record.current.requestID
-            for started in bruteForce.failed(client: client, account: account) {
+            for started in bruteForce.failed(client: client, account: account, settings) {
                 responder.record(ThreatEvent(time: responder.now, requestID: requestID, client: client?.description, kind: "brute_force",
                                              rule: started.key.hasPrefix("client:") ? "client_failures" : "account_failures",
                                              location: started.key, severity: ThreatSeverity.error.name, action: "locked_out",

@@ -203,24 +203,25 @@ struct AdmitPhase: RouterMiddleware {
         context.state.clientAddress = snapshot.clientAddresses.resolve(
             peer: context.state.peerAddress, forwardedFor: request.headers[values: .xForwardedFor],
             forwarded: request.headers[values: .forwarded])
-        if let client = context.state.clientAddress {
-            // Allow-listed addresses are never blocked; others answer for their blocks.
-            switch snapshot.ipRules.decision(for: client) {
-            case .deny:
-                ShieldMetrics.refused("forbidden")
-                return refuse(.forbidden, "forbidden", "this address is not allowed", close: false)
-            case .unlisted where blocklist.block(covering: client) != nil:
-                ShieldMetrics.refused("blocked")
-                return refuse(.forbidden, "blocked", "this address is blocked", close: false)
-            case .allow:
-                _ = flood.observe(nil)
-            case .unlisted:
-                if let rate = flood.observe(client), let refusal = flooding(client, rate: rate, snapshot: snapshot) {
-                    return refuse(.forbidden, "blocked", refusal, close: false)
-                }
-            }
-        } else {
-            _ = flood.observe(nil)
+        let client = context.state.clientAddress
+        // Allow-listed addresses are never blocked; others answer for their blocks.
+        switch client.map(snapshot.ipRules.decision) {
+        case .deny?:
+            ShieldMetrics.refused("forbidden")
+            return refuse(.forbidden, "forbidden", "this address is not allowed", close: false)
+        case .unlisted? where blocklist.block(covering: client!) != nil:
+            ShieldMetrics.refused("blocked")
+            return refuse(.forbidden, "blocked", "this address is blocked", close: false)
+        case .allow?:
+            context.state.isAllowListed = true
+        case .unlisted?, nil:
+            break
+        }
+        // Allow-listed and unknown clients count toward the total only.
+        let judged = context.state.isAllowListed ? nil : client
+        if let flood = flood.observe(judged, snapshot.configuration.shield.flood), let judged,
+           let refusal = respond(to: flood, from: judged, snapshot: snapshot) {
+            return refuse(.forbidden, "blocked", refusal, close: false)
         }
         if (request.head.path?.utf8.count ?? 0) > limits.maxURIBytes.bytes {
             return refuse(.uriTooLong, "uri_too_long", "request target longer than \(limits.maxURIBytes)")
@@ -242,9 +243,9 @@ struct AdmitPhase: RouterMiddleware {
 
     /// A client over the flood limit: blocked for `blockDuration` when configured (the
     /// refusal message), else only recorded.
-    private func flooding(_ client: IPAddress, rate: Int, snapshot: GatewaySnapshot) -> String? {
+    private func respond(to flood: FloodDetector.Flood, from client: IPAddress, snapshot: GatewaySnapshot) -> String? {
         let settings = snapshot.configuration.shield.flood
-        let detail = "\(rate) requests within \(settings.interval), over the limit of \(flood.status.clientLimit)"
+        let detail = "\(flood.rate) requests within \(settings.interval), over the limit of \(flood.limit)"
         guard settings.blockFlooders else {
             responder.record(ThreatEvent(time: responder.now, client: client.description, kind: "flood", rule: "client_rate",
                                          severity: ThreatSeverity.error.name, action: "logged", detail: detail))

@@ -137,7 +137,7 @@ struct ShieldService: Service {
             await cancelWhenGracefulShutdown {
                 while !Task.isCancelled {
                     let flood = gateway.live.snapshot.configuration.shield.flood
-                    for anomaly in gateway.flood.tick() { gateway.responder.record(Self.event(anomaly, interval: flood.interval, at: gateway.responder.now)) }
+                    for anomaly in gateway.flood.tick(flood) { gateway.responder.record(Self.event(anomaly, interval: flood.interval, at: gateway.responder.now)) }
                     gateway.responder.flush()
                     try? await Task.sleep(for: min(flood.interval.duration / 4, .milliseconds(250)))
                 }

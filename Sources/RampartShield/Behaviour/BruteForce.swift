@@ -67,6 +67,17 @@ public struct BruteForceConfiguration: Codable, Sendable, Equatable {
         return issues
     }
 
+    /// The account a login request names, read from its body; lower-cased and trimmed so
+    /// `Alice ` and `alice` are one account.
+    public func account(in body: [UInt8]?, contentType: String?) -> String? {
+        guard let body, !body.isEmpty else { return nil }
+        var values = RequestInputs.Values(include: isAccountField)
+        RequestInputs.body(body, contentType: contentType, into: &values)
+        guard let raw = values.found.first?.raw else { return nil }
+        let account = String(raw.trimmingASCIIWhitespace().lowercased().prefix(256))
+        return account.isEmpty ? nil : account
+    }
+
     /// The location of the account field among the inspected values of a JSON or form body.
     func isAccountField(_ location: InputLocation) -> Bool {
         guard !location.isName else { return false }
@@ -105,33 +116,22 @@ public final class BruteForceGuard: Sendable {
         var lockouts = 0
         var lockedUntil: Instant?
         var lastSeen: Instant
+
+        func lockout(_ key: String, at: Instant) -> Lockout? {
+            guard let until = lockedUntil, at < until else { return nil }
+            return Lockout(key: key, remaining: until - at)
+        }
     }
 
     /// At most this many keys are tracked.
     public static let keyLimit = 100_000
 
     private let state = Mutex<[String: Tracker]>([:])
-    private let configuration: Mutex<BruteForceConfiguration>
     private let time: any TimeSource
 
-    public init(configuration: BruteForceConfiguration, time: any TimeSource) {
-        self.configuration = Mutex(configuration)
-        self.time = time
-    }
-
-    public func update(_ configuration: BruteForceConfiguration) { self.configuration.withLock { $0 = configuration } }
-
-    /// The account a login request names, read from its body as the configuration says;
-    /// lower-cased and trimmed so `Alice ` and `alice` are one account.
-    public func account(in body: [UInt8]?, contentType: String?) -> String? {
-        guard let body, !body.isEmpty else { return nil }
-        let settings = configuration.withLock { $0 }
-        var values = RequestInputs.Values(include: settings.isAccountField)
-        RequestInputs.body(body, contentType: contentType, into: &values)
-        guard let raw = values.found.first?.raw else { return nil }
-        let account = String(raw.trimmingASCIIWhitespace().lowercased().prefix(256))
-        return account.isEmpty ? nil : account
-    }
+    /// The settings come with each call that needs them, from the configuration the caller
+    /// runs with, so a reload needs no hand-over.
+    public init(time: any TimeSource) { self.time = time }
 
     static func keys(client: IPAddress?, account: String?) -> [String] {
         [client.map { "client:\($0)" }, account.map { "account:\($0)" }].compactMap { $0 }
@@ -142,30 +142,23 @@ public final class BruteForceGuard: Sendable {
         let at = time.now()
         let keys = Self.keys(client: client, account: account)
         return state.withLock { trackers in
-            keys.compactMap { key -> Lockout? in
-                guard let until = trackers[key]?.lockedUntil, at < until else { return nil }
-                return Lockout(key: key, remaining: until - at)
-            }.max { $0.remaining < $1.remaining }
+            keys.compactMap { trackers[$0]?.lockout($0, at: at) }.max { $0.remaining < $1.remaining }
         }
     }
 
     /// Counts a failed login; returns the lockouts it started.
     @discardableResult
-    public func failed(client: IPAddress?, account: String?) -> [Started] {
+    public func failed(client: IPAddress?, account: String?, _ settings: BruteForceConfiguration) -> [Started] {
         let at = time.now()
-        let settings = configuration.withLock { $0 }
         let window = settings.window.duration
         var started: [Started] = []
         state.withLock { trackers in
             if trackers.count >= Self.keyLimit { Self.forgetIdle(&trackers, at: at, window: window) }
             for key in Self.keys(client: client, account: account) {
                 var tracker = trackers[key] ?? Tracker(lastSeen: at)
+                if tracker.lockout(key, at: at) != nil { continue }
                 // A quiet window after the last lockout ended forgives the earlier ones.
-                if let until = tracker.lockedUntil, at >= until, at - until >= window { tracker.lockouts = 0 }
-                if let until = tracker.lockedUntil, at < until {
-                    trackers[key] = tracker
-                    continue
-                }
+                if let until = tracker.lockedUntil, at - until >= window { tracker.lockouts = 0 }
                 tracker.failures.removeAll { at - $0 >= window }
                 tracker.failures.append(at)
                 tracker.lastSeen = at
@@ -197,23 +190,15 @@ public final class BruteForceGuard: Sendable {
     /// Keys currently locked out, with the time left, longest first.
     public var lockouts: [Lockout] {
         let at = time.now()
-        return state.withLock { trackers in
-            trackers.compactMap { key, tracker -> Lockout? in
-                guard let until = tracker.lockedUntil, at < until else { return nil }
-                return Lockout(key: key, remaining: until - at)
-            }
-        }.sorted { $0.remaining > $1.remaining }
+        return state.withLock { trackers in trackers.compactMap { $1.lockout($0, at: at) } }.sorted { $0.remaining > $1.remaining }
     }
 
     /// Drops keys neither locked out nor seen within the window; if that is not enough, the
     /// least recently seen unlocked half.
     static func forgetIdle(_ trackers: inout [String: Tracker], at: Instant, window: Duration) {
-        trackers = trackers.filter { _, tracker in
-            (tracker.lockedUntil.map { at < $0 } ?? false) || at - tracker.lastSeen < window
-        }
+        trackers = trackers.filter { key, tracker in tracker.lockout(key, at: at) != nil || at - tracker.lastSeen < window }
         guard trackers.count >= keyLimit else { return }
-        let unlocked = trackers.filter { _, tracker in !(tracker.lockedUntil.map { at < $0 } ?? false) }
-            .sorted { $0.value.lastSeen < $1.value.lastSeen }
+        let unlocked = trackers.filter { key, tracker in tracker.lockout(key, at: at) == nil }.sorted { $0.value.lastSeen < $1.value.lastSeen }
         for (key, _) in unlocked.prefix(unlocked.count / 2 + 1) { trackers[key] = nil }
     }
 }

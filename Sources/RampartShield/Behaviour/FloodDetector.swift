@@ -101,12 +101,19 @@ public struct RateBaseline: Sendable, Equatable {
 
 /// Counts requests per interval, globally and per client, and judges them against the
 /// baselines. `observe` is on the request path (one lock, one dictionary update); `tick`
-/// closes an interval and runs off it.
+/// closes an interval and runs off it. The settings come with each call, from the
+/// configuration the caller runs with, so a reload needs no hand-over.
 public final class FloodDetector: Sendable {
     /// What a closed interval showed about the whole gateway's traffic.
     public enum Anomaly: Sendable, Equatable {
         case spike(rate: Int, baseline: Double, deviation: Double)
         case drop(rate: Int, baseline: Double, deviation: Double)
+    }
+
+    /// A client over the limit: its requests in this interval and the limit it passed.
+    public struct Flood: Sendable, Equatable {
+        public let rate: Int
+        public let limit: Int
     }
 
     /// The detector's view, for the admin API.
@@ -120,68 +127,64 @@ public final class FloodDetector: Sendable {
     }
 
     struct State {
-        var configuration: FloodConfiguration
         var intervalStart: Instant
         var global = 0
         var clients: [IPAddress: Int] = [:]
         var flagged: Set<IPAddress> = []
         var globalBaseline = RateBaseline()
         var clientBaseline = RateBaseline()
-        /// Per-client requests per interval from which a client is flooding.
-        var clientLimit: Int
 
-        var warmedUp: Bool { globalBaseline.samples >= configuration.warmup }
+        func warmedUp(_ settings: FloodConfiguration) -> Bool { globalBaseline.samples >= settings.warmup }
+
+        /// Per-client requests per interval from which a client is flooding.
+        func clientLimit(_ settings: FloodConfiguration) -> Int {
+            max(settings.minClientRate, Int(clientBaseline.upper(settings.threshold).rounded(.up)))
+        }
     }
 
     /// At most this many clients are counted per interval; beyond it new clients count only
     /// globally (a spoofed-source storm must not grow memory without bound).
-    public static let clientLimitPerInterval = 200_000
+    public static let maximumClientsPerInterval = 200_000
 
     private let state: Mutex<State>
     private let time: any TimeSource
 
-    public init(configuration: FloodConfiguration, time: any TimeSource) {
+    public init(time: any TimeSource) {
         self.time = time
-        self.state = Mutex(State(configuration: configuration, intervalStart: time.now(), clientLimit: configuration.minClientRate))
+        self.state = Mutex(State(intervalStart: time.now()))
     }
 
-    public func update(_ configuration: FloodConfiguration) {
-        state.withLock { s in
-            s.configuration = configuration
-            s.clientLimit = max(s.clientLimit, configuration.minClientRate)
-        }
-    }
-
-    /// Counts one request; returns the client's rate the first time in an interval it goes
-    /// over the limit (a flood) once the baselines have warmed up, nil otherwise.
-    public func observe(_ client: IPAddress?) -> Int? {
-        state.withLock { s -> Int? in
-            guard s.configuration.enabled else { return nil }
+    /// Counts one request; returns the flood the first time in an interval a client goes
+    /// over the limit, once the baselines have warmed up; nil otherwise.
+    public func observe(_ client: IPAddress?, _ settings: FloodConfiguration) -> Flood? {
+        guard settings.enabled else { return nil }
+        return state.withLock { s -> Flood? in
             s.global += 1
             guard let client else { return nil }
-            guard let count = s.clients[client] ?? (s.clients.count < Self.clientLimitPerInterval ? 0 : nil) else { return nil }
+            guard let count = s.clients[client] ?? (s.clients.count < Self.maximumClientsPerInterval ? 0 : nil) else { return nil }
             s.clients[client] = count + 1
-            guard count + 1 > s.clientLimit, s.warmedUp, !s.flagged.contains(client) else { return nil }
+            let limit = s.clientLimit(settings)
+            guard count + 1 > limit, s.warmedUp(settings), !s.flagged.contains(client) else { return nil }
             s.flagged.insert(client)
-            return count + 1
+            return Flood(rate: count + 1, limit: limit)
         }
     }
 
-    /// Closes the intervals that have ended: judges the global rate, updates both baselines
-    /// (flooding clients are left out of theirs) and the client limit. Call at least once per
-    /// interval; intervals without a call count as silent.
+    /// Closes the intervals that have ended: judges the global rate and updates both
+    /// baselines (flooding clients are left out of theirs). Call at least once per interval;
+    /// intervals without a call count as silent.
     @discardableResult
-    public func tick() -> [Anomaly] {
+    public func tick(_ settings: FloodConfiguration) -> [Anomaly] {
         let at = time.now()
+        let c = settings
         return state.withLock { s -> [Anomaly] in
-            let c = s.configuration
             let length = c.interval.duration
             var anomalies: [Anomaly] = []
             var closed = 0
             while at - s.intervalStart >= length, closed < 1000 {
                 closed += 1
                 let rate = s.global
-                if c.enabled, s.warmedUp, s.globalBaseline.mean >= Double(c.minGlobalRate) {
+                if c.enabled, s.warmedUp(c), s.globalBaseline.mean >= Double(c.minGlobalRate) {
                     let b = s.globalBaseline
                     if Double(rate) > b.upper(c.threshold) { anomalies.append(.spike(rate: rate, baseline: b.mean, deviation: b.deviation)) }
                     if Double(rate) < b.lower(c.threshold) { anomalies.append(.drop(rate: rate, baseline: b.mean, deviation: b.deviation)) }
@@ -193,7 +196,6 @@ public final class FloodDetector: Sendable {
                     let mean = Double(ordinary.reduce(0, +)) / Double(ordinary.count)
                     s.clientBaseline.observe(mean, alpha: c.smoothing)
                 }
-                s.clientLimit = max(c.minClientRate, Int(s.clientBaseline.upper(c.threshold).rounded(.up)))
                 s.global = 0
                 s.clients = [:]
                 s.flagged = []
@@ -204,10 +206,10 @@ public final class FloodDetector: Sendable {
         }
     }
 
-    public var status: Status {
+    public func status(_ settings: FloodConfiguration) -> Status {
         state.withLock { s in
             Status(currentRate: s.global, baselineRate: s.globalBaseline.mean, baselineDeviation: s.globalBaseline.deviation,
-                   clientBaselineRate: s.clientBaseline.mean, clientLimit: s.clientLimit, warmedUp: s.warmedUp)
+                   clientBaselineRate: s.clientBaseline.mean, clientLimit: s.clientLimit(settings), warmedUp: s.warmedUp(settings))
         }
     }
 }

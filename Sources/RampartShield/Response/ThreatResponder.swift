@@ -14,7 +14,6 @@ import Synchronization
 /// so, alerts on high severities, and keeps the threat level the rate limiter reads.
 public final class ThreatResponder: ThreatSignals {
     private struct State {
-        var configuration: ThreatResponseConfiguration
         var pending: [ThreatEvent] = []
         var written = 0
         /// Severity points, decayed with `levelHalfLife`.
@@ -39,9 +38,14 @@ public final class ThreatResponder: ThreatSignals {
     private let wallClock: @Sendable () -> Double
     private let logger: Logger
 
-    public init(configuration: ThreatResponseConfiguration, blocklist: Blocklist, store: any ThreatEventStore, alerts: AlertDispatcher?,
+    private let currentConfiguration: @Sendable () -> ThreatResponseConfiguration
+
+    /// - Parameter configuration: reads the configuration in force (the gateway's live one),
+    ///   so a reload needs no hand-over.
+    public init(configuration: @escaping @Sendable () -> ThreatResponseConfiguration, blocklist: Blocklist, store: any ThreatEventStore, alerts: AlertDispatcher?,
                 time: any TimeSource, wallClock: @escaping @Sendable () -> Double, logger: Logger) {
-        self.state = Mutex(State(configuration: configuration, levelAt: time.now()))
+        self.currentConfiguration = configuration
+        self.state = Mutex(State(levelAt: time.now()))
         self.blocklist = blocklist
         self.store = store
         self.alerts = alerts
@@ -50,12 +54,7 @@ public final class ThreatResponder: ThreatSignals {
         self.logger = logger
     }
 
-    /// Takes a reloaded configuration.
-    public func update(_ configuration: ThreatResponseConfiguration) {
-        state.withLock { $0.configuration = configuration }
-    }
-
-    public var configuration: ThreatResponseConfiguration { state.withLock { $0.configuration } }
+    public var configuration: ThreatResponseConfiguration { currentConfiguration() }
 
     /// The wall clock events are stamped with.
     public var now: Double { wallClock() }
@@ -66,21 +65,22 @@ public final class ThreatResponder: ThreatSignals {
     public func record(_ event: ThreatEvent) {
         let severity = Self.points(event.severity)
         let at = time.now()
+        let policy = configuration
         let (accepted, alert) = state.withLock { s -> (Bool, ThreatAlert?) in
             s.level = Self.decayed(s.level, from: s.levelAt, to: at) + Double(severity)
             s.levelAt = at
             guard s.pending.count < Self.pendingLimit else { return (false, nil) }
             s.pending.append(event)
-            guard s.configuration.alertOnHigh, severity >= ThreatSeverity.error.rawValue else { return (true, nil) }
+            guard policy.alertOnHigh, severity >= ThreatSeverity.error.rawValue else { return (true, nil) }
             let key = "\(event.client ?? "-")|\(event.kind)"
-            if let last = s.alerted[key], at - last.at < s.configuration.alertInterval.duration {
+            if let last = s.alerted[key], at - last.at < policy.alertInterval.duration {
                 s.alerted[key] = (last.at, last.suppressed + 1)
                 return (true, nil)
             }
             let suppressed = s.alerted[key]?.suppressed ?? 0
             s.alerted[key] = (at, 0)
             if s.alerted.count > 10_000 {
-                let horizon = s.configuration.alertInterval.duration
+                let horizon = policy.alertInterval.duration
                 s.alerted = s.alerted.filter { at - $0.value.at < horizon }
             }
             return (true, ThreatAlert(event: event, suppressed: suppressed))
@@ -89,7 +89,7 @@ public final class ThreatResponder: ThreatSignals {
             Counter(label: "threat_detection_events_unrecorded_total").increment()
             logger.error("threat event buffer full; event not recorded", metadata: ["kind": "\(event.kind)", "client": "\(event.client ?? "-")"])
         }
-        if let alert { raise(alert) }
+        if let alert { raise(alert, to: policy.alertWebhook) }
     }
 
     /// Records what threat detection found in one request, and blocks the client when the
@@ -159,12 +159,12 @@ public final class ThreatResponder: ThreatSignals {
         guard !batch.isEmpty else { return }
         do {
             try store.append(batch)
-            let (written, keep) = state.withLock { s -> (Int, Int) in
+            let written = state.withLock { s -> Int in
                 s.written += batch.count
-                return (s.written, s.configuration.keepEvents)
+                return s.written
             }
             // Trimming costs a scan; do it once per thousand events written.
-            if written / 1000 != (written - batch.count) / 1000 { try store.prune(keeping: keep) }
+            if written / 1000 != (written - batch.count) / 1000 { try store.prune(keeping: configuration.keepEvents) }
         } catch {
             state.withLock { s in s.pending = batch + s.pending }
             logger.error("threat events not written; will retry", metadata: ["count": "\(batch.count)", "error": "\(error)"])
@@ -185,11 +185,11 @@ public final class ThreatResponder: ThreatSignals {
 
     // MARK: -
 
-    private func raise(_ alert: ThreatAlert) {
+    private func raise(_ alert: ThreatAlert, to webhook: AlertWebhookConfiguration?) {
         let event = alert.event
         logger.warning("threat alert", metadata: ["kind": "\(event.kind)", "rule": "\(event.rule)", "severity": "\(event.severity)",
                                                   "client": "\(event.client ?? "-")", "suppressed": "\(alert.suppressed)"])
-        if let alerts, let webhook = configuration.alertWebhook { alerts.send(alert, to: webhook) }
+        if let alerts, let webhook { alerts.send(alert, to: webhook) }
     }
 
     static func points(_ severity: String) -> Int {
