@@ -83,12 +83,12 @@ public final class CSPReportIntake: Sendable {
             guard let legacy = try? JSONDecoder().decode(LegacyBody.self, from: Data(body)) else {
                 return .failure(Refusal(status: 400, error: "bad_report", message: "expected {\"csp-report\": {...}} with document-uri and a directive"))
             }
-            reports = [legacy.report.violation]
+            reports = [legacy.report]
         case "application/reports+json":
             guard let list = try? JSONDecoder().decode([ReportingEntry].self, from: Data(body)) else {
                 return .failure(Refusal(status: 400, error: "bad_report", message: "expected a JSON array of reports with type and body"))
             }
-            reports = list.prefix(Self.reportsPerBody).compactMap { $0.type == "csp-violation" ? $0.body?.violation : nil }
+            reports = list.prefix(Self.reportsPerBody).compactMap { $0.type == "csp-violation" ? $0.body : nil }
         default:
             return .failure(Refusal(status: 415, error: "unsupported_media_type",
                                     message: "send application/csp-report or application/reports+json"))
@@ -133,56 +133,47 @@ public final class CSPReportIntake: Sendable {
         return String(text[..<end].prefix(fieldLimit))
     }
 
-    struct Violation {
+    /// One violation, in either form: CSP Level 2 spells its fields `document-uri`,
+    /// `blocked-uri`, ...; the Reporting API `documentURL`, `blockedURL`, ....
+    struct Violation: Decodable {
         var document: String?
         var directive: String?
         var blocked: String?
         var sourceFile: String?
         var line: Int?
         var disposition: String?
+
+        enum Keys: String, CodingKey {
+            case documentURI = "document-uri", documentURL
+            case effectiveDirective = "effective-directive", violatedDirective = "violated-directive", effectiveDirectiveCamel = "effectiveDirective"
+            case blockedURI = "blocked-uri", blockedURL
+            case sourceFile = "source-file", sourceFileCamel = "sourceFile"
+            case lineNumber = "line-number", lineNumberCamel = "lineNumber"
+            case disposition
+        }
+
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: Keys.self)
+            func text(_ keys: Keys...) throws -> String? {
+                for key in keys { if let value = try c.decodeIfPresent(String.self, forKey: key) { return value } }
+                return nil
+            }
+            document = try text(.documentURI, .documentURL)
+            directive = try text(.effectiveDirective, .violatedDirective, .effectiveDirectiveCamel)
+            blocked = try text(.blockedURI, .blockedURL)
+            sourceFile = try text(.sourceFile, .sourceFileCamel)
+            line = try c.decodeIfPresent(Int.self, forKey: .lineNumber) ?? c.decodeIfPresent(Int.self, forKey: .lineNumberCamel)
+            disposition = try text(.disposition)
+        }
     }
 
     struct LegacyBody: Decodable {
-        let report: LegacyReport
+        let report: Violation
         enum CodingKeys: String, CodingKey { case report = "csp-report" }
-    }
-
-    struct LegacyReport: Decodable {
-        let documentURI: String?
-        let violatedDirective: String?
-        let effectiveDirective: String?
-        let blockedURI: String?
-        let sourceFile: String?
-        let lineNumber: Int?
-        let disposition: String?
-
-        enum CodingKeys: String, CodingKey {
-            case documentURI = "document-uri", violatedDirective = "violated-directive", effectiveDirective = "effective-directive"
-            case blockedURI = "blocked-uri", sourceFile = "source-file", lineNumber = "line-number", disposition
-        }
-
-        var violation: Violation {
-            Violation(document: documentURI, directive: effectiveDirective ?? violatedDirective, blocked: blockedURI, sourceFile: sourceFile,
-                      line: lineNumber, disposition: disposition)
-        }
     }
 
     struct ReportingEntry: Decodable {
         let type: String
-        let body: ReportingBody?
-    }
-
-    struct ReportingBody: Decodable {
-        let documentURL: String?
-        let effectiveDirective: String?
-        let blockedURL: String?
-        let sourceFile: String?
-        let lineNumber: Int?
-        let disposition: String?
-
-        var violation: Violation {
-            Violation(document: documentURL, directive: effectiveDirective, blocked: blockedURL, sourceFile: sourceFile, line: lineNumber,
-                      disposition: disposition)
-        }
+        let body: Violation?
     }
 }
