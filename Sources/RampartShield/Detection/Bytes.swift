@@ -6,7 +6,8 @@ enum Bytes {
     static func isSpace(_ b: UInt8) -> Bool { b == 0x20 || (b >= 0x09 && b <= 0x0D) }
 
     /// Where `needle` first occurs in `haystack` at or after `from`.
-    static func find(_ needle: [UInt8], in haystack: [UInt8], from: Int = 0) -> Int? {
+    static func find<Needle: RandomAccessCollection<UInt8>, Haystack: RandomAccessCollection<UInt8>>(
+        _ needle: Needle, in haystack: Haystack, from: Int = 0) -> Int? where Needle.Index == Int, Haystack.Index == Int {
         guard !needle.isEmpty, haystack.count >= needle.count else { return nil }
         let first = needle[0]
         var i = from
@@ -30,22 +31,7 @@ enum Bytes {
     /// `String.contains`.
     static func contains(_ text: String, _ needle: String) -> Bool {
         var text = text
-        return text.withUTF8 { haystack in
-            var needle = needle
-            return needle.withUTF8 { needle in
-                guard !needle.isEmpty, haystack.count >= needle.count else { return false }
-                var i = 0
-                while i <= haystack.count - needle.count {
-                    if haystack[i] == needle[0] {
-                        var j = 1
-                        while j < needle.count, haystack[i + j] == needle[j] { j += 1 }
-                        if j == needle.count { return true }
-                    }
-                    i += 1
-                }
-                return false
-            }
-        }
+        return text.withUTF8 { find(Array(needle.utf8), in: $0) != nil }
     }
 
     /// Without `/* ... */`, `// ...` and `# ...` comments (each left as one space), as C-like
