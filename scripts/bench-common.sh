@@ -109,3 +109,26 @@ run_wrk() {
   echo "$rps $p50 $p99 $cpu"
 }
 
+
+# rampart_config FILE [SHIELD-LINES]: a Rampart configuration on $proxy_port and $admin_port
+# with one pool at $upstream_port, no access log, its block and event database in $work, and
+# SHIELD-LINES (indented YAML) under `shield:`. wrk's one address is counted by the flood
+# detector like any client but never blocked, however long the run.
+rampart_config() {
+  local shield="${2:-}"
+  [ -n "$shield" ] || shield="  flood: {minClientRate: 1000000000}"
+  cat > "$1" <<EOF
+listeners:
+  traffic: {address: "127.0.0.1:$proxy_port"}
+  admin: {address: "127.0.0.1:$admin_port"}
+log: {level: warning, accessLog: false}
+pools:
+  app:
+    instances: ["http://127.0.0.1:$upstream_port"]
+routes:
+  - {name: app, match: {pathPrefix: /}, pool: app}
+shield:
+  blocks: {database: "${1%.yml}.sqlite"}
+$shield
+EOF
+}

@@ -128,17 +128,7 @@ EOF
   stop "$pid"
 
   # Rampart
-  cat > "$work/rampart.yml" <<EOF
-listeners:
-  traffic: {address: "127.0.0.1:$proxy_port"}
-  admin: {address: "127.0.0.1:$admin_port"}
-log: {level: warning, accessLog: false}
-pools:
-  app:
-    instances: ["http://127.0.0.1:$upstream_port"]
-routes:
-  - {name: app, match: {pathPrefix: /}, pool: app}
-EOF
+  rampart_config "$work/rampart.yml"
   start rampart "$proxy_cpus" env RAMPART_THREADS="$threads" "$rampart" serve --config "$work/rampart.yml"
   pid=$started; wait_port $proxy_port
   read -r rps p50 p99 cpu < <(run_wrk "$load_cpus" "http://127.0.0.1:$proxy_port/" "$pid")

@@ -146,20 +146,7 @@ EOF
 fi
 
 rampart_with() { # rampart_with NAME SHIELD-YAML
-  cat > "$work/$1.yml" <<EOF
-listeners:
-  traffic: {address: "127.0.0.1:$proxy_port"}
-  admin: {address: "127.0.0.1:$admin_port"}
-log: {level: warning, accessLog: false}
-pools:
-  app:
-    instances: ["http://127.0.0.1:$upstream_port"]
-routes:
-  - {name: app, match: {pathPrefix: /}, pool: app}
-shield:
-  blocks: {database: "$work/$1.sqlite"}
-$2
-EOF
+  rampart_config "$work/$1.yml" "$2"
   start "$1" "$proxy_cpus" env RAMPART_THREADS=1 "$rampart" serve --config "$work/$1.yml"
   pid=$started
   wait_port $proxy_port
@@ -170,9 +157,9 @@ rampart_with rampart-off "  waf: {mode: off}
 measure "Rampart,shield-off" "$pid"
 stop "$pid"
 
-# On: blocking detection at its defaults; flood counting per client on, its floor raised so
-# that wrk's one address is counted like any client but never blocked.
-rampart_with rampart-on "  flood: {minClientRate: 1000000000}"
+# On: blocking detection at its defaults; flood counting per client on (rampart_config's
+# default shield lines).
+rampart_with rampart-on ""
 measure "Rampart,shield-on" "$pid"
 stop "$pid"
 
