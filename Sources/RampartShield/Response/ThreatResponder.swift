@@ -104,9 +104,9 @@ public final class ThreatResponder: ThreatSignals {
                                score: finding.severity.rawValue))
         }
         let policy = configuration
-        if refused, policy.blockOnCritical, !exempt, let client, report.worst?.severity == .critical {
-            block(client, for: policy.blockDuration.duration, kind: report.worst!.kind.rawValue,
-                  reason: "critical \(report.worst!.kind.rawValue) finding", requestID: requestID)
+        if refused, policy.blockOnCritical, !exempt, let client, let worst = report.worst, worst.severity == .critical {
+            block(client, for: policy.blockDuration.duration, kind: worst.kind.rawValue, reason: "critical \(worst.kind.rawValue) finding",
+                  requestID: requestID)
         }
     }
 
