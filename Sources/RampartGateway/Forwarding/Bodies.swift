@@ -60,6 +60,18 @@ final class BodyReader<Base: AsyncSequence & Sendable>: @unchecked Sendable wher
         return try await iterator!.next()
     }
 
+    /// Runs `work` (reading the upstream's response), then closes, whether or not it threw.
+    func closing<T>(after work: () async throws -> T) async throws -> T {
+        do {
+            let value = try await work()
+            await close()
+            return value
+        } catch {
+            await close()
+            throw error
+        }
+    }
+
     /// Waits for a read in progress to end; no read starts after.
     func close() async {
         await acquire()

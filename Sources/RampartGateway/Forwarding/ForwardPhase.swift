@@ -118,14 +118,12 @@ struct ForwardPhase: RouterMiddleware {
             if let declared = response.headers.first(name: "content-length").flatMap(Int.init), declared <= Self.bufferedBodyLimit {
                 let body: ByteBuffer
                 do {
-                    body = try await response.body.collect(upTo: declared)
+                    body = try await reader.closing { try await response.body.collect(upTo: declared) }
                 } catch {
                     pool.finish(instance, outcome: .failure, latency: time.now() - attemptStarted)
-                    await reader.close()
                     throw classify(error, progress: progress)
                 }
                 pool.finish(instance, outcome: .response(status: status), latency: time.now() - attemptStarted)
-                await reader.close()
                 context.record.note { $0.bodyBuffered = true }
                 let noBody = request.method == .head || status == 204 || status == 304
                 return Response(status: responseStatus, headers: headers, body: noBody ? ResponseBody() : .init(byteBuffer: body))
@@ -133,13 +131,7 @@ struct ForwardPhase: RouterMiddleware {
             let observed = ObservedResponseBody(base: response.body, observer: observer, deadline: totalDeadline, time: time)
             let streamed = ResponseBody(asyncSequence: observed)
             return Response(status: responseStatus, headers: headers, body: ResponseBody(contentLength: streamed.contentLength) { writer in
-                do {
-                    try await streamed.write(writer)
-                } catch {
-                    await reader.close()
-                    throw error
-                }
-                await reader.close()
+                try await reader.closing { try await streamed.write(writer) }
             })
         }
     }
