@@ -2,7 +2,7 @@ import Foundation
 import HTTPTypes
 import PropertyBased
 import RampartCore
-import RampartShield
+@testable import RampartShield
 import Testing
 
 /// Each detector against attack strings and benign look-alikes we wrote ourselves.
@@ -80,8 +80,8 @@ import Testing
               benign: ["Hello {{name}}", "costs $5", "#hashtag", "{ a: 1 }", "50% of 80"])
         check(PHPInjectionDetector(), attacks: ["<?php system('id'); ?>", "$_GET['x']", "php://filter/resource=x", "O:8:\"stdClass\":0:{}", "(system)('ls')", "base64_decode ('eA==')"],
               benign: ["a copy (2nd edition)", "the system (as designed)", "$USD (dollars)", "price: $5"])
-        check(JavaInjectionDetector(), attacks: ["java.lang.Runtime", "new ProcessBuilder(cmd)", "class.module.classLoader.URLs[0]", "rO0ABXNyABFqYXZh"],
-              benign: ["java interview questions", "javascript basics", "processing builders"])
+        check(JavaInjectionDetector(), attacks: ["java.lang.Runtime", "new ProcessBuilder(cmd)", "class.module.classLoader.URLs[0]", "rO0ABXNyABFqYXZh", "java.x.Runtime"],
+              benign: ["java interview questions", "javascript basics", "processing builders", "the Java runtime is fast", "my.java.notes"])
         check(JavaScriptInjectionDetector(), attacks: ["require('child_process').exec('id')", "{\"__proto__\": {}}", "while(true){}", "x.constructor.constructor('return 1')()", "().__class__.__mro__"],
               benign: ["while we wait", "the constructor of the house", "process for applying"])
     }
@@ -165,6 +165,23 @@ import Testing
         let encoded = Data("java.lang.Runtime.getRuntime".utf8).base64EncodedString()
         let request = HTTPRequest(method: .get, scheme: "http", authority: "x", path: "/x?data=\(encoded.replacingOccurrences(of: "=", with: "%3D"))")
         #expect(inspector.inspect(request, body: nil).findings.contains { $0.kind == .javaInjection })
+        // A fragment cut from the middle of a base64 stream decodes at its own alignment:
+        // each suffix of the encoding of "xyz" + a class name still yields the name.
+        for prefix in ["", "x", "xy"] {
+            let stream = Data((prefix + "ProcessBuilder").utf8).base64EncodedString().replacingOccurrences(of: "=", with: "")
+            for cut in 0..<4 {
+                let fragment = String(stream.dropFirst(cut))
+                let decoded = (0..<4).map { String(decoding: Base64Text.decode(Array(fragment.utf8)[...], phase: $0), as: UTF8.self) }
+                #expect(decoded.contains { $0.lowercased().contains("essbuilder") }, "\(fragment)")
+            }
+        }
+        // A value that decodes to nothing but a runtime class name is an attack; prose that
+        // mentions a runtime, encoded, is not.
+        let runtime = Data("Runtime".utf8).base64EncodedString()
+        #expect(inspector.inspect(HTTPRequest(method: .get, scheme: "http", authority: "x", path: "/x?v=\(runtime.replacingOccurrences(of: "=", with: ""))"), body: nil)
+            .findings.map(\.rule).contains("java.encoded-class-name"))
+        let prose = Data("the Node runtime, version 20".utf8).base64EncodedString().replacingOccurrences(of: "=", with: "")
+        #expect(inspector.inspect(HTTPRequest(method: .get, scheme: "http", authority: "x", path: "/x?v=\(prose)"), body: nil).findings.isEmpty)
     }
 
     @Test func normalizationDecodesLayersAndNeverGrows() async {

@@ -1,7 +1,8 @@
 /// Java attacks: classes that deserialization gadgets and expression injections reach for
 /// (`java.lang.Runtime`, `ProcessBuilder`, Commons Collections transformers, class loaders),
 /// serialized Java objects (`aced0005`, `rO0AB`), and Spring's `class.module.classLoader`
-/// property path.
+/// property path. `java.` paths that lead to `Runtime` or `ProcessBuilder`, and class names
+/// hidden in base64.
 public struct JavaInjectionDetector: ThreatDetector {
     public let kind = ThreatKind.javaInjection
     public let inspectsPlainText = true
@@ -15,6 +16,10 @@ public struct JavaInjectionDetector: ThreatDetector {
             report("java.\(Self.names.needles[match.needle])", .critical, value, into: &findings)
             return
         }
+        if let rule = Self.runtimeAccess(bytes, encoded: value.decodedFromBase64) {
+            report("java.\(rule)", .critical, value, into: &findings)
+            return
+        }
         // Serialized objects keep their case-sensitive magic: look at the raw value.
         let raw = value.raw
         if Bytes.contains(raw, "rO0AB") || Bytes.contains(raw, "H4sIAAAAAAAA") || Bytes.contains(raw, "KztAAU") || Bytes.contains(raw, "Cs7QAF")
@@ -22,6 +27,26 @@ public struct JavaInjectionDetector: ThreatDetector {
             report("java.serialized-object", .critical, value, into: &findings)
         }
     }
+
+    /// A dotted name from `java.` to `Runtime` or `ProcessBuilder` (`java.evil.runtime`, never
+    /// the prose "Java runtime"), or a value that decoded from base64 to nothing but such a
+    /// class name.
+    static func runtimeAccess(_ bytes: [UInt8], encoded: Bool) -> String? {
+        func isNameByte(_ b: UInt8) -> Bool { Bytes.isWordByte(b) || b == UInt8(ascii: ".") || b == UInt8(ascii: "$") }
+        if encoded, bytes.allSatisfy(isNameByte), runtimeClasses.firstMatch(in: bytes) != nil { return "encoded-class-name" }
+        var from = 0
+        while let start = Bytes.find(javaPrefix, in: bytes, from: from) {
+            from = start + javaPrefix.count
+            guard start == 0 || !isNameByte(bytes[start - 1]) else { continue }
+            var end = from
+            while end < bytes.count, isNameByte(bytes[end]) { end += 1 }
+            if runtimeClasses.firstMatch(in: Array(bytes[from..<end])) != nil { return "runtime-path" }
+        }
+        return nil
+    }
+
+    private static let javaPrefix = Array("java.".utf8)
+    static let runtimeClasses = KeywordMatcher(["runtime", "processbuilder"])
 
     static let names = KeywordMatcher([
         "java.lang", "java.io.", "java.net.", "java.nio.", "java.util.", "java.beans.", "java.rmi.", "java.security.", "java.sql.", "javax",

@@ -96,11 +96,14 @@ public struct InspectedValue: Sendable {
     /// Decoded to a fixed point (percent, HTML entities, Unicode escapes, overlong UTF-8,
     /// compatibility forms), then ASCII lower-cased. Bytes of UTF-8.
     public let normalized: [UInt8]
+    /// Whether this is what a base64 value decoded to, rather than the request's own text.
+    public let decodedFromBase64: Bool
 
-    public init(_ raw: String, at location: InputLocation) {
+    public init(_ raw: String, at location: InputLocation, decodedFromBase64: Bool = false) {
         self.location = location
         self.raw = raw
         self.normalized = Normalizer.normalize(raw)
+        self.decodedFromBase64 = decodedFromBase64
     }
 }
 

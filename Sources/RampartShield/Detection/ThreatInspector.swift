@@ -232,22 +232,26 @@ enum Base64Text {
         }
         guard upper, lower else { return nil }
         var found: [InspectedValue] = []
-        for shift in 0..<4 {
-            let decoded = decode(raw.dropFirst(shift))
+        for phase in 0..<4 {
+            let decoded = decode(raw[...], phase: phase)
             guard decoded.count >= 6 else { continue }
             let printable = decoded.filter { ($0 >= 0x20 && $0 < 0x7F) || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }.count
             if printable * 10 >= decoded.count * 9 {
-                found.append(InspectedValue(String(decoding: decoded, as: UTF8.self), at: value.location))
+                found.append(InspectedValue(String(decoding: decoded, as: UTF8.self), at: value.location, decodedFromBase64: true))
             }
         }
         return found.isEmpty ? nil : found
     }
 
-    static func decode(_ text: ArraySlice<UInt8>) -> [UInt8] {
+    /// Decodes `text` as if `phase` base64 characters (0-3) came before it in the stream it
+    /// was cut from, so a fragment cut anywhere decodes at its true alignment; bytes that
+    /// would hold bits of the missing characters are left out.
+    static func decode(_ text: ArraySlice<UInt8>, phase: Int = 0) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(text.count * 3 / 4)
         var buffer: UInt32 = 0
-        var bits = 0
+        var bits = phase * 6
+        var missing = phase * 6
         for b in text {
             let v: UInt32
             switch b {
@@ -262,7 +266,11 @@ enum Base64Text {
             bits += 6
             if bits >= 8 {
                 bits -= 8
-                out.append(UInt8((buffer >> UInt32(bits)) & 0xFF))
+                if missing > 0 {
+                    missing = max(0, missing - 8)
+                } else {
+                    out.append(UInt8((buffer >> UInt32(bits)) & 0xFF))
+                }
             }
         }
         return out
