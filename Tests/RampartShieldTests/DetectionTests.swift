@@ -32,6 +32,16 @@ import Testing
             "select all that apply", "load data from spreadsheet", "rock and roll", "x + 1 = 1 + x", "sin(x) + cos(x)", "from A to Z",
         ])
         #expect(findings("$ne", SQLInjectionDetector(), at: InputLocation(.json, "$.password.$ne", isName: true)).first?.rule == "sqli.nosql-operator.ne")
+        // Fragments of clauses, system objects alone, hints and MySQL's number quirks.
+        check(SQLInjectionDetector(), attacks: [
+            "AND 2771=1709)", "or 1#", "|| x = 'y", ") as total from", "1234 AS \"c\" FROM t", ") when 234 then", "procedure analyse (", "select pg_sleep",
+            "except select 1,2", "from t group by x", "having 1=", "drop pupils;--", "9 or /*+ hint */ true", "1.e(ascii)", "password::int",
+            "xp_cmdshell", "pg_catalog", "u[$ne]", "or '{\"a\":1}' -> 'a' = 1",
+        ], benign: [
+            "such as milk from cows", "when 5 then", "away from home where I live", "sort from a to z by name", "the procedure", "tempo",
+            "C++ std::string", "1e5 (one hundred thousand)", "quiz[3]",
+        ])
+        #expect(findings("schema_name", SQLInjectionDetector(), at: InputLocation(.query, "schema_name", isName: true)).isEmpty)
     }
 
     @Test func crossSiteScripting() {
@@ -64,6 +74,34 @@ import Testing
             "cat videos", "python tutorial for beginners", "Tom & Jerry", "news & time", "copy & paste tips", "find my quizzes",
             "I like cats; time flies", "ping pong", "bash scripting", "if you want to do it",
         ])
+        // Shell-only disguises, wrappers, globs, braces, fork bombs, arithmetic, batch and
+        // PowerShell forms, and mail commands after a leading line break.
+        check(CommandInjectionDetector(), attacks: [
+            "'wh'oami", "c\\at notes.txt", "pi$()ng 10.0.0.1", "ti''me sh -c id", "time ifconfig", "strace ifconfig", "perf --version", ";ps", "|id",
+            "cat /et*/pa??wd", "/???/?s -la", "/usr/[a-z]in/bash", "c{a,oun}t", "{l,-lh}s", "f(){ f|f& };f", "$[2+2]", "$((6*7))",
+            "alias ll=ls", "if exist secrets.txt del secrets.txt", "if 2 geq 15 echo bigger", "&FOR %a IN (a,b)DO echo %a",
+            "Invoke-WebRequest http://example.org/x.ps1", "\r\nMAIL FROM:<a@example.org>", "\r\nRETR 1", "\r\na001 EXAMINE INBOX", "() {",
+        ], benign: [
+            "I'd like a quiz", "don't stop", "O'Brien's cat", "history -- world war II", "nice time", "the set {1,2,3}", "costs $5 (tax incl.)",
+            "if not defined then skip", "data:image/png;base64,iVBORw0KGgo=", "text/html;charset=utf-8", "/api/*/items", "who is it?",
+            "\nI select the answer", "\nData\nmore text", "a function(){ return 1 }",
+        ])
+        // A User-Agent made of products is not a command line; one made of a program and
+        // its arguments is.
+        let agent = { (text: String) in self.findings(text, CommandInjectionDetector(), at: InputLocation(.header, "user-agent")).map(\.rule) }
+        #expect(agent("ansible all -m ping") == ["rce.header-command.ansible"])
+        #expect(agent("visudo") == ["rce.header-command.visudo"])
+        for product in ["Ruby", "Go 1.1 package http", "Mozilla/5.0 (X11; Linux x86_64)", "curl/8.5.0", "Links (2.1; Linux)", "python-requests/2.32"] {
+            #expect(agent(product).isEmpty, "\(product)")
+        }
+    }
+
+    @Test func globsMatchAsTheShellWould() {
+        #expect(Glob.matches(Array("/e?c/*wd".utf8)[...], Array("/etc/passwd".utf8)[...]))
+        #expect(Glob.matches(Array("/[!a-d]tc".utf8)[...], Array("/etc".utf8)[...]))
+        #expect(!Glob.matches(Array("/[!e]tc".utf8)[...], Array("/etc".utf8)[...]))
+        #expect(!Glob.matches(Array("/*".utf8)[...], Array("/etc/passwd".utf8)[...]), "* stays within one segment")
+        #expect(!Glob.expandsToSystemPath(Array("/static/*.js".utf8)))
     }
 
     @Test func remoteInclusionAndSSRF() {
@@ -158,6 +196,23 @@ import Testing
         var image = HTTPRequest(method: .put, scheme: "http", authority: "x", path: "/avatar")
         image.headerFields[.contentType] = "image/png"
         #expect(inspector.inspect(image, body: Array("<script>alert(1)</script>".utf8)).findings.isEmpty)
+    }
+
+    @Test func encodedEqualsInANameIsInspectedAsAValue() {
+        let inspector = ThreatInspector(WAFConfiguration())
+        var request = HTTPRequest(method: .post, scheme: "http", authority: "x", path: "/form")
+        request.headerFields[.contentType] = "application/x-www-form-urlencoded"
+        let report = inspector.inspect(request, body: Array("pay%3D1+union+select+password+from+users".utf8))
+        #expect(report.findings.contains { $0.location == InputLocation(.form, "pay") && $0.kind == .sqlInjection })
+    }
+
+    @Test func refererQueryValuesAreInspected() {
+        let inspector = ThreatInspector(WAFConfiguration())
+        var request = HTTPRequest(method: .get, scheme: "http", authority: "x", path: "/")
+        request.headerFields[.referer] = "https://example.org/search?q=1%27+union+select+password+from+users--&page=2"
+        #expect(inspector.inspect(request, body: nil).findings.contains { $0.location == InputLocation(.header, "referer-query") })
+        request.headerFields[.referer] = "https://example.org/search?q=test+test&page=2"
+        #expect(inspector.inspect(request, body: nil).findings.isEmpty)
     }
 
     @Test func base64IsLookedInto() {

@@ -16,7 +16,7 @@ public struct RemoteInclusionDetector: ThreatDetector {
         let bytes = value.normalized
         guard bytes.contains(UInt8(ascii: ":")) || bytes.contains(UInt8(ascii: ".")) || bytes.contains(UInt8(ascii: "/")) else { return }
         let text = String(decoding: bytes, as: UTF8.self)
-        if let rule = Self.analyse(text, isReferer: value.location.name == "referer") { report("rfi.\(rule)", .critical, value, into: &findings) }
+        if let rule = Self.analyse(text, isReferer: value.location.name.hasPrefix("referer")) { report("rfi.\(rule)", .critical, value, into: &findings) }
     }
 
     static func analyse(_ text: String, isReferer: Bool) -> String? {

@@ -24,6 +24,11 @@ public enum RequestInputs {
                 cookies(field.value, into: &values)
             } else if !skipHeaders.contains(name) {
                 values.append(field.value, at: InputLocation(.header, name))
+                // A Referer's query holds the parameters of the page before; each is a value.
+                if name == "referer", let question = field.value.firstIndex(of: "?") {
+                    let query = field.value[field.value.index(after: question)...]
+                    refererParameters(query.prefix { $0 != "#" }, into: &values)
+                }
             }
         }
         if let body, !body.isEmpty, inspectsBody(contentType: headers[.contentType]) {
@@ -67,12 +72,26 @@ public enum RequestInputs {
         }
     }
 
+    /// The values (not the names) of a Referer's query, located at `header:referer-query`.
+    static func refererParameters(_ query: Substring, into values: inout Values) {
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            if parts.count == 2, !parts[1].isEmpty { values.append(formDecode(parts[1]), at: InputLocation(.header, "referer-query")) }
+        }
+    }
+
     /// `a=1&b=2`: each name and value, `+` as space, percent-decoded once.
     static func parameters(_ text: Substring, part: InputLocation.Part, into values: inout Values) {
         for pair in text.split(separator: "&", omittingEmptySubsequences: true) where values.count < maximumValues {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let name = formDecode(parts[0])
             values.append(name, at: InputLocation(part, name, isName: true))
+            // `pay%3DAND+1%3D1`: an encoded `=` in a name hides a value there; some frameworks
+            // decode before they split, so what follows it is inspected as that value too.
+            if let equals = name.firstIndex(of: "="), name.index(after: equals) < name.endIndex {
+                let hiddenName = String(name[..<equals])
+                values.append(String(name[name.index(after: equals)...]), at: InputLocation(part, hiddenName))
+            }
             if parts.count > 1, !parts[1].isEmpty {
                 values.append(formDecode(parts[1]), at: InputLocation(part, name))
             }

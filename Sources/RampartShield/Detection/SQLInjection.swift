@@ -144,9 +144,18 @@ public struct SQLInjectionDetector: ThreatDetector {
 
     public func inspect(_ value: InspectedValue, into findings: inout [Finding]) {
         let bytes = value.normalized
-        if value.location.isName || value.location.part == .json {
-            if let operatorName = Self.nosqlOperator(bytes) {
+        if value.location.isName || value.location.part == .json || bytes.contains(UInt8(ascii: "[")) {
+            if let operatorName = Self.nosqlOperator(bytes, bracketedOnly: !(value.location.isName || value.location.part == .json)) {
                 report("sqli.nosql-operator.\(operatorName)", .critical, value, into: &findings)
+                return
+            }
+        }
+        // A value that is nothing but a database's system object (`information_schema`,
+        // `xp_cmdshell`, `pg_catalog`); as a name, the `*_name` columns are everyday words.
+        if bytes.count <= 24, !bytes.contains(0x20) {
+            let text = String(decoding: bytes, as: UTF8.self)
+            if Self.systemObjects.contains(text) || Self.bareSystemNames.contains(text), !(value.location.isName && text.hasSuffix("_name")) {
+                report("sqli.system-object", .critical, value, into: &findings)
                 return
             }
         }
@@ -156,8 +165,12 @@ public struct SQLInjectionDetector: ThreatDetector {
         }
     }
 
+    private static let optimizerHint = Array("/*+".utf8)
+
     /// The first injection shape found, as a rule name; nil for text that is not SQL.
     static func analyse(_ bytes: [UInt8]) -> String? {
+        // `/*+ ... */`: an optimizer hint, which only a database reads.
+        if Bytes.find(optimizerHint, in: bytes) != nil { return "optimizer-hint" }
         let asIs = SQLTokenizer.tokenize(bytes[...])
         if let rule = check(asIs, brokeOut: false) { return rule }
         for quote in [UInt8(ascii: "'"), UInt8(ascii: "\""), UInt8(ascii: "`")] {
@@ -200,10 +213,22 @@ public struct SQLInjectionDetector: ThreatDetector {
             let t = tokens[i]
             if t.kind == .word {
                 switch t.text {
-                case "union":
+                case "union", "except", "intersect", "minus":
                     var j = i + 1
                     while j < tokens.count, tokens[j].kind == .lparen || word(j) == "all" || word(j) == "distinct" { j += 1 }
                     if word(j) == "select" || word(j) == "values" { return "union-select" }
+                case "as":
+                    // `1234 as "x" from`, `) as total from`: a select list's last column.
+                    if i > 0, [.number, .string, .rparen].contains(tokens[i - 1].kind), i + 2 < tokens.count, operand(tokens[i + 1]), word(i + 2) == "from" { return "select-list" }
+                case "when":
+                    if i + 2 < tokens.count, tokens[i + 1].kind == .number || tokens[i + 1].kind == .string, word(i + 2) == "then" { return "case-when" }
+                case "procedure":
+                    if word(i + 1) == "analyse" { return "procedure-analyse" }
+                case "from":
+                    // `from t group by x`, `from t order by x`.
+                    var j = i + 2
+                    while j + 1 < tokens.count, tokens[j].kind == .dot { j += 2 }
+                    if word(i + 1) != nil, let clause = word(j), clause == "group" || clause == "order", word(j + 1) == "by" { return "from-clause" }
                 case "select":
                     if selectsSomething(tokens, from: i + 1) { return "select-statement" }
                 case "insert", "replace":
@@ -211,11 +236,13 @@ public struct SQLInjectionDetector: ThreatDetector {
                 case "delete":
                     if word(i + 1) == "from" { return "delete-statement" }
                 case "drop", "create", "alter", "truncate":
+                    // `drop users;--`: a statement cut short by a comment.
+                    if t.text == "drop" || t.text == "truncate", hasComment, word(i + 1) != nil, i + 2 >= tokens.count || tokens[i + 2].kind == .semicolon { return "ddl-statement" }
                     // `drop table users`, ending there or in SQL punctuation, not in prose.
                     if let next = word(i + 1), schemaObjects.contains(next), i + 2 < tokens.count, tokens[i + 2].kind == .word || tokens[i + 2].kind == .variable {
                         var j = i + 3
                         while j + 1 < tokens.count, tokens[j].kind == .dot { j += 2 }
-                        if word(i + 2) == "if" || j >= tokens.count || [.semicolon, .comma, .lparen, .rparen].contains(tokens[j].kind) || word(j).map({ ["add", "drop", "modify", "set", "with", "cascade", "as", "to", "owner", "rename", "column", "engine", "from", "values"].contains($0) }) == true {
+                        if word(i + 2) == "if" || j >= tokens.count || [.semicolon, .comma, .lparen, .rparen].contains(tokens[j].kind) || word(j).map({ ["add", "drop", "modify", "change", "set", "with", "cascade", "as", "to", "owner", "rename", "column", "engine", "from", "values"].contains($0) }) == true {
                             return "ddl-statement"
                         }
                     }
@@ -235,7 +262,7 @@ public struct SQLInjectionDetector: ThreatDetector {
                 case "case":
                     if word(i + 1) == "when" { return "case-when" }
                 case "having", "where":
-                    if i > 0, comparisonExpression(tokens, at: i + 1) { return "\(t.text)-clause" }
+                    if i > 0 || t.text == "having", comparisonExpression(tokens, at: i + 1) { return "\(t.text)-clause" }
                 case "or", "and", "xor", "div", "not":
                     if booleanInjection(tokens, at: i, brokeOut: brokeOut, hasComment: hasComment) { return "boolean-expression" }
                     if i > 0, brokeOut || i == 1, isCall(i + 1), sqlFunctions.contains(tokens[i + 1].text), !ambiguousFunctions.contains(tokens[i + 1].text) { return "boolean-function" }
@@ -251,11 +278,15 @@ public struct SQLInjectionDetector: ThreatDetector {
                         return "system-catalogue"
                     }
                 }
-            } else if t.kind == .op, t.text == "::", i > 0, tokens[i - 1].kind == .string || tokens[i - 1].kind == .rparen, let type = word(i + 1), ["json", "jsonb", "text", "int", "integer", "varchar", "regclass", "oid", "bytea", "xml", "numeric"].contains(type) {
+            } else if t.kind == .number, t.text.hasSuffix("e"), i + 1 < tokens.count, tokens[i + 1].kind == .lparen || tokens[i + 1].kind == .dot {
+                // `1.e(ascii)`, `1.e.tables`: MySQL reads a number in scientific notation
+                // with no exponent and goes on parsing what follows.
+                return "scientific-notation"
+            } else if t.kind == .op, t.text == "::", i > 0, tokens[i - 1].kind == .string || tokens[i - 1].kind == .rparen || tokens[i - 1].kind == .word, let type = word(i + 1), ["json", "jsonb", "text", "int", "integer", "varchar", "regclass", "oid", "bytea", "xml", "numeric"].contains(type) {
                 return "type-cast"
             } else if t.kind == .semicolon, let next = word(i + 1), statements.contains(next), i + 2 < tokens.count || hasComment || brokeOut || i == 0 {
                 return "stacked-query"
-            } else if t.kind == .op, t.text == "||" || t.text == "&&", i > 0, booleanInjection(tokens, at: i, brokeOut: brokeOut, hasComment: hasComment) {
+            } else if t.kind == .op, t.text == "||" || t.text == "&&", booleanInjection(tokens, at: i, brokeOut: brokeOut, hasComment: hasComment) {
                 return "boolean-expression"
             } else if t.kind == .variable, t.text.hasPrefix("@@"), i > 0 || tokens.count > 1 {
                 return "system-variable"
@@ -287,7 +318,7 @@ public struct SQLInjectionDetector: ThreatDetector {
         while afterLiteral < i, tokens[afterLiteral].kind == .rparen { afterLiteral += 1 }
         let leadsWithLiteral = i > first && afterLiteral == i && (tokens[first].kind == .number || tokens[first].kind == .string)
         if i == 0 || leadsWithLiteral || hasComment {
-            return comparisonExpression(tokens, at: i + 1) && strictComparison(tokens, at: i + 1)
+            return comparisonExpression(tokens, at: i + 1) && (strictComparison(tokens, at: i + 1) || hasComment)
         }
         return tautology(tokens, at: i + 1)
     }
@@ -363,7 +394,8 @@ public struct SQLInjectionDetector: ThreatDetector {
         if first.kind == .op && first.text == "*" { return true }
         if first.kind == .number || first.kind == .string || first.kind == .variable || first.kind == .lparen { return true }
         if first.kind == .word {
-            if ["distinct", "top", "case", "null", "count", "concat", "char", "version", "user", "database", "if", "sleep", "benchmark"].contains(first.text) { return true }
+            if ["distinct", "top", "case", "null", "count", "concat", "char", "version", "user", "database", "if", "sleep", "benchmark"].contains(first.text)
+                || timeFunctions.contains(first.text) || errorFunctions.contains(first.text) { return true }
             if start + 1 < tokens.count {
                 let next = tokens[start + 1]
                 if next.kind == .lparen || next.kind == .comma || next.kind == .dot { return true }
@@ -373,13 +405,15 @@ public struct SQLInjectionDetector: ThreatDetector {
         return false
     }
 
-    static func nosqlOperator(_ bytes: [UInt8]) -> String? {
+    static func nosqlOperator(_ bytes: [UInt8], bracketedOnly: Bool = false) -> String? {
         guard let dollar = bytes.firstIndex(of: UInt8(ascii: "$")) else { return nil }
         var j = dollar + 1
         while j < bytes.count, Bytes.isLetter(bytes[j]) { j += 1 }
         let name = String(decoding: bytes[(dollar + 1)..<j], as: UTF8.self)
         guard nosqlOperators.contains(name) else { return nil }
         // The whole name (`$ne`) or a bracketed one (`user[$ne]`).
+        let bracketed = dollar > 0 && bytes[dollar - 1] == UInt8(ascii: "[") && j < bytes.count && bytes[j] == UInt8(ascii: "]")
+        if bracketedOnly { return bracketed ? name : nil }
         let before = dollar == 0 || bytes[dollar - 1] == UInt8(ascii: "[")
         let after = j == bytes.count || bytes[j] == UInt8(ascii: "]")
         return before && after ? name : nil
@@ -388,7 +422,7 @@ public struct SQLInjectionDetector: ThreatDetector {
     static let nosqlOperators: Set<String> = [
         "ne", "eq", "gt", "gte", "lt", "lte", "in", "nin", "regex", "where", "exists", "or", "and", "nor", "not", "expr", "elemmatch", "function", "accumulator", "lookup", "type", "mod", "all", "size", "text",
     ]
-    static let comparison: Set<String> = ["=", "<>", "!=", "<", ">", "<=", ">=", "<=>", "!<", "!>", "@>", "<@", "::", ":="]
+    static let comparison: Set<String> = ["=", "<>", "!=", "<", ">", "<=", ">=", "<=>", "!<", "!>", "@>", "<@", "::", ":=", "->", "->>"]
     static let concatenation: Set<String> = ["||", "+", "&&", "|", "&", "^", "-", "*", "/", "%", "<<", ">>", "~"]
     static let comparisonWords: Set<String> = ["like", "rlike", "regexp", "is", "in", "between", "sounds", "not", "glob", "match", "similar", "ilike", "div", "mod"]
     static let logical: Set<String> = ["or", "and", "xor", "not", "div", "mod", "like", "rlike", "regexp"]
@@ -412,7 +446,7 @@ public struct SQLInjectionDetector: ThreatDetector {
     static let errorFunctions: Set<String> = [
         "extractvalue", "updatexml", "load_file", "utl_inaddr", "utl_http", "ctxsys", "dbms_xmlgen", "xmltype", "geometrycollection",
         "multipoint", "polygon", "multipolygon", "linestring", "multilinestring", "name_const", "json_keys", "gtid_subset", "uuid_to_bin",
-        "pg_read_file", "pg_ls_dir", "lo_import", "lo_export", "xp_cmdshell", "sys_eval", "sys_exec", "dbms_java", "openrowset", "opendatasource", "openquery",
+        "pg_read_file", "pg_ls_dir", "lo_import", "lo_export", "lo_get", "lo_put", "lo_from_bytea", "xp_cmdshell", "sys_eval", "sys_exec", "dbms_java", "openrowset", "opendatasource", "openquery",
     ]
     /// Function names that are also everyday mathematics or programming; alone they say nothing.
     static let ambiguousFunctions: Set<String> = [
@@ -441,6 +475,8 @@ public struct SQLInjectionDetector: ThreatDetector {
         "schema_name", "table_name", "column_name", "table_schema", "northwind", "msdb", "tempdb", "mysql.user",
         "sp_executesql", "sp_password", "sp_oacreate", "sp_makewebtask", "sp_addlogin", "sp_configure", "sys_context", "utl_http",
     ]
+    /// System objects that only name themselves when they stand alone.
+    static let bareSystemNames: Set<String> = ["pg_catalog", "mysql.db", "mysql.user", "openrowset", "opendatasource", "utl_http", "utl_inaddr", "dbms_java"]
     static let systemTables: Set<String> = [
         "user", "db", "tables_priv", "columns_priv", "proc", "host", "objects", "tables", "columns", "databases", "sysdatabases", "sql_logins", "syslogins", "pg_user", "pg_shadow",
     ]
