@@ -110,6 +110,17 @@ import Testing
             "file:///etc/passwd", "gopher://example.org/_x", "http://metadata.google.internal/", "http://localhost:6379/", "http://10.0.0.5/",
             "http://user@example.org/", "host.docker.internal/", "data:text/plain;base64,SGVsbG8=",
         ], benign: ["https://www.nrk.no/nyheter/", "https://en.wikipedia.org/wiki/Fjord", "data:image/png;base64,iVBORw0KGgo=", "mailto:ola@example.no", "10:30 today"])
+        // Inclusion shapes: trailing `?`, explicit ports, userinfo hidden in a path, and URLs
+        // in parameters named for paths or includes.
+        check(RemoteInclusionDetector(), attacks: ["https://example.org/shell.txt?", "ftp?", "https://example.org:8081/", "http://example.org/:x@evil.example/",
+                                                   "http://example.org/@evil.example/"],
+              benign: ["is it https or http?", "https://example.org:443/", "https://mastodon.social/@ola", "https://example.org/?q=1"])
+        let include = { (name: String) in
+            self.findings("https://example.org/x", RemoteInclusionDetector(), at: InputLocation(.query, name)).map(\.rule)
+        }
+        #expect(include("_CONF[path]") == ["rfi.include-parameter"])
+        #expect(include("mosConfig_absolute_path") == ["rfi.include-parameter"])
+        #expect(include("url").isEmpty)
     }
 
     @Test func templateAndCodeInjection() {
@@ -118,6 +129,9 @@ import Testing
               benign: ["Hello {{name}}", "costs $5", "#hashtag", "{ a: 1 }", "50% of 80"])
         check(PHPInjectionDetector(), attacks: ["<?php system('id'); ?>", "$_GET['x']", "php://filter/resource=x", "O:8:\"stdClass\":0:{}", "(system)('ls')", "base64_decode ('eA==')"],
               benign: ["a copy (2nd edition)", "the system (as designed)", "$USD (dollars)", "price: $5"])
+        check(PHPInjectionDetector(), attacks: ["(sy.(st).em)('id')", "\"system\"(ls)", "[system][0](ls)", "(string)\"sys\".\"tem\"('id')", "<? php echo 1",
+                                                "<?xml :echo 1;", "{php}echo 1;{/php}", "posix_getegid()", "ldap_get_entries ($c)", "$f (1)", "$a['x'][0](1)", "$ {'a'}"],
+              benign: ["he said \"system\" (twice)", "<?xml version=\"1.0\"?>", "get_user()", "I paid $5 (five)", "Hello ${name}!", "a.(b).c"])
         check(JavaInjectionDetector(), attacks: ["java.lang.Runtime", "new ProcessBuilder(cmd)", "class.module.classLoader.URLs[0]", "rO0ABXNyABFqYXZh", "java.x.Runtime"],
               benign: ["java interview questions", "javascript basics", "processing builders", "the Java runtime is fast", "my.java.notes"])
         check(JavaScriptInjectionDetector(), attacks: ["require('child_process').exec('id')", "{\"__proto__\": {}}", "while(true){}", "x.constructor.constructor('return 1')()", "().__class__.__mro__"],
@@ -167,6 +181,12 @@ import Testing
         #expect(rules(form, body: multipart("avatar.php")) == ["php.upload.script"])
         #expect(rules(form, body: multipart("me.png")).isEmpty)
         #expect(rules(form, body: multipart("notes on php.txt")).isEmpty)
+        // Apache runs any file with a PHP extension among its extensions; loose parsers drop
+        // the spaces around a dot; handlers match `php` plus digits.
+        for name in ["shell.php.jpg", "photo. php", "x.php907...", "a.phpt"] {
+            #expect(rules(form, body: multipart(name)) == ["php.upload.script"], "\(name)")
+        }
+        #expect(rules(form, body: multipart("philosophy.jpg")).isEmpty)
         #expect(rules([("X-File-Name", "Holiday.PHTML. ")]) == ["php.upload.script"])
         #expect(rules(form, body: multipart("..\\avatar.png")) == ["lfi.traversal-in-file-name"])
         #expect(rules([("X_Filename", "uploads/sess_9f8e7d6c5b4a39281706f5e4d3")]) == ["php.upload.session-file"])

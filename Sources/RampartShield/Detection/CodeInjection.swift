@@ -122,12 +122,17 @@ public struct PHPInjectionDetector: ThreatDetector {
     static let scriptExtensions: Set<String> = ["php", "php3", "php4", "php5", "php7", "php8", "phtml", "pht", "phar", "phps"]
 
     static func dangerousUpload(_ bytes: [UInt8]) -> String? {
-        // Windows drops trailing dots and spaces from a file name: `a.php.` is `a.php`.
-        var name = bytes[...]
-        while let last = name.last, last == UInt8(ascii: ".") || last == 0x20 || last == 0 { name = name.dropLast() }
+        // Windows drops trailing dots and spaces from a file name: `a.php.` is `a.php`; and
+        // spaces around a dot (`photo. php`) are dropped by the same loose parsers.
+        var name = bytes.filter { $0 != 0x20 && $0 != 0 }[...]
+        while let last = name.last, last == UInt8(ascii: ".") { name = name.dropLast() }
         if let slash = name.lastIndex(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "\\") }) { name = name[(slash + 1)...] }
-        if let dot = name.lastIndex(of: UInt8(ascii: ".")), scriptExtensions.contains(String(decoding: name[(dot + 1)...], as: UTF8.self)) {
-            return "script"
+        // Apache runs a file with a PHP extension anywhere among its extensions
+        // (`shell.php.jpg`), and PHP handlers often match `php` plus anything (`.php907`,
+        // `.phpt`).
+        for part in name.split(separator: UInt8(ascii: ".")).dropFirst() {
+            let ext = String(decoding: part, as: UTF8.self)
+            if scriptExtensions.contains(ext) || (ext.hasPrefix("php") && ext.dropFirst(3).allSatisfy { $0.isNumber || $0 == "t" || $0 == "s" }) { return "script" }
         }
         let id = name.dropFirst(5)
         if name.starts(with: "sess_".utf8), id.count >= 20, id.allSatisfy({ Bytes.isLetter($0) || Bytes.isDigit($0) || $0 == UInt8(ascii: ",") || $0 == UInt8(ascii: "-") }) {
@@ -138,7 +143,8 @@ public struct PHPInjectionDetector: ThreatDetector {
 
     static func analyse(_ bytes: [UInt8]) -> String? {
         if Bytes.contains(bytes, "<?php") || Bytes.contains(bytes, "<?=")
-            || (Bytes.contains(bytes, "<?") && Bytes.contains(bytes, "?>") && !Bytes.contains(bytes, "<?xml")) { return "open-tag" }
+            || (Bytes.contains(bytes, "<?") && Bytes.contains(bytes, "?>") && !Bytes.contains(bytes, "<?xml")) || openTag(bytes) { return "open-tag" }
+        if let match = codeBlocks.firstMatch(in: bytes) { return "code-block.\(codeBlocks.needles[match.needle])" }
         if let match = superglobals.firstMatch(in: bytes) { return "superglobal.\(superglobals.needles[match.needle].dropFirst())" }
         if let match = wrappers.firstMatch(in: bytes) { return "wrapper.\(wrappers.needles[match.needle].dropLast(3))" }
         if serializedObject(bytes) { return "serialized-object" }
@@ -159,8 +165,72 @@ public struct PHPInjectionDetector: ThreatDetector {
             if k == bytes.count || bytes[k] == UInt8(ascii: "=") { return "ini.\(ini.needles[match.needle])" }
         }
         if variableFunction(code) { return "variable-function" }
+        if callableExpression(code) { return "callable-expression" }
+        if let match = extensionFunctions.firstMatch(in: code) {
+            var k = match.end
+            while k < code.count, Bytes.isWordByte(code[k]) { k += 1 }
+            while k < code.count, Bytes.isSpace(code[k]) { k += 1 }
+            if k < code.count, code[k] == UInt8(ascii: "(") { return "function.\(extensionFunctions.needles[match.needle])" }
+        }
         return nil
     }
+
+    /// `<?` followed by whitespace and then `php`, a statement (`echo`, `print`, `$x`), or
+    /// `<?xml` followed by `:` — the short and spaced open tags a filter for `<?php` misses.
+    static func openTag(_ bytes: [UInt8]) -> Bool {
+        var from = 0
+        while let open = Bytes.find(shortOpen, in: bytes, from: from) {
+            from = open + 2
+            var k = from
+            if bytes[k...].starts(with: "xml".utf8) {
+                k += 3
+                while k < bytes.count, Bytes.isSpace(bytes[k]) { k += 1 }
+                if k < bytes.count, bytes[k] == UInt8(ascii: ":") || bytes[k] == UInt8(ascii: "(") || bytes[k] == UInt8(ascii: ";") { return true }
+                continue
+            }
+            guard k < bytes.count, Bytes.isSpace(bytes[k]) else { continue }
+            while k < bytes.count, Bytes.isSpace(bytes[k]) { k += 1 }
+            let rest = bytes[k...]
+            if ["php", "echo", "print", "system", "eval", "include", "require", "$"].contains(where: { rest.starts(with: $0.utf8) }) { return true }
+        }
+        return false
+    }
+
+    private static let shortOpen = Array("<?".utf8)
+
+    /// A call whose callee is an expression that spells a dangerous function once PHP has
+    /// evaluated it: `(sy.(st).em)('id')`, `"system"(ls)`, `[system][0](ls)`,
+    /// `(string)"sys"."tem"('id')`. Only the statement before the call is read, with quotes,
+    /// concatenation dots, brackets, parentheses, casts and indexes removed.
+    static func callableExpression(_ bytes: [UInt8]) -> Bool {
+        var i = 0
+        while let open = bytes[i...].firstIndex(of: UInt8(ascii: "(")) {
+            i = open + 1
+            var p = open
+            while p > 0, Bytes.isSpace(bytes[p - 1]) { p -= 1 }
+            guard p > 0, [UInt8(ascii: "\""), UInt8(ascii: "'"), UInt8(ascii: ")"), UInt8(ascii: "]"), UInt8(ascii: "}")].contains(bytes[p - 1]) else { continue }
+            var start = p
+            while start > 0, bytes[start - 1] != UInt8(ascii: ";") { start -= 1 }
+            var folded = String(decoding: bytes[start..<p].filter { Bytes.isLetter($0) || $0 == UInt8(ascii: "_") }, as: UTF8.self)
+            for cast in ["string", "array"] where folded.hasPrefix(cast) && folded.count > cast.count { folded.removeFirst(cast.count) }
+            if callableNames.contains(folded) { return true }
+        }
+        return false
+    }
+
+    static let callableNames: Set<String> = [
+        "system", "exec", "shell_exec", "passthru", "popen", "proc_open", "pcntl_exec", "assert", "eval", "phpinfo", "create_function", "call_user_func",
+        "call_user_func_array", "file_put_contents", "file_get_contents", "readfile", "include", "require", "unserialize", "base64_decode",
+    ]
+    /// Template and forum tags that run PHP: Smarty's `{php}`, BBCode-style `[php]`.
+    static let codeBlocks = KeywordMatcher(["{php}", "{/php}", "[php]", "[/php]", "[\\php]"])
+    /// Prefixes of PHP extension functions no other language or prose uses, found with a
+    /// call after them (`posix_getegid()`, `ldap_get_entries()`, `zlib_decode(`).
+    static let extensionFunctions = KeywordMatcher([
+        "posix_", "pcntl_", "ldap_", "odbc_", "pg_", "mysqli_", "sodium_", "tidy_", "zend_", "zlib_", "bzdecompress", "bzopen", "gzinflate", "gzdecode",
+        "call_user_func", "fsockopen", "shell_exec", "array_diff", "date_add", "date_sub", "file_exists", "is_array", "strip_tags", "unserialize",
+        "openssl_", "proc_", "stream_socket", "curl_", "imap_", "ftp_", "socket_", "mb_ereg", "preg_replace", "var_dump", "print_r", "phpinfo",
+    ])
 
     /// `$f(`, `$_(`, `${'a'.'b'}(`, `${@_}`, `$$x`, `$x{...}(`.
     static func variableFunction(_ bytes: [UInt8]) -> Bool {
@@ -168,19 +238,38 @@ public struct PHPInjectionDetector: ThreatDetector {
         let n = bytes.count
         while i + 1 < n {
             if bytes[i] == UInt8(ascii: "$") {
-                let next = bytes[i + 1]
+                var afterDollar = i + 1
+                while afterDollar + 1 < n, Bytes.isSpace(bytes[afterDollar]) { afterDollar += 1 }
+                let next = bytes[afterDollar]
                 if next == UInt8(ascii: "{") {
-                    var k = i + 2
+                    var k = afterDollar + 1
                     while k < n, Bytes.isSpace(bytes[k]) { k += 1 }
                     if k < n, bytes[k] == UInt8(ascii: "'") || bytes[k] == UInt8(ascii: "\"") || bytes[k] == UInt8(ascii: "@") || bytes[k] == UInt8(ascii: "$") || bytes[k] == UInt8(ascii: "_") { return true }
+                    // `${a}`, `${ CONSTANT }` as a whole value: a variable variable.
+                    if afterDollar > i + 1 || i == 0, let close = bytes[k...].firstIndex(of: UInt8(ascii: "}")), bytes[k..<close].allSatisfy({ Bytes.isWordByte($0) || Bytes.isSpace($0) }),
+                       bytes[(close + 1)...].allSatisfy(Bytes.isSpace), close > k { return true }
                 }
-                if next == UInt8(ascii: "_") || Bytes.isLetter(next) {
+                if afterDollar == i + 1, next == UInt8(ascii: "_") || Bytes.isLetter(next) {
                     var k = i + 1
                     while k < n, Bytes.isWordByte(bytes[k]) { k += 1 }
-                    if k < n, bytes[k] == UInt8(ascii: "(") { return true }
-                    if k < n, bytes[k] == UInt8(ascii: "{") || bytes[k] == UInt8(ascii: "[") {
-                        // `$a{0}(` / `$a['x'](`
-                        if let close = bytes[k...].firstIndex(of: bytes[k] == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")), close + 1 < n, bytes[close + 1] == UInt8(ascii: "(") { return true }
+                    // `$a['x'][0]{1}` indexes, then the call (`$f (1)` too).
+                    while k < n, bytes[k] == UInt8(ascii: "{") || bytes[k] == UInt8(ascii: "[") || Bytes.isSpace(bytes[k]) {
+                        if Bytes.isSpace(bytes[k]) { k += 1; continue }
+                        let open = bytes[k], close = open == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
+                        var depth = 0
+                        var j = k
+                        while j < n {
+                            if bytes[j] == open { depth += 1 } else if bytes[j] == close { depth -= 1; if depth == 0 { break } }
+                            j += 1
+                        }
+                        guard j < n else { break }
+                        k = j + 1
+                    }
+                    // Right after the name any call counts; after a space, only one whose
+                    // arguments read as code, so "$USD (dollars)" stays prose.
+                    if k < n, bytes[k] == UInt8(ascii: "(") {
+                        if !Bytes.isSpace(bytes[k - 1]) { return true }
+                        if k + 1 < n, [UInt8(ascii: ")"), UInt8(ascii: "'"), UInt8(ascii: "\""), UInt8(ascii: "$"), UInt8(ascii: "@")].contains(bytes[k + 1]) || Bytes.isDigit(bytes[k + 1]) { return true }
                     }
                 }
                 if next == UInt8(ascii: "$"), i + 2 < n, Bytes.isLetter(bytes[i + 2]) { return true }

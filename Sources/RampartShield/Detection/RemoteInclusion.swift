@@ -6,6 +6,10 @@ import RampartCore
 /// `http://[::ffff:127.0.0.1]/`) and names that resolve there (`localhost`,
 /// `metadata.google.internal`) — URLs whose host is a bare IP address, and schemes that
 /// only reach files or internal services (`file:`, `gopher:`, `dict:`, `jar:`, `ldap:`).
+/// Also URLs in parameters named for a file-system path or an include (`_CONF[path]=`),
+/// URLs ending in `?` (which cuts off the suffix a server appends before including),
+/// explicit ports other than the web's own (port probing), and userinfo hidden in a path
+/// (`http://a.example/:x@b.example/`) to confuse URL parsers.
 public struct RemoteInclusionDetector: ThreatDetector {
     public let kind = ThreatKind.remoteInclusion
 
@@ -14,10 +18,45 @@ public struct RemoteInclusionDetector: ThreatDetector {
     public func inspect(_ value: InspectedValue, into findings: inout [Finding]) {
         guard value.location.part != .path else { return }
         let bytes = value.normalized
-        guard bytes.contains(UInt8(ascii: ":")) || bytes.contains(UInt8(ascii: ".")) || bytes.contains(UInt8(ascii: "/")) else { return }
+        guard bytes.contains(UInt8(ascii: ":")) || bytes.contains(UInt8(ascii: ".")) || bytes.contains(UInt8(ascii: "/")) || bytes.last == UInt8(ascii: "?") else { return }
         let text = String(decoding: bytes, as: UTF8.self)
-        if let rule = Self.analyse(text, isReferer: value.location.name.hasPrefix("referer")) { report("rfi.\(rule)", .critical, value, into: &findings) }
+        let isReferer = value.location.name.hasPrefix("referer")
+        if let rule = Self.analyse(text, isReferer: isReferer) ?? (isReferer ? nil : Self.inclusion(text, parameter: value.location)) {
+            report("rfi.\(rule)", .critical, value, into: &findings)
+        }
     }
+
+    /// The inclusion shapes that need more than the URL's host: a URL in an include or path
+    /// parameter, a trailing `?`, an explicit port, userinfo in a path.
+    static func inclusion(_ text: String, parameter: InputLocation) -> String? {
+        let schemes = ["http", "https", "ftp", "ftps", "file"]
+        // `http://x/shell.txt?` or just `ftp?`: the value starts with a scheme and ends in `?`.
+        if text.hasSuffix("?"), let scheme = schemes.first(where: { text.hasPrefix($0 + "://") || text == $0 + "?" }) { return "trailing-question-mark.\(scheme)" }
+        guard let separator = text.firstRange(of: "://"), schemes.contains(String(text[..<separator.lowerBound])) else { return nil }
+        if !parameter.isName, [.query, .form, .json, .multipart, .cookie].contains(parameter.part) {
+            let words = parameter.name.lowercased().split { !($0.isLetter || $0.isNumber) }
+            if words.contains(where: { includeWords.contains(String($0)) }) { return "include-parameter" }
+        }
+        let afterScheme = text[separator.upperBound...]
+        let authority = afterScheme.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        if let colon = authority.lastIndex(of: ":"), !authority.contains("@"), !authority.hasSuffix("]") {
+            let port = authority[authority.index(after: colon)...]
+            if !port.isEmpty, port.allSatisfy(\.isNumber), port != "80", port != "443" { return "explicit-port" }
+        }
+        // `/:x@host/`: a path segment that reads as userinfo.
+        let path = afterScheme.dropFirst(authority.count)
+        for segment in path.split(separator: "/") where segment.hasPrefix(":") && segment.contains("@") { return "userinfo-in-path" }
+        // `/@evil.example/`: a segment that is `@` and a host name, for parsers that take the
+        // last `@` as the end of userinfo. (`/@user` handles have no dot.)
+        for segment in path.split(separator: "/") where segment.hasPrefix("@") {
+            let host = segment.dropFirst()
+            if host.contains("."), host.last?.isLetter == true, host.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" }) { return "userinfo-in-path" }
+        }
+        return nil
+    }
+
+    /// Parameter name words that say the value is a local path or something to include.
+    static let includeWords: Set<String> = ["path", "abspath", "include", "inc", "require", "dir", "basedir", "root", "docroot", "template", "tpl"]
 
     static func analyse(_ text: String, isReferer: Bool) -> String? {
         var searchFrom = text.startIndex
