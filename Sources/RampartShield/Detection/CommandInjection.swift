@@ -64,7 +64,8 @@ public struct CommandInjectionDetector: ThreatDetector {
         // The string forms are only made when a value has what they look for.
         if bytes.contains(UInt8(ascii: "$")) || bytes.contains(UInt8(ascii: "/")),
            let rule = evasion(String(decoding: bytes, as: UTF8.self)) { return rule }
-        if windowsHints.firstMatch(in: bytes) != nil || (Bytes.contains(bytes, "cmd") && bytes.contains(UInt8(ascii: "/"))),
+        if windowsHints.firstMatch(in: bytes) != nil || (Bytes.contains(bytes, "cmd") && bytes.contains(UInt8(ascii: "/")))
+            || (batchTests.firstMatch(in: bytes) != nil && Bytes.contains(bytes, "if ")),
            let rule = windows(String(decoding: bytes, as: UTF8.self)) { return rule }
         if let rule = shellSyntax(bytes) { return rule }
         // Command positions: the start, and after each separator. Pipes, `&&`, backticks and
@@ -384,8 +385,10 @@ public struct CommandInjectionDetector: ThreatDetector {
     /// Something each of `windows`' checks needs besides `cmd` and a slash (a variable, a
     /// PowerShell name, a batch `for ... in (`, an `if` comparison or test); values without
     /// any are not read as batch.
-    static let windowsHints = KeywordMatcher(["%", "powershell", "pwsh", " in ", "==", " equ ", " neq ", " lss ", " leq ", " gtr ", " geq ",
-                                              "exist", "defined", "errorlevel", "cmdextversion", "invoke-", "start-process", "new-object"])
+    static let windowsHints = KeywordMatcher(["%", "powershell", "pwsh", "==", " equ ", " neq ", " lss ", " leq ", " gtr ", " geq ",
+                                              "errorlevel", "cmdextversion", "invoke-", "start-process", "new-object"])
+    /// Batch `if` tests that are also English words: looked at only with an `if` beside them.
+    static let batchTests = KeywordMatcher(["exist", "defined"])
 
     /// Programs whose names are also words or identifiers.
     static let wordPrograms: Set<String> = [

@@ -18,12 +18,28 @@ public struct RemoteInclusionDetector: ThreatDetector {
     public func inspect(_ value: InspectedValue, into findings: inout [Finding]) {
         guard value.location.part != .path else { return }
         let bytes = value.normalized
-        guard bytes.contains(UInt8(ascii: ":")) || bytes.contains(UInt8(ascii: ".")) || bytes.contains(UInt8(ascii: "/")) || bytes.last == UInt8(ascii: "?") else { return }
+        // Everything this detector finds has a scheme's colon or a host's dot with no space
+        // before it, or is a scheme ending in `?`.
+        guard Self.mayHoldURL(bytes) else { return }
         let text = String(decoding: bytes, as: UTF8.self)
         let isReferer = value.location.name.hasPrefix("referer")
-        if let rule = Self.analyse(text, isReferer: isReferer) ?? (isReferer ? nil : Self.inclusion(text, parameter: value.location)) {
+        let inclusion = !isReferer && (Bytes.find(Self.schemeSeparator, in: bytes) != nil || bytes.last == UInt8(ascii: "?"))
+        if let rule = Self.analyse(text, isReferer: isReferer) ?? (inclusion ? Self.inclusion(text, parameter: value.location) : nil) {
             report("rfi.\(rule)", .critical, value, into: &findings)
         }
+    }
+
+    private static let schemeSeparator = Array("://".utf8)
+
+    /// Whether a URL or bare host could be in `bytes`: a `:` anywhere, or a `.` or `/` in
+    /// the first word (a host with no scheme starts the value), or a final `?`.
+    static func mayHoldURL(_ bytes: [UInt8]) -> Bool {
+        if bytes.contains(UInt8(ascii: ":")) || bytes.last == UInt8(ascii: "?") { return true }
+        for b in bytes {
+            if b == UInt8(ascii: ".") || b == UInt8(ascii: "/") { return true }
+            if Bytes.isSpace(b) { return false }
+        }
+        return false
     }
 
     /// The inclusion shapes that need more than the URL's host: a URL in an include or path
