@@ -42,6 +42,11 @@ import Testing
             "C++ std::string", "1e5 (one hundred thousand)", "quiz[3]",
         ])
         #expect(findings("schema_name", SQLInjectionDetector(), at: InputLocation(.query, "schema_name", isName: true)).isEmpty)
+        // The prefilter passes only what could hold an injection shape.
+        #expect(!SQLInjectionDetector.maySQL(Array("which fjord is the longest in norway?".utf8)))
+        for text in ["a or b", "x'", "1.e.tables", "9 /*+ h */", "select", "information_schema", "exec xp_dirtree", "a::int"] {
+            #expect(SQLInjectionDetector.maySQL(Array(text.utf8)), "\(text)")
+        }
     }
 
     @Test func crossSiteScripting() {

@@ -75,8 +75,11 @@ struct KeywordMatcher: Sendable {
     private var terminal: [Bool] = [false]
     let needles: [String]
 
+    private let needleLengths: [Int]
+
     init(_ needles: [String]) {
         self.needles = needles
+        self.needleLengths = needles.map(\.utf8.count)
         var goto: [[Int32]] = [[Int32](repeating: -1, count: 256)]
         for (index, needle) in needles.enumerated() {
             var state = 0
@@ -137,6 +140,20 @@ struct KeywordMatcher: Sendable {
             return false
         }
         return first
+    }
+
+    /// Whether any needle occurs as a whole word, without collecting matches.
+    func containsWord(in bytes: [UInt8]) -> Bool {
+        var found = false
+        scan(bytes) { needle, end in
+            let length = needleLengths[needle]
+            let start = end - length
+            let before = start > 0 ? bytes[start - 1] : 0x20
+            let after = end < bytes.count ? bytes[end] : 0x20
+            found = !Bytes.isWordByte(before) && !Bytes.isWordByte(after)
+            return !found
+        }
+        return found
     }
 
     /// Runs the automaton over `bytes`, calling `found` for each match until it returns false.

@@ -160,12 +160,45 @@ public struct SQLInjectionDetector: ThreatDetector {
             }
         }
         guard bytes.contains(where: { !Bytes.isWordByte($0) && $0 != 0x20 && $0 != UInt8(ascii: ".") && $0 != UInt8(ascii: "-") }) || bytes.count > 12 else { return }
+        guard Self.maySQL(bytes) else { return }
         if let rule = Self.analyse(bytes) {
             report("sqli.\(rule)", .critical, value, into: &findings)
         }
     }
 
     private static let optimizerHint = Array("/*+".utf8)
+
+    /// Whether `bytes` has anything an injection shape is made of: a quote, SQL punctuation
+    /// or operator, a comment, `1.e`, or a SQL word. "What is the capital of Norway?" has
+    /// none and is not tokenized.
+    static func maySQL(_ bytes: [UInt8]) -> Bool {
+        var previous: UInt8 = 0x20
+        for (i, b) in bytes.enumerated() {
+            switch b {
+            case UInt8(ascii: "'"), UInt8(ascii: "\""), UInt8(ascii: "`"), UInt8(ascii: ";"), UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: "="),
+                 UInt8(ascii: "<"), UInt8(ascii: ">"), UInt8(ascii: "|"), UInt8(ascii: "&"), UInt8(ascii: "#"), UInt8(ascii: "@"):
+                return true
+            case UInt8(ascii: "-") where previous == UInt8(ascii: "-"), UInt8(ascii: "*") where previous == UInt8(ascii: "/"),
+                 UInt8(ascii: ":") where previous == UInt8(ascii: ":"):
+                return true
+            case UInt8(ascii: "e") where previous == UInt8(ascii: ".") && i >= 2 && Bytes.isDigit(bytes[i - 2]):
+                return true
+            default:
+                break
+            }
+            previous = b
+        }
+        return sqlWords.containsWord(in: bytes) || sqlPrefixes.firstMatch(in: bytes) != nil
+    }
+
+    /// Every word `check` reacts to without punctuation beside it.
+    static let sqlWords = KeywordMatcher(Array(Set([
+        "union", "except", "intersect", "minus", "as", "when", "procedure", "from", "select", "insert", "replace", "delete", "drop", "create", "alter",
+        "truncate", "update", "exec", "execute", "declare", "waitfor", "into", "load", "case", "having", "where", "or", "and", "xor", "div", "not",
+        "mysql", "sys", "master", "pg_catalog",
+    ]).union(systemObjects)))
+    /// Procedure prefixes, matched anywhere.
+    static let sqlPrefixes = KeywordMatcher(["xp_", "sp_"])
 
     /// The first injection shape found, as a rule name; nil for text that is not SQL.
     static func analyse(_ bytes: [UInt8]) -> String? {

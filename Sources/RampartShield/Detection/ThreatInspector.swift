@@ -219,10 +219,10 @@ public struct ThreatInspector: Sendable {
 /// printable text are kept.
 enum Base64Text {
     static func decodings(of value: InspectedValue) -> [InspectedValue]? {
-        let raw = Array(value.raw.utf8)
-        guard raw.count >= 8, raw.count <= 65536 else { return nil }
+        let utf8 = value.raw.utf8
+        guard utf8.count >= 8, utf8.count <= 65536 else { return nil }
         var upper = false, lower = false
-        for b in raw {
+        for b in utf8 {
             switch b {
             case UInt8(ascii: "A")...UInt8(ascii: "Z"): upper = true
             case UInt8(ascii: "a")...UInt8(ascii: "z"): lower = true
@@ -231,6 +231,7 @@ enum Base64Text {
             }
         }
         guard upper, lower else { return nil }
+        let raw = Array(utf8)
         var found: [InspectedValue] = []
         for phase in 0..<4 {
             let decoded = decode(raw[...], phase: phase)
