@@ -119,6 +119,8 @@ import Testing
         // in parameters named for paths or includes.
         check(RemoteInclusionDetector(), attacks: ["https://example.org/shell.txt?", "ftp?", "https://example.org:8081/", "http://example.org/:x@evil.example/",
                                                    "http://example.org/@evil.example/"],
+              // Look-alikes each shape must leave alone: a question ending in `?` that is not a
+              // URL, the web's own port written out, a handle with no dot after `@`, a query.
               benign: ["is it https or http?", "https://example.org:443/", "https://mastodon.social/@ola", "https://example.org/?q=1"])
         let include = { (name: String) in
             self.findings("https://example.org/x", RemoteInclusionDetector(), at: InputLocation(.query, name)).map(\.rule)

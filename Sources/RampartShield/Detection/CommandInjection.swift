@@ -265,8 +265,8 @@ public struct CommandInjectionDetector: ThreatDetector {
             if functionDefinition(bytes) { return "function-definition" }
             if let rule = braceExpansion(bytes) { return rule }
         }
-        if let dollar = Bytes.find(Array("$((".utf8), in: bytes), Bytes.find(Array("))".utf8), in: bytes, from: dollar + 3) != nil { return "arithmetic" }
-        if let dollar = Bytes.find(Array("$[".utf8), in: bytes), bytes[(dollar + 2)...].contains(UInt8(ascii: "]")) { return "arithmetic" }
+        if let dollar = Bytes.find(arithmeticOpen, in: bytes), Bytes.find(arithmeticClose, in: bytes, from: dollar + 3) != nil { return "arithmetic" }
+        if let dollar = Bytes.find(bracketArithmetic, in: bytes), bytes[(dollar + 2)...].contains(UInt8(ascii: "]")) { return "arithmetic" }
         if bytes.contains(UInt8(ascii: "/")), bytes.contains(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "*") || $0 == UInt8(ascii: "[") }) {
             for token in bytes.split(whereSeparator: { Bytes.isSpace($0) || $0 == UInt8(ascii: ";") || $0 == UInt8(ascii: "|") || $0 == UInt8(ascii: "&") || $0 == UInt8(ascii: "=") || $0 == UInt8(ascii: ",") || $0 == UInt8(ascii: "{") || $0 == UInt8(ascii: "}") }) {
                 if Glob.expandsToSystemPath(Array(token)) { return "glob-path" }
@@ -275,11 +275,14 @@ public struct CommandInjectionDetector: ThreatDetector {
         return nil
     }
 
+    private static let arithmeticOpen = Array("$((".utf8), arithmeticClose = Array("))".utf8)
+    private static let bracketArithmetic = Array("$[".utf8), emptyParentheses = Array("()".utf8)
+
     /// `name(){ ... name ... }` where the body runs the function itself in a pipe or the
     /// background: a fork bomb. Bounded: each `(){` is looked at once.
     static func functionDefinition(_ bytes: [UInt8]) -> Bool {
         var from = 0
-        while let paren = Bytes.find(Array("()".utf8), in: bytes, from: from) {
+        while let paren = Bytes.find(emptyParentheses, in: bytes, from: from) {
             from = paren + 2
             var open = from
             while open < bytes.count, Bytes.isSpace(bytes[open]) { open += 1 }

@@ -27,7 +27,7 @@ public enum RequestInputs {
                 // A Referer's query holds the parameters of the page before; each is a value.
                 if name == "referer", let question = field.value.firstIndex(of: "?") {
                     let query = field.value[field.value.index(after: question)...]
-                    refererParameters(query.prefix { $0 != "#" }, into: &values)
+                    parameters(query.prefix { $0 != "#" }, part: .header, into: &values, valuesAt: InputLocation(.header, "referer-query"))
                 }
             }
         }
@@ -72,18 +72,15 @@ public enum RequestInputs {
         }
     }
 
-    /// The values (not the names) of a Referer's query, located at `header:referer-query`.
-    static func refererParameters(_ query: Substring, into values: inout Values) {
-        for pair in query.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            if parts.count == 2, !parts[1].isEmpty { values.append(formDecode(parts[1]), at: InputLocation(.header, "referer-query")) }
-        }
-    }
-
-    /// `a=1&b=2`: each name and value, `+` as space, percent-decoded once.
-    static func parameters(_ text: Substring, part: InputLocation.Part, into values: inout Values) {
+    /// `a=1&b=2`: each name and value, `+` as space, percent-decoded once. With `valuesAt`
+    /// (a Referer's query, located at `header:referer-query`), only the values, all there.
+    static func parameters(_ text: Substring, part: InputLocation.Part, into values: inout Values, valuesAt: InputLocation? = nil) {
         for pair in text.split(separator: "&", omittingEmptySubsequences: true) where values.count < maximumValues {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            if let valuesAt {
+                if parts.count > 1, !parts[1].isEmpty { values.append(formDecode(parts[1]), at: valuesAt) }
+                continue
+            }
             let name = formDecode(parts[0])
             values.append(name, at: InputLocation(part, name, isName: true))
             // `pay%3DAND+1%3D1`: an encoded `=` in a name hides a value there; some frameworks
