@@ -24,14 +24,16 @@ enum Bytes {
     }
 
     static func contains(_ haystack: [UInt8], _ needle: String) -> Bool {
-        find(Array(needle.utf8), in: haystack) != nil
+        var needle = needle
+        return needle.withUTF8 { find($0, in: haystack) != nil }
     }
 
     /// Whether a string's UTF-8 contains `needle` (case-sensitive), without the cost of
     /// `String.contains`.
     static func contains(_ text: String, _ needle: String) -> Bool {
         var text = text
-        return text.withUTF8 { find(Array(needle.utf8), in: $0) != nil }
+        var needle = needle
+        return text.withUTF8 { haystack in needle.withUTF8 { find($0, in: haystack) != nil } }
     }
 
     /// Without `/* ... */`, `// ...` and `# ...` comments (each left as one space), as C-like
@@ -67,8 +69,12 @@ enum Bytes {
 /// A fixed set of needles found in one pass over the input (Aho-Corasick), used where a
 /// detector looks for many literal strings at once.
 struct KeywordMatcher: Sendable {
-    /// The automaton's transitions, flat: `table[state * 256 + byte]`.
-    private var table: [Int32] = [Int32](repeating: -1, count: 256)
+    /// The automaton's transitions, flat: `table[state * classCount + byteClass[byte]]`.
+    /// Bytes that occur in no needle share class 0, so a row is as wide as the needles'
+    /// alphabet rather than 256 entries, and the table stays in cache.
+    private var table: [Int32] = []
+    private let byteClass: [UInt8]
+    private let classCount: Int
     private var fail: [Int32] = [0]
     private var outputs: [[Int]] = [[]]
     /// Whether a state ends a needle (checked before touching `outputs`).
@@ -76,51 +82,79 @@ struct KeywordMatcher: Sendable {
     let needles: [String]
 
     private let needleLengths: [Int]
+    /// One byte of each needle, its rarest in ordinary text: an input holding none of
+    /// these holds no needle, which `mayMatch` tells without scanning.
+    let gate: ByteSet
 
     init(_ needles: [String]) {
         self.needles = needles
         self.needleLengths = needles.map(\.utf8.count)
-        var goto: [[Int32]] = [[Int32](repeating: -1, count: 256)]
+        var gate = ByteSet()
+        var byteClass = [UInt8](repeating: 0, count: 256)
+        var classCount = 1
+        for needle in needles {
+            if let rarest = needle.utf8.min(by: { Self.commonness($0) < Self.commonness($1) }) { gate.insert(rarest) }
+            for byte in needle.utf8 where byteClass[Int(byte)] == 0 {
+                byteClass[Int(byte)] = UInt8(classCount)
+                classCount += 1
+            }
+        }
+        precondition(classCount <= 256)
+        self.gate = gate
+        self.byteClass = byteClass
+        self.classCount = classCount
+        var goto: [[Int32]] = [[Int32](repeating: -1, count: classCount)]
         for (index, needle) in needles.enumerated() {
             var state = 0
             for byte in needle.utf8 {
-                let next = goto[state][Int(byte)]
+                let column = Int(byteClass[Int(byte)])
+                let next = goto[state][column]
                 if next >= 0 {
                     state = Int(next)
                 } else {
-                    goto.append([Int32](repeating: -1, count: 256))
+                    goto.append([Int32](repeating: -1, count: classCount))
                     fail.append(0)
                     outputs.append([])
-                    goto[state][Int(byte)] = Int32(goto.count - 1)
+                    goto[state][column] = Int32(goto.count - 1)
                     state = goto.count - 1
                 }
             }
             outputs[state].append(index)
         }
         var queue: [Int] = []
-        for byte in 0..<256 {
-            let next = goto[0][byte]
-            if next < 0 { goto[0][byte] = 0 } else { fail[Int(next)] = 0; queue.append(Int(next)) }
+        for column in 0..<classCount {
+            let next = goto[0][column]
+            if next < 0 { goto[0][column] = 0 } else { fail[Int(next)] = 0; queue.append(Int(next)) }
         }
         var head = 0
         while head < queue.count {
             let state = queue[head]
             head += 1
-            for byte in 0..<256 {
-                let next = goto[state][byte]
+            for column in 0..<classCount {
+                let next = goto[state][column]
                 if next >= 0 {
                     queue.append(Int(next))
-                    let f = Int(goto[Int(fail[state])][byte])
+                    let f = Int(goto[Int(fail[state])][column])
                     fail[Int(next)] = Int32(f)
                     outputs[Int(next)] += outputs[f]
                 } else {
-                    goto[state][byte] = goto[Int(fail[state])][byte]
+                    goto[state][column] = goto[Int(fail[state])][column]
                 }
             }
         }
         table = goto.flatMap { $0 }
         terminal = outputs.map { !$0.isEmpty }
     }
+
+    /// How often a byte turns up in ordinary text, roughly: letters by English frequency,
+    /// then space; anything else is rarer than any letter.
+    private static func commonness(_ b: UInt8) -> Int {
+        let order = Array("zqxjkvbpygfwmucldrhsnioate ".utf8)
+        return order.firstIndex(of: b).map { $0 + 1 } ?? 0
+    }
+
+    /// False when `present` (the bytes of an input) rules every needle out.
+    func mayMatch(_ present: ByteSet) -> Bool { present.containsAny(of: gate) }
 
     /// Every match as (needle index, end offset), in input order.
     func matches(in bytes: [UInt8]) -> [(needle: Int, end: Int)] {
@@ -158,14 +192,17 @@ struct KeywordMatcher: Sendable {
 
     /// Runs the automaton over `bytes`, calling `found` for each match until it returns false.
     private func scan(_ bytes: [UInt8], _ found: (Int, Int) -> Bool) {
+        let width = classCount
         table.withUnsafeBufferPointer { table in
             terminal.withUnsafeBufferPointer { terminal in
-                bytes.withUnsafeBufferPointer { input in
-                    var state = 0
-                    for offset in 0..<input.count {
-                        state = Int(table[state &* 256 &+ Int(input[offset])])
-                        if terminal[state] {
-                            for index in outputs[state] where !found(index, offset + 1) { return }
+                byteClass.withUnsafeBufferPointer { byteClass in
+                    bytes.withUnsafeBufferPointer { input in
+                        var state = 0
+                        for offset in 0..<input.count {
+                            state = Int(table[state &* width &+ Int(byteClass[Int(input[offset])])])
+                            if terminal[state] {
+                                for index in outputs[state] where !found(index, offset + 1) { return }
+                            }
                         }
                     }
                 }
@@ -184,5 +221,111 @@ struct KeywordMatcher: Sendable {
             let wordEnd = Bytes.isWordByte(needle.last!) && Bytes.isWordByte(after)
             return wordStart || wordEnd ? nil : (match.needle, start, match.end)
         }
+    }
+}
+
+/// Which byte values occur in a value: computed once per inspected value, so each detector
+/// can tell in a few instructions whether the characters its shapes need are there at all.
+public struct ByteSet: Sendable, Equatable {
+    private var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+
+    public init() {}
+
+    public init(_ bytes: some Sequence<UInt8>) {
+        for b in bytes { insert(b) }
+    }
+
+    init(_ characters: String) { self.init(characters.utf8) }
+
+    mutating func insert(_ b: UInt8) {
+        let bit = UInt64(1) << UInt64(b & 63)
+        switch b >> 6 {
+        case 0: words.0 |= bit
+        case 1: words.1 |= bit
+        case 2: words.2 |= bit
+        default: words.3 |= bit
+        }
+    }
+
+    public func contains(_ b: UInt8) -> Bool {
+        let bit = UInt64(1) << UInt64(b & 63)
+        switch b >> 6 {
+        case 0: return words.0 & bit != 0
+        case 1: return words.1 & bit != 0
+        case 2: return words.2 & bit != 0
+        default: return words.3 & bit != 0
+        }
+    }
+
+    /// Whether any byte of `other` is in this set.
+    public func containsAny(of other: ByteSet) -> Bool {
+        (words.0 & other.words.0) | (words.1 & other.words.1) | (words.2 & other.words.2) | (words.3 & other.words.3) != 0
+    }
+
+    /// Whether every byte of this set is in `other`.
+    public func isSubset(of other: ByteSet) -> Bool {
+        (words.0 & ~other.words.0) | (words.1 & ~other.words.1) | (words.2 & ~other.words.2) | (words.3 & ~other.words.3) == 0
+    }
+
+    public static func == (a: ByteSet, b: ByteSet) -> Bool { a.words == b.words }
+}
+
+/// A fixed set of words, looked up by their bytes without making a `String` or hashing with
+/// SipHash: an open-addressing table over FNV-1a hashes. For the word lists detectors ask
+/// about once per token or value (program names, SQL keywords).
+struct WordSet: Sendable {
+    private let storage: [UInt8]
+    private let starts: [Int]
+    private let slots: [Int32]
+    private let mask: Int
+    let words: [String]
+
+    init(_ words: some Sequence<String>) {
+        let unique = Array(Set(words)).sorted()
+        self.words = unique
+        var storage: [UInt8] = []
+        var starts: [Int] = []
+        for word in unique {
+            starts.append(storage.count)
+            storage.append(contentsOf: word.utf8)
+        }
+        starts.append(storage.count)
+        var size = 16
+        while size < unique.count * 2 { size <<= 1 }
+        var slots = [Int32](repeating: -1, count: size)
+        for (index, word) in unique.enumerated() {
+            var slot = Self.hash(word.utf8) & (size - 1)
+            while slots[slot] >= 0 { slot = (slot + 1) & (size - 1) }
+            slots[slot] = Int32(index)
+        }
+        self.storage = storage
+        self.starts = starts
+        self.slots = slots
+        self.mask = size - 1
+    }
+
+    private static func hash(_ bytes: some Collection<UInt8>) -> Int {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return Int(truncatingIfNeeded: h ^ (h >> 29))
+    }
+
+    /// The position of `word` in `words`, if it is one.
+    func index(of word: some Collection<UInt8>) -> Int? {
+        var slot = Self.hash(word) & mask
+        while true {
+            let index = Int(slots[slot])
+            if index < 0 { return nil }
+            let start = starts[index], end = starts[index + 1]
+            if end - start == word.count, storage[start..<end].elementsEqual(word) { return index }
+            slot = (slot + 1) & mask
+        }
+    }
+
+    func contains(_ word: some Collection<UInt8>) -> Bool { index(of: word) != nil }
+
+    func contains(_ word: String) -> Bool {
+        var word = word
+        return word.withUTF8 { index(of: $0) != nil }
     }
 }

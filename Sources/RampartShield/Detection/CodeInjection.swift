@@ -106,7 +106,7 @@ public struct PHPInjectionDetector: ThreatDetector {
     public func inspect(_ value: InspectedValue, into findings: inout [Finding]) {
         let bytes = value.normalized
         guard bytes.count >= 3 else { return }
-        if let rule = Self.analyse(bytes) { report("php.\(rule)", .critical, value, into: &findings) }
+        if let rule = Self.analyse(bytes, present: value.present) { report("php.\(rule)", .critical, value, into: &findings) }
     }
 
     /// Uploads named as PHP scripts (which a misconfigured server would run) or as PHP
@@ -141,30 +141,41 @@ public struct PHPInjectionDetector: ThreatDetector {
         return nil
     }
 
-    static func analyse(_ bytes: [UInt8]) -> String? {
-        if Bytes.contains(bytes, "<?php") || Bytes.contains(bytes, "<?=")
-            || (Bytes.contains(bytes, "<?") && Bytes.contains(bytes, "?>") && !Bytes.contains(bytes, "<?xml")) || openTag(bytes) { return "open-tag" }
-        if let match = codeBlocks.firstMatch(in: bytes) { return "code-block.\(codeBlocks.needles[match.needle])" }
-        if let match = superglobals.firstMatch(in: bytes) { return "superglobal.\(superglobals.needles[match.needle].dropFirst())" }
-        if let match = wrappers.firstMatch(in: bytes) { return "wrapper.\(wrappers.needles[match.needle].dropLast(3))" }
-        if serializedObject(bytes) { return "serialized-object" }
-        // Function calls, with comments and whitespace removed first.
-        let code = Bytes.removingComments(bytes)
-        for match in functions.wordMatches(in: code) {
-            var k = match.end
-            if k < code.count, code[k] == UInt8(ascii: ")"), match.start > 0, code[match.start - 1] == UInt8(ascii: "(") { k += 1 }
-            // Names that are also English words must touch their parenthesis: "a copy (2nd ed.)".
-            if !englishNames.contains(functions.needles[match.needle]) {
-                while k < code.count, Bytes.isSpace(code[k]) { k += 1 }
+    /// `present`: the bytes of `bytes`; each shape below is looked for only when the
+    /// characters it needs are there.
+    static func analyse(_ bytes: [UInt8], present: ByteSet) -> String? {
+        if present.contains(UInt8(ascii: "<")) {
+            if Bytes.contains(bytes, "<?php") || Bytes.contains(bytes, "<?=")
+                || (Bytes.contains(bytes, "<?") && Bytes.contains(bytes, "?>") && !Bytes.contains(bytes, "<?xml")) || openTag(bytes) { return "open-tag" }
+        }
+        if codeBlocks.mayMatch(present), let match = codeBlocks.firstMatch(in: bytes) { return "code-block.\(codeBlocks.needles[match.needle])" }
+        if superglobals.mayMatch(present), let match = superglobals.firstMatch(in: bytes) { return "superglobal.\(superglobals.needles[match.needle].dropFirst())" }
+        if wrappers.mayMatch(present), let match = wrappers.firstMatch(in: bytes) { return "wrapper.\(wrappers.needles[match.needle].dropLast(3))" }
+        if present.contains(UInt8(ascii: ":")), serializedObject(bytes) { return "serialized-object" }
+        if ini.mayMatch(present) {
+            for match in ini.wordMatches(in: bytes) {
+                var k = match.end
+                while k < bytes.count, Bytes.isSpace(bytes[k]) { k += 1 }
+                if k == bytes.count || bytes[k] == UInt8(ascii: "=") { return "ini.\(ini.needles[match.needle])" }
             }
-            if k < code.count, code[k] == UInt8(ascii: "(") || code[k] == UInt8(ascii: "`") { return "function.\(functions.needles[match.needle])" }
         }
-        for match in ini.wordMatches(in: bytes) {
-            var k = match.end
-            while k < bytes.count, Bytes.isSpace(bytes[k]) { k += 1 }
-            if k == bytes.count || bytes[k] == UInt8(ascii: "=") { return "ini.\(ini.needles[match.needle])" }
+        // The rest are calls (or `$` variables), read with comments and whitespace removed.
+        let calls = present.contains(UInt8(ascii: "(")) || present.contains(UInt8(ascii: "`"))
+        guard calls || present.contains(UInt8(ascii: "$")) else { return nil }
+        let code = Bytes.removingComments(bytes)
+        if calls {
+            for match in functions.wordMatches(in: code) {
+                var k = match.end
+                if k < code.count, code[k] == UInt8(ascii: ")"), match.start > 0, code[match.start - 1] == UInt8(ascii: "(") { k += 1 }
+                // Names that are also English words must touch their parenthesis: "a copy (2nd ed.)".
+                if !englishNames.contains(functions.needles[match.needle]) {
+                    while k < code.count, Bytes.isSpace(code[k]) { k += 1 }
+                }
+                if k < code.count, code[k] == UInt8(ascii: "(") || code[k] == UInt8(ascii: "`") { return "function.\(functions.needles[match.needle])" }
+            }
         }
-        if variableFunction(code) { return "variable-function" }
+        if present.contains(UInt8(ascii: "$")), variableFunction(code) { return "variable-function" }
+        guard present.contains(UInt8(ascii: "(")) else { return nil }
         if callableExpression(code) { return "callable-expression" }
         if let match = extensionFunctions.firstMatch(in: code) {
             var k = match.end

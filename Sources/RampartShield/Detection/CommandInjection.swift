@@ -27,7 +27,7 @@ public struct CommandInjectionDetector: ThreatDetector {
         guard bytes.count >= 2 else { return }
         // Plain text (letters, digits, spaces, `-`, `_`) can only be a command line when it
         // starts with a program, a wrapper or a batch keyword.
-        if ThreatInspector.isPlain(bytes), !Self.startsWithProgram(bytes) { return }
+        if value.isPlain, !Self.startsWithProgram(bytes) { return }
         if let rule = Self.analyse(bytes) ?? Self.headerCommand(bytes, location: value.location) {
             report("rce.\(rule)", .critical, value, into: &findings)
         }
@@ -39,9 +39,9 @@ public struct CommandInjectionDetector: ThreatDetector {
         var end = 0
         while end < bytes.count, end < 24, bytes[end] != 0x20 { end += 1 }
         guard end > 0, end < 24 else { return false }
-        let word = String(decoding: bytes[..<end], as: UTF8.self)
-        return programs.contains(word) || wrappers.contains(word) || word == "if" || word == "for"
-            || (word.firstIndex(of: "-").map { programs.contains(String(word[..<$0])) } ?? false)
+        let word = bytes[..<end]
+        return programs.contains(word) || wrappers.contains(word) || word.elementsEqual("if".utf8) || word.elementsEqual("for".utf8)
+            || (word.firstIndex(of: UInt8(ascii: "-")).map { programs.contains(word[..<$0]) } ?? false)
     }
 
     /// A User-Agent is product tokens (`name/version (comment)`) and a Referer a URL; one
@@ -195,20 +195,18 @@ public struct CommandInjectionDetector: ThreatDetector {
         var slice = word[...]
         if let slash = slice.lastIndex(of: UInt8(ascii: "/")) { slice = slice[(slash + 1)...] }
         if slice.count >= 4, slice.suffix(4).elementsEqual(".exe".utf8) { slice = slice.dropLast(4) }
-        var name = String(decoding: slice, as: UTF8.self)
-        if !programs.contains(name) {
+        if !programs.contains(slice) {
             // `python3.10`, `php7` -> `python`, `php`
             while let last = slice.last, Bytes.isDigit(last) || last == UInt8(ascii: ".") { slice = slice.dropLast() }
             guard !slice.isEmpty else { return nil }
-            name = String(decoding: slice, as: UTF8.self)
         }
         // `ansible-galaxy`, `chef-shell`, `git-upload-pack`: a program's own subcommands.
-        if !programs.contains(name), let dash = slice.firstIndex(of: UInt8(ascii: "-")) {
-            let stem = String(decoding: slice[..<dash], as: UTF8.self)
-            if programs.contains(stem) { name = stem }
+        if !programs.contains(slice), let dash = slice.firstIndex(of: UInt8(ascii: "-")), programs.contains(slice[..<dash]) {
+            slice = slice[..<dash]
         }
+        let name = String(decoding: slice, as: UTF8.self)
         let obfuscated = expansion || (markInside && quotes % 2 == 0)
-        if wrappers.contains(name) {
+        if wrappers.contains(slice) {
             var next = raw
             while next < n, Bytes.isSpace(bytes[next]) { next += 1 }
             if next < n, bytes[next] != UInt8(ascii: "-"), var inner = commandWord(bytes, from: next), programs.contains(inner.name) {
@@ -221,9 +219,9 @@ public struct CommandInjectionDetector: ThreatDetector {
     }
 
     /// Words that run the command after them.
-    static let wrappers: Set<String> = [
+    static let wrappers = WordSet([
         "sudo", "doas", "env", "nohup", "exec", "command", "busybox", "timeout", "xargs", "time", "strace", "ltrace", "nice", "ionice", "stdbuf",
-    ]
+    ])
 
     static func followedByArgument(_ bytes: [UInt8], at end: Int) -> Bool {
         guard end < bytes.count else { return true }
@@ -427,7 +425,7 @@ public struct CommandInjectionDetector: ThreatDetector {
         "ls", "awk", "grep", "printenv", "irb", "gunzip", "zcat", "vim", "scp", "ssh", "sftp", "rsync", "mkfifo", "mknod",
         "visudo", "lastlog", "regedit", "bcdboot", "bcdedit", "aptitude", "strace", "ltrace", "iwr", "iex", "iwmi",
     ]
-    static let programs: Set<String> = wordPrograms.union(neverProse).union([
+    static let programs = WordSet(wordPrograms.union(neverProse).union([
         "mkfifo", "mknod", "printenv", "rundll32", "bash", "curl", "powershell", "cmd", "python", "perl", "ruby", "php", "lua", "regsvr32", "zsh", "ksh", "csh", "tcsh", "dash", "fish", "nc", "ncat", "netcat", "socat",
         "uname", "ifconfig", "wget", "curl", "lwp-download", "lwp-request", "fetch", "aria2c", "axel", "links", "lynx", "w3m", "elinks",
         "python2", "python3", "perl5", "jrunscript", "jjs", "rhino", "node", "nodejs", "deno", "bun", "php-cgi", "php-fpm", "gawk", "mawk",
@@ -435,7 +433,7 @@ public struct CommandInjectionDetector: ThreatDetector {
         "pingsweep", "masscan", "zmap", "nikto", "sqlmap", "hydra", "medusa", "john", "hashcat", "msfconsole", "msfvenom", "mimikatz",
         "perf", "rmt", "c89", "c99", "pipx", "lastlog", "uconv", "bsdtar", "regedit", "bcdboot", "bcdedit", "aptitude", "iwr", "iex", "iwmi", "irm",
         "lastb", "faillog", "chpasswd", "newgrp", "sg", "setsid", "ssh-keygen", "ssh-keyscan", "visudo",
-    ])
+    ]))
 }
 
 /// Shell globs (`?`, `*`, `[...]`) matched against the system files and programs attackers

@@ -7,9 +7,18 @@ public struct PathTraversalDetector: ThreatDetector {
     public init() {}
 
     public func inspect(_ value: InspectedValue, into findings: inout [Finding]) {
-        let bytes = value.normalized.map { $0 == UInt8(ascii: "\\") ? UInt8(ascii: "/") : $0 }
-        let climbs = Self.climbs(bytes)
-        let sensitive = Self.sensitiveFiles.wordMatches(in: bytes).first.map { Self.sensitiveFiles.needles[$0.needle] }
+        var present = value.present
+        var bytes = value.normalized
+        if present.contains(UInt8(ascii: "\\")) {
+            bytes = bytes.map { $0 == UInt8(ascii: "\\") ? UInt8(ascii: "/") : $0 }
+            present.insert(UInt8(ascii: "/"))
+        }
+        let mayBeSensitive = Self.sensitiveFiles.mayMatch(present)
+        let isPath = value.location.part == .path
+        // Climbing needs a dot; a restricted path a dot or a `~`.
+        guard present.contains(UInt8(ascii: ".")) || mayBeSensitive || (isPath && present.contains(UInt8(ascii: "~"))) else { return }
+        let climbs = present.contains(UInt8(ascii: ".")) ? Self.climbs(bytes) : 0
+        let sensitive = mayBeSensitive ? Self.sensitiveFiles.wordMatches(in: bytes).first.map { Self.sensitiveFiles.needles[$0.needle] } : nil
         if climbs >= 2 || (climbs == 1 && sensitive != nil) {
             report("lfi.traversal", .critical, value, into: &findings)
         } else if let sensitive {
@@ -20,7 +29,7 @@ public struct PathTraversalDetector: ThreatDetector {
         } else if climbs == 1, value.location.part != .path, bytes.first == UInt8(ascii: ".") || bytes.first == UInt8(ascii: "/") {
             report("lfi.traversal", .error, value, into: &findings)
         }
-        if value.location.part == .path, let rule = Self.restrictedPath(bytes) {
+        if isPath, let rule = Self.restrictedPath(bytes) {
             report("lfi.\(rule)", .critical, value, into: &findings)
         }
     }

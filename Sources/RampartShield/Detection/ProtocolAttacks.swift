@@ -117,9 +117,9 @@ public struct SessionFixationDetector: ThreatDetector {
     }
 
     public func inspect(request: HTTPRequest, values: [InspectedValue], into findings: inout [Finding]) {
-        let ownHost = request.authority.map { $0.lowercased().split(separator: ":").first.map(String.init) ?? $0 }
         for value in values where value.location.isName && (value.location.part == .query || value.location.part == .form) {
             guard Self.isSessionName(value.normalized) else { continue }
+            let ownHost = request.authority.map { $0.lowercased().split(separator: ":").first.map(String.init) ?? $0 }
             let sameSite: Bool
             if let referer = request.headerFields[.referer], let origin = CSRFGuard.origin(of: referer), let ownHost {
                 let host = origin.split(separator: "/").last.map { $0.split(separator: ":").first.map(String.init) ?? "" } ?? ""

@@ -20,7 +20,7 @@ public struct RemoteInclusionDetector: ThreatDetector {
         let bytes = value.normalized
         // Everything this detector finds has a scheme's colon or a host's dot with no space
         // before it, or is a scheme ending in `?`.
-        guard Self.mayHoldURL(bytes) else { return }
+        guard Self.mayHoldURL(bytes, present: value.present) else { return }
         let text = String(decoding: bytes, as: UTF8.self)
         let isReferer = value.location.name.hasPrefix("referer")
         let inclusion = !isReferer && (Bytes.find(Self.schemeSeparator, in: bytes) != nil || bytes.last == UInt8(ascii: "?"))
@@ -32,9 +32,10 @@ public struct RemoteInclusionDetector: ThreatDetector {
     private static let schemeSeparator = Array("://".utf8)
 
     /// Whether a URL or bare host could be in `bytes`: a `:` anywhere, or a `.` or `/` in
-    /// the first word (a host with no scheme starts the value), or a final `?`.
-    static func mayHoldURL(_ bytes: [UInt8]) -> Bool {
-        if bytes.contains(UInt8(ascii: ":")) || bytes.last == UInt8(ascii: "?") { return true }
+    /// the first word (a host with no scheme starts the value), or a scheme and `?` alone.
+    static func mayHoldURL(_ bytes: [UInt8], present: ByteSet) -> Bool {
+        if present.contains(UInt8(ascii: ":")) || (bytes.last == UInt8(ascii: "?") && bytes.count <= 6) { return true }
+        guard present.contains(UInt8(ascii: ".")) || present.contains(UInt8(ascii: "/")) else { return false }
         for b in bytes {
             if b == UInt8(ascii: ".") || b == UInt8(ascii: "/") { return true }
             if Bytes.isSpace(b) { return false }

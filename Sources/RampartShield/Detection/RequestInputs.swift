@@ -60,7 +60,7 @@ public enum RequestInputs {
     static func body(_ body: [UInt8], contentType: String?, into values: inout Values) {
         let type = contentType?.lowercased() ?? ""
         if type.hasPrefix("application/x-www-form-urlencoded") {
-            parameters(Substring(String(decoding: body, as: UTF8.self)), part: .form, into: &values)
+            parameters(body[...], part: .form, into: &values)
         } else if type.hasPrefix("multipart/"), let boundary = parameter("boundary", in: contentType ?? ""), multipart(body, boundary: boundary, into: &values) {
             return
         } else if type.contains("json"), json(body, into: &values) {
@@ -75,51 +75,66 @@ public enum RequestInputs {
     /// `a=1&b=2`: each name and value, `+` as space, percent-decoded once. With `valuesAt`
     /// (a Referer's query, located at `header:referer-query`), only the values, all there.
     static func parameters(_ text: Substring, part: InputLocation.Part, into values: inout Values, valuesAt: InputLocation? = nil) {
-        for pair in text.split(separator: "&", omittingEmptySubsequences: true) where values.count < maximumValues {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+        parameters(Array(text.utf8)[...], part: part, into: &values, valuesAt: valuesAt)
+    }
+
+    static func parameters(_ text: ArraySlice<UInt8>, part: InputLocation.Part, into values: inout Values, valuesAt: InputLocation? = nil) {
+        for pair in text.split(separator: UInt8(ascii: "&")) where values.count < maximumValues {
+            let equals = pair.firstIndex(of: UInt8(ascii: "="))
+            let value = equals.map { pair[($0 + 1)...] } ?? []
             if let valuesAt {
-                if parts.count > 1, !parts[1].isEmpty { values.append(formDecode(parts[1]), at: valuesAt) }
+                if !value.isEmpty { values.append(formDecode(value), at: valuesAt) }
                 continue
             }
-            let name = formDecode(parts[0])
+            let nameBytes = formDecodedBytes(pair[..<(equals ?? pair.endIndex)])
+            let name = String(decoding: nameBytes, as: UTF8.self)
             values.append(name, at: InputLocation(part, name, isName: true))
             // `pay%3DAND+1%3D1`: an encoded `=` in a name hides a value there; some frameworks
             // decode before they split, so what follows it is inspected as that value too.
-            if let equals = name.firstIndex(of: "="), name.index(after: equals) < name.endIndex {
-                let hiddenName = String(name[..<equals])
-                values.append(String(name[name.index(after: equals)...]), at: InputLocation(part, hiddenName))
+            if let hidden = nameBytes.firstIndex(of: UInt8(ascii: "=")), hidden + 1 < nameBytes.endIndex {
+                values.append(String(decoding: nameBytes[(hidden + 1)...], as: UTF8.self),
+                              at: InputLocation(part, String(decoding: nameBytes[..<hidden], as: UTF8.self)))
             }
-            if parts.count > 1, !parts[1].isEmpty {
-                values.append(formDecode(parts[1]), at: InputLocation(part, name))
-            }
+            if !value.isEmpty { values.append(formDecode(value), at: InputLocation(part, name)) }
         }
     }
 
-    static func formDecode(_ text: Substring) -> String {
-        guard text.contains("%") || text.contains("+") else { return String(text) }
+    /// `+` as space and percent-escapes decoded, once; a `%` without two hex digits stays.
+    static func formDecode(_ text: ArraySlice<UInt8>) -> String {
+        String(decoding: formDecodedBytes(text), as: UTF8.self)
+    }
+
+    private static func formDecodedBytes(_ text: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+        guard text.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) else { return text }
         var out: [UInt8] = []
-        out.reserveCapacity(text.utf8.count)
-        var bytes = Array(text.utf8)[...]
-        while let b = bytes.popFirst() {
+        out.reserveCapacity(text.count)
+        var i = text.startIndex
+        while i < text.endIndex {
+            let b = text[i]
             if b == UInt8(ascii: "+") {
                 out.append(0x20)
-            } else if b == UInt8(ascii: "%"), bytes.count >= 2, let hi = hexDigitValue(bytes[bytes.startIndex]), let lo = hexDigitValue(bytes[bytes.startIndex + 1]) {
+            } else if b == UInt8(ascii: "%"), i + 2 < text.endIndex, let hi = hexDigitValue(text[i + 1]), let lo = hexDigitValue(text[i + 2]) {
                 out.append(hi << 4 | lo)
-                bytes = bytes.dropFirst(2)
+                i += 2
             } else {
                 out.append(b)
             }
+            i += 1
         }
-        return String(decoding: out, as: UTF8.self)
+        return out[...]
     }
 
     static func cookies(_ header: String, into values: inout Values) {
-        for pair in header.split(separator: ";") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let name = String(parts[0].trimmingASCIIWhitespace())
+        let bytes = Array(header.utf8)
+        for pair in bytes.split(separator: UInt8(ascii: ";")) {
+            var nameEnd = pair.firstIndex(of: UInt8(ascii: "=")) ?? pair.endIndex
+            var nameStart = pair.startIndex
+            while nameStart < nameEnd, Bytes.isSpace(pair[nameStart]) { nameStart += 1 }
+            while nameEnd > nameStart, Bytes.isSpace(pair[nameEnd - 1]) { nameEnd -= 1 }
+            let name = String(decoding: pair[nameStart..<nameEnd], as: UTF8.self)
             values.append(name, at: InputLocation(.cookie, name, isName: true))
-            if parts.count > 1, !parts[1].isEmpty {
-                values.append(String(parts[1]), at: InputLocation(.cookie, name))
+            if let equals = pair.firstIndex(of: UInt8(ascii: "=")), equals + 1 < pair.endIndex {
+                values.append(String(decoding: pair[(equals + 1)...], as: UTF8.self), at: InputLocation(.cookie, name))
             }
         }
     }

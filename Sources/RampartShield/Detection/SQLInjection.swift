@@ -245,30 +245,30 @@ public struct SQLInjectionDetector: ThreatDetector {
         for i in tokens.indices {
             let t = tokens[i]
             if t.kind == .word {
-                switch t.text {
-                case "union", "except", "intersect", "minus":
+                switch wordRoles[t.text] {
+                case .setOperation?:
                     var j = i + 1
                     while j < tokens.count, tokens[j].kind == .lparen || word(j) == "all" || word(j) == "distinct" { j += 1 }
                     if word(j) == "select" || word(j) == "values" { return "union-select" }
-                case "as":
+                case .alias?:
                     // `1234 as "x" from`, `) as total from`: a select list's last column.
                     if i > 0, [.number, .string, .rparen].contains(tokens[i - 1].kind), i + 2 < tokens.count, operand(tokens[i + 1]), word(i + 2) == "from" { return "select-list" }
-                case "when":
+                case .when?:
                     if i + 2 < tokens.count, tokens[i + 1].kind == .number || tokens[i + 1].kind == .string, word(i + 2) == "then" { return "case-when" }
-                case "procedure":
+                case .procedure?:
                     if word(i + 1) == "analyse" { return "procedure-analyse" }
-                case "from":
+                case .from?:
                     // `from t group by x`, `from t order by x`.
                     var j = i + 2
                     while j + 1 < tokens.count, tokens[j].kind == .dot { j += 2 }
                     if word(i + 1) != nil, let clause = word(j), clause == "group" || clause == "order", word(j + 1) == "by" { return "from-clause" }
-                case "select":
+                case .select?:
                     if selectsSomething(tokens, from: i + 1) { return "select-statement" }
-                case "insert", "replace":
+                case .insert?:
                     if word(i + 1) == "into" { return "insert-statement" }
-                case "delete":
+                case .delete?:
                     if word(i + 1) == "from" { return "delete-statement" }
-                case "drop", "create", "alter", "truncate":
+                case .ddl?:
                     // `drop users;--`: a statement cut short by a comment.
                     if t.text == "drop" || t.text == "truncate", hasComment, word(i + 1) != nil, i + 2 >= tokens.count || tokens[i + 2].kind == .semicolon { return "ddl-statement" }
                     // `drop table users`, ending there or in SQL punctuation, not in prose.
@@ -279,36 +279,37 @@ public struct SQLInjectionDetector: ThreatDetector {
                             return "ddl-statement"
                         }
                     }
-                case "update":
+                case .update?:
                     if word(i + 2) == "set", word(i + 1) != nil { return "update-statement" }
-                case "exec", "execute":
+                case .exec?:
                     if let next = word(i + 1), next.hasPrefix("xp_") || next.hasPrefix("sp_") || next == "master" || next == "immediate" { return "exec-procedure" }
                     if i + 1 < tokens.count, tokens[i + 1].kind == .lparen || tokens[i + 1].kind == .variable { return "exec-procedure" }
-                case "declare":
+                case .declare?:
                     if i + 1 < tokens.count, tokens[i + 1].kind == .variable { return "declare-variable" }
-                case "waitfor":
+                case .waitfor?:
                     if word(i + 1) == "delay" || word(i + 1) == "time" { return "time-delay" }
-                case "into":
+                case .into?:
                     if word(i + 1) == "outfile" || word(i + 1) == "dumpfile" { return "into-outfile" }
-                case "load":
+                case .load?:
                     if (word(i + 1) == "data" || word(i + 1) == "xml") && (word(i + 2) == "infile" || word(i + 2) == "local") { return "load-data" }
-                case "case":
+                case .caseWord?:
                     if word(i + 1) == "when" { return "case-when" }
-                case "having", "where":
+                case .clause?:
                     if i > 0 || t.text == "having", comparisonExpression(tokens, at: i + 1) { return "\(t.text)-clause" }
-                case "or", "and", "xor", "div", "not":
+                case .logical?:
                     if booleanInjection(tokens, at: i, brokeOut: brokeOut, hasComment: hasComment) { return "boolean-expression" }
                     if i > 0, brokeOut || i == 1, isCall(i + 1), sqlFunctions.contains(tokens[i + 1].text), !ambiguousFunctions.contains(tokens[i + 1].text) { return "boolean-function" }
-                default:
-                    if systemObjects.contains(t.text) { return "system-catalogue" }
+                case .systemObject?:
+                    return "system-catalogue"
+                case .catalogue?:
+                    if i + 2 < tokens.count, tokens[i + 1].kind == .dot, let table = word(i + 2), systemTables.contains(table) {
+                        return "system-catalogue"
+                    }
+                case nil:
                     if t.text.hasPrefix("xp_") || t.text.hasPrefix("sp_"), isCall(i) || word(i - 1) == "exec" { return "exec-procedure" }
                     if isCall(i) {
                         if timeFunctions.contains(t.text) { return "time-function" }
                         if errorFunctions.contains(t.text) { return "error-function" }
-                    }
-                    if t.text == "mysql" || t.text == "sys" || t.text == "master" || t.text == "pg_catalog",
-                       i + 2 < tokens.count, tokens[i + 1].kind == .dot, let table = word(i + 2), systemTables.contains(table) {
-                        return "system-catalogue"
                     }
                 }
             } else if t.kind == .number, t.text.hasSuffix("e"), i + 1 < tokens.count, tokens[i + 1].kind == .lparen || tokens[i + 1].kind == .dot {
@@ -338,6 +339,29 @@ public struct SQLInjectionDetector: ThreatDetector {
         }
         return nil
     }
+
+    /// What `check` does with a word, found with one lookup rather than a comparison per case.
+    enum WordRole {
+        case setOperation, alias, when, procedure, from, select, insert, delete, ddl, update, exec, declare, waitfor, into, load, caseWord, clause, logical
+        /// A system table or procedure (`information_schema`, `xp_cmdshell`).
+        case systemObject
+        /// A schema whose tables are system tables (`mysql.user`).
+        case catalogue
+    }
+
+    static let wordRoles: [String: WordRole] = {
+        var roles: [String: WordRole] = [:]
+        for word in ["mysql", "sys", "master", "pg_catalog"] { roles[word] = .catalogue }
+        for word in systemObjects { roles[word] = .systemObject }
+        let explicit: [WordRole: [String]] = [
+            .setOperation: ["union", "except", "intersect", "minus"], .alias: ["as"], .when: ["when"], .procedure: ["procedure"], .from: ["from"],
+            .select: ["select"], .insert: ["insert", "replace"], .delete: ["delete"], .ddl: ["drop", "create", "alter", "truncate"], .update: ["update"],
+            .exec: ["exec", "execute"], .declare: ["declare"], .waitfor: ["waitfor"], .into: ["into"], .load: ["load"], .caseWord: ["case"],
+            .clause: ["having", "where"], .logical: ["or", "and", "xor", "div", "not"],
+        ]
+        for (role, words) in explicit { for word in words { roles[word] = role } }
+        return roles
+    }()
 
     /// A logical operator at `i` joining an injected condition: after a broken-out quote any
     /// comparison will do; in a value as it stands (a numeric parameter: `1 or 1=1`) the

@@ -88,7 +88,7 @@ public struct Finding: Sendable, Hashable {
 
 /// One value taken from a request, ready for the detectors: its original text and its
 /// normalized form (decoded to a fixed point, lower case; see `Normalizer`).
-public struct InspectedValue: Sendable {
+public final class InspectedValue: Sendable {
     public let location: InputLocation
     /// The value as it came, after the one decoding its syntax implies (a query value is
     /// percent-decoded once, a JSON string unescaped).
@@ -98,11 +98,19 @@ public struct InspectedValue: Sendable {
     public let normalized: [UInt8]
     /// Whether this is what a base64 value decoded to, rather than the request's own text.
     public let decodedFromBase64: Bool
+    /// The byte values `normalized` holds, for detectors' first cheap question.
+    public let present: ByteSet
+    /// Letters, digits, spaces, `-` and `_` only (`ThreatInspector.plain`): nothing most
+    /// detectors look for.
+    public let isPlain: Bool
 
     public init(_ raw: String, at location: InputLocation, decodedFromBase64: Bool = false) {
         self.location = location
         self.raw = raw
-        self.normalized = Normalizer.normalize(raw)
+        let normalized = Normalizer.normalize(raw)
+        self.normalized = normalized
+        self.present = ByteSet(normalized)
+        self.isPlain = present.isSubset(of: ThreatInspector.plain)
         self.decodedFromBase64 = decodedFromBase64
     }
 }
@@ -111,16 +119,23 @@ public struct InspectedValue: Sendable {
 /// request as a whole) and reports what it finds.
 public protocol ThreatDetector: Sendable {
     var kind: ThreatKind { get }
-    /// Whether values of only letters, digits, spaces, `-` and `_` can hold what this
+    /// Whether values of only letters, digits, spaces, `-` and `_` (`ByteSet.plain`) can hold what this
     /// detector looks for (class and gadget names can); most skip them.
     var inspectsPlainText: Bool { get }
     func inspect(_ value: InspectedValue, into findings: inout [Finding])
+    /// Inspects each of `values` (leaving out plain ones when `skippingPlain`): one dynamic
+    /// call per detector and request rather than one per value. Detectors keep the default.
+    func inspect(_ values: [InspectedValue], skippingPlain: Bool, into findings: inout [Finding])
     /// Checks that need the whole request (several fields together). Most detectors have none.
     func inspect(request: HTTPRequest, values: [InspectedValue], into findings: inout [Finding])
 }
 
 extension ThreatDetector {
     public var inspectsPlainText: Bool { false }
+
+    public func inspect(_ values: [InspectedValue], skippingPlain: Bool, into findings: inout [Finding]) {
+        for value in values where !(skippingPlain && value.isPlain) { inspect(value, into: &findings) }
+    }
 
     public func inspect(request: HTTPRequest, values: [InspectedValue], into findings: inout [Finding]) {}
 

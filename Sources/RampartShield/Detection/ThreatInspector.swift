@@ -184,34 +184,35 @@ public struct ThreatInspector: Sendable {
 
     /// Inspects one request. `body` is the inspected prefix of the body, if any.
     public func inspect(_ request: HTTPRequest, body: [UInt8]?, exclusions: ExclusionList = ExclusionList([])) -> InspectionReport {
-        let target = request.path ?? "/"
-        let queryStart = target.firstIndex(of: "?")
-        let path = target[..<(queryStart ?? target.endIndex)]
-        let query = queryStart.map { target[target.index(after: $0)...] }
-        let values = RequestInputs.values(path: path, query: query, headers: request.headerFields, body: body, skipHeaders: skipHeaders) { location in
-            !globalExclusions.excludes(location) && !exclusions.excludes(location)
-        }
+        let values = inputs(of: request, body: body, exclusions: exclusions)
         var findings: [Finding] = []
-        for value in values {
-            let plain = Self.isPlain(value.normalized)
-            for detector in detectors where !plain || detector.inspectsPlainText { detector.inspect(value, into: &findings) }
-            // What base64 text carries is inspected too.
-            for inner in Base64Text.decodings(of: value) ?? [] {
-                for detector in detectors { detector.inspect(inner, into: &findings) }
-            }
+        // What base64 text carries is inspected too, by every detector.
+        var decoded: [InspectedValue] = []
+        for value in values { decoded += Base64Text.decodings(of: value) ?? [] }
+        for detector in detectors {
+            detector.inspect(values, skippingPlain: !detector.inspectsPlainText, into: &findings)
+            if !decoded.isEmpty { detector.inspect(decoded, skippingPlain: false, into: &findings) }
+            detector.inspect(request: request, values: values, into: &findings)
         }
-        for detector in detectors { detector.inspect(request: request, values: values, into: &findings) }
         // One rule counts once per location.
         var seen = Set<Finding>()
         findings = findings.filter { seen.insert($0).inserted }
         return InspectionReport(findings: findings, score: findings.reduce(0) { $0 + $1.severity.rawValue })
     }
 
-    /// Letters, digits, spaces and `-_` only: nothing most detectors look for (the ones that
-    /// read words, such as SQL keywords or Java class names, say so with `inspectsPlainText`).
-    static func isPlain(_ bytes: [UInt8]) -> Bool {
-        bytes.allSatisfy { Bytes.isLetter($0) || Bytes.isDigit($0) || $0 == 0x20 || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") }
+    /// The values of a request the detectors read, normalized, in the order they are read.
+    public func inputs(of request: HTTPRequest, body: [UInt8]?, exclusions: ExclusionList = ExclusionList([])) -> [InspectedValue] {
+        let target = request.path ?? "/"
+        let queryStart = target.firstIndex(of: "?")
+        let path = target[..<(queryStart ?? target.endIndex)]
+        let query = queryStart.map { target[target.index(after: $0)...] }
+        return RequestInputs.values(path: path, query: query, headers: request.headerFields, body: body, skipHeaders: skipHeaders) { location in
+            !globalExclusions.excludes(location) && !exclusions.excludes(location)
+        }
     }
+
+    /// Letters, digits, space, `-` and `_`: text only the word-reading detectors look at.
+    public static let plain = ByteSet("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 -_")
 }
 
 /// Values that are base64 text: decoded (at each of the four alignments a fragment can

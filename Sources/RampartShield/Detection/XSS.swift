@@ -10,27 +10,34 @@ public struct XSSDetector: ThreatDetector {
     public init() {}
 
     public func inspect(_ value: InspectedValue, into findings: inout [Finding]) {
-        let bytes = value.normalized
-        guard bytes.contains(where: { Self.triggers.contains($0) }) else { return }
-        if let rule = Self.analyse(bytes) { report("xss.\(rule)", .critical, value, into: &findings) }
+        guard value.present.containsAny(of: Self.triggers) else { return }
+        if let rule = Self.analyse(value.normalized, present: value.present) { report("xss.\(rule)", .critical, value, into: &findings) }
     }
 
-    private static let triggers: Set<UInt8> = Set("<:(=`[\"'./".utf8)
+    /// Every shape below needs one of these: `:` for script URLs, `<` for tags, `=` for
+    /// handlers, `(`, `)`, `` ` ``, `.` or `[` for script sinks, `@` or `-` for CSS ones.
+    private static let triggers = ByteSet("<:=(`.[)@-")
+    private static let sinkBytes = ByteSet("(`.[)")
+    private static let cssBytes = ByteSet("@-(:")
 
-    static func analyse(_ bytes: [UInt8]) -> String? {
+    static func analyse(_ bytes: [UInt8], present: ByteSet) -> String? {
         // Browsers ignore tabs and newlines inside a URL scheme (`java\tscript:`).
-        let compact = bytes.filter { $0 != 0x09 && $0 != 0x0A && $0 != 0x0D }
-        if let scheme = scriptScheme(in: compact) { return "\(scheme)-url" }
-        if let rule = scanTags(bytes) { return rule }
-        if let handler = eventHandler(in: bytes) { return "event-handler.\(handler)" }
-        let code = Bytes.removingComments(compact).filter { !Bytes.isSpace($0) }
-        if let sink = javascriptSink(in: code) { return "js-sink.\(sink)" }
-        if code.count >= 20, code.allSatisfy({ "[]()!+".utf8.contains($0) }) { return "jsfuck" }
-        for marker in ["-moz-binding", "behavior:url", "url(javascript", "url('javascript", "url(\"javascript", "@import'", "@import\"", "@importurl"] where Bytes.contains(code, marker) {
-            return "css-script"
-        }
+        let compact = present.containsAny(of: Self.urlBreaks) ? bytes.filter { $0 != 0x09 && $0 != 0x0A && $0 != 0x0D } : bytes
+        if scriptSchemes.mayMatch(present), let scheme = scriptScheme(in: compact) { return "\(scheme)-url" }
+        if present.contains(UInt8(ascii: "<")), let rule = scanTags(bytes) { return rule }
+        if present.contains(UInt8(ascii: "=")), let handler = eventHandler(in: bytes) { return "event-handler.\(handler)" }
+        guard present.containsAny(of: sinkBytes) || present.containsAny(of: cssBytes) else { return nil }
+        var code = Bytes.removingComments(compact)
+        code.removeAll(where: Bytes.isSpace)
+        if present.containsAny(of: sinkBytes), sinks.mayMatch(present), let sink = javascriptSink(in: code) { return "js-sink.\(sink)" }
+        if code.count >= 20, code.allSatisfy({ jsfuckBytes.contains($0) }) { return "jsfuck" }
+        if cssMarkers.mayMatch(present), cssMarkers.firstMatch(in: code) != nil { return "css-script" }
         return nil
     }
+
+    private static let urlBreaks = ByteSet("\t\n\r")
+    private static let jsfuckBytes = ByteSet("[]()!+")
+    private static let cssMarkers = KeywordMatcher(["-moz-binding", "behavior:url", "url(javascript", "url('javascript", "url(\"javascript", "@import'", "@import\"", "@importurl"])
 
     /// `<tag ...>`: dangerous elements, handlers and script URLs in attributes.
     static func scanTags(_ bytes: [UInt8]) -> String? {
@@ -137,21 +144,20 @@ public struct XSSDetector: ThreatDetector {
     }
 
     static func scriptScheme(in bytes: [UInt8]) -> String? {
-        for scheme in ["javascript", "vbscript", "livescript", "jscript"] {
-            var from = 0
-            while let at = Bytes.find(Array(scheme.utf8), in: bytes, from: from) {
-                var k = at + scheme.utf8.count
-                while k < bytes.count, Bytes.isSpace(bytes[k]) || bytes[k] == 0x00 { k += 1 }
-                if k < bytes.count, bytes[k] == UInt8(ascii: ":") { return scheme }
-                from = at + 1
-            }
-        }
-        for prefix in ["data:text/html", "data:image/svg", "data:application/x", "data:text/javascript", "data:application/javascript"]
-        where Bytes.contains(bytes, prefix) {
-            return "data"
+        for match in scriptSchemes.matches(in: bytes) {
+            let scheme = scriptSchemes.needles[match.needle]
+            if scheme.hasPrefix("data:") { return "data" }
+            var k = match.end
+            while k < bytes.count, Bytes.isSpace(bytes[k]) || bytes[k] == 0x00 { k += 1 }
+            if k < bytes.count, bytes[k] == UInt8(ascii: ":") { return scheme }
         }
         return nil
     }
+
+    static let scriptSchemes = KeywordMatcher([
+        "javascript", "vbscript", "livescript", "jscript",
+        "data:text/html", "data:image/svg", "data:application/x", "data:text/javascript", "data:application/javascript",
+    ])
 
     /// Calls and properties that only make sense as script: `alert(1)`, `document.cookie`,
     /// `String.fromCharCode(...)`, `eval(...)`, `self['alert']`.
