@@ -28,12 +28,14 @@ enum Bytes {
         return needle.withUTF8 { find($0, in: haystack) != nil }
     }
 
-    /// Whether a string's UTF-8 contains `needle` (case-sensitive), without the cost of
-    /// `String.contains`.
-    static func contains(_ text: String, _ needle: String) -> Bool {
-        var text = text
-        var needle = needle
-        return text.withUTF8 { haystack in needle.withUTF8 { find($0, in: haystack) != nil } }
+    /// Whether a string's UTF-8 contains `needle` (case-sensitive, byte for byte), without
+    /// the cost of `String.contains`, which compares Characters.
+    static func contains(_ text: some StringProtocol, _ needle: some StringProtocol) -> Bool {
+        let found = text.utf8.withContiguousStorageIfAvailable { haystack in
+            needle.utf8.withContiguousStorageIfAvailable { find($0, in: haystack) != nil }
+        }
+        if let found, let found { return found }
+        return find(Array(needle.utf8), in: Array(text.utf8)) != nil
     }
 
     /// Without `/* ... */`, `// ...` and `# ...` comments (each left as one space), as C-like
@@ -69,7 +71,8 @@ enum Bytes {
 /// A fixed set of needles found in one pass over the input (Aho-Corasick), used where a
 /// detector looks for many literal strings at once.
 struct KeywordMatcher: Sendable {
-    /// The automaton's transitions, flat: `table[state * classCount + byteClass[byte]]`.
+    /// The automaton's transitions, flat: `table[state * classCount + byteClass[byte]]`
+    /// (see `init` for what an entry holds).
     /// Bytes that occur in no needle share class 0, so a row is as wide as the needles'
     /// alphabet rather than 256 entries, and the table stays in cache.
     private var table: [Int32] = []
@@ -77,8 +80,6 @@ struct KeywordMatcher: Sendable {
     private let classCount: Int
     private var fail: [Int32] = [0]
     private var outputs: [[Int]] = [[]]
-    /// Whether a state ends a needle (checked before touching `outputs`).
-    private var terminal: [Bool] = [false]
     let needles: [String]
 
     private let needleLengths: [Int]
@@ -142,8 +143,12 @@ struct KeywordMatcher: Sendable {
                 }
             }
         }
-        table = goto.flatMap { $0 }
-        terminal = outputs.map { !$0.isEmpty }
+        // Each entry is the next state's row offset (state × classCount), negated and less
+        // one when that state ends a needle: one load per byte and a sign test.
+        let ends = outputs.map { !$0.isEmpty }
+        table = goto.flatMap { row in
+            row.map { next in ends[Int(next)] ? -(next * Int32(classCount)) - 1 : next * Int32(classCount) }
+        }
     }
 
     /// How often a byte turns up in ordinary text, roughly: letters by English frequency,
@@ -194,15 +199,16 @@ struct KeywordMatcher: Sendable {
     private func scan(_ bytes: [UInt8], _ found: (Int, Int) -> Bool) {
         let width = classCount
         table.withUnsafeBufferPointer { table in
-            terminal.withUnsafeBufferPointer { terminal in
-                byteClass.withUnsafeBufferPointer { byteClass in
-                    bytes.withUnsafeBufferPointer { input in
-                        var state = 0
-                        for offset in 0..<input.count {
-                            state = Int(table[state &* width &+ Int(byteClass[Int(input[offset])])])
-                            if terminal[state] {
-                                for index in outputs[state] where !found(index, offset + 1) { return }
-                            }
+            byteClass.withUnsafeBufferPointer { byteClass in
+                bytes.withUnsafeBufferPointer { input in
+                    var row = 0
+                    for offset in 0..<input.count {
+                        let next = Int(table[row &+ Int(byteClass[Int(input[offset])])])
+                        if next >= 0 {
+                            row = next
+                        } else {
+                            row = -next - 1
+                            for index in outputs[row / width] where !found(index, offset + 1) { return }
                         }
                     }
                 }
@@ -232,7 +238,17 @@ public struct ByteSet: Sendable, Equatable {
     public init() {}
 
     public init(_ bytes: some Sequence<UInt8>) {
-        for b in bytes { insert(b) }
+        var w0: UInt64 = 0, w1: UInt64 = 0, w2: UInt64 = 0, w3: UInt64 = 0
+        for b in bytes {
+            let bit = UInt64(1) &<< UInt64(b & 63)
+            switch b >> 6 {
+            case 0: w0 |= bit
+            case 1: w1 |= bit
+            case 2: w2 |= bit
+            default: w3 |= bit
+            }
+        }
+        words = (w0, w1, w2, w3)
     }
 
     init(_ characters: String) { self.init(characters.utf8) }

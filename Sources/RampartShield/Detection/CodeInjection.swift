@@ -19,14 +19,14 @@ public struct TemplateInjectionDetector: ThreatDetector {
     }
 
     static func analyse(_ text: String) -> String? {
-        if text.contains("${") {
+        if Bytes.contains(text, "${") {
             let resolved = resolveLookups(text)
             for lookup in ["jndi:", "ctx:", "env:", "sys:", "java:", "base64:", "main:", "bundle:", "spring:", "k8s:", "docker:", "log4j:", "web:", "date:", "upper:", "lower:", "marker:", "sd:", "map:", "event:", "script:"] {
-                if resolved.contains("${" + lookup) || text.contains("${" + lookup) { return "lookup.\(lookup.dropLast())" }
+                if Bytes.contains(resolved, "${" + lookup) || Bytes.contains(text, "${" + lookup) { return "lookup.\(lookup.dropLast())" }
             }
-            if resolved.contains("jndi:") && (resolved.contains("ldap") || resolved.contains("rmi") || resolved.contains("dns") || resolved.contains("iiop")) { return "lookup.jndi" }
+            if Bytes.contains(resolved, "jndi:") && ["ldap", "rmi", "dns", "iiop"].contains(where: { Bytes.contains(resolved, $0) }) { return "lookup.jndi" }
         }
-        for (open, close, name) in delimiters {
+        for (open, close, name) in delimiters where Bytes.contains(text, open) {
             var from = text.startIndex
             while let start = text[from...].firstRange(of: open) {
                 from = start.upperBound
@@ -36,7 +36,7 @@ public struct TemplateInjectionDetector: ThreatDetector {
             }
         }
         // Velocity and FreeMarker directives.
-        for directive in ["#set(", "#foreach(", "#evaluate(", "<#assign", "<#import", "<#include", "?new(", "freemarker.template.utility", "$class.inspect", "#parse("] where text.contains(directive) {
+        for directive in ["#set(", "#foreach(", "#evaluate(", "<#assign", "<#import", "<#include", "?new(", "freemarker.template.utility", "$class.inspect", "#parse("] where Bytes.contains(text, directive) {
             return "directive"
         }
         return nil

@@ -28,7 +28,7 @@ public struct CommandInjectionDetector: ThreatDetector {
         // Plain text (letters, digits, spaces, `-`, `_`) can only be a command line when it
         // starts with a program, a wrapper or a batch keyword.
         if value.isPlain, !Self.startsWithProgram(bytes) { return }
-        if let rule = Self.analyse(bytes) ?? Self.headerCommand(bytes, location: value.location) {
+        if let rule = Self.analyse(bytes, present: value.present) ?? Self.headerCommand(bytes, location: value.location) {
             report("rce.\(rule)", .critical, value, into: &findings)
         }
     }
@@ -60,14 +60,16 @@ public struct CommandInjectionDetector: ThreatDetector {
         return "header-command.\(word.name)"
     }
 
-    static func analyse(_ bytes: [UInt8]) -> String? {
-        // The string forms are only made when a value has what they look for.
-        if bytes.contains(UInt8(ascii: "$")) || bytes.contains(UInt8(ascii: "/")),
+    /// `present`: the bytes `bytes` holds, so the string forms below are only made when a
+    /// value has what they look for.
+    static func analyse(_ bytes: [UInt8], present: ByteSet) -> String? {
+        if present.contains(UInt8(ascii: "$")) || present.contains(UInt8(ascii: "/")),
            let rule = evasion(String(decoding: bytes, as: UTF8.self)) { return rule }
-        if windowsHints.firstMatch(in: bytes) != nil || (Bytes.contains(bytes, "cmd") && bytes.contains(UInt8(ascii: "/")))
-            || (batchTests.firstMatch(in: bytes) != nil && Bytes.contains(bytes, "if ")),
+        if (windowsHints.mayMatch(present) && windowsHints.firstMatch(in: bytes) != nil)
+            || (present.contains(UInt8(ascii: "/")) && Bytes.contains(bytes, "cmd"))
+            || (batchTests.mayMatch(present) && batchTests.firstMatch(in: bytes) != nil && Bytes.contains(bytes, "if ")),
            let rule = windows(String(decoding: bytes, as: UTF8.self)) { return rule }
-        if let rule = shellSyntax(bytes) { return rule }
+        if let rule = shellSyntax(bytes, present: present) { return rule }
         // Command positions: the start, and after each separator. Pipes, `&&`, backticks and
         // substitutions are shell and nothing else; `;`, a lone `&` and line breaks also
         // occur in prose, so after those a program needs shell-like arguments, unless the
@@ -254,18 +256,21 @@ public struct CommandInjectionDetector: ThreatDetector {
     /// Syntax only a shell has: a function definition (`f(){ f|f& };f`, and Shellshock's
     /// `() {` opening a value), arithmetic (`$((...))`, `$[...]`), brace expansions that
     /// spell a program, and globs that expand to a system file or program.
-    static func shellSyntax(_ bytes: [UInt8]) -> String? {
-        let hasBrace = bytes.contains(UInt8(ascii: "{"))
-        if hasBrace {
+    private static let globBytes = ByteSet("?*[")
+
+    static func shellSyntax(_ bytes: [UInt8], present: ByteSet) -> String? {
+        if present.contains(UInt8(ascii: "{")) {
             var start = 0
             while start < bytes.count, Bytes.isSpace(bytes[start]) { start += 1 }
             if bytes[start...].starts(with: "() {".utf8) || bytes[start...].starts(with: "(){".utf8) { return "shellshock" }
             if functionDefinition(bytes) { return "function-definition" }
             if let rule = braceExpansion(bytes) { return rule }
         }
-        if let dollar = Bytes.find(arithmeticOpen, in: bytes), Bytes.find(arithmeticClose, in: bytes, from: dollar + 3) != nil { return "arithmetic" }
-        if let dollar = Bytes.find(bracketArithmetic, in: bytes), bytes[(dollar + 2)...].contains(UInt8(ascii: "]")) { return "arithmetic" }
-        if bytes.contains(UInt8(ascii: "/")), bytes.contains(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "*") || $0 == UInt8(ascii: "[") }) {
+        if present.contains(UInt8(ascii: "$")) {
+            if let dollar = Bytes.find(arithmeticOpen, in: bytes), Bytes.find(arithmeticClose, in: bytes, from: dollar + 3) != nil { return "arithmetic" }
+            if let dollar = Bytes.find(bracketArithmetic, in: bytes), bytes[(dollar + 2)...].contains(UInt8(ascii: "]")) { return "arithmetic" }
+        }
+        if present.contains(UInt8(ascii: "/")), present.containsAny(of: globBytes) {
             for token in bytes.split(whereSeparator: { Bytes.isSpace($0) || $0 == UInt8(ascii: ";") || $0 == UInt8(ascii: "|") || $0 == UInt8(ascii: "&") || $0 == UInt8(ascii: "=") || $0 == UInt8(ascii: ",") || $0 == UInt8(ascii: "{") || $0 == UInt8(ascii: "}") }) {
                 if Glob.expandsToSystemPath(Array(token)) { return "glob-path" }
             }
@@ -379,7 +384,7 @@ public struct CommandInjectionDetector: ThreatDetector {
                 }
             }
         }
-        if text.contains("%comspec%") || text.contains("%systemroot%") || text.contains("%windir%") { return "windows-variable" }
+        if ["%comspec%", "%systemroot%", "%windir%"].contains(where: { Bytes.contains(text, $0) }) { return "windows-variable" }
         return nil
     }
 

@@ -16,17 +16,25 @@ public struct JavaInjectionDetector: ThreatDetector {
             report("java.\(Self.names.needles[match.needle])", .critical, value, into: &findings)
             return
         }
-        if let rule = Self.runtimeAccess(bytes, encoded: value.decodedFromBase64) {
+        if value.decodedFromBase64 || value.present.contains(UInt8(ascii: ".")), let rule = Self.runtimeAccess(bytes, encoded: value.decodedFromBase64) {
             report("java.\(rule)", .critical, value, into: &findings)
             return
         }
-        // Serialized objects keep their case-sensitive magic: look at the raw value.
-        let raw = value.raw
-        if Bytes.contains(raw, "rO0AB") || Bytes.contains(raw, "H4sIAAAAAAAA") || Bytes.contains(raw, "KztAAU") || Bytes.contains(raw, "Cs7QAF")
-            || raw.hasPrefix("\u{AC}\u{ED}") || Bytes.contains(bytes, "aced0005") {
-            report("java.serialized-object", .critical, value, into: &findings)
-        }
+        if Self.serializedObject(value) { report("java.serialized-object", .critical, value, into: &findings) }
     }
+
+    /// A serialized object's magic: its two bytes at the start, in hex, or in base64 (plain
+    /// and gzipped), which keeps its case, so the raw value is read. Each magic is looked
+    /// for only when the value holds all its characters.
+    static func serializedObject(_ value: InspectedValue) -> Bool {
+        if value.raw.utf8.starts(with: [0xC2, 0xAC, 0xC3, 0xAD]) { return true }  // U+00AC U+00ED
+        for (magic, characters) in serializedMagic where characters.isSubset(of: value.present) {
+            if magic == "aced0005" ? Bytes.contains(value.normalized, magic) : Bytes.contains(value.raw, magic) { return true }
+        }
+        return false
+    }
+
+    private static let serializedMagic = ["rO0AB", "H4sIAAAAAAAA", "KztAAU", "Cs7QAF", "aced0005"].map { ($0, ByteSet($0.lowercased())) }
 
     /// A dotted name from `java.` to `Runtime` or `ProcessBuilder` (`java.evil.runtime`, never
     /// the prose "Java runtime"), or a value that decoded from base64 to nothing but such a

@@ -10,6 +10,7 @@ public struct JavaScriptInjectionDetector: ThreatDetector {
     public func inspect(_ value: InspectedValue, into findings: inout [Finding]) {
         let bytes = value.normalized
         guard bytes.count >= 5 else { return }
+        guard Self.names.mayMatch(value.present) || value.present.contains(UInt8(ascii: "(")) else { return }
         let compact = bytes.filter { !Bytes.isSpace($0) }
         if let match = Self.names.firstMatch(in: compact) {
             report("js.\(Self.names.needles[match.needle])", .critical, value, into: &findings)

@@ -13,25 +13,26 @@ public enum Normalizer {
         normalize(Array(text.utf8))
     }
 
-    public static func normalize(_ input: [UInt8]) -> [UInt8] {
+    public static func normalize(_ input: consuming [UInt8]) -> [UInt8] {
         var bytes = input
-        guard bytes.contains(where: needsWork) else { return lowercased(bytes) }
-        for _ in 0..<maximumRounds {
-            var changed = false
-            bytes = decodeRound(bytes, changed: &changed)
-            if !changed { break }
+        if bytes.contains(where: needsWork) {
+            for _ in 0..<maximumRounds {
+                var changed = false
+                bytes = decodeRound(bytes, changed: &changed)
+                if !changed { break }
+            }
         }
-        return lowercased(bytes)
+        lowercase(&bytes)
+        return bytes
     }
 
     private static func needsWork(_ byte: UInt8) -> Bool {
         byte == UInt8(ascii: "%") || byte == UInt8(ascii: "&") || byte == UInt8(ascii: "\\") || byte == 0 || byte >= 0x80
     }
 
-    private static func lowercased(_ bytes: [UInt8]) -> [UInt8] {
-        var out = bytes
-        for i in out.indices where out[i] >= UInt8(ascii: "A") && out[i] <= UInt8(ascii: "Z") { out[i] |= 0x20 }
-        return out
+    private static func lowercase(_ bytes: inout [UInt8]) {
+        guard bytes.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) else { return }
+        for i in bytes.indices where bytes[i] >= UInt8(ascii: "A") && bytes[i] <= UInt8(ascii: "Z") { bytes[i] |= 0x20 }
     }
 
     static func decodeRound(_ bytes: [UInt8], changed: inout Bool) -> [UInt8] {

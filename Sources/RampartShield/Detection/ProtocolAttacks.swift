@@ -37,7 +37,7 @@ public struct ProtocolAttackDetector: ThreatDetector {
         if let type = request.headerFields[.contentType] {
             let lower = type.lowercased()
             let media = lower.split(separator: ";", maxSplits: 1).first.map { String($0.trimmingASCIIWhitespace()) } ?? ""
-            if !media.hasPrefix("multipart/"), lower.contains("boundary") {
+            if !media.hasPrefix("multipart/"), Bytes.contains(lower, "boundary") {
                 findings.append(Finding(kind, rule: "protocol.content-type-boundary", severity: .critical, at: InputLocation(.header, "content-type")))
             } else if media.isEmpty || !media.contains("/") || media.contains(" ") || lower.split(separator: ",").count > 1 && !media.hasPrefix("multipart/") {
                 findings.append(Finding(kind, rule: "protocol.content-type", severity: .critical, at: InputLocation(.header, "content-type")))
@@ -53,7 +53,7 @@ public struct ProtocolAttackDetector: ThreatDetector {
             let trimmed = line.drop { $0 == " " || $0 == "\t" }
             if trimmed.hasPrefix("http/") { return "response-splitting" }
             if let space = trimmed.firstIndex(of: " "), methods.contains(String(trimmed[..<space])),
-               trimmed.contains(" http/") || trimmed.dropFirst(trimmed.distance(from: trimmed.startIndex, to: space) + 1).hasPrefix("/") { return "request-smuggling" }
+               Bytes.contains(trimmed, " http/") || trimmed.dropFirst(trimmed.distance(from: trimmed.startIndex, to: space) + 1).hasPrefix("/") { return "request-smuggling" }
             if let colon = trimmed.firstIndex(of: ":") {
                 let name = trimmed[..<colon]
                 if headerNames.contains(String(name)) || (name.count > 1 && name.count < 40 && name.allSatisfy({ $0.isLetter || $0 == "-" }) && name.contains("-")) { return "header-injection" }
@@ -139,7 +139,7 @@ public struct SessionFixationDetector: ThreatDetector {
         guard Bytes.contains(bytes, "sid") || Bytes.contains(bytes, "sess") || Bytes.contains(bytes, "cf") else { return false }
         let name = String(decoding: bytes, as: UTF8.self).filter { $0 != "-" && $0 != "_" && $0 != "." }
         if knownNames.contains(name) { return true }
-        return name.contains("sessionid") || name.contains("sessid") || (name.hasSuffix("session") && name.count <= 16) || name.hasSuffix("sessiontoken")
+        return Bytes.contains(name, "sessionid") || Bytes.contains(name, "sessid") || (name.hasSuffix("session") && name.count <= 16) || name.hasSuffix("sessiontoken")
     }
 
     static let knownNames: Set<String> = ["sid", "jsessionid", "phpsessid", "aspsessionid", "aspnetsessionid", "cfid", "cftoken", "sailssid", "connectsid", "playsession", "jwsession", "zendsessionid", "laravelsession", "rackssession", "sessionkey", "sesskey", "ssid", "websession"]

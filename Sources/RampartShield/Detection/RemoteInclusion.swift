@@ -77,7 +77,7 @@ public struct RemoteInclusionDetector: ThreatDetector {
 
     static func analyse(_ text: String, isReferer: Bool) -> String? {
         var searchFrom = text.startIndex
-        while let colon = text[searchFrom...].firstIndex(of: ":") {
+        while Bytes.contains(text[searchFrom...], ":"), let colon = text[searchFrom...].firstIndex(of: ":") {
             searchFrom = text.index(after: colon)
             // The scheme: letters (and `+.-`) right before the colon.
             var schemeStart = colon
@@ -93,7 +93,7 @@ public struct RemoteInclusionDetector: ThreatDetector {
                 if scheme == "file" || scheme == "jar" || scheme == "netdoc" || rest.hasPrefix("//") || scheme == "url" { return "scheme.\(scheme)" }
             }
             // Data URLs of anything but media carry code or text to include.
-            if scheme == "data", rest.contains(";base64,"), !isReferer, !["image/", "audio/", "video/", "font/"].contains(where: rest.hasPrefix) { return "data-url" }
+            if scheme == "data", Bytes.contains(rest, ";base64,"), !isReferer, !["image/", "audio/", "video/", "font/"].contains(where: rest.hasPrefix) { return "data-url" }
             guard networkSchemes.contains(scheme) || internalSchemes.contains(scheme),
                   rest.hasPrefix("/") || rest.hasPrefix("\\") || rest.first?.isNumber == true || rest.hasPrefix("[") else { continue }
             var authority = rest.drop { $0 == "/" || $0 == "\\" }.prefix { $0 != "/" && $0 != "?" && $0 != "#" && $0 != " " && $0 != "\"" && $0 != "'" && $0 != "<" && $0 != ">" }

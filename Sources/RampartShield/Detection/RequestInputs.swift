@@ -55,6 +55,10 @@ public enum RequestInputs {
         mutating func append(_ text: String, at location: InputLocation) {
             if include(location) { found.append(InspectedValue(text, at: location)) }
         }
+
+        mutating func append(utf8: [UInt8], at location: InputLocation) {
+            if include(location) { found.append(InspectedValue(String(decoding: utf8, as: UTF8.self), utf8: utf8, at: location)) }
+        }
     }
 
     static func body(_ body: [UInt8], contentType: String?, into values: inout Values) {
@@ -63,9 +67,9 @@ public enum RequestInputs {
             parameters(body[...], part: .form, into: &values)
         } else if type.hasPrefix("multipart/"), let boundary = parameter("boundary", in: contentType ?? ""), multipart(body, boundary: boundary, into: &values) {
             return
-        } else if type.contains("json"), json(body, into: &values) {
+        } else if Bytes.contains(type, "json"), json(body, into: &values) {
             return
-        } else if type.contains("xml"), xml(body, into: &values) {
+        } else if Bytes.contains(type, "xml"), xml(body, into: &values) {
             return
         } else {
             values.append(String(decoding: body, as: UTF8.self), at: InputLocation(.body))
@@ -260,49 +264,53 @@ struct JSONReader {
 
     init(bytes: [UInt8]) { self.bytes = bytes }
 
-    enum Container { case object(path: String, key: String?), array(path: String, index: Int) }
+    /// An open object or array; `base` is the length of its own path in `path`.
+    enum Container { case object(base: Int), array(base: Int, index: Int) }
+
+    /// The path of the value being read, as bytes (`$.questions[2].text`): containers
+    /// append their segment and cut back to their base, so no path is built twice.
+    private var path: [UInt8] = [UInt8(ascii: "$")]
+    /// The current path as a string, made once per value and shared by a key and its value.
+    private var pathText = "$"
 
     mutating func walk(into values: inout RequestInputs.Values) -> Bool {
         var stack: [Container] = []
-        func currentPath(_ stack: [Container]) -> String {
-            switch stack.last {
-            case .object(let path, let key)?: return key.map { "\(path).\($0)" } ?? path
-            case .array(let path, let index)?: return "\(path)[\(index)]"
-            case nil: return "$"
-            }
-        }
         var expectValue = true
         skipSpace()
         while i < bytes.count {
             let b = bytes[i]
             if expectValue {
-                let path = currentPath(stack)
+                if case .array(let base, let index)? = stack.last {
+                    path.removeSubrange(base...)
+                    path.append(UInt8(ascii: "["))
+                    path.append(contentsOf: String(index).utf8)
+                    path.append(UInt8(ascii: "]"))
+                    pathText = String(decoding: path, as: UTF8.self)
+                }
                 switch b {
                 case UInt8(ascii: "{"):
                     guard stack.count < RequestInputs.maximumJSONDepth else { return false }
-                    stack.append(.object(path: path, key: nil))
+                    stack.append(.object(base: path.count))
                     i += 1
                     skipSpace()
                     if i < bytes.count, bytes[i] == UInt8(ascii: "}") { expectValue = false; continue }
-                    guard readKey(&stack, into: &values) else { return false }
+                    guard readKey(stack, into: &values) else { return false }
                     continue
                 case UInt8(ascii: "["):
                     guard stack.count < RequestInputs.maximumJSONDepth else { return false }
-                    stack.append(.array(path: path, index: 0))
+                    stack.append(.array(base: path.count, index: 0))
                     i += 1
                     skipSpace()
                     if i < bytes.count, bytes[i] == UInt8(ascii: "]") { expectValue = false; continue }
                     continue
                 case UInt8(ascii: "\""):
                     guard let string = readString() else { return false }
-                    values.append(string, at: InputLocation(.json, path))
+                    values.append(utf8: string, at: InputLocation(.json, pathText))
                 default:
                     // A number, true, false or null.
                     let start = i
                     while i < bytes.count, !Bytes.isSpace(bytes[i]), bytes[i] != UInt8(ascii: ","), bytes[i] != UInt8(ascii: "}"), bytes[i] != UInt8(ascii: "]") { i += 1 }
-                    guard i > start else { return false }
-                    let literal = String(decoding: bytes[start..<i], as: UTF8.self)
-                    guard literal == "true" || literal == "false" || literal == "null" || Double(literal) != nil else { return false }
+                    guard i > start, Self.isLiteral(bytes[start..<i]) else { return false }
                 }
                 expectValue = false
                 skipSpace()
@@ -312,16 +320,17 @@ struct JSONReader {
             switch (b, stack.last) {
             case (UInt8(ascii: ","), .object?):
                 i += 1
-                guard readKey(&stack, into: &values) else { return false }
+                guard readKey(stack, into: &values) else { return false }
                 expectValue = true
-            case (UInt8(ascii: ","), .array(let path, let index)?):
+            case (UInt8(ascii: ","), .array(let base, let index)?):
                 i += 1
-                stack[stack.count - 1] = .array(path: path, index: index + 1)
+                stack[stack.count - 1] = .array(base: base, index: index + 1)
                 expectValue = true
                 skipSpace()
-            case (UInt8(ascii: "}"), .object?), (UInt8(ascii: "]"), .array?):
+            case (UInt8(ascii: "}"), .object(let base)?), (UInt8(ascii: "]"), .array(let base, _)?):
                 i += 1
                 stack.removeLast()
+                path.removeSubrange(base...)
                 skipSpace()
                 if stack.isEmpty { return i == bytes.count }
             default:
@@ -331,17 +340,27 @@ struct JSONReader {
         return stack.isEmpty && !expectValue
     }
 
-    /// `"key":` inside an object; records the key and sets it as the current one.
-    private mutating func readKey(_ stack: inout [Container], into values: inout RequestInputs.Values) -> Bool {
+    /// `true`, `false`, `null` or a JSON number.
+    private static func isLiteral(_ text: ArraySlice<UInt8>) -> Bool {
+        if text.elementsEqual("true".utf8) || text.elementsEqual("false".utf8) || text.elementsEqual("null".utf8) { return true }
+        return text.allSatisfy { Bytes.isDigit($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "e") || $0 == UInt8(ascii: "E") }
+            && Double(String(decoding: text, as: UTF8.self)) != nil
+    }
+
+    /// `"key":` inside an object; records the key and makes it the current path.
+    private mutating func readKey(_ stack: [Container], into values: inout RequestInputs.Values) -> Bool {
         skipSpace()
         guard i < bytes.count, bytes[i] == UInt8(ascii: "\""), let key = readString() else { return false }
         skipSpace()
         guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { return false }
         i += 1
         skipSpace()
-        guard case .object(let path, _)? = stack.last else { return false }
-        stack[stack.count - 1] = .object(path: path, key: key)
-        values.append(key, at: InputLocation(.json, "\(path).\(key)", isName: true))
+        guard case .object(let base)? = stack.last else { return false }
+        path.removeSubrange(base...)
+        path.append(UInt8(ascii: "."))
+        path.append(contentsOf: key)
+        pathText = String(decoding: path, as: UTF8.self)
+        values.append(utf8: key, at: InputLocation(.json, pathText, isName: true))
         return true
     }
 
@@ -349,14 +368,22 @@ struct JSONReader {
         while i < bytes.count, Bytes.isSpace(bytes[i]) { i += 1 }
     }
 
-    private mutating func readString() -> String? {
+    /// A string's bytes with its escapes undone.
+    private mutating func readString() -> [UInt8]? {
         i += 1
+        // Most strings have no escapes: one copy.
+        var end = i
+        while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\") { end += 1 }
+        if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
+            defer { i = end + 1 }
+            return Array(bytes[i..<end])
+        }
         var out: [UInt8] = []
         while i < bytes.count {
             let b = bytes[i]
             if b == UInt8(ascii: "\"") {
                 i += 1
-                return String(decoding: out, as: UTF8.self)
+                return out
             }
             if b == UInt8(ascii: "\\") {
                 guard i + 1 < bytes.count else { return nil }

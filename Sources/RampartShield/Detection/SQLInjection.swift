@@ -144,7 +144,7 @@ public struct SQLInjectionDetector: ThreatDetector {
 
     public func inspect(_ value: InspectedValue, into findings: inout [Finding]) {
         let bytes = value.normalized
-        if value.location.isName || value.location.part == .json || bytes.contains(UInt8(ascii: "[")) {
+        if value.present.contains(UInt8(ascii: "$")), value.location.isName || value.location.part == .json || value.present.contains(UInt8(ascii: "[")) {
             if let operatorName = Self.nosqlOperator(bytes, bracketedOnly: !(value.location.isName || value.location.part == .json)) {
                 report("sqli.nosql-operator.\(operatorName)", .critical, value, into: &findings)
                 return
@@ -152,12 +152,10 @@ public struct SQLInjectionDetector: ThreatDetector {
         }
         // A value that is nothing but a database's system object (`information_schema`,
         // `xp_cmdshell`, `pg_catalog`); as a name, the `*_name` columns are everyday words.
-        if bytes.count <= 24, !bytes.contains(0x20) {
-            let text = String(decoding: bytes, as: UTF8.self)
-            if Self.systemObjects.contains(text) || Self.bareSystemNames.contains(text), !(value.location.isName && text.hasSuffix("_name")) {
-                report("sqli.system-object", .critical, value, into: &findings)
-                return
-            }
+        if bytes.count <= 24, !value.present.contains(0x20), Self.standaloneSystemObjects.contains(bytes),
+           !(value.location.isName && bytes.reversed().starts(with: "eman_".utf8)) {
+            report("sqli.system-object", .critical, value, into: &findings)
+            return
         }
         guard bytes.contains(where: { !Bytes.isWordByte($0) && $0 != 0x20 && $0 != UInt8(ascii: ".") && $0 != UInt8(ascii: "-") }) || bytes.count > 12 else { return }
         guard Self.maySQL(bytes) else { return }
@@ -533,6 +531,8 @@ public struct SQLInjectionDetector: ThreatDetector {
         "sp_executesql", "sp_password", "sp_oacreate", "sp_makewebtask", "sp_addlogin", "sp_configure", "sys_context", "utl_http",
     ]
     /// System objects that only name themselves when they stand alone.
+    /// What a value may be on its own to be a finding: a system object or one of these.
+    static let standaloneSystemObjects = WordSet(systemObjects.union(bareSystemNames))
     static let bareSystemNames: Set<String> = ["pg_catalog", "mysql.db", "mysql.user", "openrowset", "opendatasource", "utl_http", "utl_inaddr", "dbms_java"]
     static let systemTables: Set<String> = [
         "user", "db", "tables_priv", "columns_priv", "proc", "host", "objects", "tables", "columns", "databases", "sysdatabases", "sql_logins", "syslogins", "pg_user", "pg_shadow",

@@ -104,10 +104,15 @@ public final class InspectedValue: Sendable {
     /// detectors look for.
     public let isPlain: Bool
 
-    public init(_ raw: String, at location: InputLocation, decodedFromBase64: Bool = false) {
+    public convenience init(_ raw: String, at location: InputLocation, decodedFromBase64: Bool = false) {
+        self.init(raw, utf8: Array(raw.utf8), at: location, decodedFromBase64: decodedFromBase64)
+    }
+
+    /// `utf8`: the bytes of `raw`, when the caller has them already.
+    init(_ raw: String, utf8: consuming [UInt8], at location: InputLocation, decodedFromBase64: Bool = false) {
         self.location = location
         self.raw = raw
-        let normalized = Normalizer.normalize(raw)
+        let normalized = Normalizer.normalize(utf8)
         self.normalized = normalized
         self.present = ByteSet(normalized)
         self.isPlain = present.isSubset(of: ThreatInspector.plain)

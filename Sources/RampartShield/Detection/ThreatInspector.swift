@@ -235,9 +235,9 @@ enum Base64Text {
         let raw = Array(utf8)
         var found: [InspectedValue] = []
         for phase in 0..<4 {
-            let decoded = decode(raw[...], phase: phase)
-            guard decoded.count >= 6 else { continue }
-            let printable = decoded.filter { ($0 >= 0x20 && $0 < 0x7F) || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }.count
+            // Mostly printable (nine bytes in ten): decoding stops once it cannot be.
+            guard let decoded = decode(raw[...], phase: phase, nonPrintableAllowed: raw.count * 3 / 40), decoded.count >= 6 else { continue }
+            let printable = decoded.filter(isPrintable).count
             if printable * 10 >= decoded.count * 9 {
                 found.append(InspectedValue(String(decoding: decoded, as: UTF8.self), at: value.location, decodedFromBase64: true))
             }
@@ -245,10 +245,18 @@ enum Base64Text {
         return found.isEmpty ? nil : found
     }
 
+    private static func isPrintable(_ b: UInt8) -> Bool { (b >= 0x20 && b < 0x7F) || b == 0x0A || b == 0x0D || b == 0x09 }
+
+    static func decode(_ text: ArraySlice<UInt8>, phase: Int = 0) -> [UInt8] {
+        decode(text, phase: phase, nonPrintableAllowed: .max) ?? []
+    }
+
     /// Decodes `text` as if `phase` base64 characters (0-3) came before it in the stream it
     /// was cut from, so a fragment cut anywhere decodes at its true alignment; bytes that
-    /// would hold bits of the missing characters are left out.
-    static func decode(_ text: ArraySlice<UInt8>, phase: Int = 0) -> [UInt8] {
+    /// would hold bits of the missing characters are left out. Nil once more than
+    /// `nonPrintableAllowed` bytes are not printable text.
+    static func decode(_ text: ArraySlice<UInt8>, phase: Int, nonPrintableAllowed: Int) -> [UInt8]? {
+        var nonPrintable = 0
         var out: [UInt8] = []
         out.reserveCapacity(text.count * 3 / 4)
         var buffer: UInt32 = 0
@@ -271,7 +279,12 @@ enum Base64Text {
                 if missing > 0 {
                     missing = max(0, missing - 8)
                 } else {
-                    out.append(UInt8((buffer >> UInt32(bits)) & 0xFF))
+                    let byte = UInt8((buffer >> UInt32(bits)) & 0xFF)
+                    if !isPrintable(byte) {
+                        nonPrintable += 1
+                        if nonPrintable > nonPrintableAllowed { return nil }
+                    }
+                    out.append(byte)
                 }
             }
         }
