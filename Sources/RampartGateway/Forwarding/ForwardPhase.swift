@@ -58,12 +58,19 @@ struct ForwardPhase: RouterMiddleware {
             var upstream = HTTPClientRequest(url: "\(instance.url.scheme.rawValue)://\(instance.url.authority)\(instance.url.basePath)\(target)")
             upstream.method = NIOHTTP1.HTTPMethod(rawValue: request.method.rawValue)
             upstream.headers = upstreamHeaders(request, context: context, instance: instance, trustsPeer: trustsPeer)
-            switch body {
-            case .none: break
-            case .known(let length):
+            switch (body, context.bufferedBody) {
+            case (.none, _): break
+            case (_, let whole?):
+                // Read whole already (for inspection): one write, as nginx sends a buffered
+                // body, and replayable.
+                guard whole.readableBytes <= proxy.limits.maxBodyBytes.bytes else {
+                    throw GatewayError(.bodyTooLarge, origin: .client, "request body larger than \(proxy.limits.maxBodyBytes)")
+                }
+                upstream.body = .bytes(whole)
+            case (.known(let length), nil):
                 upstream.body = .stream(LimitedRequestBody(reader: reader, limit: proxy.limits.maxBodyBytes.bytes, progress: progress),
                                         length: .known(Int64(length)))
-            case .streamed:
+            case (.streamed, nil):
                 upstream.body = .stream(LimitedRequestBody(reader: reader, limit: proxy.limits.maxBodyBytes.bytes, progress: progress),
                                         length: .unknown)
             }

@@ -22,6 +22,9 @@ public struct GatewayRequestContext: RequestContext {
     public var query: String?
     /// The Content-Security-Policy nonce, sent upstream as `X-CSP-Nonce` (set by the route phase).
     public var cspNonce: String?
+    /// The whole request body, when a phase has already read all of it (the inspect phase,
+    /// for a body within its inspection size): forwarded in one write rather than streamed.
+    public var bufferedBody: ByteBuffer?
     /// The connection (for HTTP/2, the stream) the request arrived on.
     let channel: any Channel
 

@@ -38,10 +38,11 @@ struct InspectPhase: RouterMiddleware {
         guard inspector != nil || isLogin else { return try await next(request, context) }
 
         var request = request
+        var context = context
         let body: [UInt8]?
         do {
             let limit = max(inspector?.configuration.inspectBodyBytes.bytes ?? 0, isLogin ? Self.loginBodyBytes : 0)
-            body = try await Self.peekBody(&request, limit: limit, metrics: metrics)
+            body = try await Self.peekBody(&request, limit: limit, metrics: metrics, whole: &context.bufferedBody)
         } catch let error as GatewayError {
             throw error
         } catch {
@@ -121,7 +122,8 @@ struct InspectPhase: RouterMiddleware {
 
     /// Reads up to `limit` bytes of the request body for inspection and puts them back in
     /// front of the rest, which streams on unexamined. Nil for requests without a body.
-    static func peekBody(_ request: inout Request, limit: Int, metrics: ThreatMetrics) async throws -> [UInt8]? {
+    /// `whole` is set to the body when all of it was read.
+    static func peekBody(_ request: inout Request, limit: Int, metrics: ThreatMetrics, whole: inout ByteBuffer?) async throws -> [UInt8]? {
         let fields = request.headers
         let declared = fields[.contentLength].flatMap { Int($0) }
         guard (declared ?? 0) > 0 || fields[.transferEncoding] != nil, limit > 0, RequestInputs.inspectsBody(contentType: fields[.contentType]) else { return nil }
@@ -140,9 +142,10 @@ struct InspectPhase: RouterMiddleware {
             inspected += chunk.readableBytesView.prefix(limit - inspected.count)
         }
         if ended {
-            var whole = ByteBuffer()
-            for chunk in prefix { whole.writeImmutableBuffer(chunk) }
-            request.body = RequestBody(buffer: whole)
+            var all = prefix.count == 1 ? prefix[0] : ByteBuffer()
+            if prefix.count != 1 { for chunk in prefix { all.writeImmutableBuffer(chunk) } }
+            request.body = RequestBody(buffer: all)
+            whole = all
         } else {
             metrics.uninspectedBody()
             request.body = RequestBody(asyncSequence: PeekedBody(prefix: prefix, rest: IteratorBox(iterator)))

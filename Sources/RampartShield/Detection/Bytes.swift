@@ -75,11 +75,13 @@ struct KeywordMatcher: Sendable {
     /// (see `init` for what an entry holds).
     /// Bytes that occur in no needle share class 0, so a row is as wide as the needles'
     /// alphabet rather than 256 entries, and the table stays in cache.
-    private var table: [Int32] = []
+    private var table: [UInt16] = []
     private let byteClass: [UInt8]
     private let classCount: Int
     private var fail: [Int32] = [0]
     private var outputs: [[Int]] = [[]]
+    /// The row offset of the first state that ends a needle; all after it do too.
+    private var firstEndRow = Int.max
     let needles: [String]
 
     private let needleLengths: [Int]
@@ -143,12 +145,16 @@ struct KeywordMatcher: Sendable {
                 }
             }
         }
-        // Each entry is the next state's row offset (state × classCount), negated and less
-        // one when that state ends a needle: one load per byte and a sign test.
-        let ends = outputs.map { !$0.isEmpty }
-        table = goto.flatMap { row in
-            row.map { next in ends[Int(next)] ? -(next * Int32(classCount)) - 1 : next * Int32(classCount) }
-        }
+        // States are renumbered so that those ending a needle come last, and each entry holds
+        // the next state's row offset: one 16-bit load per byte, and a comparison tells a
+        // needle's end. Sixteen bits keep even the largest automaton small for the cache.
+        let order = outputs.indices.filter { outputs[$0].isEmpty } + outputs.indices.filter { !outputs[$0].isEmpty }
+        var renumbered = [Int](repeating: 0, count: order.count)
+        for (new, old) in order.enumerated() { renumbered[old] = new }
+        precondition(order.count * classCount <= Int(UInt16.max), "too many needles for one KeywordMatcher")
+        table = order.flatMap { old in goto[old].map { UInt16(renumbered[Int($0)] * classCount) } }
+        outputs = order.map { outputs[$0] }
+        firstEndRow = outputs.firstIndex { !$0.isEmpty }.map { $0 * classCount } ?? Int.max
     }
 
     /// How often a byte turns up in ordinary text, roughly: letters by English frequency,
@@ -202,12 +208,10 @@ struct KeywordMatcher: Sendable {
             byteClass.withUnsafeBufferPointer { byteClass in
                 bytes.withUnsafeBufferPointer { input in
                     var row = 0
+                    let ends = firstEndRow
                     for offset in 0..<input.count {
-                        let next = Int(table[row &+ Int(byteClass[Int(input[offset])])])
-                        if next >= 0 {
-                            row = next
-                        } else {
-                            row = -next - 1
+                        row = Int(table[row &+ Int(byteClass[Int(input[offset])])])
+                        if row >= ends {
                             for index in outputs[row / width] where !found(index, offset + 1) { return }
                         }
                     }

@@ -27,9 +27,9 @@ public struct JavaInjectionDetector: ThreatDetector {
     /// and gzipped), which keeps its case, so the raw value is read. Each magic is looked
     /// for only when the value holds all its characters.
     static func serializedObject(_ value: InspectedValue) -> Bool {
-        if value.raw.utf8.starts(with: [0xC2, 0xAC, 0xC3, 0xAD]) { return true }  // U+00AC U+00ED
+        if value.utf8.starts(with: [0xC2, 0xAC, 0xC3, 0xAD]) { return true }  // U+00AC U+00ED
         for (magic, characters) in serializedMagic where characters.isSubset(of: value.present) {
-            if magic == "aced0005" ? Bytes.contains(value.normalized, magic) : Bytes.contains(value.raw, magic) { return true }
+            if magic == "aced0005" ? Bytes.contains(value.normalized, magic) : Bytes.contains(value.utf8, magic) { return true }
         }
         return false
     }

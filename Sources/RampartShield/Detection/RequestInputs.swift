@@ -57,7 +57,7 @@ public enum RequestInputs {
         }
 
         mutating func append(utf8: [UInt8], at location: InputLocation) {
-            if include(location) { found.append(InspectedValue(String(decoding: utf8, as: UTF8.self), utf8: utf8, at: location)) }
+            if include(location) { found.append(InspectedValue(utf8: utf8, at: location)) }
         }
     }
 
@@ -87,7 +87,7 @@ public enum RequestInputs {
             let equals = pair.firstIndex(of: UInt8(ascii: "="))
             let value = equals.map { pair[($0 + 1)...] } ?? []
             if let valuesAt {
-                if !value.isEmpty { values.append(formDecode(value), at: valuesAt) }
+                if !value.isEmpty { values.append(utf8: Array(formDecodedBytes(value)), at: valuesAt) }
                 continue
             }
             let nameBytes = formDecodedBytes(pair[..<(equals ?? pair.endIndex)])
@@ -99,15 +99,11 @@ public enum RequestInputs {
                 values.append(String(decoding: nameBytes[(hidden + 1)...], as: UTF8.self),
                               at: InputLocation(part, String(decoding: nameBytes[..<hidden], as: UTF8.self)))
             }
-            if !value.isEmpty { values.append(formDecode(value), at: InputLocation(part, name)) }
+            if !value.isEmpty { values.append(utf8: Array(formDecodedBytes(value)), at: InputLocation(part, name)) }
         }
     }
 
     /// `+` as space and percent-escapes decoded, once; a `%` without two hex digits stays.
-    static func formDecode(_ text: ArraySlice<UInt8>) -> String {
-        String(decoding: formDecodedBytes(text), as: UTF8.self)
-    }
-
     private static func formDecodedBytes(_ text: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
         guard text.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) else { return text }
         var out: [UInt8] = []

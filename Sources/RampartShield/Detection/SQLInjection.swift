@@ -213,8 +213,8 @@ public struct SQLInjectionDetector: ThreatDetector {
     }
 
     static func check(_ all: [SQLToken], brokeOut: Bool) -> String? {
-        let tokens = all.filter { $0.kind != .comment }
-        let hasComment = all.count != tokens.count
+        let hasComment = all.contains { $0.kind == .comment }
+        let tokens = hasComment ? all.filter { $0.kind != .comment } : all
         func word(_ i: Int) -> String? { i < tokens.count && tokens[i].kind == .word ? tokens[i].text : nil }
         func isCall(_ i: Int) -> Bool { i + 1 < tokens.count && tokens[i].kind == .word && tokens[i + 1].kind == .lparen }
 

@@ -91,10 +91,11 @@ public struct Finding: Sendable, Hashable {
 public final class InspectedValue: Sendable {
     public let location: InputLocation
     /// The value as it came, after the one decoding its syntax implies (a query value is
-    /// percent-decoded once, a JSON string unescaped).
-    public let raw: String
+    /// percent-decoded once, a JSON string unescaped), as UTF-8.
+    public let utf8: [UInt8]
     /// Decoded to a fixed point (percent, HTML entities, Unicode escapes, overlong UTF-8,
-    /// compatibility forms), then ASCII lower-cased. Bytes of UTF-8.
+    /// compatibility forms), then ASCII lower-cased. Bytes of UTF-8; the same storage as
+    /// `utf8` when there was nothing to change.
     public let normalized: [UInt8]
     /// Whether this is what a base64 value decoded to, rather than the request's own text.
     public let decodedFromBase64: Bool
@@ -104,14 +105,16 @@ public final class InspectedValue: Sendable {
     /// detectors look for.
     public let isPlain: Bool
 
+    /// The value as it came, as text (made when asked for).
+    public var raw: String { String(decoding: utf8, as: UTF8.self) }
+
     public convenience init(_ raw: String, at location: InputLocation, decodedFromBase64: Bool = false) {
-        self.init(raw, utf8: Array(raw.utf8), at: location, decodedFromBase64: decodedFromBase64)
+        self.init(utf8: Array(raw.utf8), at: location, decodedFromBase64: decodedFromBase64)
     }
 
-    /// `utf8`: the bytes of `raw`, when the caller has them already.
-    init(_ raw: String, utf8: consuming [UInt8], at location: InputLocation, decodedFromBase64: Bool = false) {
+    init(utf8: [UInt8], at location: InputLocation, decodedFromBase64: Bool = false) {
         self.location = location
-        self.raw = raw
+        self.utf8 = utf8
         let normalized = Normalizer.normalize(utf8)
         self.normalized = normalized
         self.present = ByteSet(normalized)

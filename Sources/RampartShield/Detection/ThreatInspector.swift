@@ -220,7 +220,7 @@ public struct ThreatInspector: Sendable {
 /// printable text are kept.
 enum Base64Text {
     static func decodings(of value: InspectedValue) -> [InspectedValue]? {
-        let utf8 = value.raw.utf8
+        let utf8 = value.utf8
         guard utf8.count >= 8, utf8.count <= 65536 else { return nil }
         var upper = false, lower = false
         for b in utf8 {
@@ -232,14 +232,14 @@ enum Base64Text {
             }
         }
         guard upper, lower else { return nil }
-        let raw = Array(utf8)
+        let raw = utf8
         var found: [InspectedValue] = []
         for phase in 0..<4 {
             // Mostly printable (nine bytes in ten): decoding stops once it cannot be.
             guard let decoded = decode(raw[...], phase: phase, nonPrintableAllowed: raw.count * 3 / 40), decoded.count >= 6 else { continue }
             let printable = decoded.filter(isPrintable).count
             if printable * 10 >= decoded.count * 9 {
-                found.append(InspectedValue(String(decoding: decoded, as: UTF8.self), at: value.location, decodedFromBase64: true))
+                found.append(InspectedValue(utf8: decoded, at: value.location, decodedFromBase64: true))
             }
         }
         return found.isEmpty ? nil : found
