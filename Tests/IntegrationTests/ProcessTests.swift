@@ -76,6 +76,27 @@ import Testing
         try await eventually { process.standardError.contains("shield.blocks.database: cannot open /nonexistent-dir/blocks.sqlite") }
     }
 
+    /// `rampart inspect` names what it finds and where, and refuses nothing it should pass.
+    @Test func inspectExplainsAVerdictWithoutSendingAnything() throws {
+        let attack = try runToEnd(["inspect", "/search?q=1%27+or+1%3D1--"])
+        #expect(attack.status == 0)
+        #expect(attack.output.contains("sql_injection\tsqli."))
+        #expect(attack.output.contains("\tquery:q\n"))
+        #expect(attack.output.hasSuffix("score 5, threshold 5: refused\n"))
+
+        let body = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-inspect-\(UUID().uuidString).json")
+        try Data(#"{"question": {"text": "Which fjord is the longest?"}}"#.utf8).write(to: body)
+        defer { try? FileManager.default.removeItem(at: body) }
+        let benign = try runToEnd(["inspect", "-m", "POST", "/api/quizzes", "-H", "Content-Type: application/json", "-d", "@\(body.path)",
+                                   "--values", "--repeat", "20"])
+        #expect(benign.status == 0)
+        #expect(benign.output.contains("value\tjson:$.question.text\t\"which fjord is the longest?\""))
+        #expect(benign.output.contains("score 0, threshold 5: passed"))
+        #expect(benign.output.contains("per inspection"))
+
+        #expect(try runToEnd(["inspect", "no-slash"]).status != 0)
+    }
+
     @Test func sigtermClosesOpenWebSocketsInsteadOfWaitingForThem() async throws {
         let upstream = await LoopbackHarness.startEcho(name: "ws")
         let file = try TemporaryConfiguration()
@@ -180,6 +201,20 @@ struct TemporaryConfiguration {
     func writeRaw(_ text: String) throws {
         try text.write(toFile: path, atomically: true, encoding: .utf8)
     }
+}
+
+/// Runs the binary to its end and returns its exit status and standard output.
+func runToEnd(_ arguments: [String]) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = RampartProcess.binary
+    process.arguments = arguments
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
 }
 
 func instanceAnswering(port: Int) async throws -> String? {
