@@ -82,6 +82,36 @@ import Testing
         }
     }
 
+    /// A header or cookie value seen before is judged from memory, and judged the same: an
+    /// attack is still an attack the second time, context checks still run, and repeated
+    /// header fields (whose findings cannot be told apart) are not remembered.
+    @Test func rememberedHeaderVerdictsMatchFreshOnes() {
+        let inspector = ThreatInspector(WAFConfiguration())
+        let attack = HTTPRequest(method: .get, scheme: "http", authority: "x", path: "/",
+                                 headerFields: [.userAgent: "sqlmap/1.8", .cookie: "pref=<script>alert(1)</script>; theme=dark"])
+        let first = inspector.inspect(attack, body: nil)
+        #expect(first.score >= 10)
+        #expect(inspector.verdicts.count == 5)  // user-agent; pref and theme, each name and value
+        let again = inspector.inspect(attack, body: nil)
+        #expect(Set(again.findings) == Set(first.findings))
+        #expect(again.score == first.score)
+
+        // The same User-Agent with a cross-site session parameter: the request-level check runs.
+        let fixation = HTTPRequest(method: .get, scheme: "http", authority: "x", path: "/?jsessionid=abc",
+                                   headerFields: [.userAgent: "sqlmap/1.8"])
+        #expect(inspector.inspect(fixation, body: nil).findings.contains { $0.rule == "session.identifier-in-parameter" })
+
+        // Two X-Note fields: one benign, one not. Neither is remembered; both are judged.
+        var fields = HTTPFields()
+        fields.append(HTTPField(name: HTTPField.Name("X-Note")!, value: "hello"))
+        fields.append(HTTPField(name: HTTPField.Name("X-Note")!, value: "1' union select password from users--"))
+        let repeated = HTTPRequest(method: .get, scheme: "http", authority: "x", path: "/", headerFields: fields)
+        let before = inspector.verdicts.count
+        #expect(inspector.inspect(repeated, body: nil).findings.contains { $0.kind == .sqlInjection })
+        #expect(inspector.verdicts.count == before)
+        #expect(inspector.inspect(repeated, body: nil).findings.contains { $0.kind == .sqlInjection })
+    }
+
     @Test func queryAndCookieValuesAreSplitOnBytes() {
         let request = HTTPRequest(method: .get, scheme: "http", authority: "x", path: "/p?a=1+2&b=%41%2&&c&d%3De=f",
                                   headerFields: [.cookie: " s = v=w ; t"])

@@ -1,5 +1,6 @@
 public import HTTPTypes
 public import RampartCore
+import Synchronization
 
 /// `shield.waf`: threat detection in the inspect phase.
 public struct WAFConfiguration: Codable, Sendable, Equatable {
@@ -154,6 +155,8 @@ public struct ThreatInspector: Sendable {
     let detectors: [any ThreatDetector]
     let skipHeaders: Set<String>
     let globalExclusions: ExclusionList
+    /// What was found in header and cookie values seen before.
+    let verdicts = VerdictCache()
 
     public static func allDetectors() -> [any ThreatDetector] {
         [
@@ -186,14 +189,30 @@ public struct ThreatInspector: Sendable {
     public func inspect(_ request: HTTPRequest, body: [UInt8]?, exclusions: ExclusionList = ExclusionList([])) -> InspectionReport {
         let values = inputs(of: request, body: body, exclusions: exclusions)
         var findings: [Finding] = []
+        // Header and cookie values come again and again (a browser's User-Agent, a session
+        // cookie): what the per-value checks found in one is remembered, by location and bytes.
+        var fresh: [InspectedValue] = []
+        var toRemember: [InspectedValue] = []
+        for value in values {
+            if VerdictCache.holds(value) {
+                if let known = verdicts.findings(for: value) {
+                    findings += known
+                    continue
+                }
+                toRemember.append(value)
+            }
+            fresh.append(value)
+        }
         // What base64 text carries is inspected too, by every detector.
         var decoded: [InspectedValue] = []
-        for value in values { decoded += Base64Text.decodings(of: value) ?? [] }
+        for value in fresh { decoded += Base64Text.decodings(of: value) ?? [] }
         for detector in detectors {
-            detector.inspect(values, skippingPlain: !detector.inspectsPlainText, into: &findings)
+            detector.inspect(fresh, skippingPlain: !detector.inspectsPlainText, into: &findings)
             if !decoded.isEmpty { detector.inspect(decoded, skippingPlain: false, into: &findings) }
-            detector.inspect(request: request, values: values, into: &findings)
         }
+        if !toRemember.isEmpty { verdicts.remember(toRemember, findings: findings) }
+        // Checks across the whole request are never remembered: they depend on more than one value.
+        for detector in detectors { detector.inspect(request: request, values: values, into: &findings) }
         // One rule counts once per location.
         var seen = Set<Finding>()
         findings = findings.filter { seen.insert($0).inserted }
@@ -213,6 +232,48 @@ public struct ThreatInspector: Sendable {
 
     /// Letters, digits, space, `-` and `_`: text only the word-reading detectors look at.
     public static let plain = ByteSet("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 -_")
+}
+
+/// The findings of header and cookie values already inspected, keyed by location and bytes:
+/// the per-value checks are pure functions of those two, so a value seen before needs no
+/// second look. Bounded: when full it starts afresh. One per inspector, so a reload (new
+/// detectors, new settings) starts empty.
+final class VerdictCache: Sendable {
+    struct Key: Hashable {
+        let location: InputLocation
+        let bytes: [UInt8]
+    }
+
+    static let capacity = 4096
+    /// Longer values are rarely repeated and costly to hash; they are inspected each time.
+    static let maximumValueBytes = 1024
+
+    private let table = Mutex<[Key: [Finding]]>([:])
+
+    static func holds(_ value: InspectedValue) -> Bool {
+        (value.location.part == .header || value.location.part == .cookie) && value.utf8.count <= maximumValueBytes
+    }
+
+    func findings(for value: InspectedValue) -> [Finding]? {
+        let key = Key(location: value.location, bytes: value.utf8)
+        return table.withLock { $0[key] }
+    }
+
+    /// Records each value's findings (those at its location), unless two values share a
+    /// location (a repeated header), when what belongs to which cannot be told.
+    func remember(_ values: [InspectedValue], findings: [Finding]) {
+        var counts: [InputLocation: Int] = [:]
+        for value in values { counts[value.location, default: 0] += 1 }
+        let entries = values.filter { counts[$0.location] == 1 }.map { value in
+            (Key(location: value.location, bytes: value.utf8), findings.filter { $0.location == value.location })
+        }
+        table.withLock { table in
+            if table.count + entries.count > Self.capacity { table.removeAll(keepingCapacity: true) }
+            for (key, found) in entries { table[key] = found }
+        }
+    }
+
+    var count: Int { table.withLock { $0.count } }
 }
 
 /// Values that are base64 text: decoded (at each of the four alignments a fragment can
