@@ -292,17 +292,15 @@ public struct ByteSet: Sendable, Equatable {
 
 /// A fixed set of words, looked up by their bytes without making a `String` or hashing with
 /// SipHash: an open-addressing table over FNV-1a hashes. For the word lists detectors ask
-/// about once per token or value (program names, SQL keywords).
+/// about once per token or value (program names, SQL system objects).
 struct WordSet: Sendable {
     private let storage: [UInt8]
     private let starts: [Int]
     private let slots: [Int32]
     private let mask: Int
-    let words: [String]
 
     init(_ words: some Sequence<String>) {
-        let unique = Array(Set(words)).sorted()
-        self.words = unique
+        let unique = Array(Set(words))
         var storage: [UInt8] = []
         var starts: [Int] = []
         for word in unique {
@@ -330,8 +328,8 @@ struct WordSet: Sendable {
         return Int(truncatingIfNeeded: h ^ (h >> 29))
     }
 
-    /// The position of `word` in `words`, if it is one.
-    func index(of word: some Collection<UInt8>) -> Int? {
+    /// Where `word` is stored, if it is one of the set.
+    private func index(of word: some Collection<UInt8>) -> Int? {
         var slot = Self.hash(word) & mask
         while true {
             let index = Int(slots[slot])
