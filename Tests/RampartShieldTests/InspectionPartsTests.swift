@@ -33,6 +33,42 @@ import Testing
         }
     }
 
+    /// The one-pass normalization of plain text gives what the full one gives, and the set of
+    /// exactly the bytes it holds.
+    @Test func oneStepNormalizationMatchesTheFullOne() async {
+        await propertyCheck(input: Gen.uint8(in: 0...255).array(of: 0...24), Gen.uint8(in: 0x20...0x7E).array(of: 0...24)) { any, ascii in
+            for input in [any, ascii] {
+                let (bytes, present) = Normalizer.normalizedWithByteSet(input)
+                #expect(bytes == Normalizer.normalize(input))
+                #expect(present == ByteSet(bytes))
+            }
+        }
+    }
+
+    /// The byte-level check for hidden files and backup extensions in a path answers as the
+    /// obvious one over Characters does.
+    @Test func restrictedPathAgreesWithTheCharacterCheck() async {
+        func reference(_ path: String) -> String? {
+            for segment in path.split(separator: "/") where segment.hasPrefix(".") && segment.count > 1 && segment != ".well-known" {
+                if segment.dropFirst().first?.isLetter == true { return "hidden-file" }
+            }
+            if let last = path.split(separator: "/").last, let dot = last.lastIndex(of: "."),
+               PathTraversalDetector.restrictedExtensions.contains(String(last[last.index(after: dot)...])) {
+                return "restricted-extension"
+            }
+            return path.hasSuffix("~") ? "restricted-extension" : nil
+        }
+        let pieces = ["/", ".", "..", "a", "env", "bak", "well-known", "~", "ø", "1", ".well-known", "sql"]
+        await propertyCheck(input: Gen.int(in: 0...(pieces.count - 1)).array(of: 0...8)) { picks in
+            let path = picks.map { pieces[$0] }.joined()
+            #expect(PathTraversalDetector.restrictedPath(Array(path.utf8)) == reference(path), "\(path)")
+        }
+        #expect(PathTraversalDetector.restrictedPath(Array("/.git/config".utf8)) == "hidden-file")
+        #expect(PathTraversalDetector.restrictedPath(Array("/.well-known/security.txt".utf8)) == nil)
+        #expect(PathTraversalDetector.restrictedPath(Array("/backup/site.sql".utf8)) == "restricted-extension")
+        #expect(PathTraversalDetector.restrictedPath(Array("/api/quizzes".utf8)) == nil)
+    }
+
     /// The gate (one rare byte per needle) never rules out an input that holds a needle, and
     /// the automaton finds every occurrence a naive search finds.
     @Test func keywordMatcherAgreesWithANaiveSearch() async {

@@ -257,6 +257,9 @@ public struct ByteSet: Sendable, Equatable {
 
     init(_ characters: String) { self.init(characters.utf8) }
 
+    /// The set of an ASCII text's bytes, given as its low (0-63) and high (64-127) halves.
+    init(low: UInt64, high: UInt64) { words = (low, high, 0, 0) }
+
     mutating func insert(_ b: UInt8) {
         let bit = UInt64(1) << UInt64(b & 63)
         switch b >> 6 {

@@ -26,6 +26,35 @@ public enum Normalizer {
         return bytes
     }
 
+    /// `normalize(input)` and the set of the bytes it holds. Text with nothing to decode (no
+    /// escape, entity, NUL or non-ASCII byte: most of what a request carries) is lower-cased
+    /// and its byte set taken in one pass.
+    public static func normalizedWithByteSet(_ input: [UInt8]) -> ([UInt8], ByteSet) {
+        var low: UInt64 = 0, high: UInt64 = 0
+        var upper = false
+        let plain = input.withUnsafeBufferPointer { buffer -> Bool in
+            for b in buffer {
+                if needsWork(b) { return false }
+                let isUpper = b &- UInt8(ascii: "A") < 26
+                upper = upper || isUpper
+                let lowered = isUpper ? b | 0x20 : b
+                let bit = UInt64(1) &<< UInt64(lowered & 63)
+                let inHigh = UInt64(0) &- UInt64(lowered >> 6)  // all ones for 64-127
+                high |= bit & inHigh
+                low |= bit & ~inHigh
+            }
+            return true
+        }
+        guard plain else {
+            let normalized = normalize(input)
+            return (normalized, ByteSet(normalized))
+        }
+        guard upper else { return (input, ByteSet(low: low, high: high)) }
+        var lowered = input
+        lowercase(&lowered)
+        return (lowered, ByteSet(low: low, high: high))
+    }
+
     private static func needsWork(_ byte: UInt8) -> Bool {
         byte == UInt8(ascii: "%") || byte == UInt8(ascii: "&") || byte == UInt8(ascii: "\\") || byte == 0 || byte >= 0x80
     }

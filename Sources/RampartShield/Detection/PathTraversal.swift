@@ -29,7 +29,7 @@ public struct PathTraversalDetector: ThreatDetector {
         } else if climbs == 1, value.location.part != .path, bytes.first == UInt8(ascii: ".") || bytes.first == UInt8(ascii: "/") {
             report("lfi.traversal", .error, value, into: &findings)
         }
-        if isPath, let rule = Self.restrictedPath(bytes) {
+        if isPath, present.contains(UInt8(ascii: ".")) || present.contains(UInt8(ascii: "~")), let rule = Self.restrictedPath(bytes) {
             report("lfi.\(rule)", .critical, value, into: &findings)
         }
     }
@@ -57,25 +57,43 @@ public struct PathTraversalDetector: ThreatDetector {
     /// A hidden file or directory (`/.env`, `/.git/config`) other than `/.well-known`, or a
     /// file type that only backups, logs, databases and keys have.
     static func restrictedPath(_ bytes: [UInt8]) -> String? {
-        let path = String(decoding: bytes, as: UTF8.self)
-        for segment in path.split(separator: "/") {
-            if segment.hasPrefix("."), segment.count > 1, segment != ".well-known", segment != "..", segment.dropFirst().first?.isLetter == true {
-                return "hidden-file"
+        let slash = UInt8(ascii: "/"), dot = UInt8(ascii: ".")
+        var lastSegment = 0..<0
+        var start = 0
+        while start < bytes.count {
+            var end = start
+            while end < bytes.count, bytes[end] != slash { end += 1 }
+            if end > start {
+                lastSegment = start..<end
+                if bytes[start] == dot, end - start > 1, Self.isHidden(bytes[start..<end]) { return "hidden-file" }
             }
+            start = end + 1
         }
-        if let last = path.split(separator: "/").last, let dot = last.lastIndex(of: ".") {
-            let ext = last[last.index(after: dot)...]
-            if restrictedExtensions.contains(String(ext)) { return "restricted-extension" }
+        if let dotAt = bytes[lastSegment].lastIndex(of: dot), restrictedExtensions.contains(bytes[(dotAt + 1)..<lastSegment.upperBound]) {
+            return "restricted-extension"
         }
-        if path.hasSuffix("~") { return "restricted-extension" }
+        if bytes.last == UInt8(ascii: "~") { return "restricted-extension" }
         return nil
     }
 
-    static let restrictedExtensions: Set<String> = [
+    /// A segment starting with a dot names a hidden file when a letter follows the dot, other
+    /// than in `..` and `.well-known`.
+    private static func isHidden(_ segment: ArraySlice<UInt8>) -> Bool {
+        let second = segment[segment.startIndex + 1]
+        if second < 0x80 {
+            let lower = second | 0x20
+            guard lower >= UInt8(ascii: "a"), lower <= UInt8(ascii: "z") else { return false }
+            return !segment.elementsEqual(".well-known".utf8)
+        }
+        // A non-ASCII letter after the dot.
+        return String(decoding: segment.dropFirst(), as: UTF8.self).first?.isLetter == true
+    }
+
+    static let restrictedExtensions = WordSet([
         "bak", "backup", "old", "orig", "swp", "swo", "sav", "save", "tmp", "temp", "log", "sql", "dump", "db", "sqlite", "sqlite3", "mdb",
         "pem", "key", "crt", "p12", "pfx", "jks", "keystore", "ini", "conf", "cfg", "config", "env", "htpasswd", "htaccess", "passwd", "git",
         "svn", "hg", "bzr", "idea", "history", "kdbx", "ovpn", "rdp", "ppk", "npmrc", "yarnrc", "dockercfg", "tfstate", "tfvars",
-    ]
+    ])
 
     static let sensitiveFiles = KeywordMatcher([
         "etc/passwd", "etc/shadow", "etc/group", "etc/hosts", "etc/issue", "etc/master.passwd", "etc/sudoers", "etc/crontab", "etc/fstab",

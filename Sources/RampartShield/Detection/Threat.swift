@@ -115,9 +115,7 @@ public final class InspectedValue: Sendable {
     init(utf8: [UInt8], at location: InputLocation, decodedFromBase64: Bool = false) {
         self.location = location
         self.utf8 = utf8
-        let normalized = Normalizer.normalize(utf8)
-        self.normalized = normalized
-        self.present = ByteSet(normalized)
+        (normalized, present) = Normalizer.normalizedWithByteSet(utf8)
         self.isPlain = present.isSubset(of: ThreatInspector.plain)
         self.decodedFromBase64 = decodedFromBase64
     }

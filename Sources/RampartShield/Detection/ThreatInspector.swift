@@ -242,6 +242,13 @@ final class VerdictCache: Sendable {
     struct Key: Hashable {
         let location: InputLocation
         let bytes: [UInt8]
+
+        /// The bytes hashed as one block: the synthesized conformance feeds them to the hasher
+        /// one at a time.
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(location)
+            bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+        }
     }
 
     static let capacity = 4096
