@@ -1,5 +1,6 @@
 import ArgumentParser
 import Logging
+import NIOCore
 import RampartBalancing
 import RampartCore
 import RampartGateway
@@ -61,6 +62,10 @@ struct Serve: AsyncParsableCommand {
             printError("rampart: cannot start:\n\(error)")
             throw ExitCode(2)
         }
+        logger.info("starting", metadata: [
+            "version": "\(rampartVersion)", "eventLoops": "\(NIOSingletons.groupLoopCountSuggestion)",
+            "executor": "\(Runtime.executor.rawValue)",
+        ])
         try await runUntilSignalled(gateway, shutdownTimeout: configuration.proxy.timeouts.shutdown.duration, logger: logger)
     }
 }

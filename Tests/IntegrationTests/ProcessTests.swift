@@ -36,6 +36,29 @@ import Testing
         await b.stop()
     }
 
+    /// Request tasks run on the event loops unless `RAMPART_EXECUTOR=pool` says otherwise;
+    /// both proxy, the start log says which is in use, and an unknown value stops the process.
+    @Test func executorIsChosenByTheEnvironment() async throws {
+        let upstream = await LoopbackHarness.startEcho(name: "u")
+        for (setting, expected) in [(nil, "event-loops"), ("pool", "pool")] as [(String?, String)] {
+            let file = try TemporaryConfiguration()
+            let port = try freePort()
+            try file.write(poolURL: upstream.url, port: port)
+            let process = try RampartProcess(arguments: ["serve", "--config", file.path],
+                                             environment: setting.map { ["RAMPART_EXECUTOR": $0] } ?? [:])
+            defer { process.stop() }
+            try await waitUntilListening(port: port)
+            #expect(try await instanceAnswering(port: port) == "u")
+            #expect(process.standardError.contains("\"executor\":\"\(expected)\""), "\(process.standardError.prefix(400))")
+            process.signal(SIGTERM)
+            #expect(await process.exitStatus() == 0)
+        }
+        let refused = try RampartProcess(arguments: ["version"], environment: ["RAMPART_EXECUTOR": "threads"])
+        #expect(await refused.exitStatus() == 2)
+        #expect(refused.standardError.contains("RAMPART_EXECUTOR: \"threads\" is neither event-loops nor pool"))
+        await upstream.stop()
+    }
+
     @Test func sigtermLetsInFlightRequestsFinishThenExitsZero() async throws {
         let slow = await LoopbackHarness.startEcho(name: "slow", delay: .milliseconds(1500))
         let file = try TemporaryConfiguration()
