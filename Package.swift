@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "RampartTelemetry", targets: ["RampartTelemetry"]),
         .library(name: "RampartStore", targets: ["RampartStore"]),
         .library(name: "RampartShield", targets: ["RampartShield"]),
+        .library(name: "RampartLimits", targets: ["RampartLimits"]),
         .library(name: "RampartGateway", targets: ["RampartGateway"]),
     ],
     dependencies: [
@@ -136,6 +137,19 @@ let package = Package(
                 "RampartBalancing",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "RampartLimits",
+            dependencies: ["RampartCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RampartLimitsTests",
+            dependencies: [
+                "RampartLimits", "RampartCore", "RampartTesting",
+                .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             swiftSettings: swiftSettings
         ),
