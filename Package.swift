@@ -88,6 +88,7 @@ let package = Package(
             dependencies: [
                 "RampartCore",
                 "RampartShield",
+                "RampartLimits",
                 "RampartStore",
                 "RampartTelemetry",
                 "RampartBalancing",
@@ -116,6 +117,7 @@ let package = Package(
             name: "rampart",
             dependencies: [
                 "RampartGateway",
+                "RampartLimits",
                 "RampartShield",
                 "RampartTelemetry",
                 "RampartBalancing",
@@ -179,7 +181,7 @@ let package = Package(
         .testTarget(
             name: "RampartGatewayTests",
             dependencies: [
-                "RampartGateway", "RampartCore", "RampartBalancing", "RampartShield", "RampartTesting",
+                "RampartGateway", "RampartCore", "RampartBalancing", "RampartShield", "RampartLimits", "RampartTesting",
                 .product(name: "PropertyBased", package: "swift-property-based"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -190,7 +192,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "RampartGateway", "RampartCore", "RampartBalancing", "RampartShield", "RampartTesting",
+                "RampartGateway", "RampartCore", "RampartBalancing", "RampartShield", "RampartLimits", "RampartTesting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -12,6 +12,31 @@ public final class Pool: Sendable {
     public let name: String
     private let time: any TimeSource
     private let state: Mutex<State>
+    private let answered = Atomic<Int>(0)
+    private let failed = Atomic<Int>(0)
+    private let latencyNanoseconds = Atomic<Int64>(0)
+
+    /// Running totals of what the pool's instances answered, for load signals read by
+    /// difference (the rate limiter's controller): attempts that got a response or failed,
+    /// those that failed (5xx, refused, timed out), and their summed latency.
+    public struct Totals: Sendable, Equatable {
+        public var answered: Int
+        public var failed: Int
+        public var latencyNanoseconds: Int64
+        public init(answered: Int = 0, failed: Int = 0, latencyNanoseconds: Int64 = 0) {
+            self.answered = answered
+            self.failed = failed
+            self.latencyNanoseconds = latencyNanoseconds
+        }
+    }
+
+    public var totals: Totals {
+        Totals(answered: answered.load(ordering: .relaxed), failed: failed.load(ordering: .relaxed),
+               latencyNanoseconds: latencyNanoseconds.load(ordering: .relaxed))
+    }
+
+    /// Requests in flight to the pool's instances now.
+    public var inFlight: Int { instances.reduce(0) { $0 + $1.activeRequests } }
 
     struct State {
         var configuration: PoolConfiguration
@@ -101,6 +126,13 @@ public final class Pool: Sendable {
             return (s.configuration.outlierDetection, .seconds(10))
         }
         var failed = false
+        defer {
+            if case .abandoned = outcome {} else {
+                answered.wrappingAdd(1, ordering: .relaxed)
+                if failed { self.failed.wrappingAdd(1, ordering: .relaxed) }
+                latencyNanoseconds.wrappingAdd(latency.nanoseconds, ordering: .relaxed)
+            }
+        }
         switch outcome {
         case .response(let status):
             instance.metrics.recordRequest(status: status)

@@ -9,6 +9,7 @@ import HummingbirdHTTP2
 import NIOCore
 import NIOPosix
 import RampartBalancing
+public import RampartLimits
 public import RampartShield
 import RampartStore
 public import ServiceLifecycle
@@ -43,6 +44,9 @@ public final class Gateway: Service, Sendable {
     let bruteForce: BruteForceGuard
     let flood: FloodDetector
     let cspReports: CSPReportIntake
+    /// Rate limits (`limits:`); kept through reloads, so counters survive them.
+    public let limiter: AdaptiveRateLimiter
+    let limitMetrics = LimitMetrics()
 
     /// - Parameters:
     ///   - configuration: a validated configuration.
@@ -93,6 +97,7 @@ public final class Gateway: Service, Sendable {
         self.bruteForce = BruteForceGuard(time: time)
         self.flood = FloodDetector(time: time)
         self.cspReports = CSPReportIntake(time: time)
+        self.limiter = AdaptiveRateLimiter(configuration.limits ?? RateLimitsConfiguration(), time: time, signals: responder)
     }
 
     public func run() async throws {
@@ -101,7 +106,7 @@ public final class Gateway: Service, Sendable {
         let admin = try adminApplication(configuration)
         var services: [any Service] = [traffic, admin, HealthCheckService(pools: pools, probe: HTTPHealthProbe(client: client)),
                                        DrainService(queue: drains, pools: pools, logger: logger),
-                                       ShieldService(gateway: self)]
+                                       ShieldService(gateway: self), LimitsService(gateway: self)]
         if configurationPath != nil { services.append(SignalReloadService(gateway: self)) }
         let group = ServiceGroup(configuration: .init(services: services, logger: logger))
         do {
@@ -127,6 +132,7 @@ public final class Gateway: Service, Sendable {
         router.middlewares.add(EndpointPhase(cspReports: cspReports, responder: responder))
         router.middlewares.add(RoutePhase())
         router.middlewares.add(InspectPhase(time: time, responder: responder, bruteForce: bruteForce))
+        router.middlewares.add(LimitPhase(limiter: limiter, metrics: limitMetrics))
         router.middlewares.add(ForwardPhase(pools: pools, client: client, budget: budget, time: time))
         let headerBytes = proxy.limits.maxHeaderBytes.bytes
         let headerTimeout = TimeAmount.nanoseconds(proxy.timeouts.clientHeader.duration.nanoseconds)
@@ -205,6 +211,7 @@ public final class Gateway: Service, Sendable {
         if !issues.isEmpty { throw ConfigurationError(issues: issues) }
         pools.apply(next.pools)
         budget.update(ratio: next.proxy.retries.budgetRatio, minRetriesPerSecond: next.proxy.retries.minRetriesPerSecond)
+        if let limits = next.limits { limiter.apply(limits) }
         let snapshot = live.replace(with: next)
         logger.info("configuration reloaded", metadata: ["generation": "\(snapshot.generation)"])
         return snapshot.generation

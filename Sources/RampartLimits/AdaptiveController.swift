@@ -71,15 +71,21 @@ public struct AdaptiveSettings: Sendable, Equatable {
 /// `minimumFactor...calmFactor` (threat: `threatFloor...1`).
 public final class AdaptiveController: Sendable {
     private struct State {
+        var settings: AdaptiveSettings
         var factors = AdaptiveFactors()
         var baseline: Double?  // seconds
     }
 
-    public let settings: AdaptiveSettings
-    private let state = Mutex(State())
+    private let state: Mutex<State>
 
     public init(settings: AdaptiveSettings = AdaptiveSettings()) {
-        self.settings = settings
+        state = Mutex(State(settings: settings))
+    }
+
+    /// The settings; changing them (on a reload) keeps the factors and the learned baseline.
+    public var settings: AdaptiveSettings {
+        get { state.withLock { $0.settings } }
+        set { state.withLock { $0.settings = newValue } }
     }
 
     public var factors: AdaptiveFactors { state.withLock { $0.factors } }
@@ -88,17 +94,18 @@ public final class AdaptiveController: Sendable {
     @discardableResult
     public func update(_ sample: LoadSample, threatLevel: Double) -> AdaptiveFactors {
         state.withLock { state in
-            let target = loadTarget(sample, baseline: &state.baseline)
-            state.factors.load = approach(state.factors.load, target)
+            let settings = state.settings
+            let target = Self.loadTarget(sample, settings: settings, baseline: &state.baseline)
+            state.factors.load = Self.approach(state.factors.load, target, settings: settings)
             let level = min(1, max(0, threatLevel.isFinite ? threatLevel : 0))
-            state.factors.threat = approach(state.factors.threat, 1 - level * (1 - settings.threatFloor))
+            state.factors.threat = Self.approach(state.factors.threat, 1 - level * (1 - settings.threatFloor), settings: settings)
             state.factors.baselineLatency = state.baseline.map { .nanoseconds(Int64($0 * 1e9)) }
             return state.factors
         }
     }
 
     /// Where the load factor should go, given the interval; learns the baseline latency.
-    private func loadTarget(_ sample: LoadSample, baseline: inout Double?) -> Double {
+    private static func loadTarget(_ sample: LoadSample, settings: AdaptiveSettings, baseline: inout Double?) -> Double {
         var target = settings.calmFactor
         if let latency = sample.latency?.secondsValue, latency > 0 {
             if let known = baseline {
@@ -124,7 +131,7 @@ public final class AdaptiveController: Sendable {
         return max(settings.minimumFactor, target)
     }
 
-    private func approach(_ current: Double, _ target: Double) -> Double {
+    private static func approach(_ current: Double, _ target: Double, settings: AdaptiveSettings) -> Double {
         let rate = target < current ? settings.tightenRate : settings.relaxRate
         let next = current + rate * (target - current)
         // Close enough is there: a factor does not creep forever in ever smaller steps.

@@ -1,4 +1,4 @@
-public import RampartCore
+import RampartCore
 
 /// How much a key may do: `limit` requests per `window`, of which up to `burst` may arrive
 /// at once (GCRA only; the sliding window has no separate burst).

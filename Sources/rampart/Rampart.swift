@@ -4,6 +4,7 @@ import NIOCore
 import RampartBalancing
 import RampartCore
 import RampartGateway
+import RampartLimits
 import RampartShield
 import RampartTelemetry
 import ServiceLifecycle
@@ -248,6 +249,15 @@ func describe(_ c: GatewayConfiguration) -> String {
     lines.append("shield: ip rules \(rules.allow.count) allow, \(rules.deny.count) deny; security headers "
                  + (c.shield.securityHeaders == nil ? "off" : "on")
                  + (c.routes.contains { $0.securityHeaders != nil } ? " (with route overrides)" : ""))
+    if let limits = c.limits {
+        for name in limits.policyNames {
+            guard let policy = limits.policy(named: name) else { continue }
+            lines.append("limit \(name): \(policy.algorithm.rawValue) \(policy.base) per \(ConfigDuration(policy.window)), within \(policy.minimum)...\(policy.maximum)"
+                         + (policy.isAdaptive ? ", adaptive" : "") + ", keyed on " + limits.keyParts(of: name).map(\.rawValue).joined(separator: "+"))
+        }
+    } else {
+        lines.append("limits: off")
+    }
     lines.append("")
     if c.routes.isEmpty { lines.append("route: everything -> pool \(c.pools.keys.first ?? "?")") }
     for (i, route) in c.routes.enumerated() {
@@ -257,7 +267,9 @@ func describe(_ c: GatewayConfiguration) -> String {
         if let m = route.match.methods { match.append("methods \(m.joined(separator: ","))") }
         if let h = route.match.headers { match.append("headers \(h.keys.sorted().joined(separator: ","))") }
         let target = route.pool.map { "pool \($0)" } ?? "respond \(route.respond?.status ?? 0)"
-        lines.append("route \(route.name ?? "routes[\(i)]"): \(match.isEmpty ? "everything" : match.joined(separator: ", ")) -> \(target)")
+        var limit = ""
+        if c.limits != nil { limit = route.limit == RouteConfiguration.noLimit ? ", no limit" : ", limit \(route.limit ?? "default")" }
+        lines.append("route \(route.name ?? "routes[\(i)]"): \(match.isEmpty ? "everything" : match.joined(separator: ", ")) -> \(target)\(limit)")
     }
     return lines.joined(separator: "\n")
 }

@@ -2,6 +2,7 @@ import RampartBalancing
 import RampartCore
 import RampartShield
 @testable import RampartGateway
+import RampartLimits
 import Testing
 
 @Suite struct ConfigurationTests {
@@ -104,6 +105,79 @@ import Testing
             let text = error.issues.map(\.description)
             #expect(text.contains { $0.hasPrefix("LB_STRATEGY (pools.*.strategy)") })
             #expect(text.contains { $0.hasPrefix("LB_HEALTH_CHECK_INTERVAL (pools.*.healthCheck.interval)") })
+        }
+    }
+
+    @Test func rateLimitsLoadWithPoliciesAndEnvironmentOverrides() throws {
+        let yaml = """
+        pools:
+          app: {instances: ["http://127.0.0.1:1"]}
+        routes:
+          - {name: api, match: {pathPrefix: /api}, pool: app}
+          - {name: login, match: {pathPrefix: /login}, pool: app, limit: login, limitClass: auth}
+          - {name: assets, match: {pathPrefix: /assets}, pool: app, limit: "off"}
+        limits:
+          base: 100
+          window: 1m
+          roles: {admin: 10, viewer: 0.5}
+          classes: {write: 0.2, auth: 0.1}
+          policies:
+            login: {algorithm: sliding-window, base: 20, key: [client, route]}
+        """
+        let loaded = try loader.load(yaml: yaml)
+        let limits = try #require(loaded.limits)
+        #expect(limits.policy(named: "default")?.base == 100)
+        let login = try #require(limits.policy(named: "login"))
+        #expect(login.algorithm == .slidingWindow && login.base == 20 && login.window == .seconds(60) && login.roles["admin"] == 10)
+        #expect(limits.keyParts(of: "login") == [.client, .route])
+        #expect(limits.keyParts(of: "default") == [.client])
+        #expect(loaded.routes[1].limitClass == "auth")
+
+        let overridden = try ConfigurationLoader(environment: ["RATE_LIMIT_BASE": "50", "RATE_LIMIT_WINDOW": "10s", "RATE_LIMIT_MIN": "5",
+                                                               "RATE_LIMIT_MAX": "500", "RATE_LIMIT_ADAPTIVE": "false"]).load(yaml: yaml)
+        let policy = try #require(overridden.limits?.policy(named: "default"))
+        #expect(policy.base == 50 && policy.window == .seconds(10) && policy.minimum == 5 && policy.maximum == 500 && !policy.isAdaptive)
+        // The environment alone turns limiting on.
+        let plain = "pools:\n  app: {instances: [\"http://127.0.0.1:1\"]}\n"
+        #expect(try loader.load(yaml: plain).limits == nil)
+        #expect(try ConfigurationLoader(environment: ["RATE_LIMIT_BASE": "7"]).load(yaml: plain).limits?.policy(named: "default")?.base == 7)
+    }
+
+    @Test func badRateLimitsNameThePath() throws {
+        let yaml = """
+        pools:
+          app: {instances: ["http://127.0.0.1:1"]}
+        routes:
+          - {match: {pathPrefix: /}, pool: app, limit: nosuch}
+        limits:
+          min: 10
+          max: 5
+          algorithm: leaky
+        """
+        do {
+            _ = try loader.load(yaml: yaml)
+            Issue.record("accepted")
+        } catch {
+            #expect(error.issues.contains { $0.path.hasPrefix("limits.algorithm") }, "\(error.issues)")
+        }
+        let unknownPolicy = "pools:\n  app: {instances: [\"http://127.0.0.1:1\"]}\nroutes:\n  - {match: {pathPrefix: /}, pool: app, limit: nosuch}\nlimits: {min: 10, max: 5}\n"
+        do {
+            _ = try loader.load(yaml: unknownPolicy)
+            Issue.record("accepted")
+        } catch {
+            let text = error.issues.map(\.description)
+            #expect(text.contains("routes[0].limit: no policy is named \"nosuch\" (limits.policies has default)"), "\(text)")
+            #expect(text.contains("limits.max: must be at least min (10), got 5"), "\(text)")
+        }
+        do {
+            _ = try ConfigurationLoader(environment: ["RATE_LIMIT_BASE": "lots", "RATE_LIMIT_WINDOW": "soon", "RATE_LIMIT_ADAPTIVE": "maybe"])
+                .load(yaml: "pools:\n  app: {instances: [\"http://127.0.0.1:1\"]}\n")
+            Issue.record("accepted")
+        } catch {
+            let text = error.issues.map(\.description)
+            #expect(text.contains("RATE_LIMIT_BASE (limits.base): \"lots\" is not a whole number of requests, at least 1"), "\(text)")
+            #expect(text.contains { $0.hasPrefix("RATE_LIMIT_WINDOW (limits.window)") })
+            #expect(text.contains("RATE_LIMIT_ADAPTIVE (limits.adaptive): \"maybe\" is not true or false"))
         }
     }
 

@@ -9,6 +9,7 @@ import NIOCore
 import Prometheus
 import RampartBalancing
 import RampartCore
+import RampartLimits
 import RampartShield
 import RampartStore
 import Logging
@@ -56,6 +57,9 @@ struct AdminRouter {
             } catch {
                 return errorAnswer(.internalServerError, "the threat event store failed: \(error)")
             }
+        }
+        router.get("/api/system/rate-limits") { _, _ -> Response in
+            jsonResponse(RateLimitReport(gateway))
         }
         router.post("/api/system/threat-detection") { request, _ -> Response in
             let usage = "{\"action\": \"block|unblock\", \"address\": \"ip or cidr\", \"reason\": ..., \"duration\": \"1h\"}"
@@ -251,6 +255,61 @@ extension Gateway {
             }
         } catch {
             return errorAnswer(.internalServerError, "the block store failed: \(error)")
+        }
+    }
+}
+
+/// `GET /api/system/rate-limits`: each policy's configured and effective limit, the
+/// adaptive factors, and the keys with the most violations.
+struct RateLimitReport: Encodable {
+    struct Policy: Encodable {
+        let name: String
+        let algorithm: String
+        let base: Int
+        let windowSeconds: Double
+        let min: Int
+        let max: Int
+        let adaptive: Bool
+        let roles: [String: Double]
+        let classes: [String: Double]
+        let key: [String]
+        /// For a caller with no listed role on an endpoint of no listed class, now.
+        let effectiveLimit: Int
+        let effectiveBurst: Int
+    }
+
+    struct Violator: Encodable {
+        let key: String
+        let policy: String
+        let refusals: Int
+        let offences: Int
+        let penaltySeconds: Double?
+    }
+
+    let enabled: Bool
+    let loadFactor: Double
+    let threatFactor: Double
+    let threatLevel: Double
+    let baselineLatencySeconds: Double?
+    let policies: [Policy]
+    let topViolators: [Violator]
+
+    init(_ gateway: Gateway) {
+        let limiter = gateway.limiter
+        let configuration = limiter.configuration
+        enabled = gateway.live.snapshot.configuration.limits != nil
+        let factors = limiter.controller.factors
+        loadFactor = factors.load
+        threatFactor = factors.threat
+        threatLevel = gateway.responder.threatLevel
+        baselineLatencySeconds = factors.baselineLatency?.secondsValue
+        policies = limiter.effectiveLimits().map { policy, limit in
+            Policy(name: policy.name, algorithm: policy.algorithm.rawValue, base: policy.base, windowSeconds: policy.window.secondsValue,
+                   min: policy.minimum, max: policy.maximum, adaptive: policy.isAdaptive, roles: policy.roles, classes: policy.classes,
+                   key: configuration.keyParts(of: policy.name).map(\.rawValue), effectiveLimit: limit.limit, effectiveBurst: limit.burst)
+        }
+        topViolators = limiter.violations.top(20, now: gateway.time.now()).map {
+            Violator(key: $0.key, policy: $0.policy, refusals: $0.refusals, offences: $0.offences, penaltySeconds: $0.penalisedFor?.secondsValue)
         }
     }
 }

@@ -22,6 +22,11 @@ public struct ConfigurationLoader: Sendable {
         ("THREAT_ANOMALY_THRESHOLD", "shield.flood.threshold"),
         ("THREAT_BLOCK_ON_CRITICAL", "shield.response.blockOnCritical"),
         ("THREAT_ALERT_ON_HIGH", "shield.response.alertOnHigh"),
+        ("RATE_LIMIT_BASE", "limits.base (turns rate limiting on)"),
+        ("RATE_LIMIT_WINDOW", "limits.window (turns rate limiting on)"),
+        ("RATE_LIMIT_MIN", "limits.min (turns rate limiting on)"),
+        ("RATE_LIMIT_MAX", "limits.max (turns rate limiting on)"),
+        ("RATE_LIMIT_ADAPTIVE", "limits.adaptive (turns rate limiting on)"),
     ]
 
     /// Loads from a file on disk.
@@ -173,7 +178,35 @@ public struct ConfigurationLoader: Sendable {
                 issues.append(.init(path: "\(variable) (shield.response.\(key))", "\"\(text)\" is not true or false"))
             }
         }
+        for (variable, key) in [("RATE_LIMIT_BASE", "base"), ("RATE_LIMIT_MIN", "min"), ("RATE_LIMIT_MAX", "max")] {
+            guard let text = environment[variable], !text.isEmpty else { continue }
+            if let value = Int(text.trimmingASCIIWhitespace()), value >= 1 {
+                setLimits(&node, key, Node(String(value)))
+            } else {
+                issues.append(.init(path: "\(variable) (limits.\(key))", "\"\(text)\" is not a whole number of requests, at least 1"))
+            }
+        }
+        if let text = environment["RATE_LIMIT_WINDOW"], !text.isEmpty {
+            if let window = ConfigDuration(parsing: text), window.duration > .zero {
+                setLimits(&node, "window", Node(text))
+            } else {
+                issues.append(.init(path: "RATE_LIMIT_WINDOW (limits.window)", "\"\(text)\" is not a duration (write it with a unit: 1s, 1m, 1h)"))
+            }
+        }
+        if let text = environment["RATE_LIMIT_ADAPTIVE"], !text.isEmpty {
+            if let value = Self.boolean(text) {
+                setLimits(&node, "adaptive", Node(value ? "true" : "false"))
+            } else {
+                issues.append(.init(path: "RATE_LIMIT_ADAPTIVE (limits.adaptive)", "\"\(text)\" is not true or false"))
+            }
+        }
         return issues
+    }
+
+    /// Sets `limits.<key>`, creating `limits` (which turns rate limiting on).
+    private func setLimits(_ node: inout Node, _ key: String, _ value: Node) {
+        ensureMapping(&node, "limits")
+        node["limits"]?[key] = value
     }
 
     /// `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`, as environment variables are written.

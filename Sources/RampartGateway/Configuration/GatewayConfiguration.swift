@@ -1,6 +1,7 @@
 public import RampartCore
 public import RampartBalancing
 public import RampartShield
+public import RampartLimits
 
 /// The root of `rampart.yml`: every module's configuration, composed.
 public struct GatewayConfiguration: Codable, Sendable, Equatable {
@@ -15,18 +16,22 @@ public struct GatewayConfiguration: Codable, Sendable, Equatable {
     public var routes: [RouteConfiguration]
     /// IP rules and security headers.
     public var shield: ShieldConfiguration
+    /// Rate limiting; off when absent.
+    public var limits: RateLimitsConfiguration?
 
     public init(listeners: ListenersConfiguration = .init(), log: LogConfiguration = .init(), proxy: ProxyConfiguration = .init(),
-                pools: [String: PoolConfiguration] = [:], routes: [RouteConfiguration] = [], shield: ShieldConfiguration = .init()) {
+                pools: [String: PoolConfiguration] = [:], routes: [RouteConfiguration] = [], shield: ShieldConfiguration = .init(),
+                limits: RateLimitsConfiguration? = nil) {
         self.listeners = listeners
         self.log = log
         self.proxy = proxy
         self.pools = pools
         self.routes = routes
         self.shield = shield
+        self.limits = limits
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case listeners, log, proxy, pools, routes, shield }
+    enum CodingKeys: String, CodingKey, CaseIterable { case listeners, log, proxy, pools, routes, shield, limits }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -37,6 +42,7 @@ public struct GatewayConfiguration: Codable, Sendable, Equatable {
         pools = try c.decodeIfPresent([String: PoolConfiguration].self, forKey: .pools) ?? [:]
         routes = try c.decodeIfPresent([RouteConfiguration].self, forKey: .routes) ?? []
         shield = try c.decodeIfPresent(ShieldConfiguration.self, forKey: .shield) ?? .init()
+        limits = try c.decodeIfPresent(RateLimitsConfiguration.self, forKey: .limits)
     }
 
     /// Every cross-field problem, each naming its path.
@@ -45,6 +51,7 @@ public struct GatewayConfiguration: Codable, Sendable, Equatable {
         issues += listeners.validate(at: "listeners")
         issues += proxy.validate(at: "proxy")
         issues += shield.validate(at: "shield")
+        issues += limits?.validate(at: "limits") ?? []
         if pools.isEmpty {
             issues.append(.init(path: "pools", "name at least one pool"))
         }
@@ -59,6 +66,15 @@ public struct GatewayConfiguration: Codable, Sendable, Equatable {
         }
         for (index, route) in routes.enumerated() {
             issues += route.validate(at: "routes[\(index)]", pools: Set(pools.keys))
+            if let policy = route.limit, policy != RouteConfiguration.noLimit {
+                if let limits {
+                    if !limits.policyNames.contains(policy) {
+                        issues.append(.init(path: "routes[\(index)].limit", "no policy is named \"\(policy)\" (limits.policies has \(limits.policyNames.joined(separator: ", ")))"))
+                    }
+                } else {
+                    issues.append(.init(path: "routes[\(index)].limit", "names a rate-limit policy, but there is no limits section"))
+                }
+            }
         }
         let routeNames = Set(routes.compactMap(\.name))
         for (index, name) in (shield.bruteForce?.routes ?? []).enumerated() where !routeNames.contains(name) {

@@ -19,9 +19,19 @@ public struct RouteConfiguration: Codable, Sendable, Equatable {
     /// Threat detection for this route: its own mode and the values it legitimately carries
     /// code in, over `shield.waf`.
     public var waf: RouteWAFConfiguration?
+    /// The rate-limit policy for this route (a name under `limits.policies`, or `off`);
+    /// the default policy when absent and `limits` is configured.
+    public var limit: String?
+    /// The endpoint class for the policy's class multipliers; `read` for GET, HEAD and
+    /// OPTIONS and `write` for the other methods when absent.
+    public var limitClass: String?
+
+    /// `limit: off`.
+    public static let noLimit = "off"
 
     public init(name: String? = nil, match: RouteMatch = .init(), pool: String? = nil, respond: FixedResponse? = nil, stripPrefix: Bool = false,
-                securityHeaders: SecurityHeadersConfiguration? = nil, csrf: Bool? = nil, waf: RouteWAFConfiguration? = nil) {
+                securityHeaders: SecurityHeadersConfiguration? = nil, csrf: Bool? = nil, waf: RouteWAFConfiguration? = nil,
+                limit: String? = nil, limitClass: String? = nil) {
         self.name = name
         self.match = match
         self.pool = pool
@@ -30,9 +40,11 @@ public struct RouteConfiguration: Codable, Sendable, Equatable {
         self.securityHeaders = securityHeaders
         self.csrf = csrf
         self.waf = waf
+        self.limit = limit
+        self.limitClass = limitClass
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case name, match, pool, respond, stripPrefix, securityHeaders, csrf, waf }
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, match, pool, respond, stripPrefix, securityHeaders, csrf, waf, limit, limitClass }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -45,6 +57,8 @@ public struct RouteConfiguration: Codable, Sendable, Equatable {
         securityHeaders = try c.decodeIfPresent(SecurityHeadersConfiguration.self, forKey: .securityHeaders)
         csrf = try c.decodeIfPresent(Bool.self, forKey: .csrf)
         waf = try c.decodeIfPresent(RouteWAFConfiguration.self, forKey: .waf)
+        limit = try c.decodeIfPresent(String.self, forKey: .limit)
+        limitClass = try c.decodeIfPresent(String.self, forKey: .limitClass)
     }
 
     func validate(at path: String, pools: Set<String>) -> [ConfigurationIssue] {

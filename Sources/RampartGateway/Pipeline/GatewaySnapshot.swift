@@ -1,5 +1,6 @@
 public import RampartCore
 import RampartShield
+import RampartLimits
 import Synchronization
 
 /// One configuration generation, compiled: what a request reads for its whole life. Immutable.
@@ -23,6 +24,8 @@ public final class GatewaySnapshot: Sendable {
     let routeWAF: [Int: (mode: WAFConfiguration.Mode, exclusions: ExclusionList)]
     /// Routes (by position) whose requests are login attempts (`shield.bruteForce.routes`).
     let loginRoutes: Set<Int>
+    /// The rate-limit policy of each limited route (by position); empty without `limits`.
+    let limitPolicies: [Int: String]
 
     init(generation: Int, configuration: GatewayConfiguration) {
         self.generation = generation
@@ -51,6 +54,23 @@ public final class GatewaySnapshot: Sendable {
         self.inspector = anyOn ? ThreatInspector(waf) : nil
         let logins = Set(configuration.shield.bruteForce?.routes ?? [])
         self.loginRoutes = Set(configuration.routes.indices.filter { configuration.routes[$0].name.map(logins.contains) ?? false })
+        var limitPolicies: [Int: String] = [:]
+        if configuration.limits != nil {
+            for (index, route) in configuration.routes.enumerated() where route.limit != RouteConfiguration.noLimit {
+                limitPolicies[index] = route.limit ?? RateLimitsConfiguration.defaultName
+            }
+            // Without routes, the one pool takes everything under the default policy.
+            if configuration.routes.isEmpty { limitPolicies[0] = RateLimitsConfiguration.defaultName }
+        }
+        self.limitPolicies = limitPolicies
+    }
+
+    /// The rate-limit policy on `route`, if it is limited.
+    func limitPolicy(for route: CompiledRoute) -> String? { limitPolicies[route.order] }
+
+    /// The endpoint class `route` sets for its policy's multipliers, if it sets one.
+    func limitClass(for route: CompiledRoute) -> String? {
+        configuration.routes.indices.contains(route.order) ? configuration.routes[route.order].limitClass : nil
     }
 
     /// The threat-detection mode and exclusions on `route`.

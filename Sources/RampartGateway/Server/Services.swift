@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import RampartBalancing
 import RampartCore
+import RampartLimits
 import RampartShield
 import RampartStore
 import ServiceLifecycle
@@ -170,5 +171,48 @@ struct HTTPAlertTransport: AlertTransport {
         let response = try await client.execute(request, timeout: .nanoseconds(timeout.nanoseconds))
         _ = try await response.body.collect(upTo: 64 * 1024)
         return Int(response.status.code)
+    }
+}
+
+/// The rate limiter's adaptive controller: on each `limits.adaptation.interval`, the load
+/// the pools saw since the last tick (answers, failures, mean latency, requests in flight)
+/// and the shield's threat level move the factors every adaptive limit is scaled by.
+struct LimitsService: Service {
+    let gateway: Gateway
+
+    func run() async throws {
+        let gateway = self.gateway
+        await cancelWhenGracefulShutdown {
+            var previous: [String: Pool.Totals] = [:]
+            while !Task.isCancelled {
+                let configuration = gateway.live.snapshot.configuration
+                let interval = configuration.limits?.adaptation.interval.duration ?? .seconds(1)
+                if configuration.limits != nil {
+                    let sample = Self.sample(gateway.pools.all, since: &previous)
+                    let factors = gateway.limiter.adapt(sample)
+                    gateway.limitMetrics.adapted(factors, limits: gateway.limiter.effectiveLimits())
+                }
+                try? await Task.sleep(for: interval)
+            }
+        }
+    }
+
+    /// What the pools answered since `previous` (updated to now), and what is in flight.
+    static func sample(_ pools: [Pool], since previous: inout [String: Pool.Totals]) -> LoadSample {
+        var answered = 0, failed = 0, latency: Int64 = 0, inFlight = 0
+        var next: [String: Pool.Totals] = [:]
+        for pool in pools {
+            let totals = pool.totals
+            // A pool rebuilt by a reload starts its totals again.
+            let before = previous[pool.name].flatMap { $0.answered <= totals.answered ? $0 : nil } ?? Pool.Totals()
+            answered += totals.answered - before.answered
+            failed += totals.failed - before.failed
+            latency += totals.latencyNanoseconds - before.latencyNanoseconds
+            inFlight += pool.inFlight
+            next[pool.name] = totals
+        }
+        previous = next
+        let mean: Duration? = answered > 0 ? .nanoseconds(latency / Int64(answered)) : nil
+        return LoadSample(inFlight: inFlight, responses: answered, errors: failed, latency: mean)
     }
 }
