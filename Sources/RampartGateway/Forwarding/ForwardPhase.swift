@@ -110,14 +110,6 @@ struct ForwardPhase: RouterMiddleware {
             let headLatency = time.now() - attemptStarted
             context.record.note { $0.upstreamSeconds = headLatency.secondsValue }
             let time = self.time
-            let observer = BodyObserver { ending in
-                let latency = time.now() - attemptStarted
-                switch ending {
-                case .completed: pool.finish(instance, outcome: .response(status: status), latency: latency)
-                case .failed: pool.finish(instance, outcome: .failure, latency: latency)
-                case .abandoned: pool.finish(instance, outcome: .abandoned, latency: latency)
-                }
-            }
             let headers = HeaderRewriting.clientResponseHeaders(response.headers)
             let responseStatus = HTTPResponse.Status(code: status, reasonPhrase: response.status.reasonPhrase)
             // A small answer is read whole and sent with its head in one write, as nginx's
@@ -134,6 +126,16 @@ struct ForwardPhase: RouterMiddleware {
                 context.record.note { $0.bodyBuffered = true }
                 let noBody = request.method == .head || status == 204 || status == 304
                 return Response(status: responseStatus, headers: headers, body: noBody ? ResponseBody() : .init(byteBuffer: body))
+            }
+            // Made only for a streamed body: an observer finishes its request when it goes away,
+            // so one made for a buffered answer (finished above) would end it a second time.
+            let observer = BodyObserver { ending in
+                let latency = time.now() - attemptStarted
+                switch ending {
+                case .completed: pool.finish(instance, outcome: .response(status: status), latency: latency)
+                case .failed: pool.finish(instance, outcome: .failure, latency: latency)
+                case .abandoned: pool.finish(instance, outcome: .abandoned, latency: latency)
+                }
             }
             let observed = ObservedResponseBody(base: response.body, observer: observer, deadline: totalDeadline, time: time)
             let streamed = ResponseBody(asyncSequence: observed)
