@@ -59,6 +59,10 @@ public struct AdaptiveSettings: Sendable, Equatable {
     /// moment it recovers.
     public var tightenRate: Double = 0.5
     public var relaxRate: Double = 0.1
+    /// How often the controller runs, and how long a higher latency takes to become the new
+    /// baseline (about two thirds of the way): a slowness that lasts that long is normal.
+    public var interval: Duration = .seconds(1)
+    public var baselineRiseTime: Duration = .seconds(60)
 
     public init() {}
 }
@@ -95,7 +99,7 @@ public final class AdaptiveController: Sendable {
     public func update(_ sample: LoadSample, threatLevel: Double) -> AdaptiveFactors {
         state.withLock { state in
             let settings = state.settings
-            let target = Self.loadTarget(sample, settings: settings, baseline: &state.baseline)
+            let target = Self.loadTarget(sample, current: state.factors.load, settings: settings, baseline: &state.baseline)
             state.factors.load = Self.approach(state.factors.load, target, settings: settings)
             let level = min(1, max(0, threatLevel.isFinite ? threatLevel : 0))
             state.factors.threat = Self.approach(state.factors.threat, 1 - level * (1 - settings.threatFloor), settings: settings)
@@ -105,15 +109,18 @@ public final class AdaptiveController: Sendable {
     }
 
     /// Where the load factor should go, given the interval; learns the baseline latency.
-    private static func loadTarget(_ sample: LoadSample, settings: AdaptiveSettings, baseline: inout Double?) -> Double {
-        var target = settings.calmFactor
+    /// Without answers in the interval the factor holds, unless too much is in flight.
+    private static func loadTarget(_ sample: LoadSample, current: Double, settings: AdaptiveSettings, baseline: inout Double?) -> Double {
+        // An interval without answers says nothing about latency or errors: hold.
+        var target = sample.responses > 0 ? settings.calmFactor : current
         if let latency = sample.latency?.secondsValue, latency > 0 {
             if let known = baseline {
                 let normal = known * settings.latencyTolerance
                 if latency > normal { target = min(target, normal / latency) }
                 // The baseline follows falling latency quickly and rising latency slowly, so
-                // a slow upstream does not become the new normal within a few intervals.
-                baseline = known + (latency < known ? 0.3 : 0.01) * (latency - known)
+                // a slow upstream becomes the new normal only after `baselineRiseTime`.
+                let rise = min(1, settings.interval.secondsValue / max(settings.baselineRiseTime.secondsValue, 0.001))
+                baseline = known + (latency < known ? 0.3 : rise) * (latency - known)
             } else {
                 baseline = latency
             }

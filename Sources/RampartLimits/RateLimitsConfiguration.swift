@@ -74,10 +74,13 @@ public struct RateLimitsConfiguration: Codable, Sendable, Equatable {
         public var minimumFactor = 0.1
         public var calmFactor = 1.0
         public var threatFloor = 0.25
+        public var baselineRiseTime = ConfigDuration.seconds(60)
 
         public init() {}
 
-        enum CodingKeys: String, CodingKey, CaseIterable { case interval, latencyTolerance, errorThreshold, concurrency, minimumFactor, calmFactor, threatFloor }
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case interval, latencyTolerance, errorThreshold, concurrency, minimumFactor, calmFactor, threatFloor, baselineRiseTime
+        }
 
         public init(from decoder: any Decoder) throws {
             try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -90,6 +93,7 @@ public struct RateLimitsConfiguration: Codable, Sendable, Equatable {
             minimumFactor = try c.decodeIfPresent(Double.self, forKey: .minimumFactor) ?? d.minimumFactor
             calmFactor = try c.decodeIfPresent(Double.self, forKey: .calmFactor) ?? d.calmFactor
             threatFloor = try c.decodeIfPresent(Double.self, forKey: .threatFloor) ?? d.threatFloor
+            baselineRiseTime = try c.decodeIfPresent(ConfigDuration.self, forKey: .baselineRiseTime) ?? d.baselineRiseTime
         }
 
         public var settings: AdaptiveSettings {
@@ -100,6 +104,8 @@ public struct RateLimitsConfiguration: Codable, Sendable, Equatable {
             s.minimumFactor = minimumFactor
             s.calmFactor = calmFactor
             s.threatFloor = threatFloor
+            s.interval = interval.duration
+            s.baselineRiseTime = baselineRiseTime.duration
             return s
         }
 
@@ -112,6 +118,7 @@ public struct RateLimitsConfiguration: Codable, Sendable, Equatable {
             if !(minimumFactor > 0 && minimumFactor <= 1) { issues.append(.init(path: "\(path).minimumFactor", "must be above 0 and at most 1, got \(minimumFactor)")) }
             if !(calmFactor >= 1 && calmFactor <= 10) { issues.append(.init(path: "\(path).calmFactor", "must be between 1 and 10, got \(calmFactor)")) }
             if !(threatFloor > 0 && threatFloor <= 1) { issues.append(.init(path: "\(path).threatFloor", "must be above 0 and at most 1, got \(threatFloor)")) }
+            if baselineRiseTime < interval { issues.append(.init(path: "\(path).baselineRiseTime", "must be at least interval (\(interval)), got \(baselineRiseTime)")) }
             return issues
         }
     }

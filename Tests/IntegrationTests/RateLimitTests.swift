@@ -1,4 +1,5 @@
 import Foundation
+import RampartBalancing
 import RampartCore
 import RampartGateway
 import RampartLimits
@@ -133,5 +134,57 @@ extension Range where Bound == Int {
         var results: [T] = []
         for i in self { results.append(try await transform(i)) }
         return results
+    }
+}
+
+/// The controller in a running gateway: an upstream that turns slow makes the limits
+/// tighten; once it is fast again they relax.
+@Suite(.serialized) struct AdaptiveLimitTests {
+    @Test func aSlowUpstreamTightensLimitsAndARecoveredOneRelaxesThem() async throws {
+        let fast = await LoopbackHarness.startEcho(name: "fast")
+        let slow = await LoopbackHarness.startEcho(name: "slow", delay: .milliseconds(400))
+        let recovered = await LoopbackHarness.startEcho(name: "recovered")
+        var configuration = LoopbackHarness.configuration(pool: [fast])
+        var limits = RateLimitsConfiguration(defaults: .init(base: 10_000, window: .seconds(60), min: 10))
+        limits.adaptation.interval = .milliseconds(50)
+        configuration.limits = limits
+        try await LoopbackHarness.withGateway(configuration) { gateway, port, _ in
+            let pool = try #require(gateway.pools.pool(named: "app"))
+            /// Eight callers in a loop until `done` says so (or 10 s pass).
+            func traffic(until done: @escaping @Sendable () -> Bool) async throws {
+                let deadline = ContinuousClock.now + .seconds(10)
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for _ in 0..<8 {
+                        group.addTask {
+                            while !done(), ContinuousClock.now < deadline {
+                                _ = try await fetch("http://127.0.0.1:\(port)/x")
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+            }
+            let limiter = gateway.limiter
+            // Learn the fast upstream's latency as the baseline.
+            try await traffic { limiter.controller.factors.baselineLatency != nil && limiter.controller.factors.load == 1 }
+            try await Task.sleep(for: .milliseconds(300))
+
+            _ = try pool.register(InstanceConfiguration(url: slow.url))
+            _ = try pool.drain(id: fast.url.replacingOccurrences(of: "http://", with: ""))
+            try await traffic { limiter.controller.factors.load < 0.3 }
+            let tightened = limiter.controller.factors.load
+            #expect(tightened < 0.3)
+            #expect(limiter.effectiveLimits().first!.limit.limit < 3000)
+
+            _ = try pool.register(InstanceConfiguration(url: recovered.url))
+            _ = try pool.drain(id: slow.url.replacingOccurrences(of: "http://", with: ""))
+            try await traffic { limiter.controller.factors.load > 0.8 }
+            #expect(limiter.controller.factors.load > 0.8)
+            // Every request finished: nothing counts as in flight any more.
+            #expect(pool.inFlight == 0)
+        }
+        await fast.stop()
+        await slow.stop()
+        await recovered.stop()
     }
 }
