@@ -69,6 +69,7 @@ let package = Package(
             dependencies: [
                 "RampartCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -151,6 +152,15 @@ let package = Package(
             name: "RampartLimitsTests",
             dependencies: [
                 "RampartLimits", "RampartCore", "RampartTesting",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RampartStoreTests",
+            dependencies: [
+                "RampartStore",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             swiftSettings: swiftSettings
