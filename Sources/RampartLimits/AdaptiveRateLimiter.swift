@@ -34,7 +34,8 @@ public final class AdaptiveRateLimiter: Sendable {
 
     struct Compiled {
         var configuration: RateLimitsConfiguration
-        var policies: [String: RateLimitPolicy]
+        /// Each policy, filled in from the defaults, with the parts its keys are made of.
+        var policies: [String: (policy: RateLimitPolicy, key: [RateLimitsConfiguration.KeyPart])]
     }
 
     private let compiled: Mutex<Compiled>
@@ -54,8 +55,10 @@ public final class AdaptiveRateLimiter: Sendable {
     }
 
     private static func compile(_ configuration: RateLimitsConfiguration) -> Compiled {
-        var policies: [String: RateLimitPolicy] = [:]
-        for name in configuration.policyNames { policies[name] = configuration.policy(named: name) }
+        var policies: [String: (policy: RateLimitPolicy, key: [RateLimitsConfiguration.KeyPart])] = [:]
+        for name in configuration.policyNames {
+            if let policy = configuration.policy(named: name) { policies[name] = (policy, configuration.keyParts(of: name)) }
+        }
         return Compiled(configuration: configuration, policies: policies)
     }
 
@@ -90,13 +93,12 @@ public final class AdaptiveRateLimiter: Sendable {
     /// Decides one request under the policy called `policy` (nil when no such policy).
     public func decide(policy name: String, caller: Caller, route: String?, endpointClass: String?, cost: Int = 1,
                        requestID: String? = nil) -> Outcome? {
-        let (policy, parts) = compiled.withLock { ($0.policies[name], $0.configuration.keyParts(of: name)) }
-        guard let policy else { return nil }
+        guard let (policy, parts) = compiled.withLock({ $0.policies[name] }) else { return nil }
         let key = Self.key(policy: name, parts: parts, caller: caller, route: route)
         let limit = policy.effectiveLimit(roles: caller.roles, endpointClass: endpointClass, factor: controller.factors.combined)
         let now = time.now()
         if let remaining = violations.penalty(for: key, now: now) {
-            let decision = RateLimitDecision(isAllowed: false, limit: policy.algorithm == .gcra ? limit.burst : limit.limit, remaining: 0,
+            let decision = RateLimitDecision(isAllowed: false, limit: limit.quota(under: policy.algorithm), remaining: 0,
                                              resetAfter: remaining, retryAfter: remaining)
             return Outcome(decision: decision, policy: name, limit: limit, isPenalty: true)
         }
@@ -118,7 +120,7 @@ public final class AdaptiveRateLimiter: Sendable {
     public func effectiveLimits() -> [(policy: RateLimitPolicy, limit: RateLimit)] {
         let factor = controller.factors.combined
         return compiled.withLock { compiled in
-            compiled.configuration.policyNames.compactMap { name in compiled.policies[name].map { ($0, $0.effectiveLimit(factor: factor)) } }
+            compiled.configuration.policyNames.compactMap { name in compiled.policies[name].map { ($0.policy, $0.policy.effectiveLimit(factor: factor)) } }
         }
     }
 }

@@ -18,6 +18,10 @@ public struct RateLimit: Sendable, Hashable, CustomStringConvertible {
     /// The time one request's share of the window takes to come back (GCRA's emission interval).
     public var interval: Int64 { max(1, window.nanoseconds / Int64(limit)) }
 
+    /// The quota a caller sees under `algorithm`: what GCRA lets through at once (the burst),
+    /// or what the sliding window allows per window.
+    public func quota(under algorithm: RateLimitAlgorithm) -> Int { algorithm == .gcra ? burst : limit }
+
     public var description: String { "\(limit) per \(window.secondsValue) s (burst \(burst))" }
 }
 

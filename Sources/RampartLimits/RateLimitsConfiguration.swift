@@ -44,7 +44,11 @@ public struct RateLimitsConfiguration: Codable, Sendable, Equatable {
 
         public init(from decoder: any Decoder) throws {
             try decoder.rejectUnknownKeys(CodingKeys.self)
-            let c = try decoder.container(keyedBy: CodingKeys.self)
+            try self.init(fields: decoder.container(keyedBy: CodingKeys.self))
+        }
+
+        /// The fields, from a named policy's own mapping or from `limits:` itself.
+        init(fields c: KeyedDecodingContainer<CodingKeys>) throws {
             algorithm = try c.decodeIfPresent(RateLimitAlgorithm.self, forKey: .algorithm)
             base = try c.decodeIfPresent(Int.self, forKey: .base)
             window = try c.decodeIfPresent(ConfigDuration.self, forKey: .window)
@@ -181,30 +185,16 @@ public struct RateLimitsConfiguration: Codable, Sendable, Equatable {
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(AllKeys.self)
+        defaults = try Policy(fields: decoder.container(keyedBy: Policy.CodingKeys.self))
         let c = try decoder.container(keyedBy: ExtraKeys.self)
-        let d = try decoder.container(keyedBy: Policy.CodingKeys.self)
-        defaults = Policy(algorithm: try d.decodeIfPresent(RateLimitAlgorithm.self, forKey: .algorithm), base: try d.decodeIfPresent(Int.self, forKey: .base),
-                          window: try d.decodeIfPresent(ConfigDuration.self, forKey: .window), burst: try d.decodeIfPresent(Double.self, forKey: .burst),
-                          min: try d.decodeIfPresent(Int.self, forKey: .min), max: try d.decodeIfPresent(Int.self, forKey: .max),
-                          adaptive: try d.decodeIfPresent(Bool.self, forKey: .adaptive), key: try d.decodeIfPresent([KeyPart].self, forKey: .key),
-                          roles: try d.decodeIfPresent([String: Double].self, forKey: .roles), classes: try d.decodeIfPresent([String: Double].self, forKey: .classes))
         policies = try c.decodeIfPresent([String: Policy].self, forKey: .policies) ?? [:]
         adaptation = try c.decodeIfPresent(Adaptation.self, forKey: .adaptation) ?? .init()
         violations = try c.decodeIfPresent(Violations.self, forKey: .violations) ?? .init()
     }
 
+    /// The default policy's fields and the other sections side by side, as in the file.
     public func encode(to encoder: any Encoder) throws {
-        var d = encoder.container(keyedBy: Policy.CodingKeys.self)
-        try d.encodeIfPresent(defaults.algorithm, forKey: .algorithm)
-        try d.encodeIfPresent(defaults.base, forKey: .base)
-        try d.encodeIfPresent(defaults.window, forKey: .window)
-        try d.encodeIfPresent(defaults.burst, forKey: .burst)
-        try d.encodeIfPresent(defaults.min, forKey: .min)
-        try d.encodeIfPresent(defaults.max, forKey: .max)
-        try d.encodeIfPresent(defaults.adaptive, forKey: .adaptive)
-        try d.encodeIfPresent(defaults.key, forKey: .key)
-        try d.encodeIfPresent(defaults.roles, forKey: .roles)
-        try d.encodeIfPresent(defaults.classes, forKey: .classes)
+        try defaults.encode(to: encoder)
         var c = encoder.container(keyedBy: ExtraKeys.self)
         try c.encode(policies, forKey: .policies)
         try c.encode(adaptation, forKey: .adaptation)

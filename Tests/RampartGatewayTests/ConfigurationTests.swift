@@ -1,3 +1,4 @@
+import Foundation
 import RampartBalancing
 import RampartCore
 import RampartShield
@@ -132,6 +133,9 @@ import Testing
         #expect(limits.keyParts(of: "login") == [.client, .route])
         #expect(limits.keyParts(of: "default") == [.client])
         #expect(loaded.routes[1].limitClass == "auth")
+        // Written out, the default policy's fields stand beside the other sections, as in the file.
+        let written = try JSONEncoder().encode(limits)
+        #expect(try JSONDecoder().decode(RateLimitsConfiguration.self, from: written) == limits)
 
         let overridden = try ConfigurationLoader(environment: ["RATE_LIMIT_BASE": "50", "RATE_LIMIT_WINDOW": "10s", "RATE_LIMIT_MIN": "5",
                                                                "RATE_LIMIT_MAX": "500", "RATE_LIMIT_ADAPTIVE": "false"]).load(yaml: yaml)

@@ -23,11 +23,11 @@ public enum GCRA {
         let ahead = newTAT - now
         if ahead > tolerance {
             let remaining = Int(max(0, tolerance - (tat - now)) / interval)
-            let decision = RateLimitDecision(isAllowed: false, limit: limit.burst, remaining: remaining,
+            let decision = RateLimitDecision(isAllowed: false, limit: limit.quota(under: .gcra), remaining: remaining,
                                              resetAfter: .nanoseconds(tat - now), retryAfter: .nanoseconds(ahead - tolerance))
             return (decision, state)
         }
-        let decision = RateLimitDecision(isAllowed: true, limit: limit.burst, remaining: Int((tolerance - ahead) / interval),
+        let decision = RateLimitDecision(isAllowed: true, limit: limit.quota(under: .gcra), remaining: Int((tolerance - ahead) / interval),
                                          resetAfter: .nanoseconds(ahead), retryAfter: nil)
         return (decision, State(tat: newTAT))
     }

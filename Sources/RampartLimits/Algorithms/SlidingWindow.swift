@@ -39,7 +39,7 @@ public enum SlidingWindow {
         // The quota is whole again once neither window counts: the end of the next window
         // when this one has requests, the end of this one otherwise.
         let resetAfter = state.current > 0 ? 2 * length - elapsed : length - elapsed
-        let decision = RateLimitDecision(isAllowed: allowed, limit: limit.limit, remaining: remaining, resetAfter: .nanoseconds(resetAfter),
+        let decision = RateLimitDecision(isAllowed: allowed, limit: limit.quota(under: .slidingWindow), remaining: remaining, resetAfter: .nanoseconds(resetAfter),
                                          retryAfter: allowed ? nil : .nanoseconds(waitForRoom(state, cost: cost, limit: limit.limit, length: length, elapsed: elapsed)))
         return (decision, state)
     }

@@ -6,7 +6,7 @@ import Synchronization
 /// longer limits anything. A shard sweeps out such entries whenever it has doubled since
 /// its last sweep, so memory follows the keys active within a window, however many keys
 /// have passed.
-public final class MemoryRateLimitStore: RateLimitStore {
+public final class MemoryRateLimitStore: Sendable {
     enum Entry {
         case gcra(GCRA.State)
         case window(SlidingWindow.State, RateLimit)
@@ -22,6 +22,13 @@ public final class MemoryRateLimitStore: RateLimitStore {
     struct Shard {
         var entries: [String: Entry] = [:]
         var sweepAt = MemoryRateLimitStore.firstSweep
+
+        /// Drops the entries that limit nothing any more; the next sweep comes when the
+        /// shard has doubled again.
+        mutating func sweep(now: Instant) {
+            entries = entries.filter { $0.value.expiry > now }
+            sweepAt = max(MemoryRateLimitStore.firstSweep, entries.count * 2)
+        }
     }
 
     /// `Mutex` cannot sit in an array; each shard's lives in its own object.
@@ -58,10 +65,7 @@ public final class MemoryRateLimitStore: RateLimitStore {
                 if let state { shard.entries[key] = .window(state, limit) }
                 decision = made
             }
-            if shard.entries.count >= shard.sweepAt {
-                shard.entries = shard.entries.filter { $0.value.expiry > now }
-                shard.sweepAt = max(Self.firstSweep, shard.entries.count * 2)
-            }
+            if shard.entries.count >= shard.sweepAt { shard.sweep(now: now) }
             return decision
         }
     }
@@ -73,10 +77,7 @@ public final class MemoryRateLimitStore: RateLimitStore {
     public func sweep() {
         let now = time.now()
         for shard in shards {
-            shard.state.withLock { shard in
-                shard.entries = shard.entries.filter { $0.value.expiry > now }
-                shard.sweepAt = max(Self.firstSweep, shard.entries.count * 2)
-            }
+            shard.state.withLock { $0.sweep(now: now) }
         }
     }
 }
