@@ -25,3 +25,9 @@ enum ErrorResponse {
              close: error.origin == .client)
     }
 }
+
+extension Duration {
+    /// Whole seconds, rounded up and at least 1, as `Retry-After` and the `RateLimit` fields
+    /// give them: a client told 0 would come back at once.
+    var wholeSecondsAtLeastOne: Int { max(1, Int((Double(nanoseconds) / 1e9).rounded(.up))) }
+}

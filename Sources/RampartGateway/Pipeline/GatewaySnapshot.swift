@@ -24,8 +24,9 @@ public final class GatewaySnapshot: Sendable {
     let routeWAF: [Int: (mode: WAFConfiguration.Mode, exclusions: ExclusionList)]
     /// Routes (by position) whose requests are login attempts (`shield.bruteForce.routes`).
     let loginRoutes: Set<Int>
-    /// The rate-limit policy of each limited route (by position); empty without `limits`.
-    let limitPolicies: [Int: String]
+    /// The rate-limit policy and endpoint class (nil: by method) of each limited route, by
+    /// position; empty without `limits`.
+    let limits: [Int: (policy: String, endpointClass: String?)]
 
     init(generation: Int, configuration: GatewayConfiguration) {
         self.generation = generation
@@ -54,24 +55,19 @@ public final class GatewaySnapshot: Sendable {
         self.inspector = anyOn ? ThreatInspector(waf) : nil
         let logins = Set(configuration.shield.bruteForce?.routes ?? [])
         self.loginRoutes = Set(configuration.routes.indices.filter { configuration.routes[$0].name.map(logins.contains) ?? false })
-        var limitPolicies: [Int: String] = [:]
+        var limits: [Int: (policy: String, endpointClass: String?)] = [:]
         if configuration.limits != nil {
             for (index, route) in configuration.routes.enumerated() where route.limit != RouteConfiguration.noLimit {
-                limitPolicies[index] = route.limit ?? RateLimitsConfiguration.defaultName
+                limits[index] = (route.limit ?? RateLimitsConfiguration.defaultName, route.limitClass)
             }
             // Without routes, the one pool takes everything under the default policy.
-            if configuration.routes.isEmpty { limitPolicies[0] = RateLimitsConfiguration.defaultName }
+            if configuration.routes.isEmpty { limits[0] = (RateLimitsConfiguration.defaultName, nil) }
         }
-        self.limitPolicies = limitPolicies
+        self.limits = limits
     }
 
-    /// The rate-limit policy on `route`, if it is limited.
-    func limitPolicy(for route: CompiledRoute) -> String? { limitPolicies[route.order] }
-
-    /// The endpoint class `route` sets for its policy's multipliers, if it sets one.
-    func limitClass(for route: CompiledRoute) -> String? {
-        configuration.routes.indices.contains(route.order) ? configuration.routes[route.order].limitClass : nil
-    }
+    /// The rate-limit policy on `route` and the endpoint class it sets, if it is limited.
+    func limit(for route: CompiledRoute) -> (policy: String, endpointClass: String?)? { limits[route.order] }
 
     /// The threat-detection mode and exclusions on `route`.
     func waf(for route: CompiledRoute?) -> (mode: WAFConfiguration.Mode, exclusions: ExclusionList) {

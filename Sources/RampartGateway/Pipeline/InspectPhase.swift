@@ -95,7 +95,7 @@ struct InspectPhase: RouterMiddleware {
         let settings = context.snapshot!.configuration.shield.bruteForce ?? .init()
         let account = settings.account(in: body, contentType: request.headers[.contentType])
         if let lockout = bruteForce.lockout(client: client, account: account) {
-            let seconds = max(1, Int(lockout.remaining.secondsValue.rounded(.up)))
+            let seconds = lockout.remaining.wholeSecondsAtLeastOne
             context.record.note { $0.error = "locked_out" }
             ShieldMetrics.refused("locked_out")
             var response = ErrorResponse.make(status: .tooManyRequests, error: "locked_out",
@@ -187,34 +187,26 @@ final class IteratorBox: @unchecked Sendable {
 
 /// `threat_detection_events_total{type,severity,action}`,
 /// `threat_detection_inspection_duration_seconds` and
-/// `threat_detection_uninspected_bodies_total`, with handles made once.
-final class ThreatMetrics: Sendable {
+/// `threat_detection_uninspected_bodies_total`, with handles made once. (swift-metrics
+/// handles are thread-safe but not marked `Sendable`.)
+final class ThreatMetrics: @unchecked Sendable {
     private struct Key: Hashable {
         let type: String
         let severity: String
         let action: String
     }
 
-    private let counters = Mutex<[Key: CounterBox]>([:])
-    private let duration = TimerBox(Metrics.Timer(label: "threat_detection_inspection_duration_seconds"))
-    private let uninspected = CounterBox(Counter(label: "threat_detection_uninspected_bodies_total"))
+    private let events = MetricHandles<Key, Counter> { key in
+        Counter(label: "threat_detection_events_total", dimensions: [("type", key.type), ("severity", key.severity), ("action", key.action)])
+    }
+    private let duration = Metrics.Timer(label: "threat_detection_inspection_duration_seconds")
+    private let uninspected = Counter(label: "threat_detection_uninspected_bodies_total")
 
-    func inspected(seconds: Double) { duration.timer.recordNanoseconds(Int64(seconds * 1e9)) }
+    func inspected(seconds: Double) { duration.recordNanoseconds(Int64(seconds * 1e9)) }
 
-    func uninspectedBody() { uninspected.counter.increment() }
+    func uninspectedBody() { uninspected.increment() }
 
     func event(_ finding: Finding, action: String) {
-        let key = Key(type: finding.kind.rawValue, severity: finding.severity.name, action: action)
-        let box = counters.withLock { table -> CounterBox in
-            if let existing = table[key] { return existing }
-            let made = CounterBox(Counter(label: "threat_detection_events_total", dimensions: [("type", key.type), ("severity", key.severity), ("action", key.action)]))
-            table[key] = made
-            return made
-        }
-        box.counter.increment()
+        events[Key(type: finding.kind.rawValue, severity: finding.severity.name, action: action)].increment()
     }
 }
-
-/// swift-metrics handles are thread-safe but not marked Sendable.
-struct CounterBox: @unchecked Sendable { let counter: Counter; init(_ c: Counter) { counter = c } }
-struct TimerBox: @unchecked Sendable { let timer: Metrics.Timer; init(_ t: Metrics.Timer) { timer = t } }

@@ -17,10 +17,10 @@ struct LimitPhase: RouterMiddleware {
     static let limitField = HTTPField.Name("RateLimit")!
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let snapshot = context.snapshot, let route = context.route, let policy = snapshot.limitPolicy(for: route) else {
+        guard let route = context.route, let (policy, routeClass) = context.snapshot?.limit(for: route) else {
             return try await next(request, context)
         }
-        let endpointClass = snapshot.limitClass(for: route) ?? (Self.isRead(request.method) ? "read" : "write")
+        let endpointClass = routeClass ?? (Self.isRead(request.method) ? "read" : "write")
         let caller = AdaptiveRateLimiter.Caller(client: context.state.clientAddress)
         guard let outcome = limiter.decide(policy: policy, caller: caller, route: route.name, endpointClass: endpointClass,
                                            requestID: context.state.requestID) else {
@@ -29,7 +29,7 @@ struct LimitPhase: RouterMiddleware {
         metrics.decided(outcome)
         guard outcome.decision.isAllowed else {
             context.record.note { $0.error = "rate_limited" }
-            let seconds = Self.wholeSeconds(outcome.decision.retryAfter ?? .seconds(1))
+            let seconds = (outcome.decision.retryAfter ?? .seconds(1)).wholeSecondsAtLeastOne
             var response = ErrorResponse.make(status: .tooManyRequests, error: "rate_limited",
                                               message: outcome.isPenalty ? "too many requests; refused for \(seconds) s after repeated violations"
                                                                          : "too many requests; retry in \(seconds) s",
@@ -45,58 +45,41 @@ struct LimitPhase: RouterMiddleware {
 
     static func isRead(_ method: HTTPRequest.Method) -> Bool { method == .get || method == .head || method == .options }
 
-    /// Rounded up, at least 1: a client told 0 would retry at once.
-    static func wholeSeconds(_ duration: Duration) -> Int {
-        max(1, Int((Double(duration.nanoseconds) / 1e9).rounded(.up)))
-    }
-
     /// `RateLimit-Policy: "api";q=100;w=60` and `RateLimit: "api";r=42;t=18`.
     static func annotate(_ headers: inout HTTPFields, _ outcome: AdaptiveRateLimiter.Outcome) {
         let name = "\"\(outcome.policy)\""
-        headers[policyField] = "\(name);q=\(outcome.decision.limit);w=\(wholeSeconds(outcome.limit.window))"
-        let reset = outcome.decision.resetAfter <= .zero ? 0 : wholeSeconds(outcome.decision.resetAfter)
+        headers[policyField] = "\(name);q=\(outcome.decision.limit);w=\(outcome.limit.window.wholeSecondsAtLeastOne)"
+        let reset = outcome.decision.resetAfter <= .zero ? 0 : outcome.decision.resetAfter.wholeSecondsAtLeastOne
         headers[limitField] = "\(name);r=\(outcome.decision.remaining);t=\(reset)"
     }
 }
 
 /// `rate_limit_decisions_total{policy,result}`, `rate_limit_effective_limit{policy}`,
 /// `rate_limit_load_factor`, `rate_limit_threat_factor`, with handles made once.
-final class LimitMetrics: Sendable {
+/// (swift-metrics handles are thread-safe but not marked `Sendable`.)
+final class LimitMetrics: @unchecked Sendable {
     private struct Key: Hashable {
         let policy: String
         let result: String
     }
 
-    private let decisions = Mutex<[Key: CounterBox]>([:])
-    private let limits = Mutex<[String: GaugeBox]>([:])
-    private let load = GaugeBox(Gauge(label: "rate_limit_load_factor"))
-    private let threat = GaugeBox(Gauge(label: "rate_limit_threat_factor"))
+    private let decisions = MetricHandles<Key, Counter> { key in
+        Counter(label: "rate_limit_decisions_total", dimensions: [("policy", key.policy), ("result", key.result)])
+    }
+    private let limits = MetricHandles<String, Gauge> { policy in
+        Gauge(label: "rate_limit_effective_limit", dimensions: [("policy", policy)])
+    }
+    private let load = Gauge(label: "rate_limit_load_factor")
+    private let threat = Gauge(label: "rate_limit_threat_factor")
 
     func decided(_ outcome: AdaptiveRateLimiter.Outcome) {
         let result = outcome.decision.isAllowed ? "allowed" : outcome.isPenalty ? "penalty" : "refused"
-        let key = Key(policy: outcome.policy, result: result)
-        let box = decisions.withLock { table -> CounterBox in
-            if let existing = table[key] { return existing }
-            let made = CounterBox(Counter(label: "rate_limit_decisions_total", dimensions: [("policy", key.policy), ("result", key.result)]))
-            table[key] = made
-            return made
-        }
-        box.counter.increment()
+        decisions[Key(policy: outcome.policy, result: result)].increment()
     }
 
     func adapted(_ factors: AdaptiveFactors, limits effective: [(policy: RateLimitPolicy, limit: RateLimit)]) {
-        load.gauge.record(factors.load)
-        threat.gauge.record(factors.threat)
-        for (policy, limit) in effective {
-            let box = limits.withLock { table -> GaugeBox in
-                if let existing = table[policy.name] { return existing }
-                let made = GaugeBox(Gauge(label: "rate_limit_effective_limit", dimensions: [("policy", policy.name)]))
-                table[policy.name] = made
-                return made
-            }
-            box.gauge.record(Double(limit.limit))
-        }
+        load.record(factors.load)
+        threat.record(factors.threat)
+        for (policy, limit) in effective { limits[policy.name].record(Double(limit.limit)) }
     }
 }
-
-struct GaugeBox: @unchecked Sendable { let gauge: Gauge; init(_ g: Gauge) { gauge = g } }

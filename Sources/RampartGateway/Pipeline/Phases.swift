@@ -120,24 +120,20 @@ final class RequestMetrics: Sendable {
         let statusClass: Int
     }
 
-    private struct Handles: @unchecked Sendable {  // swift-metrics handles are thread-safe
+    private struct Handles {
         let requests: Counter
         let duration: Metrics.Timer
     }
 
-    private let handles = Mutex<[Key: Handles]>([:])
+    private let handles = MetricHandles<Key, Handles> { key in
+        let dimensions = [("route", key.route), ("status_class", "\(key.statusClass)xx")]
+        return Handles(requests: Counter(label: "http_server_requests_total", dimensions: dimensions),
+                       duration: Metrics.Timer(label: "http_server_request_duration_seconds", dimensions: dimensions,
+                                               preferredDisplayUnit: .seconds))
+    }
 
     func record(route: String, status: Int, seconds: Double) {
-        let key = Key(route: route, statusClass: status / 100)
-        let found = handles.withLock { table -> Handles in
-            if let existing = table[key] { return existing }
-            let dimensions = [("route", route), ("status_class", "\(key.statusClass)xx")]
-            let made = Handles(requests: Counter(label: "http_server_requests_total", dimensions: dimensions),
-                               duration: Metrics.Timer(label: "http_server_request_duration_seconds", dimensions: dimensions,
-                                                       preferredDisplayUnit: .seconds))
-            table[key] = made
-            return made
-        }
+        let found = handles[Key(route: route, statusClass: status / 100)]
         found.requests.increment()
         found.duration.recordNanoseconds(Int64(seconds * 1e9))
     }
