@@ -70,6 +70,7 @@ let package = Package(
                 "RampartCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -159,7 +160,7 @@ let package = Package(
         .testTarget(
             name: "RampartStoreTests",
             dependencies: [
-                "RampartStore",
+                "RampartStore", "RampartCore", "RampartTesting",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: what the build needs installed, one debug build of
-# everything, then every test. Suites that need Redis, PostgreSQL or Kafka will start them
-# here through scripts/services.sh.
+# The whole test suite, as CI runs it: what the build and the tests need installed, the
+# backing services the tests use (a real redis-server on 127.0.0.1:16379, through
+# scripts/services.sh), one debug build of everything, then every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +10,13 @@ if ! dpkg -s libsqlite3-dev >/dev/null 2>&1; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
   $sudo apt-get update -qq && $sudo apt-get install -y -qq libsqlite3-dev
 fi
+
+# redis-server and redis-tools (and what later suites need), then Redis itself; stopped
+# again however the tests end. Tests read RAMPART_TEST_REDIS_URL from the env file.
+bash scripts/services.sh install
+bash scripts/services.sh start redis
+trap 'bash scripts/services.sh stop' EXIT
+. "$(bash scripts/services.sh env)"
 
 swift build --build-tests
 swift test --skip-build
