@@ -146,7 +146,7 @@ let package = Package(
         ),
         .target(
             name: "RampartLimits",
-            dependencies: ["RampartCore"],
+            dependencies: ["RampartCore", "RampartStore"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

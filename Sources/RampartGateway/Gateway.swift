@@ -47,6 +47,8 @@ public final class Gateway: Service, Sendable {
     /// Rate limits (`limits:`); kept through reloads, so counters survive them.
     public let limiter: AdaptiveRateLimiter
     let limitMetrics = LimitMetrics()
+    /// Limits shared through Redis (`redis:` configured and `limits.shared.enabled`).
+    let sharedLimits: SharedLimits?
 
     /// - Parameters:
     ///   - configuration: a validated configuration.
@@ -97,7 +99,30 @@ public final class Gateway: Service, Sendable {
         self.bruteForce = BruteForceGuard(time: time)
         self.flood = FloodDetector(time: time)
         self.cspReports = CSPReportIntake(time: time)
-        self.limiter = AdaptiveRateLimiter(configuration.limits ?? RateLimitsConfiguration(), time: time, signals: responder)
+        let limits = configuration.limits ?? RateLimitsConfiguration()
+        var shared: SharedLimits?
+        if let redis = configuration.redis, limits.shared.enabled {
+            do {
+                let client = try RedisClient(redis)
+                let metrics = limitMetrics
+                shared = SharedLimits(store: RedisRateLimitStore(client: client, prefix: limits.shared.keyPrefix), time: time) { event in
+                    metrics.storeEvent(event)
+                    switch event {
+                    case .error: break
+                    case .fellBack(let reason, let mode, let replicas):
+                        logger.warning("rate limits: Redis (\(redis.redactedURL)) failed, falling back until it answers again",
+                                       metadata: ["reason": "\(reason)", "onStoreFailure": "\(mode.rawValue)", "replicas": "\(replicas)"])
+                    case .recovered(let after):
+                        logger.notice("rate limits: Redis answers again; limits are shared once more",
+                                      metadata: ["after": "\(after.secondsValue)s"])
+                    }
+                }
+            } catch {
+                throw ConfigurationError(issues: [error])
+            }
+        }
+        self.sharedLimits = shared
+        self.limiter = AdaptiveRateLimiter(limits, time: time, signals: responder, shared: shared)
     }
 
     public func run() async throws {
@@ -112,9 +137,11 @@ public final class Gateway: Service, Sendable {
         do {
             try await group.run()
         } catch {
+            await sharedLimits?.store.client.shutdown()
             try? await client.shutdown()
             throw error
         }
+        await sharedLimits?.store.client.shutdown()
         try await client.shutdown()
     }
 

@@ -1,4 +1,5 @@
 public import RampartCore
+import RampartStore
 import Synchronization
 
 /// The rate limiter the gateway asks once per request: it picks the policy's effective
@@ -30,6 +31,27 @@ public final class AdaptiveRateLimiter: Sendable {
         public var limit: RateLimit
         /// Refused because the key is serving a repeat-violation penalty.
         public var isPenalty: Bool
+        /// Where the decision was made.
+        public var source: Source
+
+        public enum Source: String, Sendable, Equatable {
+            /// This replica's memory (no shared store configured).
+            case local
+            /// The shared store (Redis).
+            case shared
+            /// The shared store failed; decided by `limits.shared.onStoreFailure`.
+            case fallback
+        }
+
+        /// Refused because the shared store failed and the policy is to fail closed: not
+        /// the caller's doing (a 503, not a 429).
+        public var isStoreUnavailable: Bool { source == .fallback && !decision.isAllowed && decision.remaining < 0 }
+    }
+
+    /// A request's decision as far as it can be made without the store.
+    enum Prepared {
+        case done(Outcome)
+        case ask(key: String, policy: RateLimitPolicy, limit: RateLimit)
     }
 
     struct Compiled {
@@ -42,12 +64,16 @@ public final class AdaptiveRateLimiter: Sendable {
     public let store: MemoryRateLimitStore
     public let controller: AdaptiveController
     public let violations: ViolationTracker
+    /// The store replicas share (Redis), when one is configured.
+    public let shared: SharedLimits?
     private let time: any TimeSource
     private let signals: (any ThreatSignals)?
 
-    public init(_ configuration: RateLimitsConfiguration, time: any TimeSource = SystemTimeSource(), signals: (any ThreatSignals)? = nil) {
+    public init(_ configuration: RateLimitsConfiguration, time: any TimeSource = SystemTimeSource(), signals: (any ThreatSignals)? = nil,
+                shared: SharedLimits? = nil) {
         self.time = time
         self.signals = signals
+        self.shared = shared
         self.store = MemoryRateLimitStore(time: time)
         self.controller = AdaptiveController(settings: configuration.adaptation.settings)
         self.violations = ViolationTracker(settings: configuration.violations)
@@ -90,24 +116,76 @@ public final class AdaptiveRateLimiter: Sendable {
         return key
     }
 
-    /// Decides one request under the policy called `policy` (nil when no such policy).
+    /// Decides one request under the policy called `policy` (nil when no such policy): in
+    /// the shared store when there is one and it works, else as
+    /// `limits.shared.onStoreFailure` says; in this replica's memory when no store is shared.
     public func decide(policy name: String, caller: Caller, route: String?, endpointClass: String?, cost: Int = 1,
-                       requestID: String? = nil) -> Outcome? {
+                       requestID: String? = nil) async -> Outcome? {
+        guard let shared else { return decideLocally(policy: name, caller: caller, route: route, endpointClass: endpointClass, cost: cost, requestID: requestID) }
+        guard let prepared = prepare(policy: name, caller: caller, route: route, endpointClass: endpointClass) else { return nil }
+        guard case .ask(let key, let policy, let limit) = prepared else {
+            if case .done(let outcome) = prepared { return outcome }
+            return nil
+        }
+        let settings = configuration.shared
+        if shared.isUsable(probeInterval: settings.probeInterval.duration) {
+            do {
+                let decision = try await shared.store.decide(key: key, cost: cost, limit: limit, algorithm: policy.algorithm)
+                return finish(decision, key: key, policy: name, limit: limit, source: .shared, caller: caller, requestID: requestID)
+            } catch {
+                shared.failed(error, settings: settings)
+            }
+        }
+        let quota = limit.quota(under: policy.algorithm)
+        switch settings.onStoreFailure {
+        case .local:
+            let share = SharedLimits.share(of: limit, replicas: settings.replicas)
+            let decision = store.decide(key: key, cost: cost, limit: share, algorithm: policy.algorithm)
+            return finish(decision, key: key, policy: name, limit: share, source: .fallback, caller: caller, requestID: requestID)
+        case .open:
+            let decision = RateLimitDecision(isAllowed: true, limit: quota, remaining: quota, resetAfter: .zero, retryAfter: nil)
+            return Outcome(decision: decision, policy: name, limit: limit, isPenalty: false, source: .fallback)
+        case .closed:
+            // remaining -1 marks a refusal that is the store's doing (`isStoreUnavailable`).
+            let decision = RateLimitDecision(isAllowed: false, limit: quota, remaining: -1, resetAfter: .zero,
+                                             retryAfter: settings.probeInterval.duration)
+            return Outcome(decision: decision, policy: name, limit: limit, isPenalty: false, source: .fallback)
+        }
+    }
+
+    /// Decides one request in this replica's memory, whatever is configured.
+    public func decideLocally(policy name: String, caller: Caller, route: String?, endpointClass: String?, cost: Int = 1,
+                              requestID: String? = nil) -> Outcome? {
+        switch prepare(policy: name, caller: caller, route: route, endpointClass: endpointClass) {
+        case nil: return nil
+        case .done(let outcome)?: return outcome
+        case .ask(let key, let policy, let limit)?:
+            let decision = store.decide(key: key, cost: cost, limit: limit, algorithm: policy.algorithm)
+            return finish(decision, key: key, policy: name, limit: limit, source: .local, caller: caller, requestID: requestID)
+        }
+    }
+
+    /// The key and effective limit, or the answer already when the key is penalised.
+    private func prepare(policy name: String, caller: Caller, route: String?, endpointClass: String?) -> Prepared? {
         guard let (policy, parts) = compiled.withLock({ $0.policies[name] }) else { return nil }
         let key = Self.key(policy: name, parts: parts, caller: caller, route: route)
         let limit = policy.effectiveLimit(roles: caller.roles, endpointClass: endpointClass, factor: controller.factors.combined)
-        let now = time.now()
-        if let remaining = violations.penalty(for: key, now: now) {
+        if let remaining = violations.penalty(for: key, now: time.now()) {
             let decision = RateLimitDecision(isAllowed: false, limit: limit.quota(under: policy.algorithm), remaining: 0,
                                              resetAfter: remaining, retryAfter: remaining)
-            return Outcome(decision: decision, policy: name, limit: limit, isPenalty: true)
+            return .done(Outcome(decision: decision, policy: name, limit: limit, isPenalty: true, source: .local))
         }
-        let decision = store.decide(key: key, cost: cost, limit: limit, algorithm: policy.algorithm)
-        if !decision.isAllowed, let offence = violations.refused(key, policy: name, now: now) {
+        return .ask(key: key, policy: policy, limit: limit)
+    }
+
+    /// Records a refusal as an offence (reporting new ones to the shield).
+    private func finish(_ decision: RateLimitDecision, key: String, policy name: String, limit: RateLimit, source: Outcome.Source,
+                        caller: Caller, requestID: String?) -> Outcome {
+        if !decision.isAllowed, let offence = violations.refused(key, policy: name, now: time.now()) {
             signals?.reportRateLimitAbuse(RateLimitAbuse(client: caller.client, key: key, policy: name, violations: offence.offences,
                                                          requestID: requestID))
         }
-        return Outcome(decision: decision, policy: name, limit: limit, isPenalty: false)
+        return Outcome(decision: decision, policy: name, limit: limit, isPenalty: false, source: source)
     }
 
     /// One controller interval: the gateway's load over it, and the shield's threat level now.

@@ -160,27 +160,72 @@ public struct RateLimitsConfiguration: Codable, Sendable, Equatable {
         }
     }
 
+    /// Limits shared by replicas through Redis (when the gateway has a `redis:` section),
+    /// and what each replica does while Redis cannot be reached.
+    public struct Shared: Codable, Sendable, Equatable {
+        /// While the shared store fails: `local` limits scaled by 1/`replicas` (each
+        /// replica enforces its share), `open` (admit everything), or `closed` (refuse
+        /// everything with 503).
+        public enum FailureMode: String, Codable, Sendable, CaseIterable { case local, open, closed }
+
+        /// Off: limits stay per replica even with Redis configured.
+        public var enabled = true
+        /// How many replicas share the limits (N in the 1/N fallback).
+        public var replicas = 1
+        public var onStoreFailure = FailureMode.local
+        /// While falling back, how often Redis is asked whether it is back.
+        public var probeInterval = ConfigDuration.seconds(1)
+        /// Prepended to every key in Redis, so several gateways' limits can share one Redis.
+        public var keyPrefix = "rampart:rl:"
+
+        public init() {}
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case enabled, replicas, onStoreFailure, probeInterval, keyPrefix }
+
+        public init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let d = Shared()
+            enabled = try c.decodeIfPresent(Bool.self, forKey: .enabled) ?? d.enabled
+            replicas = try c.decodeIfPresent(Int.self, forKey: .replicas) ?? d.replicas
+            onStoreFailure = try c.decodeIfPresent(FailureMode.self, forKey: .onStoreFailure) ?? d.onStoreFailure
+            probeInterval = try c.decodeIfPresent(ConfigDuration.self, forKey: .probeInterval) ?? d.probeInterval
+            keyPrefix = try c.decodeIfPresent(String.self, forKey: .keyPrefix) ?? d.keyPrefix
+        }
+
+        func validate(at path: String) -> [ConfigurationIssue] {
+            var issues: [ConfigurationIssue] = []
+            if !(1...10_000).contains(replicas) { issues.append(.init(path: "\(path).replicas", "must be 1-10000, got \(replicas)")) }
+            if probeInterval.duration < .milliseconds(10) { issues.append(.init(path: "\(path).probeInterval", "must be at least 10ms, got \(probeInterval)")) }
+            if keyPrefix.isEmpty { issues.append(.init(path: "\(path).keyPrefix", "must not be empty")) }
+            return issues
+        }
+    }
+
     /// The default policy (the top-level fields).
     public var defaults: Policy
     /// Named policies routes can choose.
     public var policies: [String: Policy]
     public var adaptation: Adaptation
     public var violations: Violations
+    public var shared: Shared
 
     public static let defaultName = "default"
     static let builtIn = Policy(algorithm: .gcra, base: 600, window: .seconds(60), burst: 1, min: 1, max: 1_000_000, adaptive: true,
                                 key: [.client], roles: [:], classes: [:])
 
-    public init(defaults: Policy = Policy(), policies: [String: Policy] = [:], adaptation: Adaptation = .init(), violations: Violations = .init()) {
+    public init(defaults: Policy = Policy(), policies: [String: Policy] = [:], adaptation: Adaptation = .init(), violations: Violations = .init(),
+                shared: Shared = .init()) {
         self.defaults = defaults
         self.policies = policies
         self.adaptation = adaptation
         self.violations = violations
+        self.shared = shared
     }
 
-    enum ExtraKeys: String, CodingKey, CaseIterable { case policies, adaptation, violations }
+    enum ExtraKeys: String, CodingKey, CaseIterable { case policies, adaptation, violations, shared }
     enum AllKeys: String, CodingKey, CaseIterable {
-        case algorithm, base, window, burst, min, max, adaptive, key, roles, classes, policies, adaptation, violations
+        case algorithm, base, window, burst, min, max, adaptive, key, roles, classes, policies, adaptation, violations, shared
     }
 
     public init(from decoder: any Decoder) throws {
@@ -190,6 +235,7 @@ public struct RateLimitsConfiguration: Codable, Sendable, Equatable {
         policies = try c.decodeIfPresent([String: Policy].self, forKey: .policies) ?? [:]
         adaptation = try c.decodeIfPresent(Adaptation.self, forKey: .adaptation) ?? .init()
         violations = try c.decodeIfPresent(Violations.self, forKey: .violations) ?? .init()
+        shared = try c.decodeIfPresent(Shared.self, forKey: .shared) ?? .init()
     }
 
     /// The default policy's fields and the other sections side by side, as in the file.
@@ -199,6 +245,7 @@ public struct RateLimitsConfiguration: Codable, Sendable, Equatable {
         try c.encode(policies, forKey: .policies)
         try c.encode(adaptation, forKey: .adaptation)
         try c.encode(violations, forKey: .violations)
+        try c.encode(shared, forKey: .shared)
     }
 
     /// The policy called `name` (`default` for the top-level one), every field filled.
@@ -234,5 +281,6 @@ public struct RateLimitsConfiguration: Codable, Sendable, Equatable {
             if keyParts(of: name).isEmpty { issues.append(.init(path: "\(at).key", "must name at least one of client, user, tenant, apiKey, route")) }
         }
         return issues + adaptation.validate(at: "\(path).adaptation") + violations.validate(at: "\(path).violations")
+            + shared.validate(at: "\(path).shared")
     }
 }

@@ -57,7 +57,7 @@ import Testing
         configuration.violations.threshold = 2
         let limiter = AdaptiveRateLimiter(configuration, time: time, signals: signals)
         let caller = AdaptiveRateLimiter.Caller(client: IPAddress("192.0.2.9"))
-        func decide() -> AdaptiveRateLimiter.Outcome { limiter.decide(policy: "default", caller: caller, route: nil, endpointClass: nil, requestID: "r1")! }
+        func decide() -> AdaptiveRateLimiter.Outcome { limiter.decideLocally(policy: "default", caller: caller, route: nil, endpointClass: nil, requestID: "r1")! }
         #expect(decide().decision.isAllowed)
         #expect(!decide().isPenalty)
         #expect(signals.reports.withLock { $0.isEmpty })
@@ -71,7 +71,7 @@ import Testing
         #expect(penalised.isPenalty && penalised.decision.retryAfter == .seconds(10))
         time.advance(by: .seconds(41))
         #expect(decide().decision.isAllowed)
-        #expect(limiter.decide(policy: "nosuch", caller: caller, route: nil, endpointClass: nil) == nil)
+        #expect(limiter.decideLocally(policy: "nosuch", caller: caller, route: nil, endpointClass: nil) == nil)
     }
 
     @Test func adaptiveLimitsFollowTheThreatLevel() {

@@ -27,6 +27,8 @@ public struct ConfigurationLoader: Sendable {
         ("RATE_LIMIT_MIN", "limits.min (turns rate limiting on)"),
         ("RATE_LIMIT_MAX", "limits.max (turns rate limiting on)"),
         ("RATE_LIMIT_ADAPTIVE", "limits.adaptive (turns rate limiting on)"),
+        ("RATE_LIMIT_REPLICAS", "limits.shared.replicas"),
+        ("REDIS_URL", "redis.url (shares rate limits through Redis)"),
     ]
 
     /// Loads from a file on disk.
@@ -200,7 +202,25 @@ public struct ConfigurationLoader: Sendable {
                 issues.append(.init(path: "RATE_LIMIT_ADAPTIVE (limits.adaptive)", "\"\(text)\" is not true or false"))
             }
         }
+        if let text = environment["RATE_LIMIT_REPLICAS"], !text.isEmpty {
+            if let value = Int(text.trimmingASCIIWhitespace()), value >= 1 {
+                setLimits(&node, "shared", Node(String(value)), inside: "replicas")
+            } else {
+                issues.append(.init(path: "RATE_LIMIT_REPLICAS (limits.shared.replicas)", "\"\(text)\" is not a whole number of replicas, at least 1"))
+            }
+        }
+        if let text = environment["REDIS_URL"], !text.isEmpty {
+            ensureMapping(&node, "redis")
+            node["redis"]?["url"] = Node(text)
+        }
         return issues
+    }
+
+    /// Sets `limits.<key>.<inner>`, creating both mappings.
+    private func setLimits(_ node: inout Node, _ key: String, _ value: Node, inside inner: String) {
+        ensureMapping(&node, "limits")
+        ensureMapping(&node["limits"]!, key)
+        node["limits"]?[key]?[inner] = value
     }
 
     /// Sets `limits.<key>`, creating `limits` (which turns rate limiting on).

@@ -2,6 +2,7 @@ public import RampartCore
 public import RampartBalancing
 public import RampartShield
 public import RampartLimits
+public import RampartStore
 
 /// The root of `rampart.yml`: every module's configuration, composed.
 public struct GatewayConfiguration: Codable, Sendable, Equatable {
@@ -18,10 +19,12 @@ public struct GatewayConfiguration: Codable, Sendable, Equatable {
     public var shield: ShieldConfiguration
     /// Rate limiting; off when absent.
     public var limits: RateLimitsConfiguration?
+    /// The Redis replicas share (rate limits); none when absent. Changing it needs a restart.
+    public var redis: RedisConfiguration?
 
     public init(listeners: ListenersConfiguration = .init(), log: LogConfiguration = .init(), proxy: ProxyConfiguration = .init(),
                 pools: [String: PoolConfiguration] = [:], routes: [RouteConfiguration] = [], shield: ShieldConfiguration = .init(),
-                limits: RateLimitsConfiguration? = nil) {
+                limits: RateLimitsConfiguration? = nil, redis: RedisConfiguration? = nil) {
         self.listeners = listeners
         self.log = log
         self.proxy = proxy
@@ -29,9 +32,10 @@ public struct GatewayConfiguration: Codable, Sendable, Equatable {
         self.routes = routes
         self.shield = shield
         self.limits = limits
+        self.redis = redis
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case listeners, log, proxy, pools, routes, shield, limits }
+    enum CodingKeys: String, CodingKey, CaseIterable { case listeners, log, proxy, pools, routes, shield, limits, redis }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -43,6 +47,7 @@ public struct GatewayConfiguration: Codable, Sendable, Equatable {
         routes = try c.decodeIfPresent([RouteConfiguration].self, forKey: .routes) ?? []
         shield = try c.decodeIfPresent(ShieldConfiguration.self, forKey: .shield) ?? .init()
         limits = try c.decodeIfPresent(RateLimitsConfiguration.self, forKey: .limits)
+        redis = try c.decodeIfPresent(RedisConfiguration.self, forKey: .redis)
     }
 
     /// Every cross-field problem, each naming its path.
@@ -52,6 +57,7 @@ public struct GatewayConfiguration: Codable, Sendable, Equatable {
         issues += proxy.validate(at: "proxy")
         issues += shield.validate(at: "shield")
         issues += limits?.validate(at: "limits") ?? []
+        issues += redis?.validate(at: "redis") ?? []
         if pools.isEmpty {
             issues.append(.init(path: "pools", "name at least one pool"))
         }

@@ -22,11 +22,21 @@ struct LimitPhase: RouterMiddleware {
         }
         let endpointClass = routeClass ?? (Self.isRead(request.method) ? "read" : "write")
         let caller = AdaptiveRateLimiter.Caller(client: context.state.clientAddress)
-        guard let outcome = limiter.decide(policy: policy, caller: caller, route: route.name, endpointClass: endpointClass,
+        guard let outcome = await limiter.decide(policy: policy, caller: caller, route: route.name, endpointClass: endpointClass,
                                            requestID: context.state.requestID) else {
             return try await next(request, context)
         }
         metrics.decided(outcome)
+        if outcome.isStoreUnavailable {
+            // Failing closed while the shared store is down: the gateway's doing, not the caller's.
+            context.record.note { $0.error = "rate_limit_store_unavailable" }
+            let seconds = (outcome.decision.retryAfter ?? .seconds(1)).wholeSecondsAtLeastOne
+            var response = ErrorResponse.make(status: .serviceUnavailable, error: "rate_limit_store_unavailable",
+                                              message: "rate limits cannot be checked now; retry in \(seconds) s",
+                                              requestID: context.record.current.requestID)
+            response.headers[.retryAfter] = String(seconds)
+            return response
+        }
         guard outcome.decision.isAllowed else {
             context.record.note { $0.error = "rate_limited" }
             let seconds = (outcome.decision.retryAfter ?? .seconds(1)).wholeSecondsAtLeastOne
@@ -71,9 +81,20 @@ final class LimitMetrics: @unchecked Sendable {
     }
     private let load = Gauge(label: "rate_limit_load_factor")
     private let threat = Gauge(label: "rate_limit_threat_factor")
+    private let storeErrors = Counter(label: "rate_limit_store_errors_total")
+    private let storeDegraded = Gauge(label: "rate_limit_store_degraded")
+
+    /// Every failed call to the shared store counts; the gauge is 1 while falling back.
+    func storeEvent(_ event: SharedStoreEvent) {
+        switch event {
+        case .error: storeErrors.increment()
+        case .fellBack: storeDegraded.record(1)
+        case .recovered: storeDegraded.record(0)
+        }
+    }
 
     func decided(_ outcome: AdaptiveRateLimiter.Outcome) {
-        let result = outcome.decision.isAllowed ? "allowed" : outcome.isPenalty ? "penalty" : "refused"
+        let result = outcome.decision.isAllowed ? "allowed" : outcome.isPenalty ? "penalty" : outcome.isStoreUnavailable ? "unavailable" : "refused"
         decisions[Key(policy: outcome.policy, result: result)].increment()
     }
 
