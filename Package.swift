@@ -133,6 +133,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "LimitsBench",
+            dependencies: ["RampartLimits", "RampartStore", "RampartCore"],
+            path: "Sources/LimitsBench",
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "RampartTesting",
             dependencies: [
@@ -192,7 +198,7 @@ let package = Package(
         .testTarget(
             name: "RampartGatewayTests",
             dependencies: [
-                "RampartGateway", "RampartCore", "RampartBalancing", "RampartShield", "RampartLimits", "RampartTesting",
+                "RampartGateway", "RampartCore", "RampartBalancing", "RampartShield", "RampartLimits", "RampartStore", "RampartTesting",
                 .product(name: "PropertyBased", package: "swift-property-based"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -203,7 +209,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "RampartGateway", "RampartCore", "RampartBalancing", "RampartShield", "RampartLimits", "RampartTesting",
+                "RampartGateway", "RampartCore", "RampartBalancing", "RampartShield", "RampartLimits", "RampartStore", "RampartTesting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,13 +1,16 @@
-# Shared by the measuring scripts: a release build of rampart and a work folder whose
-# background processes stop, and which is removed, when the script exits.
-# Sets: root, rampart, work, pids (append the pid of every background process); defines the
-# helpers below for starting servers and running wrk (callers set $connections, $duration).
+# Shared by the measuring scripts: a release build of rampart (or of $bench_product, when
+# the caller sets it) and a work folder whose background processes stop, and which is
+# removed, when the script exits.
+# Sets: root, bin, rampart, work, pids (append the pid of every background process); defines
+# the helpers below for starting servers and running wrk (callers set $connections, $duration).
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-echo "building rampart (release)..." >&2
-swift build -c release --product rampart >&2
-rampart="$(swift build -c release --show-bin-path)/rampart"
+product="${bench_product:-rampart}"
+echo "building $product (release)..." >&2
+swift build -c release --product "$product" >&2
+bin="$(swift build -c release --show-bin-path)"
+rampart="$bin/rampart"
 
 work="$(mktemp -d)"
 pids=()

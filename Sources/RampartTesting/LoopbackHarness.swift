@@ -51,18 +51,40 @@ public struct LoopbackHarness: Sendable {
         _ configuration: GatewayConfiguration, configurationPath: String? = nil,
         _ body: @Sendable (Gateway, _ trafficPort: Int, _ adminPort: Int) async throws -> T
     ) async throws -> T {
-        var configuration = configuration
-        configuration.listeners.traffic.address = "127.0.0.1:0"
-        configuration.listeners.admin.address = "127.0.0.1:0"
-        configuration.log.accessLog = false
-        let gateway = try Gateway(configuration: configuration, configurationPath: configurationPath, logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [gateway], logger: logger))
+        try await withGateways([configuration], configurationPath: configurationPath) { running in
+            try await body(running[0].gateway, running[0].trafficPort, running[0].adminPort)
+        }
+    }
+
+    /// A running gateway and its ports.
+    public struct RunningGateway: Sendable {
+        public let gateway: Gateway
+        public let trafficPort: Int
+        public let adminPort: Int
+    }
+
+    /// Runs one gateway per configuration (replicas, when they share a Redis) for the
+    /// duration of `body`, then shuts them all down.
+    public static func withGateways<T: Sendable>(
+        _ configurations: [GatewayConfiguration], configurationPath: String? = nil,
+        _ body: @Sendable ([RunningGateway]) async throws -> T
+    ) async throws -> T {
+        let gateways = try configurations.map { configuration in
+            var configuration = configuration
+            configuration.listeners.traffic.address = "127.0.0.1:0"
+            configuration.listeners.admin.address = "127.0.0.1:0"
+            configuration.log.accessLog = false
+            return try Gateway(configuration: configuration, configurationPath: configurationPath, logger: logger)
+        }
+        let group = ServiceGroup(configuration: .init(services: gateways, logger: logger))
         return try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
-            let traffic = await gateway.trafficPort.port
-            let admin = await gateway.adminPort.port
+            var running: [RunningGateway] = []
+            for gateway in gateways {
+                running.append(RunningGateway(gateway: gateway, trafficPort: await gateway.trafficPort.port, adminPort: await gateway.adminPort.port))
+            }
             do {
-                let result = try await body(gateway, traffic, admin)
+                let result = try await body(running)
                 await group.triggerGracefulShutdown()
                 try await tasks.waitForAll()
                 return result

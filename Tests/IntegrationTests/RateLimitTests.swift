@@ -142,7 +142,9 @@ extension Range where Bound == Int {
 @Suite(.serialized) struct AdaptiveLimitTests {
     @Test func aSlowUpstreamTightensLimitsAndARecoveredOneRelaxesThem() async throws {
         let fast = await LoopbackHarness.startEcho(name: "fast")
-        let slow = await LoopbackHarness.startEcho(name: "slow", delay: .milliseconds(400))
+        // Far slower than the fast one, even when a loaded machine (the whole suite at once
+        // on two cores) puts the fast one's learned baseline at 100-200 ms.
+        let slow = await LoopbackHarness.startEcho(name: "slow", delay: .milliseconds(3000))
         let recovered = await LoopbackHarness.startEcho(name: "recovered")
         var configuration = LoopbackHarness.configuration(pool: [fast])
         var limits = RateLimitsConfiguration(defaults: .init(base: 10_000, window: .seconds(60), min: 10))
@@ -150,9 +152,9 @@ extension Range where Bound == Int {
         configuration.limits = limits
         try await LoopbackHarness.withGateway(configuration) { gateway, port, _ in
             let pool = try #require(gateway.pools.pool(named: "app"))
-            /// Eight callers in a loop until `done` says so (or 10 s pass).
+            /// Eight callers in a loop until `done` says so (or 30 s pass).
             func traffic(until done: @escaping @Sendable () -> Bool) async throws {
-                let deadline = ContinuousClock.now + .seconds(10)
+                let deadline = ContinuousClock.now + .seconds(30)
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     for _ in 0..<8 {
                         group.addTask {

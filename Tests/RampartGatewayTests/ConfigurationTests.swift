@@ -4,6 +4,7 @@ import RampartCore
 import RampartShield
 @testable import RampartGateway
 import RampartLimits
+import RampartStore
 import Testing
 
 @Suite struct ConfigurationTests {
@@ -182,6 +183,61 @@ import Testing
             #expect(text.contains("RATE_LIMIT_BASE (limits.base): \"lots\" is not a whole number of requests, at least 1"), "\(text)")
             #expect(text.contains { $0.hasPrefix("RATE_LIMIT_WINDOW (limits.window)") })
             #expect(text.contains("RATE_LIMIT_ADAPTIVE (limits.adaptive): \"maybe\" is not true or false"))
+        }
+    }
+
+    @Test func sharedLimitsNeedARedisSectionOrREDIS_URL() throws {
+        let yaml = """
+        pools:
+          app: {instances: ["http://127.0.0.1:1"]}
+        limits:
+          base: 100
+          shared: {replicas: 4, onStoreFailure: closed, probeInterval: 500ms}
+        redis:
+          url: redis://:pw@10.0.0.5:6380/2
+          poolSize: 8
+          commandTimeout: 50ms
+        """
+        let loaded = try loader.load(yaml: yaml)
+        let shared = try #require(loaded.limits?.shared)
+        #expect(shared.replicas == 4 && shared.onStoreFailure == .closed && shared.probeInterval == .milliseconds(500) && shared.enabled)
+        let redis = try #require(loaded.redis)
+        #expect(redis.poolSize == 8 && redis.commandTimeout == .milliseconds(50))
+        #expect(try redis.endpoint() == .init(host: "10.0.0.5", port: 6380, username: nil, password: "pw", database: 2))
+
+        let plain = "pools:\n  app: {instances: [\"http://127.0.0.1:1\"]}\nlimits: {base: 5}\n"
+        let environment = try ConfigurationLoader(environment: ["REDIS_URL": "redis://127.0.0.1:16379", "RATE_LIMIT_REPLICAS": "3"]).load(yaml: plain)
+        #expect(environment.redis?.url == "redis://127.0.0.1:16379" && environment.limits?.shared.replicas == 3)
+
+        let bad = """
+        pools:
+          app: {instances: ["http://127.0.0.1:1"]}
+        limits:
+          shared: {replicas: 0, onStoreFailure: sometimes}
+        redis: {url: "http://cache:6379", poolSize: 0}
+        """
+        do {
+            _ = try loader.load(yaml: bad)
+            Issue.record("accepted")
+        } catch {
+            #expect(error.issues.contains { $0.path.hasPrefix("limits.shared.onStoreFailure") }, "\(error.issues)")
+        }
+        let badValues = "pools:\n  app: {instances: [\"http://127.0.0.1:1\"]}\nlimits:\n  shared: {replicas: 0}\nredis: {url: \"http://cache:6379\", poolSize: 0}\n"
+        do {
+            _ = try ConfigurationLoader(environment: ["RATE_LIMIT_REPLICAS": "many"]).load(yaml: badValues)
+            Issue.record("accepted")
+        } catch {
+            let text = error.issues.map(\.description)
+            #expect(text.contains("RATE_LIMIT_REPLICAS (limits.shared.replicas): \"many\" is not a whole number of replicas, at least 1"), "\(text)")
+        }
+        do {
+            _ = try loader.load(yaml: badValues)
+            Issue.record("accepted")
+        } catch {
+            let text = error.issues.map(\.description)
+            #expect(text.contains("limits.shared.replicas: must be 1-10000, got 0"), "\(text)")
+            #expect(text.contains("redis.url: must start with redis://, got \"http://cache:6379\""), "\(text)")
+            #expect(text.contains("redis.poolSize: must be 1-256, got 0"), "\(text)")
         }
     }
 

@@ -37,8 +37,10 @@ struct StoreContractTests {
             let memory = MemoryRateLimitStore()
             return Store { memory.decide(key: $0, cost: $1, limit: $2, algorithm: $3) }
         case .redis:
-            let redis = RedisRateLimitStore(client: try RedisClient(RedisConfiguration(url: sharedRedisURL!)),
-                                            prefix: "rampart-test:\(UUID().uuidString):")
+            // A generous timeout: the whole suite at once loads the machine.
+            var configuration = RedisConfiguration(url: sharedRedisURL!)
+            configuration.commandTimeout = .seconds(5)
+            let redis = RedisRateLimitStore(client: try RedisClient(configuration), prefix: "rampart-test:\(UUID().uuidString):")
             return Store { try await redis.decide(key: $0, cost: $1, limit: $2, algorithm: $3) }
         }
     }
@@ -134,6 +136,7 @@ struct SharedFallbackTests {
 
     func limiter(_ server: RedisServerProcess, mode: RateLimitsConfiguration.Shared.FailureMode, events: Events) throws -> AdaptiveRateLimiter {
         var redis = RedisConfiguration(url: server.url)
+        redis.commandTimeout = .seconds(2)
         redis.reconnectDelay = .milliseconds(10)
         redis.maxReconnectDelay = .milliseconds(50)
         let store = RedisRateLimitStore(client: try RedisClient(redis))

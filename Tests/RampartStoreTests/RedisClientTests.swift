@@ -136,7 +136,7 @@ struct RedisClientTests {
         await redis.shutdown()
     }
 
-    @Test("scripts run by hash, and are loaded again after SCRIPT FLUSH (NOSCRIPT)")
+    @Test("scripts run by hash, and still run after SCRIPT FLUSH (NOSCRIPT)")
     func scripts() async throws {
         let redis = try client()
         let script = RedisScript("return {KEYS[1], tonumber(ARGV[1]) * 2, '\(UUID().uuidString)'}")
@@ -174,6 +174,13 @@ struct RedisClientTests {
 
 @Suite("Redis client when Redis fails", .enabled(if: RedisServerProcess.isAvailable, "redis-server is not installed: run scripts/services.sh install"))
 struct RedisFailureTests {
+    /// A generous command timeout: the whole suite at once loads the machine.
+    func configuration(_ url: String) -> RedisConfiguration {
+        var configuration = RedisConfiguration(url: url)
+        configuration.commandTimeout = .seconds(2)
+        return configuration
+    }
+
     /// Pings until Redis answers again (up to 2 s).
     func answersAgain(_ redis: RedisClient) async throws -> Bool {
         for _ in 0..<100 {
@@ -186,19 +193,19 @@ struct RedisFailureTests {
     @Test("AUTH: the right password connects, a wrong one is refused with Redis's reason")
     func authentication() async throws {
         let server = try await RedisServerProcess(password: "s3cret")
-        let redis = try RedisClient(RedisConfiguration(url: server.url))
+        let redis = try RedisClient(configuration(server.url))
         try await redis.ping()
-        var resp3 = RedisConfiguration(url: server.url)
+        var resp3 = configuration(server.url)
         resp3.protocol = 3
         try await RedisClient(resp3).ping()
-        let wrong = try RedisClient(RedisConfiguration(url: "redis://:wrong@127.0.0.1:\(server.port)"))
+        let wrong = try RedisClient(configuration("redis://:wrong@127.0.0.1:\(server.port)"))
         do {
             try await wrong.ping()
             Issue.record("a wrong password was accepted")
         } catch {
             #expect("\(error)".contains("WRONGPASS"))
         }
-        let none = try RedisClient(RedisConfiguration(url: "redis://127.0.0.1:\(server.port)"))
+        let none = try RedisClient(configuration("redis://127.0.0.1:\(server.port)"))
         do {
             try await none.ping()
             Issue.record("no password was accepted")
@@ -212,7 +219,7 @@ struct RedisFailureTests {
     @Test("killed, the client fails fast while it waits, then reconnects by itself")
     func reconnection() async throws {
         let server = try await RedisServerProcess()
-        var configuration = RedisConfiguration(url: server.url)
+        var configuration = configuration(server.url)
         configuration.poolSize = 1
         configuration.reconnectDelay = .milliseconds(50)
         configuration.maxReconnectDelay = .milliseconds(200)
@@ -235,9 +242,9 @@ struct RedisFailureTests {
     @Test("a Redis that hangs times the command out and closes the connection")
     func timeout() async throws {
         let server = try await RedisServerProcess()
-        var configuration = RedisConfiguration(url: server.url)
+        var configuration = configuration(server.url)
         configuration.poolSize = 1
-        configuration.commandTimeout = .milliseconds(100)
+        configuration.commandTimeout = .seconds(1)
         configuration.reconnectDelay = .milliseconds(10)
         let redis = try RedisClient(configuration)
         try await redis.ping()
@@ -263,7 +270,7 @@ struct RedisFailureTests {
     @Test("a subscription comes back after Redis restarts")
     func resubscription() async throws {
         let server = try await RedisServerProcess()
-        var configuration = RedisConfiguration(url: server.url)
+        var configuration = configuration(server.url)
         configuration.reconnectDelay = .milliseconds(20)
         configuration.maxReconnectDelay = .milliseconds(100)
         let redis = try RedisClient(configuration)

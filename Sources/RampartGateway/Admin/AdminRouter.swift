@@ -286,7 +286,18 @@ struct RateLimitReport: Encodable {
         let penaltySeconds: Double?
     }
 
+    /// Where decisions are made: `memory` (this replica), or `redis` (shared) with its state.
+    struct Store: Encodable {
+        let kind: String
+        let url: String?
+        /// `shared` while Redis answers, `fallback` while it does not.
+        let state: String
+        let replicas: Int
+        let onStoreFailure: String
+    }
+
     let enabled: Bool
+    let store: Store
     let loadFactor: Double
     let threatFactor: Double
     let threatLevel: Double
@@ -298,6 +309,13 @@ struct RateLimitReport: Encodable {
         let limiter = gateway.limiter
         let configuration = limiter.configuration
         enabled = gateway.live.snapshot.configuration.limits != nil
+        let shared = configuration.shared
+        if let limits = gateway.sharedLimits {
+            store = Store(kind: "redis", url: limits.store.client.configuration.redactedURL, state: limits.isHealthy ? "shared" : "fallback",
+                          replicas: shared.replicas, onStoreFailure: shared.onStoreFailure.rawValue)
+        } else {
+            store = Store(kind: "memory", url: nil, state: "local", replicas: shared.replicas, onStoreFailure: shared.onStoreFailure.rawValue)
+        }
         let factors = limiter.controller.factors
         loadFactor = factors.load
         threatFactor = factors.threat

@@ -35,6 +35,10 @@ public final class RedisRateLimitStore: Sendable {
                                  retryAfter: allowed == 1 ? nil : retry < 0 ? .seconds(Int64.max / 1_000_000_000) : .microseconds(retry))
     }
 
+    /// The scripts, for benchmarks and tools that run them outside this store.
+    public static var gcraScript: RedisScript { gcra }
+    public static var slidingWindowScript: RedisScript { slidingWindow }
+
     /// Both scripts start the same: Redis's clock in microseconds as `now`, and the
     /// numeric arguments by name.
     static func prelude(arguments names: String...) -> String {

@@ -217,20 +217,22 @@ public final class RedisClient: Sendable {
 
     // MARK: Scripts
 
-    /// Runs a Lua script by its hash (EVALSHA), loading it first when Redis does not know
-    /// it (a first use, or a Redis restarted or flushed since: NOSCRIPT). One round trip
-    /// once the script is loaded.
+    /// Runs a Lua script by its hash (EVALSHA), loading it first on first use. If Redis has
+    /// forgotten it (restarted or flushed: NOSCRIPT), the script is sent whole with EVAL,
+    /// which also makes Redis remember it again; so a flush at any moment costs one
+    /// longer command, never an error. One round trip once the script is loaded.
     public func evaluate(_ script: RedisScript, keys: [String], arguments: [String]) async throws(RedisError) -> RESPValue {
-        let known = scriptHashes.withLock { $0[script.source] }
-        if let known {
-            do {
-                return try await send(.command(["EVALSHA", known, String(keys.count)] + keys + arguments))
-            } catch where error.code == "NOSCRIPT" {
-                // Loaded below, then tried once more.
-            }
+        let hash: String
+        if let known = scriptHashes.withLock({ $0[script.source] }) {
+            hash = known
+        } else {
+            hash = try await load(script)
         }
-        let hash = try await load(script)
-        return try await send(.command(["EVALSHA", hash, String(keys.count)] + keys + arguments))
+        do {
+            return try await send(.command(["EVALSHA", hash, String(keys.count)] + keys + arguments))
+        } catch where error.code == "NOSCRIPT" {
+            return try await send(.command(["EVAL", script.source, String(keys.count)] + keys + arguments))
+        }
     }
 
     /// SCRIPT LOAD; the hash is remembered for `evaluate`.

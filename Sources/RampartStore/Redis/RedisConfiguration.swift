@@ -52,6 +52,14 @@ public struct RedisConfiguration: Codable, Sendable, Equatable {
         public var username: String?
         public var password: String?
         public var database: Int
+
+        public init(host: String, port: Int, username: String?, password: String?, database: Int) {
+            self.host = host
+            self.port = port
+            self.username = username
+            self.password = password
+            self.database = database
+        }
     }
 
     /// Parses `url`, or says what is wrong with it.

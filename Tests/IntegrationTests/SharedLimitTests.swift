@@ -1,0 +1,122 @@
+import Foundation
+import RampartBalancing
+import RampartCore
+import RampartGateway
+import RampartLimits
+import RampartStore
+import RampartTesting
+import Synchronization
+import Testing
+
+/// Gateways sharing limits through a real redis-server: one limit across four replicas
+/// under concurrent load, and Redis killed and restarted mid-run.
+@Suite(.serialized, .enabled(if: RedisServerProcess.isAvailable, "redis-server is not installed: run scripts/services.sh install"))
+struct SharedLimitTests {
+    func configuration(_ upstream: LoopbackHarness.Upstream, redis: String, base: Int, replicas: Int) -> GatewayConfiguration {
+        var configuration = LoopbackHarness.configuration(pool: [upstream])
+        configuration.proxy.trustedProxies = CIDRSet([CIDRBlock("127.0.0.1")!])
+        // An hour-long window: the quota refills by 1/12 of a request per second of test.
+        var limits = RateLimitsConfiguration(defaults: .init(base: base, window: .seconds(3600), adaptive: false))
+        limits.shared.replicas = replicas
+        limits.shared.probeInterval = .milliseconds(50)
+        limits.violations.threshold = 1_000_000
+        configuration.limits = limits
+        var store = RedisConfiguration(url: redis)
+        store.reconnectDelay = .milliseconds(20)
+        store.maxReconnectDelay = .milliseconds(100)
+        // Killing Redis refuses connections at once; a generous timeout keeps a loaded
+        // machine from looking like a Redis outage.
+        store.commandTimeout = .seconds(2)
+        configuration.redis = store
+        return configuration
+    }
+
+    /// Counts answers by status.
+    final class Tally: Sendable {
+        let counts = Mutex<[Int: Int]>([:])
+        func add(_ status: Int) { counts.withLock { $0[status, default: 0] += 1 } }
+        subscript(status: Int) -> Int { counts.withLock { $0[status] ?? 0 } }
+        var total: Int { counts.withLock { $0.values.reduce(0, +) } }
+    }
+
+    @Test func fourGatewaysEnforceOneLimitUnderConcurrentLoad() async throws {
+        let server = try await RedisServerProcess()
+        let upstream = await LoopbackHarness.startEcho(name: "a")
+        let limit = 300
+        let configurations = (0..<4).map { _ in configuration(upstream, redis: server.url, base: limit, replicas: 4) }
+        let tally = Tally()
+        try await LoopbackHarness.withGateways(configurations) { gateways in
+            // 1,200 requests from one client, 4 workers per gateway, all at once.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for gateway in gateways {
+                    for _ in 0..<4 {
+                        group.addTask {
+                            for _ in 0..<75 {
+                                let answer = try await fetch("http://127.0.0.1:\(gateway.trafficPort)/api", headers: [("X-Forwarded-For", "198.51.100.7")])
+                                tally.add(answer.status)
+                            }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        #expect(tally.total == 1200)
+        #expect(tally[200] + tally[429] == 1200, "only admissions and refusals: \(tally.counts.withLock { $0 })")
+        let admitted = tally[200]
+        #expect(abs(admitted - limit) <= limit * 2 / 100, "admitted \(admitted) against a shared limit of \(limit)")
+        #expect(upstream.server.requests.count == admitted)
+        await upstream.stop()
+        await server.stop()
+    }
+
+    @Test func redisKilledMidRunFallsBackWithoutFailingRequestsThenRecovers() async throws {
+        let server = try await RedisServerProcess()
+        let upstream = await LoopbackHarness.startEcho(name: "a")
+        let configurations = (0..<2).map { _ in configuration(upstream, redis: server.url, base: 100_000, replicas: 2) }
+        try await LoopbackHarness.withGateways(configurations) { gateways in
+            /// The quota each answer was decided against, and the admin view of the store.
+            func round() async throws -> (statuses: Set<Int>, quotas: Set<String>) {
+                var statuses = Set<Int>()
+                var quotas = Set<String>()
+                for gateway in gateways {
+                    for _ in 0..<10 {
+                        let answer = try await fetch("http://127.0.0.1:\(gateway.trafficPort)/api", headers: [("X-Forwarded-For", "198.51.100.8")])
+                        statuses.insert(answer.status)
+                        quotas.insert(answer.headers.first { $0.0.lowercased() == "ratelimit-policy" }?.1 ?? "none")
+                    }
+                }
+                return (statuses, quotas)
+            }
+            func storeState(_ gateway: LoopbackHarness.RunningGateway) async throws -> String? {
+                let report = try await fetch("http://127.0.0.1:\(gateway.adminPort)/api/system/rate-limits")
+                let json = try JSONSerialization.jsonObject(with: Data(report.body.utf8)) as? [String: Any]
+                return (json?["store"] as? [String: Any])?["state"] as? String
+            }
+
+            let before = try await round()
+            #expect(before.statuses == [200] && before.quotas == ["\"default\";q=100000;w=3600"])
+            #expect(try await storeState(gateways[0]) == "shared")
+
+            await server.stop()
+            // Every request still answered; each replica now enforces its half.
+            let during = try await round()
+            #expect(during.statuses == [200])
+            #expect(during.quotas == ["\"default\";q=50000;w=3600"])
+            for gateway in gateways { #expect(try await storeState(gateway) == "fallback") }
+
+            try await server.start()
+            var recovered = false
+            for _ in 0..<100 where !recovered {
+                let after = try await round()
+                #expect(after.statuses == [200])
+                recovered = after.quotas == ["\"default\";q=100000;w=3600"]
+                if !recovered { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            #expect(recovered, "limits did not return to Redis")
+            for gateway in gateways { #expect(try await storeState(gateway) == "shared") }
+        }
+        await upstream.stop()
+        await server.stop()
+    }
+}
