@@ -93,6 +93,7 @@ let package = Package(
                 "RampartCore",
                 "RampartShield",
                 "RampartLimits",
+                "RampartIdentity",
                 "RampartStore",
                 "RampartTelemetry",
                 "RampartBalancing",

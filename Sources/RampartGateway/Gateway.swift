@@ -8,7 +8,9 @@ import HTTPTypes
 import HummingbirdHTTP2
 import NIOCore
 import NIOPosix
+import NIOHTTP1
 import RampartBalancing
+import RampartIdentity
 public import RampartLimits
 public import RampartShield
 import RampartStore
@@ -49,6 +51,8 @@ public final class Gateway: Service, Sendable {
     let limitMetrics = LimitMetrics()
     /// Limits shared through Redis (`redis:` configured and `limits.shared.enabled`).
     let sharedLimits: SharedLimits?
+    /// JWT and API-key checks (`identity:`).
+    let authenticator: Authenticator?
 
     /// - Parameters:
     ///   - configuration: a validated configuration.
@@ -122,6 +126,21 @@ public final class Gateway: Service, Sendable {
             }
         }
         self.sharedLimits = shared
+        if let identity = configuration.identity {
+            let client = self.client
+            do {
+                self.authenticator = try Authenticator(identity, fetch: { location in
+                    guard location.hasPrefix("http://") || location.hasPrefix("https://") else { return try await Authenticator.readFile(location) }
+                    let response = try await client.execute(HTTPClientRequest(url: location), timeout: .seconds(10))
+                    guard response.status == .ok else { throw KeyError("JWKS \(location) answered \(response.status.code)") }
+                    return Array(buffer: try await response.body.collect(upTo: 1 << 20))
+                }, now: wallClock)
+            } catch {
+                throw ConfigurationError(issues: [.init(path: "identity", "\(error)")])
+            }
+        } else {
+            self.authenticator = nil
+        }
         self.limiter = AdaptiveRateLimiter(limits, time: time, signals: responder, shared: shared)
     }
 
@@ -132,6 +151,9 @@ public final class Gateway: Service, Sendable {
         var services: [any Service] = [traffic, admin, HealthCheckService(pools: pools, probe: HTTPHealthProbe(client: client)),
                                        DrainService(queue: drains, pools: pools, logger: logger),
                                        ShieldService(gateway: self), LimitsService(gateway: self)]
+        if let authenticator, let jwks = configuration.identity?.jwt?.jwks {
+            services.append(KeySetRefreshService(authenticator: authenticator, interval: jwks.refresh.duration, logger: logger))
+        }
         if configurationPath != nil { services.append(SignalReloadService(gateway: self)) }
         let group = ServiceGroup(configuration: .init(services: services, logger: logger))
         do {
@@ -155,9 +177,11 @@ public final class Gateway: Service, Sendable {
         router.middlewares.add(RecordPhase(accessLog: configuration.log.accessLog ? accessLogger() : nil, time: time))
         router.middlewares.add(ShapePhase())
         router.middlewares.add(AdmitPhase(blocklist: blocklist, flood: flood, responder: responder))
-        router.middlewares.add(IdentifyPhase())
+        router.middlewares.add(IdentifyPhase(authenticator: authenticator,
+                                             apiKeyHeader: configuration.identity?.apiKeys.flatMap { HTTPField.Name($0.header) }))
         router.middlewares.add(EndpointPhase(cspReports: cspReports, responder: responder))
         router.middlewares.add(RoutePhase())
+        router.middlewares.add(RequireIdentityPhase())
         router.middlewares.add(InspectPhase(time: time, responder: responder, bruteForce: bruteForce))
         router.middlewares.add(LimitPhase(limiter: limiter, metrics: limitMetrics))
         router.middlewares.add(ForwardPhase(pools: pools, client: client, budget: budget, time: time))

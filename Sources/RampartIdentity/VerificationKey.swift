@@ -120,5 +120,5 @@ public struct VerificationKey: Sendable {
 /// A key that cannot be used, and why.
 public struct KeyError: Error, Equatable, CustomStringConvertible {
     public let description: String
-    init(_ description: String) { self.description = description }
+    public init(_ description: String) { self.description = description }
 }

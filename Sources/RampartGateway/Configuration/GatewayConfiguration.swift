@@ -3,6 +3,7 @@ public import RampartBalancing
 public import RampartShield
 public import RampartLimits
 public import RampartStore
+public import RampartIdentity
 
 /// The root of `rampart.yml`: every module's configuration, composed.
 public struct GatewayConfiguration: Codable, Sendable, Equatable {
@@ -21,10 +22,13 @@ public struct GatewayConfiguration: Codable, Sendable, Equatable {
     public var limits: RateLimitsConfiguration?
     /// The Redis replicas share (rate limits); none when absent. Changing it needs a restart.
     public var redis: RedisConfiguration?
+    /// How callers prove who they are (JWT, API keys); everyone is anonymous when absent.
+    /// Changing it needs a restart (JWKS keys rotate by themselves).
+    public var identity: IdentityConfiguration?
 
     public init(listeners: ListenersConfiguration = .init(), log: LogConfiguration = .init(), proxy: ProxyConfiguration = .init(),
                 pools: [String: PoolConfiguration] = [:], routes: [RouteConfiguration] = [], shield: ShieldConfiguration = .init(),
-                limits: RateLimitsConfiguration? = nil, redis: RedisConfiguration? = nil) {
+                limits: RateLimitsConfiguration? = nil, redis: RedisConfiguration? = nil, identity: IdentityConfiguration? = nil) {
         self.listeners = listeners
         self.log = log
         self.proxy = proxy
@@ -33,9 +37,10 @@ public struct GatewayConfiguration: Codable, Sendable, Equatable {
         self.shield = shield
         self.limits = limits
         self.redis = redis
+        self.identity = identity
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case listeners, log, proxy, pools, routes, shield, limits, redis }
+    enum CodingKeys: String, CodingKey, CaseIterable { case listeners, log, proxy, pools, routes, shield, limits, redis, identity }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -48,6 +53,7 @@ public struct GatewayConfiguration: Codable, Sendable, Equatable {
         shield = try c.decodeIfPresent(ShieldConfiguration.self, forKey: .shield) ?? .init()
         limits = try c.decodeIfPresent(RateLimitsConfiguration.self, forKey: .limits)
         redis = try c.decodeIfPresent(RedisConfiguration.self, forKey: .redis)
+        identity = try c.decodeIfPresent(IdentityConfiguration.self, forKey: .identity)
     }
 
     /// Every cross-field problem, each naming its path.
@@ -58,6 +64,7 @@ public struct GatewayConfiguration: Codable, Sendable, Equatable {
         issues += shield.validate(at: "shield")
         issues += limits?.validate(at: "limits") ?? []
         issues += redis?.validate(at: "redis") ?? []
+        issues += identity?.validate(at: "identity") ?? []
         if pools.isEmpty {
             issues.append(.init(path: "pools", "name at least one pool"))
         }
@@ -72,6 +79,9 @@ public struct GatewayConfiguration: Codable, Sendable, Equatable {
         }
         for (index, route) in routes.enumerated() {
             issues += route.validate(at: "routes[\(index)]", pools: Set(pools.keys))
+            if route.identity == .required, identity?.jwt == nil, identity?.apiKeys == nil {
+                issues.append(.init(path: "routes[\(index)].identity", "is required, but the identity section has neither jwt nor apiKeys"))
+            }
             if let policy = route.limit, policy != RouteConfiguration.noLimit {
                 if let limits {
                     if !limits.policyNames.contains(policy) {

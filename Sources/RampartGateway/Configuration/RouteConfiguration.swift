@@ -26,12 +26,18 @@ public struct RouteConfiguration: Codable, Sendable, Equatable {
     /// OPTIONS and `write` for the other methods when absent.
     public var limitClass: String?
 
+    /// `required`: callers without a valid token or API key get 401. `optional` (the
+    /// default): a bad credential makes the caller anonymous.
+    public var identity: IdentityRequirement?
+
+    public enum IdentityRequirement: String, Codable, Sendable, CaseIterable { case required, optional }
+
     /// `limit: off`.
     public static let noLimit = "off"
 
     public init(name: String? = nil, match: RouteMatch = .init(), pool: String? = nil, respond: FixedResponse? = nil, stripPrefix: Bool = false,
                 securityHeaders: SecurityHeadersConfiguration? = nil, csrf: Bool? = nil, waf: RouteWAFConfiguration? = nil,
-                limit: String? = nil, limitClass: String? = nil) {
+                limit: String? = nil, limitClass: String? = nil, identity: IdentityRequirement? = nil) {
         self.name = name
         self.match = match
         self.pool = pool
@@ -42,9 +48,12 @@ public struct RouteConfiguration: Codable, Sendable, Equatable {
         self.waf = waf
         self.limit = limit
         self.limitClass = limitClass
+        self.identity = identity
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case name, match, pool, respond, stripPrefix, securityHeaders, csrf, waf, limit, limitClass }
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case name, match, pool, respond, stripPrefix, securityHeaders, csrf, waf, limit, limitClass, identity
+    }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -59,6 +68,7 @@ public struct RouteConfiguration: Codable, Sendable, Equatable {
         waf = try c.decodeIfPresent(RouteWAFConfiguration.self, forKey: .waf)
         limit = try c.decodeIfPresent(String.self, forKey: .limit)
         limitClass = try c.decodeIfPresent(String.self, forKey: .limitClass)
+        identity = try c.decodeIfPresent(IdentityRequirement.self, forKey: .identity)
     }
 
     func validate(at path: String, pools: Set<String>) -> [ConfigurationIssue] {

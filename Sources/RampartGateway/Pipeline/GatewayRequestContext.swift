@@ -1,5 +1,6 @@
 public import Hummingbird
 public import RampartCore
+public import RampartIdentity
 public import RampartShield
 import NIOCore
 import Synchronization
@@ -25,6 +26,11 @@ public struct GatewayRequestContext: RequestContext {
     /// The whole request body, when a phase has already read all of it (the inspect phase,
     /// for a body within its inspection size): forwarded in one write rather than streamed.
     public var bufferedBody: ByteBuffer?
+    /// Who is calling (set by the identify phase); anonymous without credentials.
+    public var identity = Identity.anonymous
+    /// The credential the caller sent but that was refused: a 401 on routes that require
+    /// identity, anonymous elsewhere.
+    public var identityError: TokenError?
     /// The connection (for HTTP/2, the stream) the request arrived on.
     let channel: any Channel
 

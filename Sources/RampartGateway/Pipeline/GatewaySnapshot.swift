@@ -27,6 +27,8 @@ public final class GatewaySnapshot: Sendable {
     /// The rate-limit policy and endpoint class (nil: by method) of each limited route, by
     /// position; empty without `limits`.
     let limits: [Int: (policy: String, endpointClass: String?)]
+    /// Routes (by position) that answer 401 without a valid credential.
+    let identityRequired: Set<Int>
 
     init(generation: Int, configuration: GatewayConfiguration) {
         self.generation = generation
@@ -64,7 +66,10 @@ public final class GatewaySnapshot: Sendable {
             if configuration.routes.isEmpty { limits[0] = (RateLimitsConfiguration.defaultName, nil) }
         }
         self.limits = limits
+        self.identityRequired = Set(configuration.routes.indices.filter { configuration.routes[$0].identity == .required })
     }
+
+    func requiresIdentity(_ route: CompiledRoute) -> Bool { identityRequired.contains(route.order) }
 
     /// The rate-limit policy on `route` and the endpoint class it sets, if it is limited.
     func limit(for route: CompiledRoute) -> (policy: String, endpointClass: String?)? { limits[route.order] }

@@ -21,7 +21,9 @@ struct LimitPhase: RouterMiddleware {
             return try await next(request, context)
         }
         let endpointClass = routeClass ?? (Self.isRead(request.method) ? "read" : "write")
-        let caller = AdaptiveRateLimiter.Caller(client: context.state.clientAddress)
+        let identity = context.identity
+        let caller = AdaptiveRateLimiter.Caller(client: context.state.clientAddress, user: identity.user, tenant: identity.tenant,
+                                                apiKey: identity.apiKey, roles: identity.roles)
         guard let outcome = await limiter.decide(policy: policy, caller: caller, route: route.name, endpointClass: endpointClass,
                                            requestID: context.state.requestID) else {
             return try await next(request, context)

@@ -1,3 +1,4 @@
+import RampartIdentity
 import Hummingbird
 import HTTPTypes
 import Logging
@@ -260,6 +261,9 @@ struct AdmitPhase: RouterMiddleware {
 /// through trusted proxies, and the client's country.
 struct IdentifyPhase: RouterMiddleware {
     typealias Context = GatewayRequestContext
+    /// JWT and API-key checks, when `identity:` is configured.
+    let authenticator: Authenticator?
+    let apiKeyHeader: HTTPField.Name?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
@@ -288,7 +292,34 @@ struct IdentifyPhase: RouterMiddleware {
             $0.client = state.clientAddress?.description
         }
         context.logger[metadataKey: "request_id"] = .string(state.requestID)
+        if let authenticator {
+            let result = await authenticator.authenticate(authorization: request.headers[.authorization],
+                                                          apiKey: apiKeyHeader.flatMap { request.headers[$0] })
+            switch result {
+            case .success(let identity): context.identity = identity
+            case .failure(let error): context.identityError = error
+            }
+        }
         return try await next(request, context)
+    }
+}
+
+/// After routing: a route that requires identity answers 401 to a caller without a valid
+/// credential (a JSON body naming what was wrong, and `WWW-Authenticate`).
+struct RequireIdentityPhase: RouterMiddleware {
+    typealias Context = GatewayRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let route = context.route, context.snapshot?.requiresIdentity(route) == true, context.identity.method == .anonymous else {
+            return try await next(request, context)
+        }
+        let error = context.identityError
+        context.record.note { $0.error = error?.code.rawValue ?? "identity_required" }
+        var response = ErrorResponse.make(status: .unauthorized, error: error?.code.rawValue ?? "identity_required",
+                                          message: error?.message ?? "this route needs a bearer token or an API key",
+                                          requestID: context.record.current.requestID)
+        response.headers[.wwwAuthenticate] = error.map { "Bearer error=\"invalid_token\", error_description=\"\($0.code.rawValue)\"" } ?? "Bearer"
+        return response
     }
 }
 

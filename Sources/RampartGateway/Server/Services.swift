@@ -1,3 +1,4 @@
+import RampartIdentity
 import AsyncHTTPClient
 import Logging
 import NIOCore
@@ -214,5 +215,29 @@ struct LimitsService: Service {
         previous = next
         let mean: Duration? = answered > 0 ? .nanoseconds(latency / Int64(answered)) : nil
         return LoadSample(inFlight: inFlight, responses: answered, errors: failed, latency: mean)
+    }
+}
+
+/// Reads the JWKS at start and every `identity.jwt.jwks.refresh`, so rotated keys are known
+/// before tokens signed with them arrive (an unknown `kid` also triggers a read).
+struct KeySetRefreshService: Service {
+    let authenticator: Authenticator
+    let interval: Duration
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            let read = await authenticator.refreshKeys(force: true)
+            let problems = authenticator.keySetProblems
+            if !read || !problems.isEmpty {
+                logger.warning("identity: the JWKS was not read cleanly; the keys already known stay in use",
+                               metadata: ["problems": "\(problems.joined(separator: "; "))"])
+            }
+            try? await gracefulShutdown(for: interval)
+        }
+    }
+
+    private func gracefulShutdown(for duration: Duration) async throws {
+        try await cancelWhenGracefulShutdown { try await Task.sleep(for: duration) }
     }
 }
