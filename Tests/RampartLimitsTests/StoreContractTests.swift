@@ -48,7 +48,9 @@ struct StoreContractTests {
     @Test("GCRA: the burst at once, then refusal with the interval to wait", arguments: kinds)
     func gcraBurst(kind: Kind) async throws {
         let store = try store(kind)
-        let limit = RateLimit(limit: 5, window: .seconds(60))
+        // A day-long window: an interval of 4.8 h, so the seconds a loaded machine takes
+        // between calls cannot refill anything.
+        let limit = RateLimit(limit: 5, window: .seconds(86_400))
         var remaining: [Int] = []
         for _ in 0..<5 {
             let decision = try await store.decide("k", 1, limit, .gcra)
@@ -58,21 +60,22 @@ struct StoreContractTests {
         #expect(remaining == [4, 3, 2, 1, 0])
         let refused = try await store.decide("k", 1, limit, .gcra)
         #expect(!refused.isAllowed && refused.remaining == 0 && refused.limit == 5)
-        // One interval (12 s) from the first request, less the little time that has passed.
+        // One interval (17,280 s) from the first request, less the time that has passed.
         let retry = try #require(refused.retryAfter)
-        #expect(retry > .seconds(11) && retry <= .seconds(12))
-        #expect(refused.resetAfter > .seconds(59) && refused.resetAfter <= .seconds(60))
+        #expect(retry > .seconds(17_280 - 60) && retry <= .seconds(17_280))
+        #expect(refused.resetAfter > .seconds(86_400 - 60) && refused.resetAfter <= .seconds(86_400))
     }
 
     @Test("GCRA: a smaller burst than the limit", arguments: kinds)
     func gcraSmallBurst(kind: Kind) async throws {
         let store = try store(kind)
-        let limit = RateLimit(limit: 60, window: .seconds(60), burst: 2)
+        // 1,000 a day (one per 86.4 s), two at once.
+        let limit = RateLimit(limit: 1000, window: .seconds(86_400), burst: 2)
         #expect(try await store.decide("k", 1, limit, .gcra).isAllowed)
         #expect(try await store.decide("k", 1, limit, .gcra).isAllowed)
         let refused = try await store.decide("k", 1, limit, .gcra)
         #expect(!refused.isAllowed)
-        #expect(try #require(refused.retryAfter) <= .seconds(1))
+        #expect(try #require(refused.retryAfter) <= .milliseconds(86_400))
     }
 
     @Test("sliding window: the limit per window, then refusal", arguments: kinds)
