@@ -33,6 +33,9 @@ public final class AdaptiveRateLimiter: Sendable {
         public var isPenalty: Bool
         /// Where the decision was made.
         public var source: Source
+        /// Refused because the shared store failed and the policy is to fail closed: not
+        /// the caller's doing (a 503, not a 429).
+        public var isStoreUnavailable = false
 
         public enum Source: String, Sendable, Equatable {
             /// This replica's memory (no shared store configured).
@@ -42,16 +45,12 @@ public final class AdaptiveRateLimiter: Sendable {
             /// The shared store failed; decided by `limits.shared.onStoreFailure`.
             case fallback
         }
-
-        /// Refused because the shared store failed and the policy is to fail closed: not
-        /// the caller's doing (a 503, not a 429).
-        public var isStoreUnavailable: Bool { source == .fallback && !decision.isAllowed && decision.remaining < 0 }
     }
 
     /// A request's decision as far as it can be made without the store.
     enum Prepared {
         case done(Outcome)
-        case ask(key: String, policy: RateLimitPolicy, limit: RateLimit)
+        case ask(key: String, policy: RateLimitPolicy, limit: RateLimit, shared: RateLimitsConfiguration.Shared)
     }
 
     struct Compiled {
@@ -121,35 +120,34 @@ public final class AdaptiveRateLimiter: Sendable {
     /// `limits.shared.onStoreFailure` says; in this replica's memory when no store is shared.
     public func decide(policy name: String, caller: Caller, route: String?, endpointClass: String?, cost: Int = 1,
                        requestID: String? = nil) async -> Outcome? {
-        guard let shared else { return decideLocally(policy: name, caller: caller, route: route, endpointClass: endpointClass, cost: cost, requestID: requestID) }
-        guard let prepared = prepare(policy: name, caller: caller, route: route, endpointClass: endpointClass) else { return nil }
-        guard case .ask(let key, let policy, let limit) = prepared else {
-            if case .done(let outcome) = prepared { return outcome }
-            return nil
-        }
-        let settings = configuration.shared
-        if shared.isUsable(probeInterval: settings.probeInterval.duration) {
-            do {
-                let decision = try await shared.store.decide(key: key, cost: cost, limit: limit, algorithm: policy.algorithm)
-                return finish(decision, key: key, policy: name, limit: limit, source: .shared, caller: caller, requestID: requestID)
-            } catch {
-                shared.failed(error, settings: settings)
+        switch prepare(policy: name, caller: caller, route: route, endpointClass: endpointClass) {
+        case nil: return nil
+        case .done(let outcome)?: return outcome
+        case .ask(let key, let policy, let limit, let settings)?:
+            guard let shared else {
+                return local(key: key, cost: cost, policy: policy, limit: limit, source: .local, caller: caller, requestID: requestID)
             }
-        }
-        let quota = limit.quota(under: policy.algorithm)
-        switch settings.onStoreFailure {
-        case .local:
-            let share = SharedLimits.share(of: limit, replicas: settings.replicas)
-            let decision = store.decide(key: key, cost: cost, limit: share, algorithm: policy.algorithm)
-            return finish(decision, key: key, policy: name, limit: share, source: .fallback, caller: caller, requestID: requestID)
-        case .open:
-            let decision = RateLimitDecision(isAllowed: true, limit: quota, remaining: quota, resetAfter: .zero, retryAfter: nil)
-            return Outcome(decision: decision, policy: name, limit: limit, isPenalty: false, source: .fallback)
-        case .closed:
-            // remaining -1 marks a refusal that is the store's doing (`isStoreUnavailable`).
-            let decision = RateLimitDecision(isAllowed: false, limit: quota, remaining: -1, resetAfter: .zero,
-                                             retryAfter: settings.probeInterval.duration)
-            return Outcome(decision: decision, policy: name, limit: limit, isPenalty: false, source: .fallback)
+            if shared.isUsable(probeInterval: settings.probeInterval.duration) {
+                do {
+                    let decision = try await shared.store.decide(key: key, cost: cost, limit: limit, algorithm: policy.algorithm)
+                    return finish(decision, key: key, policy: policy.name, limit: limit, source: .shared, caller: caller, requestID: requestID)
+                } catch {
+                    shared.failed(error, settings: settings)
+                }
+            }
+            let quota = limit.quota(under: policy.algorithm)
+            switch settings.onStoreFailure {
+            case .local:
+                return local(key: key, cost: cost, policy: policy, limit: SharedLimits.share(of: limit, replicas: settings.replicas),
+                             source: .fallback, caller: caller, requestID: requestID)
+            case .open:
+                let decision = RateLimitDecision(isAllowed: true, limit: quota, remaining: quota, resetAfter: .zero, retryAfter: nil)
+                return Outcome(decision: decision, policy: policy.name, limit: limit, isPenalty: false, source: .fallback)
+            case .closed:
+                let decision = RateLimitDecision(isAllowed: false, limit: quota, remaining: 0, resetAfter: .zero,
+                                                 retryAfter: settings.probeInterval.duration)
+                return Outcome(decision: decision, policy: policy.name, limit: limit, isPenalty: false, source: .fallback, isStoreUnavailable: true)
+            }
         }
     }
 
@@ -159,15 +157,17 @@ public final class AdaptiveRateLimiter: Sendable {
         switch prepare(policy: name, caller: caller, route: route, endpointClass: endpointClass) {
         case nil: return nil
         case .done(let outcome)?: return outcome
-        case .ask(let key, let policy, let limit)?:
-            let decision = store.decide(key: key, cost: cost, limit: limit, algorithm: policy.algorithm)
-            return finish(decision, key: key, policy: name, limit: limit, source: .local, caller: caller, requestID: requestID)
+        case .ask(let key, let policy, let limit, _)?:
+            return local(key: key, cost: cost, policy: policy, limit: limit, source: .local, caller: caller, requestID: requestID)
         }
     }
 
-    /// The key and effective limit, or the answer already when the key is penalised.
+    /// The key, effective limit and shared-store settings, or the answer already when the
+    /// key is penalised.
     private func prepare(policy name: String, caller: Caller, route: String?, endpointClass: String?) -> Prepared? {
-        guard let (policy, parts) = compiled.withLock({ $0.policies[name] }) else { return nil }
+        guard let (policy, parts, shared) = compiled.withLock({ compiled in
+            compiled.policies[name].map { ($0.policy, $0.key, compiled.configuration.shared) }
+        }) else { return nil }
         let key = Self.key(policy: name, parts: parts, caller: caller, route: route)
         let limit = policy.effectiveLimit(roles: caller.roles, endpointClass: endpointClass, factor: controller.factors.combined)
         if let remaining = violations.penalty(for: key, now: time.now()) {
@@ -175,7 +175,14 @@ public final class AdaptiveRateLimiter: Sendable {
                                              resetAfter: remaining, retryAfter: remaining)
             return .done(Outcome(decision: decision, policy: name, limit: limit, isPenalty: true, source: .local))
         }
-        return .ask(key: key, policy: policy, limit: limit)
+        return .ask(key: key, policy: policy, limit: limit, shared: shared)
+    }
+
+    /// A decision in this replica's memory store.
+    private func local(key: String, cost: Int, policy: RateLimitPolicy, limit: RateLimit, source: Outcome.Source,
+                       caller: Caller, requestID: String?) -> Outcome {
+        let decision = store.decide(key: key, cost: cost, limit: limit, algorithm: policy.algorithm)
+        return finish(decision, key: key, policy: policy.name, limit: limit, source: source, caller: caller, requestID: requestID)
     }
 
     /// Records a refusal as an offence (reporting new ones to the shield).

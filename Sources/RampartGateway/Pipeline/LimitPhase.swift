@@ -29,25 +29,20 @@ struct LimitPhase: RouterMiddleware {
             return try await next(request, context)
         }
         metrics.decided(outcome)
-        if outcome.isStoreUnavailable {
-            // Failing closed while the shared store is down: the gateway's doing, not the caller's.
-            context.record.note { $0.error = "rate_limit_store_unavailable" }
-            let seconds = (outcome.decision.retryAfter ?? .seconds(1)).wholeSecondsAtLeastOne
-            var response = ErrorResponse.make(status: .serviceUnavailable, error: "rate_limit_store_unavailable",
-                                              message: "rate limits cannot be checked now; retry in \(seconds) s",
-                                              requestID: context.record.current.requestID)
-            response.headers[.retryAfter] = String(seconds)
-            return response
-        }
         guard outcome.decision.isAllowed else {
-            context.record.note { $0.error = "rate_limited" }
+            // Failing closed while the shared store is down is the gateway's doing, not the
+            // caller's: a 503 without rate-limit headers.
+            let unavailable = outcome.isStoreUnavailable
+            let error = unavailable ? "rate_limit_store_unavailable" : "rate_limited"
+            context.record.note { $0.error = error }
             let seconds = (outcome.decision.retryAfter ?? .seconds(1)).wholeSecondsAtLeastOne
-            var response = ErrorResponse.make(status: .tooManyRequests, error: "rate_limited",
-                                              message: outcome.isPenalty ? "too many requests; refused for \(seconds) s after repeated violations"
-                                                                         : "too many requests; retry in \(seconds) s",
+            let message = unavailable ? "rate limits cannot be checked now; retry in \(seconds) s"
+                : outcome.isPenalty ? "too many requests; refused for \(seconds) s after repeated violations"
+                : "too many requests; retry in \(seconds) s"
+            var response = ErrorResponse.make(status: unavailable ? .serviceUnavailable : .tooManyRequests, error: error, message: message,
                                               requestID: context.record.current.requestID)
             response.headers[.retryAfter] = String(seconds)
-            Self.annotate(&response.headers, outcome)
+            if !unavailable { Self.annotate(&response.headers, outcome) }
             return response
         }
         var response = try await next(request, context)

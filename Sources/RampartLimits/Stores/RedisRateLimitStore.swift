@@ -32,7 +32,7 @@ public final class RedisRateLimitStore: Sendable {
         }
         return RateLimitDecision(isAllowed: allowed == 1, limit: limit.quota(under: algorithm), remaining: Int(remaining),
                                  resetAfter: .microseconds(reset),
-                                 retryAfter: allowed == 1 ? nil : retry < 0 ? .seconds(Int64.max / 1_000_000_000) : .microseconds(retry))
+                                 retryAfter: allowed == 1 ? nil : retry < 0 ? .nanoseconds(Int64.max) : .microseconds(retry))
     }
 
     /// The scripts, for benchmarks and tools that run them outside this store.

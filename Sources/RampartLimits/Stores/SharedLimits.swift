@@ -36,18 +36,18 @@ public final class SharedLimits: Sendable {
     /// `probeInterval`, starts a probe in the background.
     func isUsable(probeInterval: Duration) -> Bool {
         let now = time.now()
-        let probe: Bool = health.withLock { health in
+        let (usable, probe): (Bool, Bool) = health.withLock { health in
             switch health {
             case .healthy:
-                return false
+                return (true, false)
             case .degraded(let since, let nextProbe, let probing):
-                guard !probing, now >= nextProbe else { return false }
+                guard !probing, now >= nextProbe else { return (false, false) }
                 health = .degraded(since: since, nextProbe: now + probeInterval, probing: true)
-                return true
+                return (false, true)
             }
         }
         if probe { startProbe() }
-        return isHealthy
+        return usable
     }
 
     public var isHealthy: Bool {
