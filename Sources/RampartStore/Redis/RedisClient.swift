@@ -47,65 +47,46 @@ public final class RedisClient: Sendable {
     private func connection(in slot: LockedSlot) -> EventLoopFuture<RedisConnection> {
         let loop = group.any()
         guard !isShutdown.load(ordering: .relaxed) else { return loop.makeFailedFuture(RedisError.shutdown) }
-        enum Next {
-            case ready(EventLoopFuture<RedisConnection>)
-            case connect(failures: Int)
-        }
-        let next: Next = slot.state.withLock { state in
+        // One look at the slot: use its connection or its attempt under way, fail fast while
+        // it waits, or claim it for a new attempt that concurrent callers then share.
+        let (future, attempt): (EventLoopFuture<RedisConnection>, (EventLoopPromise<RedisConnection>, failures: Int)?) = slot.state.withLock { state in
+            let failures: Int
             switch state {
             case .connected(let connection) where connection.isActive:
-                return .ready(loop.makeSucceededFuture(connection))
+                return (connection.eventLoop.makeSucceededFuture(connection), nil)
             case .connecting(let future):
-                return .ready(future)
-            case .waiting(let until, let failures, let reason):
-                if NIODeadline.now() < until { return .ready(loop.makeFailedFuture(RedisError.unavailable(reason))) }
-                return .connect(failures: failures)
+                return (future, nil)
+            case .waiting(let until, _, let reason) where NIODeadline.now() < until:
+                return (loop.makeFailedFuture(RedisError.unavailable(reason)), nil)
+            case .waiting(_, let count, _), .idle(let count):
+                failures = count
             case .connected:
-                return .connect(failures: 0)
-            case .idle(let failures):
-                return .connect(failures: failures)
+                failures = 0
             }
-        }
-        switch next {
-        case .ready(let future):
-            return future
-        case .connect(let failures):
             let promise = loop.makePromise(of: RedisConnection.self)
-            // Claim the slot before connecting, so concurrent callers share this attempt;
-            // if another caller claimed it first, use theirs.
-            let claimed: EventLoopFuture<RedisConnection>? = slot.state.withLock { state in
-                switch state {
-                case .connecting(let future): return future
-                case .connected(let connection) where connection.isActive: return loop.makeSucceededFuture(connection)
-                default:
-                    state = .connecting(promise.futureResult)
-                    return nil
-                }
-            }
-            if let claimed {
-                promise.fail(RedisError.connectionClosed)  // never handed out
-                return claimed
-            }
-            let configuration = self.configuration
-            RedisConnection.connect(to: endpoint, configuration: configuration, group: group).whenComplete { result in
-                slot.state.withLock { state in
-                    switch result {
-                    case .success(let connection):
-                        state = .connected(connection)
-                    case .failure(let error):
-                        let delay = Self.backoff(after: failures + 1, configuration: configuration)
-                        state = .waiting(until: .now() + delay, failures: failures + 1, reason: "\(error)")
-                    }
-                }
-                if case .success(let connection) = result, self.isShutdown.load(ordering: .relaxed) {
-                    connection.close().whenComplete { _ in }
-                    promise.fail(RedisError.shutdown)
-                    return
-                }
-                promise.completeWith(result)
-            }
-            return promise.futureResult
+            state = .connecting(promise.futureResult)
+            return (promise.futureResult, (promise, failures))
         }
+        guard let (promise, failures) = attempt else { return future }
+        let configuration = self.configuration
+        RedisConnection.connect(to: endpoint, configuration: configuration, group: group).whenComplete { result in
+            slot.state.withLock { state in
+                switch result {
+                case .success(let connection):
+                    state = .connected(connection)
+                case .failure(let error):
+                    let delay = Self.backoff(after: failures + 1, configuration: configuration)
+                    state = .waiting(until: .now() + delay, failures: failures + 1, reason: "\(error)")
+                }
+            }
+            if case .success(let connection) = result, self.isShutdown.load(ordering: .relaxed) {
+                connection.close().whenComplete { _ in }
+                promise.fail(RedisError.shutdown)
+                return
+            }
+            promise.completeWith(result)
+        }
+        return future
     }
 
     /// The wait after `failures` failed attempts in a row: the first delay, doubled each
