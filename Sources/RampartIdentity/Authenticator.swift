@@ -15,12 +15,16 @@ public final class Authenticator: Sendable {
     struct JWKSState {
         var lastRead: Double = -.infinity
         var problems: [String] = []
+        /// The read under way: later callers wait for it rather than start another, or give
+        /// up on a key it may be about to bring.
+        var reading: Task<Bool, Never>?
     }
 
     public let configuration: IdentityConfiguration
     let verifier: TokenVerifier?
     private let staticKeys: [VerificationKey]
-    private let apiKeys: [String: IdentityConfiguration.APIKeys.Key]
+    /// API keys by the bytes of their SHA-256.
+    private let apiKeys: [[UInt8]: IdentityConfiguration.APIKeys.Key]
     private let jwks = Mutex(JWKSState())
     private let fetch: Fetch
     private let now: @Sendable () -> Double
@@ -41,9 +45,24 @@ public final class Authenticator: Sendable {
             staticKeys = []
             verifier = nil
         }
-        var table: [String: IdentityConfiguration.APIKeys.Key] = [:]
-        for key in configuration.apiKeys?.keys ?? [] { table[key.sha256] = key }
+        var table: [[UInt8]: IdentityConfiguration.APIKeys.Key] = [:]
+        for key in configuration.apiKeys?.keys ?? [] {
+            guard let hash = Self.bytes(hex: key.sha256), hash.count == SHA256.byteCount else { throw KeyError("API key \(key.name): sha256 must be 64 hex digits") }
+            table[hash] = key
+        }
         apiKeys = table
+    }
+
+    static func bytes(hex: String) -> [UInt8]? {
+        let digits = Array(hex.utf8)
+        guard digits.count % 2 == 0 else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(digits.count / 2)
+        for index in stride(from: 0, to: digits.count, by: 2) {
+            guard let byte = UInt8(String(decoding: digits[index..<index + 2], as: UTF8.self), radix: 16) else { return nil }
+            bytes.append(byte)
+        }
+        return bytes
     }
 
     public static let readFile: Fetch = { path in
@@ -89,33 +108,37 @@ public final class Authenticator: Sendable {
     }
 
     private func lookUp(_ key: String) -> Result<Identity, TokenError> {
-        let hash = SHA256.hash(data: Array(key.utf8)).map { String(format: "%02x", $0) }.joined()
-        guard let entry = apiKeys[hash] else { return .failure(TokenError(.unknownAPIKey, "the API key is not known")) }
+        guard let entry = apiKeys[Array(SHA256.hash(data: Array(key.utf8)))] else { return .failure(TokenError(.unknownAPIKey, "the API key is not known")) }
         return .success(Identity(method: .apiKey, user: entry.user, tenant: entry.tenant, roles: entry.roles, apiKey: entry.name))
     }
 
     /// Reads the JWKS again. Unless forced (the refresh interval), at most once per
-    /// `minRefreshInterval`. Answers whether the keys were read; a failed read keeps the
-    /// keys there were.
+    /// `minRefreshInterval`; a caller arriving while a read is under way waits for that one.
+    /// Answers whether the keys were read; a failed read keeps the keys there were.
     @discardableResult
     public func refreshKeys(force: Bool) async -> Bool {
         guard let verifier, let source = configuration.jwt?.jwks, let location = source.file ?? source.url else { return false }
         let now = self.now()
-        let due: Bool = jwks.withLock { state in
-            guard force || now - state.lastRead >= source.minRefreshInterval.seconds else { return false }
+        let read: Task<Bool, Never>? = jwks.withLock { state in
+            if let reading = state.reading { return reading }
+            guard force || now - state.lastRead >= source.minRefreshInterval.seconds else { return nil }
             state.lastRead = now
-            return true
+            let task = Task { [fetch, staticKeys] () -> Bool in
+                defer { self.jwks.withLock { $0.reading = nil } }
+                do {
+                    let (keys, problems) = try Self.parseJWKS(try await fetch(location))
+                    verifier.replaceKeys(staticKeys + keys)
+                    self.jwks.withLock { $0.problems = problems }
+                    return true
+                } catch {
+                    self.jwks.withLock { $0.problems = ["\(location): \(error)"] }
+                    return false
+                }
+            }
+            state.reading = task
+            return task
         }
-        guard due else { return false }
-        do {
-            let (keys, problems) = try Self.parseJWKS(try await fetch(location))
-            verifier.replaceKeys(staticKeys + keys)
-            jwks.withLock { $0.problems = problems }
-            return true
-        } catch {
-            jwks.withLock { $0.problems = ["\(location): \(error)"] }
-            return false
-        }
+        return await read?.value ?? false
     }
 
     /// Problems found in the last JWKS read (keys skipped, or the read failed).

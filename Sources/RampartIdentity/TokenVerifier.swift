@@ -56,6 +56,13 @@ public final class TokenVerifier: Sendable {
 
     public let settings: Settings
     private let keys: Mutex<[VerificationKey]>
+    /// Tokens already verified, with the time until which each stays accepted (its `exp`
+    /// plus skew, at most `cacheLifetime` from when it was checked): a client sends the same
+    /// token many times, and an RSA or ECDSA check costs far more than a lookup. Emptied
+    /// when the keys change and when it reaches `cacheCapacity`.
+    private let verified = Mutex<[String: (identity: Identity, until: Double)]>([:])
+    static let cacheCapacity = 10_000
+    static let cacheLifetime = 300.0
     private let now: @Sendable () -> Double
 
     /// - Parameter now: seconds since 1970 (the wall clock; tests pass their own).
@@ -66,11 +73,27 @@ public final class TokenVerifier: Sendable {
     }
 
     /// Replaces the keys (a JWKS refresh).
-    public func replaceKeys(_ keys: [VerificationKey]) { self.keys.withLock { $0 = keys } }
+    public func replaceKeys(_ keys: [VerificationKey]) {
+        self.keys.withLock { $0 = keys }
+        verified.withLock { $0.removeAll() }
+    }
 
     public var keyIDs: [String?] { keys.withLock { $0.map(\.id) } }
 
     public func verify(_ token: String) throws(TokenError) -> Identity {
+        let now = self.now()
+        if let known = verified.withLock({ $0[token] }), now <= known.until { return known.identity }
+        let (identity, until) = try check(token, now: now)
+        verified.withLock { cache in
+            if cache.count >= Self.cacheCapacity { cache.removeAll(keepingCapacity: true) }
+            cache[token] = (identity, until)
+        }
+        return identity
+    }
+
+    /// The full check: signature, then claims. Answers the identity and until when the
+    /// token may be taken as checked.
+    private func check(_ token: String, now: Double) throws(TokenError) -> (Identity, until: Double) {
         guard token.utf8.count <= settings.maximumLength else { throw TokenError(.malformed, "longer than \(settings.maximumLength) bytes") }
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3 else { throw TokenError(.malformed, "a JWT has three dot-separated parts, this has \(parts.count)") }
@@ -97,19 +120,20 @@ public final class TokenVerifier: Sendable {
         guard let payloadBytes = Base64URL.decode(parts[1]), let claims = Self.object(payloadBytes) else {
             throw TokenError(.malformed, "the payload is not base64url JSON")
         }
-        try check(claims)
-        return try identity(from: claims)
+        let expiry = try check(claims, now: now)
+        return (try identity(from: claims), min(expiry.map { $0 + settings.clockSkew.secondsValue } ?? .infinity, now + Self.cacheLifetime))
     }
 
-    private func check(_ claims: [String: Any]) throws(TokenError) {
-        let now = self.now()
+    /// Checks the registered claims; answers `exp`, if there is one.
+    private func check(_ claims: [String: Any], now: Double) throws(TokenError) -> Double? {
         let skew = settings.clockSkew.secondsValue
         func time(_ name: String) throws(TokenError) -> Double? {
             guard let value = claims[name] else { return nil }
             guard let number = value as? NSNumber, !(value is Bool) else { throw TokenError(.malformed, "\(name) is not a number") }
             return number.doubleValue
         }
-        if let expiry = try time("exp") {
+        let expiry = try time("exp")
+        if let expiry {
             if now > expiry + skew { throw TokenError(.expired, "expired \(Int(now - expiry)) s ago") }
         } else if settings.requireExpiry {
             throw TokenError(.missingClaim, "the token has no exp")
@@ -133,6 +157,7 @@ public final class TokenVerifier: Sendable {
                 throw TokenError(.wrongAudience, "aud does not name \(settings.audiences.joined(separator: " or "))")
             }
         }
+        return expiry
     }
 
     private func identity(from claims: [String: Any]) throws(TokenError) -> Identity {

@@ -149,6 +149,26 @@ struct TokenTests {
         #expect(try code(["sub": nil]) == .missingClaim)
     }
 
+    @Test("a verified token is remembered, but not past its exp, nor once the keys change")
+    func cache() throws {
+        let signer = Signer(kid: "h256", key: .hmac(Signer.secret, .hs256))
+        let clock = Mutex(Self.now)
+        var settings = TokenVerifier.Settings()
+        settings.clockSkew = .seconds(5)
+        let verifier = TokenVerifier(settings: settings, keys: [try signer.verificationKey()], now: { clock.withLock { $0 } })
+        let token = try signer.sign(["sub": "u", "exp": Self.now + 10])
+        #expect(try verifier.verify(token).user == "u")
+        clock.withLock { $0 += 14 }
+        #expect(try verifier.verify(token).user == "u")  // within exp + skew
+        clock.withLock { $0 += 2 }
+        #expect(throws: TokenError(.expired, "expired 6 s ago")) { try verifier.verify(token) }
+
+        let fresh = try signer.sign(["sub": "v", "exp": Self.now + 600])
+        #expect(try verifier.verify(fresh).user == "v")
+        verifier.replaceKeys([try Signer(kid: "other", key: .hmac(Signer.secret, .hs256)).verificationKey()])
+        do { _ = try verifier.verify(fresh); Issue.record("a token of a removed key was still accepted") } catch { #expect(error.code == .unknownKey) }
+    }
+
     @Test("claims are found by dotted paths; a scope-style string gives roles too")
     func claimPaths() throws {
         let signer = Signer(kid: nil, key: .ed25519(Curve25519.Signing.PrivateKey()))
@@ -258,6 +278,26 @@ struct AuthenticatorTests {
         #expect(await authenticator.refreshKeys(force: true))
         #expect(authenticator.keyIDs == ["2026-11"])
         #expect(authenticator.keySetProblems.isEmpty)
+    }
+
+    @Test("a token arriving while the JWKS is being read waits for that read")
+    func concurrentRead() async throws {
+        let signer = Signer(kid: "slow", key: .ed25519(Curve25519.Signing.PrivateKey()))
+        let document = try JSONSerialization.data(withJSONObject: ["keys": [try signer.jwk()]])
+        var configuration = IdentityConfiguration(jwt: .init())
+        configuration.jwt?.jwks = .init(url: "https://idp.example/jwks.json")
+        let reads = Mutex(0)
+        let authenticator = try Authenticator(configuration, fetch: { _ in
+            reads.withLock { $0 += 1 }
+            try await Task.sleep(for: .milliseconds(200))
+            return Array(document)
+        })
+        let start = Task { await authenticator.refreshKeys(force: true) }
+        try await Task.sleep(for: .milliseconds(20))
+        let token = try signer.sign(["sub": "u", "exp": wallClockSeconds() + 60])
+        #expect(try await authenticator.authenticate(authorization: "Bearer \(token)", apiKey: nil).get().user == "u")
+        #expect(await start.value)
+        #expect(reads.withLock { $0 } == 1)
     }
 
     @Test("API keys are matched by hash; bad credentials are errors, none is anonymous")
