@@ -100,4 +100,27 @@ import Testing
         }
         await upstream.stop()
     }
+
+    @Test func keysAreReadFromAJWKSURL() async throws {
+        let upstream = await LoopbackHarness.startEcho(name: "a")
+        let key = P256.Signing.PrivateKey()
+        // A second gateway plays the identity provider, serving the JWKS as a fixed answer.
+        var provider = LoopbackHarness.configuration(pool: [upstream])
+        provider.routes = [RouteConfiguration(name: "jwks", match: .init(pathPrefix: "/.well-known/jwks.json"),
+                                              respond: FixedResponse(status: 200, body: Self.jwks(key, kid: "url-1"), contentType: "application/json"))]
+        try await LoopbackHarness.withGateway(provider) { _, providerPort, _ in
+            var configuration = LoopbackHarness.configuration(pool: [upstream])
+            configuration.routes = [RouteConfiguration(name: "private", match: .init(pathPrefix: "/"), pool: "app", identity: .required)]
+            var identity = IdentityConfiguration(jwt: .init())
+            identity.jwt?.jwks = .init(url: "http://127.0.0.1:\(providerPort)/.well-known/jwks.json")
+            configuration.identity = identity
+            try await LoopbackHarness.withGateway(configuration) { _, port, _ in
+                let token = try Self.token(Self.claims(user: "ada"), kid: "url-1",
+                                           sign: { try Array(key.signature(for: SHA256.hash(data: $0)).rawRepresentation) }, alg: "ES256")
+                let answer = try await fetch("http://127.0.0.1:\(port)/me", headers: [("Authorization", "Bearer \(token)")])
+                #expect(answer.status == 200, "\(answer.body)")
+            }
+        }
+        await upstream.stop()
+    }
 }

@@ -119,4 +119,51 @@ struct SharedLimitTests {
         await upstream.stop()
         await server.stop()
     }
+
+    /// Metrics and the log need the process's own registry and output: checked on the
+    /// `rampart` binary, failing closed while its Redis is down, then recovering.
+    @Test func storeFailuresAreLoggedOnceAndCountedInTheMetrics() async throws {
+        let server = try await RedisServerProcess(password: "hunter2pw")
+        await server.stop()
+        let upstream = await LoopbackHarness.startEcho(name: "u")
+        let file = try TemporaryConfiguration()
+        let port = try freePort(), admin = try freePort()
+        try file.writeRaw("""
+        listeners:
+          traffic: {address: "127.0.0.1:\(port)"}
+          admin: {address: "127.0.0.1:\(admin)"}
+        log: {level: info, accessLog: false}
+        pools:
+          app: {instances: ["\(upstream.url)"]}
+        routes:
+          - {name: health, match: {pathPrefix: /health}, pool: app, limit: "off"}
+          - {name: app, match: {pathPrefix: /}, pool: app}
+        limits: {base: 1000, window: 1h, adaptive: false, shared: {onStoreFailure: closed, probeInterval: 50ms}}
+        redis: {url: "\(server.url)", reconnectDelay: 20ms, maxReconnectDelay: 100ms, commandTimeout: 2s}
+
+        """)
+        let process = try RampartProcess(arguments: ["serve", "--config", file.path])
+        defer { process.stop() }
+        try await waitUntilListening(port: port)
+        let refused = try await (0..<3).asyncMap { _ in try await fetch("http://127.0.0.1:\(port)/x") }
+        #expect(refused.map(\.status) == [503, 503, 503])
+        #expect(refused.first?.body.contains("rate_limit_store_unavailable") == true)
+        try await eventually {
+            let metrics = try await fetch("http://127.0.0.1:\(admin)/metrics").body
+            return metrics.contains("rate_limit_store_degraded 1")
+                && metrics.contains("rate_limit_decisions_total{policy=\"default\",result=\"unavailable\"} 3")
+                && metrics.split(separator: "\n").contains { $0.hasPrefix("rate_limit_store_errors_total ") && !$0.hasSuffix(" 0") }
+        }
+        try await server.start()
+        try await eventually { try await fetch("http://127.0.0.1:\(port)/x").status == 200 }
+        try await eventually { try await fetch("http://127.0.0.1:\(admin)/metrics").body.contains("rate_limit_store_degraded 0") }
+        let log = process.standardError
+        #expect(log.components(separatedBy: "falling back until it answers again").count == 2, "\(log)")
+        #expect(log.components(separatedBy: "limits are shared once more").count == 2, "\(log)")
+        #expect(log.contains("redis://:***@127.0.0.1:\(server.port)") && !log.contains("hunter2pw"), "\(log)")
+        process.signal(SIGTERM)
+        #expect(await process.exitStatus() == 0)
+        await upstream.stop()
+        await server.stop()
+    }
 }
