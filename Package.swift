@@ -123,6 +123,8 @@ let package = Package(
             dependencies: [
                 "RampartGateway",
                 "RampartLimits",
+                "RampartIdentity",
+                "RampartStore",
                 "RampartShield",
                 "RampartTelemetry",
                 "RampartBalancing",

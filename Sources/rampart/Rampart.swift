@@ -4,8 +4,10 @@ import NIOCore
 import RampartBalancing
 import RampartCore
 import RampartGateway
+import RampartIdentity
 import RampartLimits
 import RampartShield
+import RampartStore
 import RampartTelemetry
 import ServiceLifecycle
 import UnixSignals
@@ -255,8 +257,24 @@ func describe(_ c: GatewayConfiguration) -> String {
             lines.append("limit \(name): \(policy.algorithm.rawValue) \(policy.base) per \(ConfigDuration(policy.window)), within \(policy.minimum)...\(policy.maximum)"
                          + (policy.isAdaptive ? ", adaptive" : "") + ", keyed on " + limits.keyParts(of: name).map(\.rawValue).joined(separator: "+"))
         }
+        if let redis = c.redis, limits.shared.enabled {
+            lines.append("limits shared through \(redis.redactedURL) by \(limits.shared.replicas) replica(s); "
+                         + "while Redis fails: \(limits.shared.onStoreFailure.rawValue)")
+        }
     } else {
         lines.append("limits: off")
+    }
+    if let identity = c.identity {
+        var ways: [String] = []
+        if let jwt = identity.jwt {
+            ways.append("JWT (\(jwt.keys.count) key(s)" + (jwt.jwks.map { ", JWKS \($0.file ?? $0.url ?? "") every \($0.refresh)" } ?? "")
+                        + (jwt.issuers.isEmpty ? "" : ", issuers \(jwt.issuers.joined(separator: ","))")
+                        + (jwt.audiences.isEmpty ? "" : ", audiences \(jwt.audiences.joined(separator: ","))") + ")")
+        }
+        if let apiKeys = identity.apiKeys { ways.append("API keys (\(apiKeys.keys.count) in \(apiKeys.header))") }
+        lines.append("identity: " + ways.joined(separator: "; "))
+    } else {
+        lines.append("identity: everyone anonymous")
     }
     lines.append("")
     if c.routes.isEmpty { lines.append("route: everything -> pool \(c.pools.keys.first ?? "?")") }
@@ -269,7 +287,8 @@ func describe(_ c: GatewayConfiguration) -> String {
         let target = route.pool.map { "pool \($0)" } ?? "respond \(route.respond?.status ?? 0)"
         var limit = ""
         if c.limits != nil { limit = route.limit == RouteConfiguration.noLimit ? ", no limit" : ", limit \(route.limit ?? "default")" }
-        lines.append("route \(route.name ?? "routes[\(i)]"): \(match.isEmpty ? "everything" : match.joined(separator: ", ")) -> \(target)\(limit)")
+        let identity = route.identity == .required ? ", identity required" : ""
+        lines.append("route \(route.name ?? "routes[\(i)]"): \(match.isEmpty ? "everything" : match.joined(separator: ", ")) -> \(target)\(limit)\(identity)")
     }
     return lines.joined(separator: "\n")
 }

@@ -123,4 +123,28 @@ import Testing
         }
         await upstream.stop()
     }
+
+    @Test func checkPrintsIdentityAndSharedLimitsWithoutSecrets() throws {
+        let file = try TemporaryConfiguration()
+        try file.writeRaw("""
+        pools:
+          app: {instances: ["http://127.0.0.1:1"]}
+        routes:
+          - {name: account, match: {pathPrefix: /account}, pool: app, identity: required}
+        limits: {base: 100, window: 1m, key: [user], shared: {replicas: 4, onStoreFailure: open}}
+        redis: {url: "redis://:hunter2pw@10.0.0.5:6379"}
+        identity:
+          jwt:
+            keys: [{kid: k, alg: HS256, secret: "at least thirty-two bytes of shared secret"}]
+          apiKeys:
+            keys: [{name: ci, sha256: 5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8}]
+
+        """)
+        let (status, output) = try runToEnd(["check", "--config", file.path])
+        #expect(status == 0)
+        #expect(output.contains("limits shared through redis://:***@10.0.0.5:6379 by 4 replica(s); while Redis fails: open"), "\(output)")
+        #expect(output.contains("identity: JWT (1 key(s)); API keys (1 in X-API-Key)"), "\(output)")
+        #expect(output.contains("route account: path /account* -> pool app, limit default, identity required"), "\(output)")
+        #expect(!output.contains("hunter2pw") && !output.contains("thirty-two bytes"))
+    }
 }
