@@ -147,4 +147,28 @@ import Testing
         #expect(output.contains("route account: path /account* -> pool app, limit default, identity required"), "\(output)")
         #expect(!output.contains("hunter2pw") && !output.contains("thirty-two bytes"))
     }
+
+    @Test func theJWKSIsReadAgainOnItsInterval() async throws {
+        let upstream = await LoopbackHarness.startEcho(name: "a")
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("jwks-\(UUID().uuidString).json").path
+        try Self.jwks(P256.Signing.PrivateKey(), kid: "old").write(toFile: path, atomically: true, encoding: .utf8)
+        var configuration = LoopbackHarness.configuration(pool: [upstream])
+        configuration.routes = [RouteConfiguration(name: "private", match: .init(pathPrefix: "/"), pool: "app", identity: .required)]
+        var identity = IdentityConfiguration(jwt: .init())
+        identity.jwt?.jwks = .init(file: path)
+        identity.jwt?.jwks?.refresh = .seconds(1)
+        // No reads on unknown kids: only the interval can bring the new key.
+        identity.jwt?.jwks?.minRefreshInterval = .seconds(3600)
+        configuration.identity = identity
+        try await LoopbackHarness.withGateway(configuration) { _, port, _ in
+            let key = P256.Signing.PrivateKey()
+            let token = try Self.token(Self.claims(user: "ada"), kid: "new",
+                                       sign: { try Array(key.signature(for: SHA256.hash(data: $0)).rawRepresentation) }, alg: "ES256")
+            let headers = [("Authorization", "Bearer \(token)")]
+            #expect(try await fetch("http://127.0.0.1:\(port)/", headers: headers).status == 401)
+            try Self.jwks(key, kid: "new").write(toFile: path, atomically: true, encoding: .utf8)
+            try await eventually { try await fetch("http://127.0.0.1:\(port)/", headers: headers).status == 200 }
+        }
+        await upstream.stop()
+    }
 }

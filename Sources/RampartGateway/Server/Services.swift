@@ -226,18 +226,17 @@ struct KeySetRefreshService: Service {
     let logger: Logger
 
     func run() async throws {
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            let read = await authenticator.refreshKeys(force: true)
-            let problems = authenticator.keySetProblems
-            if !read || !problems.isEmpty {
-                logger.warning("identity: the JWKS was not read cleanly; the keys already known stay in use",
-                               metadata: ["problems": "\(problems.joined(separator: "; "))"])
+        let (authenticator, interval, logger) = (self.authenticator, self.interval, self.logger)
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                let read = await authenticator.refreshKeys(force: true)
+                let problems = authenticator.keySetProblems
+                if !read || !problems.isEmpty {
+                    logger.warning("identity: the JWKS was not read cleanly; the keys already known stay in use",
+                                   metadata: ["problems": "\(problems.joined(separator: "; "))"])
+                }
+                try? await Task.sleep(for: interval)
             }
-            try? await gracefulShutdown(for: interval)
         }
-    }
-
-    private func gracefulShutdown(for duration: Duration) async throws {
-        try await cancelWhenGracefulShutdown { try await Task.sleep(for: duration) }
     }
 }
