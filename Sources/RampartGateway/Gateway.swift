@@ -155,7 +155,12 @@ public final class Gateway: Service, Sendable {
             services.append(KeySetRefreshService(authenticator: authenticator, interval: jwks.refresh.duration, logger: logger))
         }
         if configurationPath != nil { services.append(SignalReloadService(gateway: self)) }
-        let group = ServiceGroup(configuration: .init(services: services, logger: logger))
+        // However the gateway is embedded, a graceful shutdown (SIGTERM in the binary, or the
+        // caller's service group) gives in-flight requests `proxy.timeouts.shutdown` to finish;
+        // then whatever still runs is cancelled, so a stuck connection cannot hold the exit.
+        var groupConfiguration = ServiceGroupConfiguration(services: services, logger: logger)
+        groupConfiguration.maximumGracefulShutdownDuration = configuration.proxy.timeouts.shutdown.duration
+        let group = ServiceGroup(configuration: groupConfiguration)
         do {
             try await group.run()
         } catch {
