@@ -19,4 +19,19 @@ trap 'bash scripts/services.sh stop' EXIT
 . "$(bash scripts/services.sh env)"
 
 swift build --build-tests
-swift test --skip-build
+
+# The suite takes a few minutes; a test that hangs must not hold CI until its own limit. Output
+# is line-buffered so a killed run still shows every line, and on a timeout the tests that
+# started and never ended are named.
+limit="${RAMPART_TEST_TIME_LIMIT:-900}"
+log="$(mktemp)"
+set +e
+timeout --kill-after=15 "$limit" stdbuf -oL -eL swift test --skip-build 2>&1 | tee "$log"
+status="${PIPESTATUS[0]}"
+set -e
+if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+  echo "the tests did not finish within ${limit}s; started and never ended:"
+  bash scripts/unfinished-tests.sh "$log"
+fi
+rm -f "$log"
+exit "$status"
