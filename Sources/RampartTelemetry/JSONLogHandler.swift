@@ -1,4 +1,5 @@
 public import Logging
+import RampartCore
 import Synchronization
 
 #if canImport(Glibc)
@@ -88,25 +89,6 @@ func appendJSON(_ value: Logger.Metadata.Value, to out: inout String) {
         }
         out += "}"
     }
-}
-
-/// Appends `text` as a JSON string literal (RFC 8259 escaping).
-public func appendJSONString(_ text: String, to out: inout String) {
-    out += "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        case _ where scalar.value < 0x20:
-            let h = String(scalar.value, radix: 16)
-            out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
-        default: out.unicodeScalars.append(scalar)
-        }
-    }
-    out += "\""
 }
 
 /// The current UTC time as RFC 3339 with milliseconds.

@@ -4,6 +4,7 @@ import HummingbirdWebSocket
 import HummingbirdCore
 public import Logging
 import NIOCore
+import RampartCore
 import RampartTelemetry
 import Synchronization
 
