@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "RampartShield", targets: ["RampartShield"]),
         .library(name: "RampartLimits", targets: ["RampartLimits"]),
         .library(name: "RampartIdentity", targets: ["RampartIdentity"]),
+        .library(name: "RampartFlags", targets: ["RampartFlags"]),
         .library(name: "RampartGateway", targets: ["RampartGateway"]),
     ],
     dependencies: [
@@ -144,6 +145,19 @@ let package = Package(
                 "RampartCore",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "RampartFlags",
+            dependencies: ["RampartCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RampartFlagsTests",
+            dependencies: [
+                "RampartFlags", "RampartCore",
+                .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             swiftSettings: swiftSettings
         ),
