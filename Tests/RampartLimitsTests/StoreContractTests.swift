@@ -40,6 +40,7 @@ struct StoreContractTests {
             // A generous timeout: the whole suite at once loads the machine.
             var configuration = RedisConfiguration(url: sharedRedisURL!)
             configuration.commandTimeout = .seconds(5)
+            configuration.connectTimeout = .seconds(5)
             let redis = RedisRateLimitStore(client: try RedisClient(configuration), prefix: "rampart-test:\(UUID().uuidString):")
             return Store { try await redis.decide(key: $0, cost: $1, limit: $2, algorithm: $3) }
         }
