@@ -22,12 +22,7 @@ public final class FeatureFlags: Sendable {
                 byKey[key]!.definition.write(to: &text)
                 JSONValue.object(byKey[key]!.metadata).write(to: &text)
             }
-            var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a, 64-bit
-            for byte in text.utf8 {
-                hash ^= UInt64(byte)
-                hash = hash &* 0x0000_0100_0000_01b3
-            }
-            version = String(hash, radix: 16)
+            version = String(FlagCatalog.digest(text.utf8), radix: 16)
         }
     }
 
