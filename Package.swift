@@ -95,9 +95,11 @@ let package = Package(
                 "RampartShield",
                 "RampartLimits",
                 "RampartIdentity",
+                "RampartFlags",
                 "RampartStore",
                 "RampartTelemetry",
                 "RampartBalancing",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdHTTP2", package: "hummingbird"),
@@ -125,6 +127,7 @@ let package = Package(
                 "RampartGateway",
                 "RampartLimits",
                 "RampartIdentity",
+                "RampartFlags",
                 "RampartStore",
                 "RampartShield",
                 "RampartTelemetry",
@@ -169,6 +172,12 @@ let package = Package(
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "FlagsBench",
+            dependencies: ["RampartFlags", "RampartCore"],
+            path: "Sources/FlagsBench",
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -247,7 +256,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "RampartGateway", "RampartCore", "RampartBalancing", "RampartShield", "RampartLimits", "RampartStore", "RampartTesting",
+                "RampartGateway", "RampartCore", "RampartBalancing", "RampartShield", "RampartLimits", "RampartStore", "RampartFlags", "RampartIdentity", "RampartTesting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -10,6 +10,7 @@ import NIOCore
 import NIOPosix
 import NIOHTTP1
 import RampartBalancing
+import RampartFlags
 import RampartIdentity
 public import RampartLimits
 public import RampartShield
@@ -53,6 +54,8 @@ public final class Gateway: Service, Sendable {
     let sharedLimits: SharedLimits?
     /// JWT and API-key checks (`identity:`).
     let authenticator: Authenticator?
+    /// Feature flags (`flags:`): nil without the section.
+    public let flagRuntime: FlagRuntime?
 
     /// - Parameters:
     ///   - configuration: a validated configuration.
@@ -142,6 +145,13 @@ public final class Gateway: Service, Sendable {
             self.authenticator = nil
         }
         self.limiter = AdaptiveRateLimiter(limits, time: time, signals: responder, shared: shared)
+        if let flags = configuration.flags {
+            var flagLogger = logger
+            flagLogger[metadataKey: "component"] = "flags"
+            self.flagRuntime = try FlagRuntime(flags, logger: flagLogger, now: wallClock)
+        } else {
+            self.flagRuntime = nil
+        }
     }
 
     public func run() async throws {
@@ -153,6 +163,9 @@ public final class Gateway: Service, Sendable {
                                        ShieldService(gateway: self), LimitsService(gateway: self)]
         if let authenticator, let jwks = configuration.identity?.jwt?.jwks {
             services.append(KeySetRefreshService(authenticator: authenticator, interval: jwks.refresh.duration, logger: logger))
+        }
+        if let flagRuntime {
+            services.append(FlagWatchService(runtime: flagRuntime, live: live, logger: logger))
         }
         if configurationPath != nil { services.append(SignalReloadService(gateway: self)) }
         // However the gateway is embedded, a graceful shutdown (SIGTERM in the binary, or the
@@ -184,8 +197,8 @@ public final class Gateway: Service, Sendable {
         router.middlewares.add(AdmitPhase(blocklist: blocklist, flood: flood, responder: responder))
         router.middlewares.add(IdentifyPhase(authenticator: authenticator,
                                              apiKeyHeader: configuration.identity?.apiKeys.flatMap { HTTPField.Name($0.header) }))
-        router.middlewares.add(EndpointPhase(cspReports: cspReports, responder: responder))
-        router.middlewares.add(RoutePhase())
+        router.middlewares.add(EndpointPhase(cspReports: cspReports, responder: responder, ofrep: flagRuntime.map(OFREPEndpoint.init)))
+        router.middlewares.add(RoutePhase(flags: flagRuntime))
         router.middlewares.add(RequireIdentityPhase())
         router.middlewares.add(InspectPhase(time: time, responder: responder, bruteForce: bruteForce))
         router.middlewares.add(LimitPhase(limiter: limiter, metrics: limitMetrics))
@@ -264,7 +277,17 @@ public final class Gateway: Service, Sendable {
             || next.proxy.timeouts.connect != current.proxy.timeouts.connect || next.proxy.timeouts.idle != current.proxy.timeouts.idle {
             issues.append(.init(path: "proxy", "header limits and connection-level timeouts (clientHeader, clientBody, clientIdle, connect, idle) cannot change while running; restart to apply"))
         }
+        if (next.flags == nil) != (current.flags == nil) || next.flags?.database != current.flags?.database {
+            issues.append(.init(path: "flags", "adding or removing the flags section, or changing flags.database, needs a restart"))
+        }
         if !issues.isEmpty { throw ConfigurationError(issues: issues) }
+        if let flagRuntime, let flags = next.flags {
+            let problems = flagRuntime.catalog.setSources(flags.sources)
+            if !problems.isEmpty {
+                logger.error("feature flags: flag files were refused on reload; their last good versions stay in force",
+                             metadata: ["errors": "\(problems.map(\.description).joined(separator: "; "))"])
+            }
+        }
         pools.apply(next.pools)
         budget.update(ratio: next.proxy.retries.budgetRatio, minRetriesPerSecond: next.proxy.retries.minRetriesPerSecond)
         if let limits = next.limits { limiter.apply(limits) }

@@ -35,6 +35,23 @@ public final class SQLiteDatabase: Sendable {
             try db.create(index: "threat_event_kind", on: "threat_event", columns: ["kind", "id"])
             try db.create(index: "threat_event_client", on: "threat_event", columns: ["client", "id"])
         }
+        migrator.registerMigration("feature-flags-1") { db in
+            try db.create(table: "feature_flag") { table in
+                table.column("key", .text).primaryKey()
+                table.column("document", .text).notNull()
+                table.column("updated_by", .text).notNull()
+                table.column("updated_at", .double).notNull()
+            }
+            try db.create(table: "feature_flag_audit") { table in
+                table.autoIncrementedPrimaryKey("id")
+                table.column("key", .text).notNull()
+                table.column("action", .text).notNull()
+                table.column("actor", .text).notNull()
+                table.column("time", .double).notNull()
+                table.column("document", .text)
+            }
+            try db.create(index: "feature_flag_audit_key", on: "feature_flag_audit", columns: ["key", "id"])
+        }
         try migrator.migrate(queue)
     }
 }

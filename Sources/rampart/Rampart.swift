@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import RampartBalancing
 import RampartCore
+import RampartFlags
 import RampartGateway
 import RampartIdentity
 import RampartLimits
@@ -276,6 +277,14 @@ func describe(_ c: GatewayConfiguration) -> String {
     } else {
         lines.append("identity: everyone anonymous")
     }
+    if let flags = c.flags {
+        let count = (try? FlagCatalog(sources: flags.sources))?.flags.flagSet.flags.count ?? 0
+        lines.append("flags: \(count) from \(flags.sources.isEmpty ? "no files" : flags.sources.joined(separator: ", ")) (read every \(flags.watchInterval)); "
+                     + "managed flags in \(flags.database ?? "memory (lost on restart)"); "
+                     + (flags.ofrep.enabled ? "OFREP on the traffic listener, auth \(flags.ofrep.auth.rawValue)" : "OFREP off"))
+    } else {
+        lines.append("flags: off")
+    }
     lines.append("")
     if c.routes.isEmpty { lines.append("route: everything -> pool \(c.pools.keys.first ?? "?")") }
     for (i, route) in c.routes.enumerated() {
@@ -284,6 +293,7 @@ func describe(_ c: GatewayConfiguration) -> String {
         if let p = route.match.pathPrefix { match.append("path \(p)*") }
         if let m = route.match.methods { match.append("methods \(m.joined(separator: ","))") }
         if let h = route.match.headers { match.append("headers \(h.keys.sorted().joined(separator: ","))") }
+        if let f = route.match.flag { match.append("flag \(f.key) \(f.variant.map { "variant \($0)" } ?? "= \(f.value.map { "\($0)" } ?? "")")") }
         let target = route.pool.map { "pool \($0)" } ?? "respond \(route.respond?.status ?? 0)"
         var limit = ""
         if c.limits != nil { limit = route.limit == RouteConfiguration.noLimit ? ", no limit" : ", limit \(route.limit ?? "default")" }

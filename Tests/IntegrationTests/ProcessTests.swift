@@ -221,6 +221,21 @@ struct TemporaryConfiguration {
         """)
     }
 
+    /// Listeners on `port` and `admin`, the given log level, one pool `app` at `poolURL`, then
+    /// `rest` (more top-level sections).
+    func write(port: Int, admin: Int, poolURL: String, logLevel: String = "warning", _ rest: String = "") throws {
+        try writeRaw("""
+        listeners:
+          traffic: {address: "127.0.0.1:\(port)"}
+          admin: {address: "127.0.0.1:\(admin)"}
+        log: {level: \(logLevel), accessLog: false}
+        pools:
+          app: {instances: ["\(poolURL)"]}
+        \(rest)
+
+        """)
+    }
+
     func writeRaw(_ text: String) throws {
         try text.write(toFile: path, atomically: true, encoding: .utf8)
     }

@@ -110,16 +110,7 @@ import Testing
         let upstream = await LoopbackHarness.startEcho(name: "u")
         let file = try TemporaryConfiguration()
         let port = try freePort(), admin = try freePort()
-        try file.writeRaw("""
-        listeners:
-          traffic: {address: "127.0.0.1:\(port)"}
-          admin: {address: "127.0.0.1:\(admin)"}
-        log: {level: warning, accessLog: false}
-        pools:
-          app: {instances: ["\(upstream.url)"]}
-        limits: {base: 3, window: 1m, adaptation: {interval: 100ms}}
-
-        """)
+        try file.write(port: port, admin: admin, poolURL: upstream.url, "limits: {base: 3, window: 1m, adaptation: {interval: 100ms}}")
         let process = try RampartProcess(arguments: ["serve", "--config", file.path])
         defer { process.stop() }
         try await waitUntilListening(port: port)  // its one request counts too

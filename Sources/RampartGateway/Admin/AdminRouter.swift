@@ -68,6 +68,7 @@ struct AdminRouter {
             case .failure(let answer): return answer.response
             }
         }
+        FlagsAdmin(runtime: gateway.flagRuntime).register(on: router)
         router.post("/api/system/config/reload") { _, _ -> Response in
             do {
                 let generation = try gateway.reload()

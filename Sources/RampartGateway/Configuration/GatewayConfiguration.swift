@@ -4,6 +4,7 @@ public import RampartShield
 public import RampartLimits
 public import RampartStore
 public import RampartIdentity
+public import RampartFlags
 
 /// The root of `rampart.yml`: every module's configuration, composed.
 public struct GatewayConfiguration: Codable, Sendable, Equatable {
@@ -25,10 +26,13 @@ public struct GatewayConfiguration: Codable, Sendable, Equatable {
     /// How callers prove who they are (JWT, API keys); everyone is anonymous when absent.
     /// Changing it needs a restart (JWKS keys rotate by themselves).
     public var identity: IdentityConfiguration?
+    /// Feature flags: flag files, the OFREP endpoints, flags made through the admin API.
+    public var flags: FlagsConfiguration?
 
     public init(listeners: ListenersConfiguration = .init(), log: LogConfiguration = .init(), proxy: ProxyConfiguration = .init(),
                 pools: [String: PoolConfiguration] = [:], routes: [RouteConfiguration] = [], shield: ShieldConfiguration = .init(),
-                limits: RateLimitsConfiguration? = nil, redis: RedisConfiguration? = nil, identity: IdentityConfiguration? = nil) {
+                limits: RateLimitsConfiguration? = nil, redis: RedisConfiguration? = nil, identity: IdentityConfiguration? = nil,
+                flags: FlagsConfiguration? = nil) {
         self.listeners = listeners
         self.log = log
         self.proxy = proxy
@@ -38,9 +42,10 @@ public struct GatewayConfiguration: Codable, Sendable, Equatable {
         self.limits = limits
         self.redis = redis
         self.identity = identity
+        self.flags = flags
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case listeners, log, proxy, pools, routes, shield, limits, redis, identity }
+    enum CodingKeys: String, CodingKey, CaseIterable { case listeners, log, proxy, pools, routes, shield, limits, redis, identity, flags }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -54,6 +59,7 @@ public struct GatewayConfiguration: Codable, Sendable, Equatable {
         limits = try c.decodeIfPresent(RateLimitsConfiguration.self, forKey: .limits)
         redis = try c.decodeIfPresent(RedisConfiguration.self, forKey: .redis)
         identity = try c.decodeIfPresent(IdentityConfiguration.self, forKey: .identity)
+        flags = try c.decodeIfPresent(FlagsConfiguration.self, forKey: .flags)
     }
 
     /// Every cross-field problem, each naming its path.
@@ -65,6 +71,10 @@ public struct GatewayConfiguration: Codable, Sendable, Equatable {
         issues += limits?.validate(at: "limits") ?? []
         issues += redis?.validate(at: "redis") ?? []
         issues += identity?.validate(at: "identity") ?? []
+        issues += flags?.validate(at: "flags") ?? []
+        if flags?.ofrep.auth == .identity, identity?.jwt == nil, identity?.apiKeys == nil {
+            issues.append(.init(path: "flags.ofrep.auth", "is identity, but the identity section has neither jwt nor apiKeys"))
+        }
         if pools.isEmpty {
             issues.append(.init(path: "pools", "name at least one pool"))
         }
@@ -81,6 +91,9 @@ public struct GatewayConfiguration: Codable, Sendable, Equatable {
             issues += route.validate(at: "routes[\(index)]", pools: Set(pools.keys))
             if route.identity == .required, identity?.jwt == nil, identity?.apiKeys == nil {
                 issues.append(.init(path: "routes[\(index)].identity", "is required, but the identity section has neither jwt nor apiKeys"))
+            }
+            if flags == nil, route.match.flag != nil || route.forwardFlags != nil {
+                issues.append(.init(path: "routes[\(index)]", "uses feature flags, but there is no flags section"))
             }
             if let policy = route.limit, policy != RouteConfiguration.noLimit {
                 if let limits {

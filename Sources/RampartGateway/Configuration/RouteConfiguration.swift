@@ -1,5 +1,7 @@
 public import RampartShield
 import RampartCore
+import RampartFlags
+import HTTPTypes
 
 /// One route: which requests it takes and where they go.
 public struct RouteConfiguration: Codable, Sendable, Equatable {
@@ -32,12 +34,16 @@ public struct RouteConfiguration: Codable, Sendable, Equatable {
 
     public enum IdentityRequirement: String, Codable, Sendable, CaseIterable { case required, optional }
 
+    /// Resolve these flags for the caller and send them upstream in one header.
+    public var forwardFlags: ForwardFlags?
+
     /// `limit: off`.
     public static let noLimit = "off"
 
     public init(name: String? = nil, match: RouteMatch = .init(), pool: String? = nil, respond: FixedResponse? = nil, stripPrefix: Bool = false,
                 securityHeaders: SecurityHeadersConfiguration? = nil, csrf: Bool? = nil, waf: RouteWAFConfiguration? = nil,
-                limit: String? = nil, limitClass: String? = nil, identity: IdentityRequirement? = nil) {
+                limit: String? = nil, limitClass: String? = nil, identity: IdentityRequirement? = nil,
+                forwardFlags: ForwardFlags? = nil) {
         self.name = name
         self.match = match
         self.pool = pool
@@ -49,10 +55,11 @@ public struct RouteConfiguration: Codable, Sendable, Equatable {
         self.limit = limit
         self.limitClass = limitClass
         self.identity = identity
+        self.forwardFlags = forwardFlags
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case name, match, pool, respond, stripPrefix, securityHeaders, csrf, waf, limit, limitClass, identity
+        case name, match, pool, respond, stripPrefix, securityHeaders, csrf, waf, limit, limitClass, identity, forwardFlags
     }
 
     public init(from decoder: any Decoder) throws {
@@ -69,6 +76,7 @@ public struct RouteConfiguration: Codable, Sendable, Equatable {
         limit = try c.decodeIfPresent(String.self, forKey: .limit)
         limitClass = try c.decodeIfPresent(String.self, forKey: .limitClass)
         identity = try c.decodeIfPresent(IdentityRequirement.self, forKey: .identity)
+        forwardFlags = try c.decodeIfPresent(ForwardFlags.self, forKey: .forwardFlags)
     }
 
     func validate(at path: String, pools: Set<String>) -> [ConfigurationIssue] {
@@ -87,6 +95,7 @@ public struct RouteConfiguration: Codable, Sendable, Equatable {
             issues.append(.init(path: "\(path).respond.status", "\(respond.status) is not a final HTTP status"))
         }
         issues += match.validate(at: "\(path).match")
+        issues += forwardFlags?.validate(at: "\(path).forwardFlags") ?? []
         if stripPrefix, match.pathPrefix == nil {
             issues.append(.init(path: "\(path).stripPrefix", "needs match.pathPrefix"))
         }
@@ -104,15 +113,19 @@ public struct RouteMatch: Codable, Sendable, Equatable {
     public var methods: [String]?
     /// Header names to exact values; every one must be present.
     public var headers: [String: String]?
+    /// A feature flag's answer for the caller.
+    public var flag: FlagMatch?
 
-    public init(host: String? = nil, pathPrefix: String? = nil, methods: [String]? = nil, headers: [String: String]? = nil) {
+    public init(host: String? = nil, pathPrefix: String? = nil, methods: [String]? = nil, headers: [String: String]? = nil,
+                flag: FlagMatch? = nil) {
         self.host = host
         self.pathPrefix = pathPrefix
         self.methods = methods
         self.headers = headers
+        self.flag = flag
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case host, pathPrefix, methods, headers }
+    enum CodingKeys: String, CodingKey, CaseIterable { case host, pathPrefix, methods, headers, flag }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -121,6 +134,7 @@ public struct RouteMatch: Codable, Sendable, Equatable {
         pathPrefix = try c.decodeIfPresent(String.self, forKey: .pathPrefix)
         methods = try c.decodeIfPresent([String].self, forKey: .methods)
         headers = try c.decodeIfPresent([String: String].self, forKey: .headers)
+        flag = try c.decodeIfPresent(FlagMatch.self, forKey: .flag)
     }
 
     func validate(at path: String) -> [ConfigurationIssue] {
@@ -134,6 +148,7 @@ public struct RouteMatch: Codable, Sendable, Equatable {
         if let prefix = pathPrefix, !prefix.hasPrefix("/") {
             issues.append(.init(path: "\(path).pathPrefix", "must start with /, got \"\(prefix)\""))
         }
+        issues += flag?.validate(at: "\(path).flag") ?? []
         for (i, method) in (methods ?? []).enumerated() where method.isEmpty || method != method.uppercased() || !method.allSatisfy({ $0.isLetter }) {
             issues.append(.init(path: "\(path).methods[\(i)]", "\"\(method)\" is not an upper-case method name"))
         }
@@ -155,5 +170,91 @@ public struct FixedResponse: Codable, Sendable, Equatable {
         self.body = body
         self.contentType = contentType
         self.headers = headers
+    }
+}
+
+/// `match.flag`: the route takes a request when the flag, resolved for the caller, has this
+/// value or this variant (`{key: new-checkout, value: true}`, `{key: banner, variant: blue}`).
+public struct FlagMatch: Codable, Sendable, Equatable {
+    /// A flag value a route can compare with.
+    public enum Value: Codable, Sendable, Equatable {
+        case bool(Bool)
+        case number(Double)
+        case string(String)
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let b = try? c.decode(Bool.self) { self = .bool(b) } else if let n = try? c.decode(Double.self) { self = .number(n) } else {
+                self = .string(try c.decode(String.self))
+            }
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.singleValueContainer()
+            switch self {
+            case .bool(let b): try c.encode(b)
+            case .number(let n): try c.encode(n)
+            case .string(let s): try c.encode(s)
+            }
+        }
+    }
+
+    public var key: String
+    public var value: Value?
+    public var variant: String?
+
+    public init(key: String, value: Value? = nil, variant: String? = nil) {
+        self.key = key
+        self.value = value
+        self.variant = variant
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case key, value, variant }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        key = try c.decode(String.self, forKey: .key)
+        value = try c.decodeIfPresent(Value.self, forKey: .value)
+        variant = try c.decodeIfPresent(String.self, forKey: .variant)
+    }
+
+    func validate(at path: String) -> [ConfigurationIssue] {
+        var issues: [ConfigurationIssue] = []
+        if key.isEmpty { issues.append(.init(path: "\(path).key", "required")) }
+        if (value == nil) == (variant == nil) { issues.append(.init(path: path, "give either value or variant")) }
+        return issues
+    }
+}
+
+/// `forwardFlags`: flags resolved for the caller and sent upstream as
+/// `header: key=variant, key=variant` (a flag without a variant for the caller is left out).
+public struct ForwardFlags: Codable, Sendable, Equatable {
+    /// Default `X-Feature-Flags`.
+    public var header: String
+    public var flags: [String]
+
+    public init(header: String = "X-Feature-Flags", flags: [String]) {
+        self.header = header
+        self.flags = flags
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case header, flags }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        header = try c.decodeIfPresent(String.self, forKey: .header) ?? "X-Feature-Flags"
+        flags = try c.decode([String].self, forKey: .flags)
+    }
+
+    func validate(at path: String) -> [ConfigurationIssue] {
+        var issues: [ConfigurationIssue] = []
+        if HTTPField.Name(header) == nil { issues.append(.init(path: "\(path).header", "\"\(header)\" is not a header name")) }
+        if flags.isEmpty { issues.append(.init(path: "\(path).flags", "name at least one flag")) }
+        for (index, key) in flags.enumerated() where !SimpleFlag.isValidKey(key) {
+            issues.append(.init(path: "\(path).flags[\(index)]", "\"\(key)\" cannot be sent in a header (letters, digits, '-', '_', '.')"))
+        }
+        return issues
     }
 }

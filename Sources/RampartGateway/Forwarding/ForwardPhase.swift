@@ -152,6 +152,11 @@ struct ForwardPhase: RouterMiddleware {
             request.headers, authority: request.head.authority, state: context.state,
             preserveHost: context.snapshot!.configuration.proxy.preserveHost, instanceAuthority: instance.url.authority, trustsPeer: trustsPeer)
         if let nonce = context.cspNonce { headers.add(name: "X-CSP-Nonce", value: nonce) }
+        if let flags = context.forwardedFlags {
+            // Only the gateway speaks for flags: what the client sent under the name goes.
+            headers.remove(name: flags.name.rawName)
+            if !flags.value.isEmpty { headers.add(name: flags.name.rawName, value: flags.value) }
+        }
         return headers
     }
 

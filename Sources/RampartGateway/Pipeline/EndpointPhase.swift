@@ -2,17 +2,26 @@ import Hummingbird
 import HTTPTypes
 import NIOCore
 import RampartCore
+import RampartFlags
 import RampartShield
 import RampartStore
 
-/// Phase 6, the part that needs no route: endpoints the gateway answers itself. For now the
-/// CSP violation report endpoint (`shield.cspReports.path`).
+/// Phase 6, the part that needs no route: endpoints the gateway answers itself. The CSP
+/// violation report endpoint (`shield.cspReports.path`) and OFREP (`flags.ofrep`).
 struct EndpointPhase: RouterMiddleware {
     typealias Context = GatewayRequestContext
     let cspReports: CSPReportIntake
     let responder: ThreatResponder
+    let ofrep: OFREPEndpoint?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if let ofrep, let flags = context.snapshot!.configuration.flags, flags.ofrep.enabled, request.uri.path.hasPrefix("/ofrep/") {
+            context.record.note {
+                $0.route = "ofrep"
+                $0.bodyBuffered = true
+            }
+            return await ofrep.answer(request, context: context, settings: flags.ofrep, tokens: context.snapshot!.ofrepTokens)
+        }
         guard let settings = context.snapshot!.configuration.shield.cspReports, request.uri.path == settings.path else {
             return try await next(request, context)
         }

@@ -4,7 +4,7 @@ public import RampartIdentity
 public import RampartShield
 import NIOCore
 import Synchronization
-import HTTPTypes
+public import HTTPTypes
 
 /// The per-request context of the traffic listener: Hummingbird's core storage, the request
 /// state flowing inward, and the record box whose facts flow outward to the record phase.
@@ -31,6 +31,9 @@ public struct GatewayRequestContext: RequestContext {
     /// The credential the caller sent but that was refused: a 401 on routes that require
     /// identity, anonymous elsewhere.
     public var identityError: TokenError?
+    /// The flags header for the upstream (`forwardFlags` on the route): its name and value;
+    /// an empty value removes whatever the client sent under that name.
+    public var forwardedFlags: (name: HTTPField.Name, value: String)?
     /// The connection (for HTTP/2, the stream) the request arrived on.
     let channel: any Channel
 

@@ -1,6 +1,7 @@
 public import RampartCore
 import RampartShield
 import RampartLimits
+import RampartFlags
 import Synchronization
 
 /// One configuration generation, compiled: what a request reads for its whole life. Immutable.
@@ -29,6 +30,8 @@ public final class GatewaySnapshot: Sendable {
     let limits: [Int: (policy: String, endpointClass: String?)]
     /// Routes (by position) that answer 401 without a valid credential.
     let identityRequired: Set<Int>
+    /// SHA-256 digests of the OFREP tokens (`flags.ofrep.tokens`).
+    let ofrepTokens: [[UInt8]]
 
     init(generation: Int, configuration: GatewayConfiguration) {
         self.generation = generation
@@ -67,6 +70,11 @@ public final class GatewaySnapshot: Sendable {
         }
         self.limits = limits
         self.identityRequired = Set(configuration.routes.indices.filter { configuration.routes[$0].identity == .required })
+        self.ofrepTokens = (configuration.flags?.ofrep.tokens ?? []).compactMap { token in
+            let hex = Array(token.sha256.lowercased().utf8)
+            guard hex.count == 64 else { return nil }
+            return stride(from: 0, to: 64, by: 2).compactMap { UInt8(String(decoding: hex[$0..<$0 + 2], as: UTF8.self), radix: 16) }
+        }
     }
 
     func requiresIdentity(_ route: CompiledRoute) -> Bool { identityRequired.contains(route.order) }

@@ -5,6 +5,7 @@ import Logging
 import Metrics
 import NIOCore
 import RampartCore
+import RampartFlags
 import RampartBalancing
 import RampartShield
 import RampartStore
@@ -329,6 +330,7 @@ struct RequireIdentityPhase: RouterMiddleware {
 /// answers here.
 struct RoutePhase: RouterMiddleware {
     typealias Context = GatewayRequestContext
+    let flags: FlagRuntime?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
@@ -343,11 +345,39 @@ struct RoutePhase: RouterMiddleware {
         context.path = normalized.path
         context.query = normalized.query
         let host = request.head.authority.map(RouteTable.hostName(ofAuthority:))
+        // The caller's flag context is built once, and only if a route or forwarded flag needs it.
+        var flagContext: JSONValue?
+        func resolve(_ key: String) -> Resolution? {
+            guard let flags else { return nil }
+            if flagContext == nil {
+                flagContext = FlagContext.forRequest(identity: context.identity, state: context.state, method: request.method.rawValue,
+                                                     path: normalized.path, host: host)
+            }
+            return flags.resolve(key, context: flagContext!)
+        }
         guard let route = context.snapshot!.routes.match(method: request.method.rawValue, host: host, path: normalized.path,
-                                                         headers: request.headers) else {
+                                                         headers: request.headers, flag: { condition in
+            guard let resolution = resolve(condition.key), resolution.errorCode == nil else { return false }
+            if let variant = condition.variant { return resolution.variant == variant && resolution.value != nil }
+            switch (condition.value, resolution.value) {
+            case (.bool(let expected)?, .bool(let actual)?): return expected == actual
+            case (.string(let expected)?, .string(let actual)?): return expected == actual
+            case (.number(let expected)?, .number(let actual)?): return expected == actual
+            default: return false
+            }
+        }) else {
             throw GatewayError(.noRoute, origin: .client, "no route for this request")
         }
         context.route = route
+        if let forward = route.forwardFlags {
+            var value = ""
+            for key in forward.keys {
+                guard let resolution = resolve(key), resolution.errorCode == nil, resolution.value != nil, let variant = resolution.variant else { continue }
+                if !value.isEmpty { value += ", " }
+                value += key + "=" + Self.headerSafe(variant)
+            }
+            context.forwardedFlags = (forward.header, value)
+        }
         let headers = context.snapshot!.securityHeaders(for: route)
         var nonce: String?
         if headers?.needsNonce == true {
@@ -394,4 +424,20 @@ extension HTTPField.Name {
     static let forwarded = HTTPField.Name("Forwarded")!
     static let keepAlive = HTTPField.Name("Keep-Alive")!
     static let proxyConnection = HTTPField.Name("Proxy-Connection")!
+}
+
+extension RoutePhase {
+    /// A variant name as it may appear in a header value: visible ASCII other than `,`, `;`,
+    /// `=` and `"`; anything else is percent-encoded.
+    static func headerSafe(_ text: String) -> String {
+        var out = ""
+        for byte in text.utf8 {
+            if byte > 0x20, byte < 0x7F, byte != 0x2C, byte != 0x3B, byte != 0x3D, byte != 0x22, byte != 0x25 {
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            } else {
+                out += "%" + (byte < 16 ? "0" : "") + String(byte, radix: 16, uppercase: true)
+            }
+        }
+        return out
+    }
 }

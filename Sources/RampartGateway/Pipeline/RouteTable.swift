@@ -14,6 +14,10 @@ public struct CompiledRoute: Sendable {
     let pathPrefix: String?
     let methods: Set<String>?
     let headers: [(HTTPField.Name, String)]
+    /// A feature flag's answer the caller must get.
+    let flag: FlagMatch?
+    /// Flags resolved for the caller and sent upstream.
+    let forwardFlags: (header: HTTPField.Name, keys: [String])?
     public let stripPrefix: Bool
     /// Higher is more specific: host, then path prefix length, then methods and headers.
     let specificity: (Int, Int, Int, Int)
@@ -58,13 +62,15 @@ public struct RouteTable: Sendable {
             }
             compiled.append(CompiledRoute(
                 name: c.name ?? "routes[\(index)]", target: target, host: host, pathPrefix: c.match.pathPrefix,
-                methods: c.match.methods.map(Set.init), headers: headers, stripPrefix: c.stripPrefix,
-                specificity: (hostScore, c.match.pathPrefix?.count ?? 0, c.match.methods == nil ? 0 : 1, headers.count),
+                methods: c.match.methods.map(Set.init), headers: headers, flag: c.match.flag,
+                forwardFlags: c.forwardFlags.flatMap { f in HTTPField.Name(f.header).map { ($0, f.flags) } }, stripPrefix: c.stripPrefix,
+                specificity: (hostScore, c.match.pathPrefix?.count ?? 0, c.match.methods == nil ? 0 : 1,
+                              headers.count + (c.match.flag == nil ? 0 : 1)),
                 order: index))
         }
         if compiled.isEmpty, pools.count == 1 {
             compiled.append(CompiledRoute(name: "default", target: .pool(pools[0]), host: nil, pathPrefix: nil, methods: nil,
-                                          headers: [], stripPrefix: false, specificity: (0, 0, 0, 0), order: 0))
+                                          headers: [], flag: nil, forwardFlags: nil, stripPrefix: false, specificity: (0, 0, 0, 0), order: 0))
         }
         self.routes = compiled.sorted { a, b in
             a.specificity != b.specificity ? a.specificity > b.specificity : a.order < b.order
@@ -72,8 +78,10 @@ public struct RouteTable: Sendable {
     }
 
     /// The most specific route taking the request, if any. `host` is the request authority
-    /// without port, lower case; `path` is normalized.
-    public func match(method: String, host: String?, path: String, headers: HTTPFields) -> CompiledRoute? {
+    /// without port, lower case; `path` is normalized. `flag` answers whether the caller gets
+    /// a flag value a route asks for; it is called only for routes that match otherwise.
+    public func match(method: String, host: String?, path: String, headers: HTTPFields,
+                      flag: (FlagMatch) -> Bool = { _ in false }) -> CompiledRoute? {
         routes.first { route in
             if let pattern = route.host {
                 guard let host, pattern.matches(host) else { return false }
@@ -81,6 +89,7 @@ public struct RouteTable: Sendable {
             if let prefix = route.pathPrefix, !Self.path(path, hasPrefix: prefix) { return false }
             if let methods = route.methods, !methods.contains(method) { return false }
             for (name, value) in route.headers where headers[name] != value { return false }
+            if let condition = route.flag, !flag(condition) { return false }
             return true
         }
     }

@@ -9,6 +9,7 @@ import RampartLimits
 import RampartShield
 import RampartStore
 import ServiceLifecycle
+import RampartFlags
 import Synchronization
 import UnixSignals
 
@@ -236,6 +237,34 @@ struct KeySetRefreshService: Service {
                                    metadata: ["problems": "\(problems.joined(separator: "; "))"])
                 }
                 try? await Task.sleep(for: interval)
+            }
+        }
+    }
+}
+
+/// Reads the flag sources again on `flags.watchInterval`: a changed file is put in force, a
+/// broken one is refused (logged once per version) and its last good version stays.
+struct FlagWatchService: Service {
+    let runtime: FlagRuntime
+    let live: LiveConfiguration
+    let logger: Logger
+
+    func run() async throws {
+        let (runtime, live, logger) = (self.runtime, self.live, self.logger)
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                let interval = live.snapshot.configuration.flags?.watchInterval.duration ?? .seconds(2)
+                try? await Task.sleep(for: interval)
+                let before = runtime.flags.flagSet.version
+                let problems = runtime.catalog.refresh()
+                if !problems.isEmpty {
+                    logger.error("feature flags: a changed flag file was refused; its last good version stays in force",
+                                 metadata: ["errors": "\(problems.map(\.description).joined(separator: "; "))"])
+                }
+                let after = runtime.flags.flagSet.version
+                if after != before {
+                    logger.notice("feature flags: flag files changed", metadata: ["version": "\(after)", "flags": "\(runtime.flags.flagSet.flags.count)"])
+                }
             }
         }
     }

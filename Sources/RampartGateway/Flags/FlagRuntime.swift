@@ -1,0 +1,198 @@
+import Logging
+import Metrics
+import RampartCore
+public import RampartFlags
+import RampartStore
+import Synchronization
+
+/// The gateway's feature flags: the catalog (files and managed flags), the store behind the
+/// managed ones, and what every evaluation the gateway makes leaves behind: metrics, usage
+/// counts for the admin API, and exposure events for experiments.
+public final class FlagRuntime: Sendable {
+    public let catalog: FlagCatalog
+    let store: any FlagRecordStore
+    let usage = FlagUsage()
+    let exposures: ExposureLog?
+    let logger: Logger
+    let now: @Sendable () -> Double
+    /// Stored flags that no longer compile (say, after an upgrade), with why; kept in the
+    /// store, shown by the admin API, not served.
+    let unreadable: [(key: String, problem: String)]
+
+    public var flags: FeatureFlags { catalog.flags }
+
+    /// - Throws: `ConfigurationError` when the database cannot be opened, or a flag file is
+    ///   broken or a key is defined twice.
+    init(_ configuration: FlagsConfiguration, logger: Logger, now: @escaping @Sendable () -> Double) throws(ConfigurationError) {
+        let store: any FlagRecordStore
+        let records: [FlagRecord]
+        do {
+            store = try configuration.database.map { SQLiteFlagRecordStore(database: try SQLiteDatabase(path: $0)) } ?? MemoryFlagRecordStore()
+            records = try store.all()
+        } catch {
+            throw ConfigurationError(issues: [.init(path: "flags.database", "cannot open \(configuration.database ?? "") (\(error))")])
+        }
+        var managed: [ManagedFlag] = []
+        var unreadable: [(key: String, problem: String)] = []
+        for record in records {
+            do {
+                let document = try JSONValue(parsing: record.document)
+                managed.append(try ManagedFlag(document: document, updatedBy: record.updatedBy, updatedAt: record.updatedAt))
+            } catch {
+                unreadable.append((record.key, "\(error)"))
+                logger.error("feature flags: a stored flag does not compile and is not served", metadata: ["flag": "\(record.key)", "error": "\(error)"])
+            }
+        }
+        self.catalog = try FlagCatalog(sources: configuration.sources, managed: managed, flags: FeatureFlags(now: now), now: now)
+        self.store = store
+        self.unreadable = unreadable
+        self.exposures = configuration.exposures ? ExposureLog(logger: logger) : nil
+        self.logger = logger
+        self.now = now
+    }
+
+    /// Resolves a flag for a caller and records the evaluation.
+    func resolve(_ key: String, context: JSONValue) -> Resolution {
+        let resolution = flags.resolve(key, context: context)
+        record(resolution, context: context)
+        return resolution
+    }
+
+    /// Every flag for a caller, recorded.
+    func resolveAll(context: JSONValue) -> (version: String, resolutions: [Resolution]) {
+        let all = flags.resolveAll(context: context)
+        for resolution in all.resolutions { record(resolution, context: context) }
+        return all
+    }
+
+    private func record(_ resolution: Resolution, context: JSONValue) {
+        let known = resolution.errorCode != .flagNotFound
+        usage.count(flag: known ? resolution.key : FlagUsage.unknownFlag, variant: resolution.variant, reason: resolution.reason)
+        if let exposures, resolution.metadata["experiment"] == .bool(true), let variant = resolution.variant,
+           case .string(let subject)? = context["targetingKey"] {
+            exposures.expose(flag: resolution.key, variant: variant, subject: subject, at: now())
+        }
+    }
+
+    // MARK: - Managed flags
+
+    /// Why a managed flag change was refused.
+    enum ChangeError: Error {
+        case invalid(ConfigurationError)
+        case conflict(String)
+        case store(String)
+    }
+
+    /// Creates or updates a flag from an admin API document.
+    func put(document: JSONValue, actor: String) throws(ChangeError) -> (flag: ManagedFlag, action: FlagAuditEntry.Action) {
+        let flag: ManagedFlag
+        do {
+            flag = try ManagedFlag(document: document, updatedBy: actor, updatedAt: now())
+        } catch {
+            throw .invalid(error)
+        }
+        if let path = catalog.file(defining: flag.key) {
+            throw .conflict("flag \"\(flag.key)\" is defined in \(path); change it there")
+        }
+        let action: FlagAuditEntry.Action
+        do {
+            action = try store.put(FlagRecord(key: flag.key, document: document.jsonText, updatedBy: actor, updatedAt: flag.updatedAt))
+        } catch {
+            throw .store("the flag store failed: \(error)")
+        }
+        do {
+            try catalog.put(flag)
+        } catch {
+            // A file took the key between the check and the store; the file wins, the record
+            // stays for the operator to see.
+            throw .conflict(error.description)
+        }
+        logger.notice("feature flag \(action.rawValue)d", metadata: ["flag": "\(flag.key)", "actor": "\(actor)"])
+        return (flag, action)
+    }
+
+    /// Deletes a flag made through the admin API.
+    func delete(_ key: String, actor: String) throws(ChangeError) -> Bool {
+        if catalog.managed(key) == nil, let path = catalog.file(defining: key) {
+            throw .conflict("flag \"\(key)\" is defined in \(path); remove it there")
+        }
+        let removed: Bool
+        do {
+            removed = try store.remove(key, actor: actor, time: now())
+        } catch {
+            throw .store("the flag store failed: \(error)")
+        }
+        let wasServed = catalog.remove(key)
+        if removed || wasServed { logger.notice("feature flag deleted", metadata: ["flag": "\(key)", "actor": "\(actor)"]) }
+        return removed || wasServed
+    }
+}
+
+/// Evaluation counts by flag, variant and reason: a Prometheus counter
+/// (`feature_flag_evaluations_total`) and the same numbers for the admin API. Flag keys that
+/// do not exist are counted under one label, so callers cannot grow the label set.
+final class FlagUsage: Sendable {
+    struct Key: Hashable, Sendable {
+        let flag: String
+        let variant: String
+        let reason: String
+    }
+
+    static let unknownFlag = "(unknown)"
+
+    private let counters = MetricHandles<Key, Counter> { key in
+        Counter(label: "feature_flag_evaluations_total", dimensions: [("flag", key.flag), ("variant", key.variant), ("reason", key.reason)])
+    }
+    private let counts = Mutex<[Key: Int]>([:])
+
+    func count(flag: String, variant: String?, reason: Resolution.Reason) {
+        let key = Key(flag: flag, variant: variant ?? "", reason: reason.rawValue)
+        counters[key].increment()
+        counts.withLock { $0[key, default: 0] += 1 }
+    }
+
+    /// Counts for one flag: variant -> reason -> count.
+    func counts(for flag: String) -> [String: [String: Int]] {
+        counts.withLock { counts in
+            var out: [String: [String: Int]] = [:]
+            for (key, count) in counts where key.flag == flag { out[key.variant.isEmpty ? "(none)" : key.variant, default: [:]][key.reason] = count }
+            return out
+        }
+    }
+
+    func total(for flag: String) -> Int { counts.withLock { $0.filter { $0.key.flag == flag }.values.reduce(0, +) } }
+}
+
+/// Experiment exposures: the first time a subject is served a variant of an experiment, one
+/// JSON line on the `exposures` log (to go through the event bus once it exists). Repeats are
+/// remembered in a bounded set, forgotten all at once when it fills.
+final class ExposureLog: Sendable {
+    private let logger: Logger
+    private let seen = Mutex<Set<Int>>([])
+    static let capacity = 100_000
+
+    init(logger: Logger) {
+        var log = logger
+        log[metadataKey: "log"] = "exposures"
+        self.logger = log
+    }
+
+    /// Returns whether the exposure was new (and so emitted).
+    @discardableResult
+    func expose(flag: String, variant: String, subject: String, at time: Double) -> Bool {
+        var hasher = Hasher()
+        hasher.combine(flag)
+        hasher.combine(variant)
+        hasher.combine(subject)
+        let fingerprint = hasher.finalize()
+        let fresh = seen.withLock { seen -> Bool in
+            if seen.count >= Self.capacity { seen.removeAll(keepingCapacity: true) }
+            return seen.insert(fingerprint).inserted
+        }
+        guard fresh else { return false }
+        logger.info("experiment exposure", metadata: [
+            "event": "flag_exposure", "flag": "\(flag)", "variant": "\(variant)", "subject": "\(subject)", "time": "\(time)",
+        ])
+        return true
+    }
+}
