@@ -1,5 +1,10 @@
 public import RampartCore
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The flags in force and their evaluation, usable as a library:
 /// `flags.evaluate("checkout", default: false, context: ...)`. The flag set is published as
@@ -29,7 +34,9 @@ public final class FeatureFlags: Sendable {
     private let current: Mutex<FlagSet>
     private let now: @Sendable () -> Double
 
-    public init(_ flags: [Flag] = [], now: @escaping @Sendable () -> Double = wallClockSeconds) {
+    /// - Parameter now: seconds since 1970 for `$flagd.timestamp`, read only when a rule runs;
+    ///   by default the coarse real-time clock (whole seconds are all flagd gives).
+    public init(_ flags: [Flag] = [], now: @escaping @Sendable () -> Double = coarseWallClockSeconds) {
         current = Mutex(FlagSet(flags))
         self.now = now
     }
@@ -125,4 +132,16 @@ extension JSONValue: FlagValue {
         default: return nil
         }
     }
+}
+
+/// Seconds since 1970 from the kernel's coarse real-time clock: a few nanoseconds to read,
+/// accurate to a tick, and `$flagd.timestamp` is whole seconds anyway.
+public func coarseWallClockSeconds() -> Double {
+    var now = timespec()
+    #if os(Linux)
+    clock_gettime(CLOCK_REALTIME_COARSE, &now)
+    #else
+    clock_gettime(CLOCK_REALTIME, &now)
+    #endif
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
 }

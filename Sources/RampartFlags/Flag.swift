@@ -2,7 +2,7 @@ public import RampartCore
 
 /// One flag as flagd defines it: a state, named variants, an optional default variant, and
 /// an optional targeting rule compiled at load.
-public struct Flag: Sendable {
+public final class Flag: Sendable {
     public enum State: String, Sendable { case enabled = "ENABLED", disabled = "DISABLED" }
 
     public struct Variant: Sendable {
@@ -29,6 +29,22 @@ public struct Flag: Sendable {
     public let source: String
     /// The definition as written (after `$ref` substitution), for the admin API and ETags.
     public let definition: JSONValue
+
+    /// The default variant, looked up once at load.
+    public let defaultVariantEntry: Variant?
+
+    public init(key: String, state: State, variants: [Variant], defaultVariant: String?, targeting: Targeting,
+                metadata: [String: JSONValue], source: String, definition: JSONValue) {
+        self.key = key
+        self.state = state
+        self.variants = variants
+        self.defaultVariant = defaultVariant
+        self.targeting = targeting
+        self.metadata = metadata
+        self.source = source
+        self.definition = definition
+        self.defaultVariantEntry = defaultVariant.flatMap { name in variants.first { JsonLogic.sameText($0.name, name) } }
+    }
 
     /// The variant named `name`, matched byte for byte (variant names are not normalised).
     public func variant(named name: String) -> Variant? {

@@ -21,6 +21,7 @@ public enum Fractional {
             key = environment.flagKey + targetingKey
         }
         var variants: [(variant: JSONValue, weight: UInt64)] = []
+        variants.reserveCapacity(buckets.count)
         var total: UInt64 = 0
         for bucket in buckets {
             guard case .array(let items) = bucket, (1...2).contains(items.count) else { return .null }

@@ -34,12 +34,13 @@ public struct Resolution: Sendable, Equatable {
     /// Resolves `flag` for `context` as flagd does: disabled flags and static flags without
     /// looking at the rule; a rule's result names the variant (`true`/`false` name the
     /// variants "true"/"false"); null falls back to the default variant.
-    public static func resolve(_ flag: Flag, context: JSONValue, timestamp: Int) -> Resolution {
+    /// `timestamp` (whole seconds, `$flagd.timestamp`) is read only when a rule runs.
+    public static func resolve(_ flag: Flag, context: JSONValue, timestamp: @autoclosure () -> Int) -> Resolution {
         if flag.state == .disabled { return .success(flag, nil, .disabled) }
         let rule: Rule
         switch flag.targeting {
         case .none:
-            return .success(flag, flag.defaultVariant.flatMap(flag.variant(named:)), flag.defaultVariant == nil ? .defaultValue : .staticValue)
+            return .success(flag, flag.defaultVariantEntry, flag.defaultVariant == nil ? .defaultValue : .staticValue)
         case .invalid(let error):
             return .failure(flag.key, .parseError, "targeting cannot be evaluated: \(error)", metadata: flag.metadata)
         case .rule(let compiled):
@@ -47,13 +48,13 @@ public struct Resolution: Sendable, Equatable {
         }
         let result: JSONValue
         do {
-            result = try rule.evaluate(in: RuleEnvironment(context: context, flagKey: flag.key, timestamp: timestamp))
+            result = try rule.evaluate(in: RuleEnvironment(context: context, flagKey: flag.key, timestamp: timestamp()))
         } catch {
             return .failure(flag.key, .parseError, "targeting failed: \(error)", metadata: flag.metadata)
         }
         let name: String
         switch result {
-        case .null: return .success(flag, flag.defaultVariant.flatMap(flag.variant(named:)), .defaultValue)
+        case .null: return .success(flag, flag.defaultVariantEntry, .defaultValue)
         case .bool(let b): name = b ? "true" : "false"
         case .string(let s): name = s
         default:

@@ -2,10 +2,11 @@ public import RampartCore
 
 /// What a rule sees besides its data: the caller's whole context and the `$flagd` values
 /// (the flag's key and the time of the evaluation in whole Unix seconds).
-public struct RuleEnvironment: Sendable {
-    public var context: JSONValue
-    public var flagKey: String
-    public var timestamp: Int
+/// A class, so that the many places an evaluation hands it on share one reference.
+public final class RuleEnvironment: Sendable {
+    public let context: JSONValue
+    public let flagKey: String
+    public let timestamp: Int
 
     public init(context: JSONValue, flagKey: String, timestamp: Int) {
         self.context = context
@@ -262,7 +263,12 @@ enum JsonLogic {
         }
     }
 
-    static func sameText(_ a: String, _ b: String) -> Bool { a.utf8.elementsEqual(b.utf8) }
+    static func sameText(_ a: String, _ b: String) -> Bool {
+        var a = a, b = b
+        guard a.utf8.count == b.utf8.count else { return false }
+        // Native strings compare as contiguous bytes; the general path covers the rest.
+        return a.withUTF8 { x in b.withUTF8 { y in x.elementsEqual(y) } }
+    }
 
     static func strictlyEqual(_ a: JSONValue, _ b: JSONValue) -> Bool {
         switch (a, b) {
