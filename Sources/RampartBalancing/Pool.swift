@@ -174,13 +174,22 @@ public final class Pool: Sendable {
     // MARK: - Health checks
 
     /// Records an active health check result; returns the new state when it changed.
+    ///
+    /// An instance the checks saw go down and come back has been restarted or repaired, so
+    /// an outlier ejection earned while it was down ends with it (as Envoy's
+    /// `successful_active_health_check_uneject_host`, but only on that transition: an
+    /// instance ejected for errors on real traffic while its health endpoint kept passing
+    /// stays ejected for its time).
     @discardableResult
     public func recordHealthCheck(_ instance: Instance, result: HealthCheckResult) -> InstanceHealth.State? {
         let check = configuration.healthCheck ?? HealthCheckConfiguration()
         let changed = instance.withLiveState { s -> InstanceHealth.State? in
             s.lastCheck = result
-            return s.health.record(success: result.success, healthyThreshold: check.healthyThreshold,
-                                   unhealthyThreshold: check.unhealthyThreshold)
+            let wasUnhealthy = s.health.state == .unhealthy
+            let changed = s.health.record(success: result.success, healthyThreshold: check.healthyThreshold,
+                                          unhealthyThreshold: check.unhealthyThreshold)
+            if wasUnhealthy, changed == .healthy { s.ejection.endEjection() }
+            return changed
         }
         if let changed { instance.metrics.healthy.record(changed == .healthy ? 1 : 0) }
         return changed

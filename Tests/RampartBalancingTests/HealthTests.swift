@@ -71,6 +71,30 @@ import Testing
         #expect(!bad.isEjected(at: time.now()))
     }
 
+    @Test func anInstanceTheChecksSawComeBackIsNoLongerEjected() {
+        let time = ManualTimeSource()
+        let pool = makePool(.roundRobin, outlier: .init(consecutiveFailures: 1, baseEjectionTime: .seconds(10), maxEjectedShare: 1),
+                            healthCheck: .init(healthyThreshold: 1, unhealthyThreshold: 1), time: time)
+        let passed = HealthCheckResult(status: 200, success: true, detail: nil, durationSeconds: 0)
+        let failed = HealthCheckResult(status: nil, success: false, detail: "connection refused", durationSeconds: 0)
+        for instance in pool.instances { pool.recordHealthCheck(instance, result: passed) }
+        let restarted = pool.instances[0], erring = pool.instances[1]
+        for instance in [restarted, erring] {
+            pool.begin(instance)
+            pool.finish(instance, outcome: .failure, latency: .zero)
+            #expect(instance.isEjected(at: time.now()))
+        }
+        // The checks see one go down and come back: its ejection ends with it.
+        pool.recordHealthCheck(restarted, result: failed)
+        pool.recordHealthCheck(restarted, result: passed)
+        #expect(!restarted.isEjected(at: time.now()))
+        #expect(counts(pool, picks: 30)[restarted.id] == 15)
+        // The other failed real traffic while its health endpoint kept passing: it stays out.
+        pool.recordHealthCheck(erring, result: passed)
+        #expect(erring.isEjected(at: time.now()))
+        #expect(counts(pool, picks: 30)[erring.id] == nil)
+    }
+
     @Test func ejectionIsCappedByMaxEjectedShare() {
         let time = ManualTimeSource()
         let pool = makePool(.roundRobin, weights: [1, 1, 1, 1], outlier: .init(consecutiveFailures: 1, maxEjectedShare: 0.5), time: time)

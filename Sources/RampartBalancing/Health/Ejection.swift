@@ -27,6 +27,14 @@ public struct Ejection: Sendable, Equatable {
         }
     }
 
+    /// Ends an ejection now and forgets the streak and the backoff: the instance came back
+    /// (its active health checks passed again after failing).
+    public mutating func endEjection() {
+        ejectedUntil = nil
+        ejectionCount = 0
+        consecutiveFailures = 0
+    }
+
     /// Records a failure; returns true when the streak reached `threshold` and the instance
     /// should now be ejected (the caller then calls `eject` if the pool allows it).
     public mutating func recordFailure(threshold: Int, at now: Instant) -> Bool {
