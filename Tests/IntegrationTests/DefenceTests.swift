@@ -122,8 +122,7 @@ func events(in answer: [String: Any]) -> [[String: Any]] { answer["events"] as? 
             #expect(attack.status == 403 && attack.body.contains("threat_detected"))
             let next = try await fetch("http://127.0.0.1:\(port)/search?q=hello", headers: attacker)
             #expect(next.status == 403 && next.body.contains("\"blocked\""))
-            for _ in 0..<100 where !hook.server.requests.paths.contains("/alerts") { try await Task.sleep(for: .milliseconds(20)) }
-            #expect(hook.server.requests.paths.contains("/alerts"))
+            #expect(await waitUntil { hook.server.requests.paths.contains("/alerts") })
             let answer = try await threatDetection(adminPort)
             #expect((answer["alerts"] as? [String: Int])?["delivered"] == 1)
             #expect(((answer["totals"] as? [String: Any])?["byType"] as? [String: Int])?["sql_injection"] ?? 0 >= 2)

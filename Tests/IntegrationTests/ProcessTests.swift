@@ -262,16 +262,15 @@ func instanceAnswering(port: Int) async throws -> String? {
 }
 
 func waitUntilListening(port: Int) async throws {
-    try await eventually { (try? await rawExchange(port: port, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) != nil }
+    let listening = await waitUntil(every: .milliseconds(100)) { (try? await rawExchange(port: port, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) != nil }
+    #expect(listening, "nothing answered on \(port) within 30 s")
 }
 
-/// Polls `condition` for up to 10 s.
-func eventually(_ condition: () async throws -> Bool) async throws {
-    for _ in 0..<100 {
-        if (try? await condition()) == true { return }
-        try await Task.sleep(for: .milliseconds(100))
-    }
-    Issue.record("condition not met within 10 s")
-}
 
 func freePort() throws -> Int { try freeLoopbackPort() }
+
+/// Waits up to 30 s for `condition` and records an issue if it never held.
+func eventually(_ condition: () async throws -> Bool, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    let held = await waitUntil(every: .milliseconds(100), condition)
+    #expect(held, "condition not met within 30 s", sourceLocation: sourceLocation)
+}

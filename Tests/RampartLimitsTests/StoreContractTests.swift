@@ -172,11 +172,7 @@ struct SharedFallbackTests {
         #expect(outcomes.first?.limit.limit == 2)
         #expect(events.fellBack == 1)
         try await server.start()
-        var back = false
-        for _ in 0..<200 where !back {
-            back = await decide(limiter, client: "192.0.2.3").source == .shared
-            if !back { try await Task.sleep(for: .milliseconds(10)) }
-        }
+        let back = await waitUntil(every: .milliseconds(10)) { await decide(limiter, client: "192.0.2.3").source == .shared }
         #expect(back)
         #expect(events.recovered == 1 && events.fellBack == 1)
         #expect(events.errors >= 1)
