@@ -73,62 +73,27 @@ public struct RedisConfiguration: Codable, Sendable, Equatable {
             if url.hasPrefix("rediss://") { throw issue("TLS to Redis (rediss://) is not supported yet; use redis:// on a trusted network") }
             throw issue("must start with redis://, got \"\(Self.redact(url))\"")
         }
-        var rest = Substring(url.dropFirst("redis://".count))
-        var username: String?
-        var password: String?
-        if let at = rest.lastIndex(of: "@") {
-            let credentials = rest[..<at]
-            rest = rest[rest.index(after: at)...]
-            if let colon = credentials.firstIndex(of: ":") {
-                let user = String(credentials[..<colon])
-                username = user.isEmpty ? nil : user.removingPercentEncoding()
-                password = String(credentials[credentials.index(after: colon)...]).removingPercentEncoding()
-            } else {
-                // `redis://secret@host`: a bare credential is the password, as redis-cli takes it.
-                password = String(credentials).removingPercentEncoding()
-            }
+        let parts: ServiceURL
+        do throws(ServiceURLProblem) {
+            parts = try ServiceURL.parse(url)
+        } catch {
+            throw issue(error.problem)
         }
+        guard parts.query.isEmpty else { throw issue("takes no query parameters") }
+        // `redis://secret@host`: a bare credential is the password, as redis-cli takes it.
+        let (username, password) = parts.password == nil ? (nil, parts.username) : (parts.username, parts.password)
         var database = 0
-        if let slash = rest.firstIndex(of: "/") {
-            let path = rest[rest.index(after: slash)...]
-            rest = rest[..<slash]
-            if !path.isEmpty {
-                guard let number = Int(path), number >= 0 else { throw issue("database must be a number, got \"\(path)\"") }
-                database = number
-            }
+        if !parts.path.isEmpty {
+            guard let number = Int(parts.path), number >= 0 else { throw issue("database must be a number, got \"\(parts.path)\"") }
+            database = number
         }
-        var host = String(rest)
-        var port = 6379
-        if host.hasPrefix("[") {
-            guard let close = host.firstIndex(of: "]") else { throw issue("unclosed [ in the host") }
-            let after = host[host.index(after: close)...]
-            if after.hasPrefix(":") {
-                guard let number = Int(after.dropFirst()), (1...65535).contains(number) else { throw issue("port must be 1-65535, got \"\(after.dropFirst())\"") }
-                port = number
-            }
-            host = String(host[host.index(after: host.startIndex)..<close])
-        } else if let colon = host.lastIndex(of: ":") {
-            let text = host[host.index(after: colon)...]
-            guard let number = Int(text), (1...65535).contains(number) else { throw issue("port must be 1-65535, got \"\(text)\"") }
-            port = number
-            host = String(host[..<colon])
-        }
-        guard !host.isEmpty else { throw issue("has no host") }
-        return Endpoint(host: host, port: port, username: username, password: password, database: database)
+        return Endpoint(host: parts.host, port: parts.port ?? 6379, username: username, password: password, database: database)
     }
 
     /// `url` with any password replaced by `***`, for logs and `rampart check`.
     public var redactedURL: String { Self.redact(url) }
 
-    static func redact(_ url: String) -> String {
-        let prefix = url.prefix { $0 != ":" }
-        guard url.dropFirst(prefix.count).hasPrefix("://") else { return url }
-        let start = url.index(prefix.endIndex, offsetBy: 3)
-        guard let at = url[start...].lastIndex(of: "@") else { return url }
-        let credentials = url[start..<at]
-        let user = credentials.firstIndex(of: ":").map { credentials[..<$0] } ?? ""
-        return url[..<start] + user + ":***" + url[at...]
-    }
+    static func redact(_ url: String) -> String { ServiceURL.redact(url) }
 
     public func validate(at path: String) -> [ConfigurationIssue] {
         var issues: [ConfigurationIssue] = []
@@ -140,22 +105,5 @@ public struct RedisConfiguration: Codable, Sendable, Equatable {
         if maxReconnectDelay < reconnectDelay { issues.append(.init(path: "\(path).maxReconnectDelay", "must be at least reconnectDelay (\(reconnectDelay)), got \(maxReconnectDelay)")) }
         if self.protocol != 2 && self.protocol != 3 { issues.append(.init(path: "\(path).protocol", "must be 2 or 3, got \(self.protocol)")) }
         return issues
-    }
-}
-
-extension String {
-    /// `%XX` sequences decoded (for credentials in a URL); the text itself when one is broken.
-    fileprivate func removingPercentEncoding() -> String {
-        var bytes: [UInt8] = []
-        var utf8 = Array(self.utf8)[...]
-        while let byte = utf8.popFirst() {
-            if byte == UInt8(ascii: "%"), utf8.count >= 2, let value = UInt8(String(decoding: utf8.prefix(2), as: UTF8.self), radix: 16) {
-                bytes.append(value)
-                utf8 = utf8.dropFirst(2)
-            } else {
-                bytes.append(byte)
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }
