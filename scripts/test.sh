@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: what the build and the tests need installed, the
-# backing services the tests use (a real redis-server on 127.0.0.1:16379, through
-# scripts/services.sh), one debug build of everything, then every test.
+# backing services the tests use (a real redis-server on 127.0.0.1:16379 and PostgreSQL on
+# 127.0.0.1:15432, through scripts/services.sh), one debug build of everything, then every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,10 +11,12 @@ if ! dpkg -s libsqlite3-dev >/dev/null 2>&1; then
   $sudo apt-get update -qq && $sudo apt-get install -y -qq libsqlite3-dev
 fi
 
-# redis-server and redis-tools (and what later suites need), then Redis itself; stopped
-# again however the tests end. Tests read RAMPART_TEST_REDIS_URL from the env file.
+# redis-server, redis-tools and PostgreSQL (and what later suites need), then Redis and
+# PostgreSQL themselves; stopped again however the tests end. Tests read
+# RAMPART_TEST_REDIS_URL and RAMPART_TEST_POSTGRES_URL from the env file.
 bash scripts/services.sh install
 bash scripts/services.sh start redis
+bash scripts/services.sh start postgres
 trap 'bash scripts/services.sh stop' EXIT
 . "$(bash scripts/services.sh env)"
 

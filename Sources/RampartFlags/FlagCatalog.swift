@@ -164,6 +164,23 @@ public final class FlagCatalog: Sendable {
         }
     }
 
+    /// Replaces every flag made through the admin API with `flags` (as read from the store,
+    /// which another replica may have changed). A key a file defines stays the file's: those
+    /// keys are returned and not served from the store.
+    @discardableResult
+    public func setManaged(_ flags: [ManagedFlag]) -> [(key: String, path: String)] {
+        state.withLock { state in
+            var shadowed: [(key: String, path: String)] = []
+            var managed: [String: ManagedFlag] = [:]
+            for flag in flags {
+                if let path = Self.fileOwning(flag.key, in: state) { shadowed.append((flag.key, path)) } else { managed[flag.key] = flag }
+            }
+            state.managed = managed
+            publish(state)
+            return shadowed
+        }
+    }
+
     /// Removes a flag made through the admin API; false if there was none.
     @discardableResult
     public func remove(_ key: String) -> Bool {

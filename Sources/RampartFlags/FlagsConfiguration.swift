@@ -7,6 +7,7 @@ public import RampartCore
 ///   sources: [flags/]              # flagd JSON files, or folders of *.json
 ///   watchInterval: 2s              # how often sources are read again
 ///   database: /var/lib/rampart/flags.sqlite   # flags made through the admin API, and their audit
+///                                             # (or postgres://user:password@host/db, shared by replicas)
 ///   ofrep:
 ///     auth: token                  # open (default), token, or identity
 ///     tokens: [{name: web, sha256: 9f86d0...}]
@@ -67,8 +68,9 @@ public struct FlagsConfiguration: Codable, Sendable, Equatable {
 
     public var sources: [String] = []
     public var watchInterval = ConfigDuration.seconds(2)
-    /// SQLite file for flags made through the admin API and the audit of every change; in
-    /// memory (lost on restart) when absent. Changing it needs a restart.
+    /// Where flags made through the admin API and the audit of every change are kept: a SQLite
+    /// file, or a `postgres://` URL that replicas share (each reads the others' changes every
+    /// `watchInterval`); in memory (lost on restart) when absent. Changing it needs a restart.
     public var database: String?
     public var ofrep = OFREP()
     /// Emit an exposure event when a caller is served a variant of an experiment (a flag with

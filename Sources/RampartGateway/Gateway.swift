@@ -155,6 +155,26 @@ public final class Gateway: Service, Sendable {
     }
 
     public func run() async throws {
+        // Stored flags are read before anything is served; a PostgreSQL pool behind them
+        // runs for as long as the gateway does.
+        // The clients are shut down however it ends, a failed start included.
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { background in
+                if let postgres = flagRuntime?.postgres { background.addTask { await postgres.run() } }
+                defer { background.cancelAll() }
+                try await flagRuntime?.start()
+                try await runServices()
+            }
+        } catch {
+            await sharedLimits?.store.client.shutdown()
+            try? await client.shutdown()
+            throw error
+        }
+        await sharedLimits?.store.client.shutdown()
+        try await client.shutdown()
+    }
+
+    private func runServices() async throws {
         let configuration = live.snapshot.configuration
         let traffic = try trafficApplication(configuration)
         let admin = try adminApplication(configuration)
@@ -165,7 +185,10 @@ public final class Gateway: Service, Sendable {
             services.append(KeySetRefreshService(authenticator: authenticator, interval: jwks.refresh.duration, logger: logger))
         }
         if let flagRuntime {
-            services.append(FlagWatchService(runtime: flagRuntime, live: live, logger: logger))
+            services.append(FlagWatchService(watched: .files, runtime: flagRuntime, live: live, logger: logger))
+            if flagRuntime.isStoreShared {
+                services.append(FlagWatchService(watched: .store, runtime: flagRuntime, live: live, logger: logger))
+            }
         }
         if configurationPath != nil { services.append(SignalReloadService(gateway: self)) }
         // However the gateway is embedded, a graceful shutdown (SIGTERM in the binary, or the
@@ -173,16 +196,7 @@ public final class Gateway: Service, Sendable {
         // then whatever still runs is cancelled, so a stuck connection cannot hold the exit.
         var groupConfiguration = ServiceGroupConfiguration(services: services, logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = configuration.proxy.timeouts.shutdown.duration
-        let group = ServiceGroup(configuration: groupConfiguration)
-        do {
-            try await group.run()
-        } catch {
-            await sharedLimits?.store.client.shutdown()
-            try? await client.shutdown()
-            throw error
-        }
-        await sharedLimits?.store.client.shutdown()
-        try await client.shutdown()
+        try await ServiceGroup(configuration: groupConfiguration).run()
     }
 
     private func trafficApplication(_ configuration: GatewayConfiguration) throws -> some Service {

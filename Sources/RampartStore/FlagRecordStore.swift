@@ -43,15 +43,33 @@ public struct FlagAuditEntry: Sendable, Equatable {
 /// Where managed flags and their audit trail live. A change and its audit entry are written
 /// together or not at all.
 public protocol FlagRecordStore: Sendable {
-    func all() throws -> [FlagRecord]
+    func all() async throws -> [FlagRecord]
     /// Stores `record` (create or update) with its audit entry; returns the action taken.
     @discardableResult
-    func put(_ record: FlagRecord) throws -> FlagAuditEntry.Action
+    func put(_ record: FlagRecord) async throws -> FlagAuditEntry.Action
     /// Removes `key` with an audit entry; false if there was no such flag.
     @discardableResult
-    func remove(_ key: String, actor: String, time: Double) throws -> Bool
+    func remove(_ key: String, actor: String, time: Double) async throws -> Bool
     /// Audit entries, newest first, of one flag or all; at most `limit`.
-    func audit(key: String?, limit: Int) throws -> [FlagAuditEntry]
+    func audit(key: String?, limit: Int) async throws -> [FlagAuditEntry]
+    /// Changes whenever a change is stored, by this process or another sharing the store:
+    /// a replica that sees a new revision reads the flags again.
+    func revision() async throws -> FlagStoreRevision
+}
+
+/// How far a flag store's audit trail has come: the number of entries and the newest id.
+/// Both are needed: ids are taken when a change starts and may become visible out of order,
+/// so a change committed late behind a newer id still moves the count.
+public struct FlagStoreRevision: Sendable, Hashable, CustomStringConvertible {
+    public var changes: Int64
+    public var newest: Int64
+
+    public init(changes: Int64, newest: Int64) {
+        self.changes = changes
+        self.newest = newest
+    }
+
+    public var description: String { "\(changes) changes, newest \(newest)" }
 }
 
 /// Managed flags in the embedded SQLite database.
@@ -60,16 +78,16 @@ public final class SQLiteFlagRecordStore: FlagRecordStore {
 
     public init(database: SQLiteDatabase) { self.database = database.queue }
 
-    public func all() throws -> [FlagRecord] {
-        try database.read { db in
+    public func all() async throws -> [FlagRecord] {
+        try await database.read { db in
             try Row.fetchAll(db, sql: "SELECT key, document, updated_by, updated_at FROM feature_flag ORDER BY key").map { row in
                 FlagRecord(key: row["key"], document: row["document"], updatedBy: row["updated_by"], updatedAt: row["updated_at"])
             }
         }
     }
 
-    public func put(_ record: FlagRecord) throws -> FlagAuditEntry.Action {
-        try database.write { db in
+    public func put(_ record: FlagRecord) async throws -> FlagAuditEntry.Action {
+        try await database.write { db in
             let exists = try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM feature_flag WHERE key = ?)", arguments: [record.key]) ?? false
             try db.execute(sql: """
                 INSERT INTO feature_flag (key, document, updated_by, updated_at) VALUES (?, ?, ?, ?)
@@ -82,8 +100,8 @@ public final class SQLiteFlagRecordStore: FlagRecordStore {
         }
     }
 
-    public func remove(_ key: String, actor: String, time: Double) throws -> Bool {
-        try database.write { db in
+    public func remove(_ key: String, actor: String, time: Double) async throws -> Bool {
+        try await database.write { db in
             try db.execute(sql: "DELETE FROM feature_flag WHERE key = ?", arguments: [key])
             guard db.changesCount > 0 else { return false }
             try db.execute(sql: "INSERT INTO feature_flag_audit (key, action, actor, time, document) VALUES (?, 'delete', ?, ?, NULL)",
@@ -92,8 +110,8 @@ public final class SQLiteFlagRecordStore: FlagRecordStore {
         }
     }
 
-    public func audit(key: String?, limit: Int) throws -> [FlagAuditEntry] {
-        try database.read { db in
+    public func audit(key: String?, limit: Int) async throws -> [FlagAuditEntry] {
+        try await database.read { db in
             let rows = if let key {
                 try Row.fetchAll(db, sql: "SELECT * FROM feature_flag_audit WHERE key = ? ORDER BY id DESC LIMIT ?", arguments: [key, limit])
             } else {
@@ -107,15 +125,24 @@ public final class SQLiteFlagRecordStore: FlagRecordStore {
     }
 }
 
+extension SQLiteFlagRecordStore {
+    public func revision() async throws -> FlagStoreRevision {
+        try await database.read { db in
+            let row = try Row.fetchOne(db, sql: "SELECT count(*) AS changes, COALESCE(max(id), 0) AS newest FROM feature_flag_audit")
+            return FlagStoreRevision(changes: row?["changes"] ?? 0, newest: row?["newest"] ?? 0)
+        }
+    }
+}
+
 /// Managed flags for one process only (no `flags.database`).
 public final class MemoryFlagRecordStore: FlagRecordStore {
     private let state = Mutex<(records: [String: FlagRecord], audit: [FlagAuditEntry])>(([:], []))
 
     public init() {}
 
-    public func all() throws -> [FlagRecord] { state.withLock { $0.records.values.sorted { $0.key < $1.key } } }
+    public func all() async throws -> [FlagRecord] { state.withLock { $0.records.values.sorted { $0.key < $1.key } } }
 
-    public func put(_ record: FlagRecord) throws -> FlagAuditEntry.Action {
+    public func put(_ record: FlagRecord) async throws -> FlagAuditEntry.Action {
         state.withLock { state in
             let action: FlagAuditEntry.Action = state.records[record.key] == nil ? .create : .update
             state.records[record.key] = record
@@ -125,7 +152,7 @@ public final class MemoryFlagRecordStore: FlagRecordStore {
         }
     }
 
-    public func remove(_ key: String, actor: String, time: Double) throws -> Bool {
+    public func remove(_ key: String, actor: String, time: Double) async throws -> Bool {
         state.withLock { state in
             guard state.records.removeValue(forKey: key) != nil else { return false }
             state.audit.append(FlagAuditEntry(id: Int64(state.audit.count + 1), key: key, action: .delete, actor: actor, time: time, document: nil))
@@ -133,7 +160,11 @@ public final class MemoryFlagRecordStore: FlagRecordStore {
         }
     }
 
-    public func audit(key: String?, limit: Int) throws -> [FlagAuditEntry] {
+    public func audit(key: String?, limit: Int) async throws -> [FlagAuditEntry] {
         state.withLock { state in Array(state.audit.reversed().filter { key == nil || $0.key == key }.prefix(limit)) }
+    }
+
+    public func revision() async throws -> FlagStoreRevision {
+        state.withLock { state in FlagStoreRevision(changes: Int64(state.audit.count), newest: state.audit.last?.id ?? 0) }
     }
 }

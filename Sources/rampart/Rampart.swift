@@ -280,7 +280,7 @@ func describe(_ c: GatewayConfiguration) -> String {
     if let flags = c.flags {
         let count = (try? FlagCatalog(sources: flags.sources))?.flags.flagSet.flags.count ?? 0
         lines.append("flags: \(count) from \(flags.sources.isEmpty ? "no files" : flags.sources.joined(separator: ", ")) (read every \(flags.watchInterval)); "
-                     + "managed flags in \(flags.database ?? "memory (lost on restart)"); "
+                     + "managed flags in \(flags.database.map { PostgresDatabase.isURL($0) ? "PostgreSQL \(PostgresDatabase.redacted($0)), shared" : $0 } ?? "memory (lost on restart)"); "
                      + (flags.ofrep.enabled ? "OFREP on the traffic listener, auth \(flags.ofrep.auth.rawValue)" : "OFREP off"))
     } else {
         lines.append("flags: off")

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Logging
 import NIOHTTP1
 import RampartBalancing
 import RampartCore
@@ -284,6 +285,135 @@ struct OFREPConformanceTests {
         print("ofrep-conformance: \(summary)")
         #expect(runner.terminationStatus == 0, "\(text.suffix(4000))")
         #expect(summary.hasSuffix(" 0 failed") && !summary.hasPrefix("0 passed"), "\(summary)")
+        await upstream.stop()
+    }
+}
+
+/// Managed flags in a PostgreSQL shared by two replicas: a change made on one is served by
+/// the other within its watch interval, the audit names who did what on which replica, and
+/// a gateway whose store cannot be read does not start.
+@Suite(.serialized, .enabled(if: PostgresTestDatabase.isAvailable, Comment(rawValue: PostgresTestDatabase.skipReason)))
+struct SharedFlagStoreTests {
+    /// A fresh database, and a gateway configuration whose managed flags live in it.
+    static func withSharedStore(_ body: (PostgresTestDatabase, GatewayConfiguration) async throws -> Void) async throws {
+        let upstream = await LoopbackHarness.startEcho(name: "a")
+        let folder = try FeatureFlagTests.flagFolder(FeatureFlagTests.appFlags)
+        try await PostgresTestDatabase.with { database in
+            var configuration = FeatureFlagTests.configuration(folder, upstream: upstream)
+            configuration.flags?.database = database.url
+            try await body(database, configuration)
+        }
+        await upstream.stop()
+    }
+
+    @Test func twoReplicasServeTheSameManagedFlagsFromOnePostgres() async throws {
+        try await Self.withSharedStore { database, configuration in
+            let json = [("Content-Type", "application/json")]
+            @Sendable func value(_ port: Int, _ key: String, user: String) async throws -> (status: Int, value: Any?) {
+                let answer = try await exchange(.POST, "http://127.0.0.1:\(port)/ofrep/v1/evaluate/flags/\(key)",
+                                                headers: json, body: #"{"context": {"targetingKey": "\#(user)"}}"#)
+                return (answer.status, FeatureFlagTests.json(answer.body)["value"])
+            }
+            try await LoopbackHarness.withGateways([configuration, configuration]) { replicas in
+                let (a, b) = (replicas[0], replicas[1])
+                let created = try await exchange(.POST, "http://127.0.0.1:\(a.adminPort)/api/feature-flags",
+                                                 headers: json + [("X-Rampart-Actor", "grace")],
+                                                 body: #"{"key": "new-checkout", "rollout": 0, "targets": {"users": ["ada"]}}"#)
+                #expect(created.status == 201, "\(created.body)")
+                // Served at once where it was made, and by the other replica after its next look.
+                #expect(try await value(a.trafficPort, "new-checkout", user: "ada").value as? Bool == true)
+                try await eventually { try await value(b.trafficPort, "new-checkout", user: "ada").value as? Bool == true }
+                #expect(try await value(b.trafficPort, "new-checkout", user: "bob").value as? Bool == false)
+
+                let updated = try await exchange(.POST, "http://127.0.0.1:\(b.adminPort)/api/feature-flags",
+                                                 headers: json + [("X-Rampart-Actor", "linus")],
+                                                 body: #"{"key": "new-checkout", "rollout": 100}"#)
+                #expect(updated.status == 200, "\(updated.body)")
+                try await eventually { try await value(a.trafficPort, "new-checkout", user: "bob").value as? Bool == true }
+                // The other replica shows who changed it.
+                try await eventually {
+                    let one = FeatureFlagTests.json(try await exchange(.GET, "http://127.0.0.1:\(a.adminPort)/api/feature-flags?key=new-checkout").body)
+                    return one["updatedBy"] as? String == "linus"
+                }
+
+                #expect(try await exchange(.DELETE, "http://127.0.0.1:\(a.adminPort)/api/feature-flags?key=new-checkout",
+                                           headers: [("X-Rampart-Actor", "ken")]).status == 204)
+                try await eventually { try await value(b.trafficPort, "new-checkout", user: "ada").status == 404 }
+                let audit = FeatureFlagTests.json(
+                    try await exchange(.GET, "http://127.0.0.1:\(b.adminPort)/api/feature-flags/audit?key=new-checkout").body)["entries"]
+                    as? [[String: Any]] ?? []
+                #expect(audit.compactMap { $0["action"] as? String } == ["delete", "update", "create"])
+                #expect(audit.compactMap { $0["actor"] as? String } == ["ken", "linus", "grace"])
+
+                // A file's key cannot be taken through either replica.
+                #expect(try await exchange(.POST, "http://127.0.0.1:\(b.adminPort)/api/feature-flags", headers: json,
+                                           body: #"{"key": "banner"}"#).status == 409)
+                let kept = try await exchange(.POST, "http://127.0.0.1:\(b.adminPort)/api/feature-flags", headers: json,
+                                              body: #"{"key": "kept", "rollout": 100}"#)
+                #expect(kept.status == 201)
+            }
+            // A replica started later reads what is stored before it serves.
+            try await LoopbackHarness.withGateway(configuration) { _, port, _ in
+                let kept = try await value(port, "kept", user: "anyone")
+                #expect(kept.value as? Bool == true)
+            }
+        }
+    }
+
+    @Test func aReplicaKeepsServingItsFlagsWhilePostgresIsAwayAndWritesAgainWhenItReturns() async throws {
+        try await Self.withSharedStore { database, configuration in
+            try await LoopbackHarness.withGateway(configuration) { _, port, admin in
+                let api = "http://127.0.0.1:\(admin)/api/feature-flags"
+                let json = [("Content-Type", "application/json")]
+                @Sendable func served(_ key: String) async throws -> Bool? {
+                    let answer = try await exchange(.POST, "http://127.0.0.1:\(port)/ofrep/v1/evaluate/flags/\(key)", headers: json, body: "{}")
+                    return FeatureFlagTests.json(answer.body)["value"] as? Bool
+                }
+                #expect(try await exchange(.POST, api, headers: json, body: #"{"key": "steady", "rollout": 100}"#).status == 201)
+
+                try await database.refuseConnections()
+                // The flags last read stay in force through several failed looks at the store.
+                for _ in 0..<5 {
+                    #expect(try await served("steady") == true)
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                let refused = try await exchange(.POST, api, headers: json, body: #"{"key": "later", "rollout": 100}"#)
+                #expect(refused.status == 503)
+                #expect(refused.body.contains("the flag store failed"), "\(refused.body)")
+                #expect(try await exchange(.GET, api + "/audit").status == 503)
+                #expect(try await served("steady") == true)
+                #expect(try await exchange(.POST, "http://127.0.0.1:\(port)/ofrep/v1/evaluate/flags/later", body: "{}").status == 404,
+                        "a refused change is not served")
+
+                try await database.allowConnections()
+                try await eventually {
+                    [200, 201].contains(try await exchange(.POST, api, headers: json, body: #"{"key": "later", "rollout": 100}"#).status)
+                }
+                #expect(try await served("later") == true)
+                let audit = FeatureFlagTests.json(try await exchange(.GET, api + "/audit").body)["entries"] as? [[String: Any]] ?? []
+                #expect(audit.compactMap { $0["key"] as? String }.last == "steady")
+            }
+        }
+    }
+
+    @Test func aGatewayWhoseFlagStoreCannotBeReadDoesNotStart() async throws {
+        let upstream = await LoopbackHarness.startEcho(name: "a")
+        let folder = try FeatureFlagTests.flagFolder(FeatureFlagTests.appFlags)
+        var configuration = FeatureFlagTests.configuration(folder, upstream: upstream)
+        // A database that does not exist on the test server: the server answers, and refuses.
+        let server = try #require(PostgresTestDatabase.serverURL)
+        configuration.flags?.database = server.replacingOccurrences(of: "/rampart_test?", with: "/no_such_database_\(UUID().uuidString.prefix(8))?")
+        configuration.listeners.traffic.address = "127.0.0.1:0"
+        configuration.listeners.admin.address = "127.0.0.1:0"
+        let gateway = try Gateway(configuration: configuration, logger: Logger(label: "test"))
+        do {
+            try await gateway.run()
+            Issue.record("the gateway ran without its flag store")
+        } catch let error as ConfigurationError {
+            #expect(error.issues.map(\.path) == ["flags.database"])
+            #expect("\(error)".contains("does not exist"), "\(error)")
+            #expect(!"\(error)".contains(":rampart@"), "the password is not shown: \(error)")
+        }
         await upstream.stop()
     }
 }

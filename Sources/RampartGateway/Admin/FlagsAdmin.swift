@@ -46,7 +46,7 @@ struct FlagsAdmin {
             }
             let actor = request.headers[Self.actorHeader] ?? "admin"
             do throws(FlagRuntime.ChangeError) {
-                let (flag, action) = try runtime.put(document: document, actor: actor)
+                let (flag, action) = try await runtime.put(document: document, actor: actor)
                 return Self.json(describe(flag.flag, runtime: runtime), status: action == .create ? .created : .ok)
             } catch {
                 return Self.refusal(error)
@@ -58,7 +58,7 @@ struct FlagsAdmin {
                 return errorAnswer(.badRequest, "name the flag: DELETE /api/feature-flags?key=...")
             }
             do throws(FlagRuntime.ChangeError) {
-                guard try runtime.delete(key, actor: request.headers[Self.actorHeader] ?? "admin") else {
+                guard try await runtime.delete(key, actor: request.headers[Self.actorHeader] ?? "admin") else {
                     return errorAnswer(.notFound, "no flag \"\(key)\" made through the admin API")
                 }
                 return Response(status: .noContent)
@@ -73,7 +73,7 @@ struct FlagsAdmin {
                 return errorAnswer(.badRequest, "limit: a whole number from 1 to 1000")
             }
             do {
-                let entries = try runtime.store.audit(key: request.uri.queryParameters["key"].map(String.init), limit: limit)
+                let entries = try await runtime.store.audit(key: request.uri.queryParameters["key"].map(String.init), limit: limit)
                 return Self.json(.object(["entries": .array(entries.map { entry in
                     var fields: [String: JSONValue] = ["id": .number(Double(entry.id)), "key": .string(entry.key),
                                                        "action": .string(entry.action.rawValue), "actor": .string(entry.actor),
@@ -82,7 +82,7 @@ struct FlagsAdmin {
                     return .object(fields)
                 })]))
             } catch {
-                return errorAnswer(.internalServerError, "the flag store failed: \(error)")
+                return errorAnswer(.serviceUnavailable, "the flag store failed: \(error)")
             }
         }
     }
@@ -118,7 +118,7 @@ struct FlagsAdmin {
             return json(.object(["error": .string("the flag is not valid: \(problems.issues.map(\.description).joined(separator: "; "))"),
                                  "issues": .array(issues)]), status: .unprocessableContent)
         case .conflict(let message): return errorAnswer(.conflict, message)
-        case .store(let message): return errorAnswer(.internalServerError, message)
+        case .store(let message): return errorAnswer(.serviceUnavailable, message)
         }
     }
 

@@ -72,6 +72,9 @@ public struct GatewayConfiguration: Codable, Sendable, Equatable {
         issues += redis?.validate(at: "redis") ?? []
         issues += identity?.validate(at: "identity") ?? []
         issues += flags?.validate(at: "flags") ?? []
+        if let database = flags?.database, PostgresDatabase.isURL(database) {
+            issues += PostgresDatabase.validate(url: database, path: "flags.database")
+        }
         if flags?.ofrep.auth == .identity, identity?.jwt == nil, identity?.apiKeys == nil {
             issues.append(.init(path: "flags.ofrep.auth", "is identity, but the identity section has neither jwt nor apiKeys"))
         }

@@ -11,27 +11,96 @@ import Synchronization
 public final class FlagRuntime: Sendable {
     public let catalog: FlagCatalog
     let store: any FlagRecordStore
+    /// The PostgreSQL pool behind `store`, which must run while the gateway does.
+    let postgres: PostgresDatabase?
     let usage = FlagUsage()
     let exposures: ExposureLog?
     let logger: Logger
     let now: @Sendable () -> Double
-    /// Stored flags that no longer compile (say, after an upgrade), with why; kept in the
-    /// store, shown by the admin API, not served.
-    let unreadable: [(key: String, problem: String)]
+    /// What the store held when last read: its revision, and the stored flags not served
+    /// with why (they no longer compile, say after an upgrade, or a file now defines the
+    /// key). They stay in the store and are shown by the admin API.
+    private let loaded = Mutex<(revision: FlagStoreRevision?, unreadable: [(key: String, problem: String)])>((nil, []))
+    /// Whether the last read of the store failed (logged once per outage).
+    private let storeFailing = Atomic<Bool>(false)
 
     public var flags: FeatureFlags { catalog.flags }
 
+    var unreadable: [(key: String, problem: String)] { loaded.withLock { $0.unreadable } }
+
+    /// Whether other processes may change the store (a database, not memory), so it is
+    /// watched for their changes.
+    var isStoreShared: Bool { !(store is MemoryFlagRecordStore) }
+
+    /// Reads the flag files; managed flags are read from the store by `start()`.
     /// - Throws: `ConfigurationError` when the database cannot be opened, or a flag file is
     ///   broken or a key is defined twice.
     init(_ configuration: FlagsConfiguration, logger: Logger, now: @escaping @Sendable () -> Double) throws(ConfigurationError) {
         let store: any FlagRecordStore
-        let records: [FlagRecord]
+        var postgres: PostgresDatabase?
         do {
-            store = try configuration.database.map { SQLiteFlagRecordStore(database: try SQLiteDatabase(path: $0)) } ?? MemoryFlagRecordStore()
-            records = try store.all()
+            if let database = configuration.database, PostgresDatabase.isURL(database) {
+                let pool = try PostgresDatabase(url: database, path: "flags.database", logger: logger)
+                postgres = pool
+                store = PostgresFlagRecordStore(database: pool)
+            } else if let database = configuration.database {
+                store = SQLiteFlagRecordStore(database: try SQLiteDatabase(path: database))
+            } else {
+                store = MemoryFlagRecordStore()
+            }
+        } catch let issue as ConfigurationIssue {
+            throw ConfigurationError(issues: [issue])
         } catch {
             throw ConfigurationError(issues: [.init(path: "flags.database", "cannot open \(configuration.database ?? "") (\(error))")])
         }
+        self.catalog = try FlagCatalog(sources: configuration.sources, flags: FeatureFlags(now: now), now: now)
+        self.store = store
+        self.postgres = postgres
+        self.exposures = configuration.exposures ? ExposureLog(logger: logger) : nil
+        self.logger = logger
+        self.now = now
+    }
+
+    /// Reads the managed flags before the gateway serves.
+    /// - Throws: `ConfigurationError` at `flags.database` when the store cannot be read.
+    func start() async throws(ConfigurationError) {
+        do {
+            try await load()
+        } catch {
+            throw ConfigurationError(issues: [.init(path: "flags.database", "cannot read the stored flags: \(await explain(error))")])
+        }
+    }
+
+    /// The store's error, with why no connection can be made when that is the cause.
+    private func explain(_ error: any Error) async -> String {
+        guard let postgres, let reason = await postgres.diagnose() else { return "\(error)" }
+        return "\(error); connecting says: \(reason)"
+    }
+
+    /// Reads the managed flags again if the store changed since the last read (another
+    /// replica, or this one, stored a change). A failing store is logged once per outage and
+    /// the flags last read stay in force.
+    func sync() async {
+        do {
+            try await load()
+            if storeFailing.exchange(false, ordering: .relaxed) {
+                logger.notice("feature flags: the flag store answers again")
+            }
+        } catch {
+            // Stopping cancels a read in flight; that is no outage.
+            if Task.isCancelled { return }
+            if !storeFailing.exchange(true, ordering: .relaxed) {
+                let explanation = await explain(error)
+                logger.error("feature flags: the flag store cannot be read; the flags last read stay in force",
+                             metadata: ["error": "\(explanation)"])
+            }
+        }
+    }
+
+    private func load() async throws {
+        let revision = try await store.revision()
+        guard revision != loaded.withLock({ $0.revision }) else { return }
+        let records = try await store.all()
         var managed: [ManagedFlag] = []
         var unreadable: [(key: String, problem: String)] = []
         for record in records {
@@ -40,15 +109,18 @@ public final class FlagRuntime: Sendable {
                 managed.append(try ManagedFlag(document: document, updatedBy: record.updatedBy, updatedAt: record.updatedAt))
             } catch {
                 unreadable.append((record.key, "\(error)"))
-                logger.error("feature flags: a stored flag does not compile and is not served", metadata: ["flag": "\(record.key)", "error": "\(error)"])
             }
         }
-        self.catalog = try FlagCatalog(sources: configuration.sources, managed: managed, flags: FeatureFlags(now: now), now: now)
-        self.store = store
-        self.unreadable = unreadable
-        self.exposures = configuration.exposures ? ExposureLog(logger: logger) : nil
-        self.logger = logger
-        self.now = now
+        for (key, path) in catalog.setManaged(managed) {
+            unreadable.append((key, "\(path) defines this key; the file's flag is served"))
+        }
+        let known = loaded.withLock { loaded in
+            defer { loaded = (revision, unreadable) }
+            return Set(loaded.unreadable.map(\.key))
+        }
+        for (key, problem) in unreadable where !known.contains(key) {
+            logger.error("feature flags: a stored flag is not served", metadata: ["flag": "\(key)", "error": "\(problem)"])
+        }
     }
 
     /// Resolves a flag for a caller and records the evaluation.
@@ -84,7 +156,7 @@ public final class FlagRuntime: Sendable {
     }
 
     /// Creates or updates a flag from an admin API document.
-    func put(document: JSONValue, actor: String) throws(ChangeError) -> (flag: ManagedFlag, action: FlagAuditEntry.Action) {
+    func put(document: JSONValue, actor: String) async throws(ChangeError) -> (flag: ManagedFlag, action: FlagAuditEntry.Action) {
         let flag: ManagedFlag
         do {
             flag = try ManagedFlag(document: document, updatedBy: actor, updatedAt: now())
@@ -96,7 +168,7 @@ public final class FlagRuntime: Sendable {
         }
         let action: FlagAuditEntry.Action
         do {
-            action = try store.put(FlagRecord(key: flag.key, document: document.jsonText, updatedBy: actor, updatedAt: flag.updatedAt))
+            action = try await store.put(FlagRecord(key: flag.key, document: document.jsonText, updatedBy: actor, updatedAt: flag.updatedAt))
         } catch {
             throw .store("the flag store failed: \(error)")
         }
@@ -112,13 +184,13 @@ public final class FlagRuntime: Sendable {
     }
 
     /// Deletes a flag made through the admin API.
-    func delete(_ key: String, actor: String) throws(ChangeError) -> Bool {
+    func delete(_ key: String, actor: String) async throws(ChangeError) -> Bool {
         if catalog.managed(key) == nil, let path = catalog.file(defining: key) {
             throw .conflict("flag \"\(key)\" is defined in \(path); remove it there")
         }
         let removed: Bool
         do {
-            removed = try store.remove(key, actor: actor, time: now())
+            removed = try await store.remove(key, actor: actor, time: now())
         } catch {
             throw .store("the flag store failed: \(error)")
         }

@@ -242,28 +242,40 @@ struct KeySetRefreshService: Service {
     }
 }
 
-/// Reads the flag sources again on `flags.watchInterval`: a changed file is put in force, a
-/// broken one is refused (logged once per version) and its last good version stays.
+/// Looks again on `flags.watchInterval`, either at the flag sources (a changed file is put in
+/// force, a broken one is refused and its last good version stays) or at the store of
+/// managed flags (what another replica changed). Two services, so a slow store does not hold
+/// up the files.
 struct FlagWatchService: Service {
+    enum Watched: Sendable { case files, store }
+
+    let watched: Watched
     let runtime: FlagRuntime
     let live: LiveConfiguration
     let logger: Logger
 
     func run() async throws {
-        let (runtime, live, logger) = (self.runtime, self.live, self.logger)
+        let (watched, runtime, live, logger) = (self.watched, self.runtime, self.live, self.logger)
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 let interval = live.snapshot.configuration.flags?.watchInterval.duration ?? .seconds(2)
                 try? await Task.sleep(for: interval)
                 let before = runtime.flags.flagSet.version
-                let problems = runtime.catalog.refresh()
-                if !problems.isEmpty {
-                    logger.error("feature flags: a changed flag file was refused; its last good version stays in force",
-                                 metadata: ["errors": "\(problems.map(\.description).joined(separator: "; "))"])
+                switch watched {
+                case .files:
+                    let problems = runtime.catalog.refresh()
+                    if !problems.isEmpty {
+                        logger.error("feature flags: a changed flag file was refused; its last good version stays in force",
+                                     metadata: ["errors": "\(problems.map(\.description).joined(separator: "; "))"])
+                    }
+                case .store:
+                    await runtime.sync()
                 }
                 let after = runtime.flags.flagSet.version
                 if after != before {
-                    logger.notice("feature flags: flag files changed", metadata: ["version": "\(after)", "flags": "\(runtime.flags.flagSet.flags.count)"])
+                    logger.notice("feature flags: flags changed", metadata: [
+                        "version": "\(after)", "flags": "\(runtime.flags.flagSet.flags.count)", "by": "\(watched)",
+                    ])
                 }
             }
         }
