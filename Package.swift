@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "RampartLimits", targets: ["RampartLimits"]),
         .library(name: "RampartIdentity", targets: ["RampartIdentity"]),
         .library(name: "RampartFlags", targets: ["RampartFlags"]),
+        .library(name: "RampartGraphQL", targets: ["RampartGraphQL"]),
         .library(name: "RampartGateway", targets: ["RampartGateway"]),
     ],
     dependencies: [
@@ -163,7 +164,7 @@ let package = Package(
         .testTarget(
             name: "RampartFlagsTests",
             dependencies: [
-                "RampartFlags", "RampartCore",
+                "RampartFlags", "RampartCore", "RampartTesting",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             swiftSettings: swiftSettings
@@ -200,6 +201,18 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "RampartGraphQL",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RampartGraphQLTests",
+            dependencies: [
+                "RampartGraphQL", "RampartCore", "RampartTesting",
+                .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -245,16 +245,7 @@ import Testing
 
 /// `../shared` beside the checkout (or `RAMPART_SHARED_DIR`), where CI keeps the public
 /// conformance material; nil, with a note, when it is not there.
-let sharedDirectory: URL? = {
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    let candidate = ProcessInfo.processInfo.environment["RAMPART_SHARED_DIR"].map { URL(fileURLWithPath: $0) }
-        ?? root.deletingLastPathComponent().appendingPathComponent("shared")
-    guard FileManager.default.fileExists(atPath: candidate.appendingPathComponent("tools/ofrep-conformance.py").path) else {
-        print("sharedDirectory: ../shared (tools/ofrep-conformance.py) not found; the OFREP conformance run is skipped")
-        return nil
-    }
-    return candidate
-}()
+let sharedDirectory = SharedMaterial.locate("", requiredFile: "tools/ofrep-conformance.py", skipping: "the OFREP conformance run")
 
 /// flagd's public vectors through the real binary, judged by the shared OFREP conformance
 /// runner: every vector single and bulk, and the protocol checks.

@@ -1,5 +1,6 @@
 import Foundation
 import RampartCore
+import RampartTesting
 @testable import RampartFlags
 import Testing
 
@@ -7,17 +8,7 @@ import Testing
 /// `RAMPART_SHARED_DIR`). They are never copied into the project; without them this suite is
 /// skipped, and says so.
 enum FlagdConformance {
-    static let directory: URL? = {
-        let environment = ProcessInfo.processInfo.environment["RAMPART_SHARED_DIR"].map { URL(fileURLWithPath: $0) }
-        let beside = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared")
-        let candidate = (environment ?? beside).appendingPathComponent("conformance/flagd")
-        guard FileManager.default.fileExists(atPath: candidate.appendingPathComponent("vectors.jsonl").path) else {
-            print("FlagdConformance: ../shared/conformance/flagd not found; the flagd vectors are skipped")
-            return nil
-        }
-        return candidate
-    }()
+    static let directory = SharedMaterial.locate("conformance/flagd", requiredFile: "vectors.jsonl", skipping: "the flagd vectors")
 
     static func flags() throws -> [Flag] {
         let folder = directory!.appendingPathComponent("flags")

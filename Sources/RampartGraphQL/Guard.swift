@@ -1,0 +1,171 @@
+/// The limits a GraphQL route enforces (GRAPHQL-GUARD.md section 7 gives the defaults). Nil
+/// switches a limit off; the two nesting limits are always on, since they protect the parser.
+public struct GuardLimits: Sendable, Equatable {
+    public enum Introspection: String, Sendable { case allow, deny }
+
+    public var maxCharacters: Int? = 15_000
+    public var maxTokens: Int? = 2_000
+    public var maxNesting = 128
+    public var maxValueNesting = 12
+    public var maxDepth: Int? = 10
+    public var maxFields: Int? = 2_000
+    public var maxAliases: Int? = 15
+    public var aliasExemptFields: Set<String> = ["__typename"]
+    public var maxDirectives: Int? = 50
+    public var introspection = Introspection.deny
+    public var maxIntrospectionListDepth: Int? = 2
+    /// Whether rejections say the limit and the value found.
+    public var exposeLimits = true
+    /// The message of every rejection when `exposeLimits` is off.
+    public var errorMessage = "Query validation error."
+
+    /// The most `maxNesting` may be: the parser recurses once per level.
+    public static let nestingCeiling = 512
+
+    public init() {}
+}
+
+/// Why the guard refused an operation: a GraphQL-over-HTTP request error.
+public struct GuardRejection: Error, Sendable, Equatable, CustomStringConvertible {
+    /// `extensions.code`, for example `MAX_DEPTH_EXCEEDED`.
+    public var code: String
+    public var status: Int
+    public var message: String
+    /// `extensions.limit` and `extensions.found`, when they are shown.
+    public var limit: Int?
+    public var found: Int?
+
+    public var description: String { "\(code): \(message)" }
+}
+
+/// What the guard measured of a document, and its verdict.
+public struct GuardAnalysis: Sendable, Equatable {
+    /// UTF-8 bytes of the document.
+    public var characters = 0
+    /// Tokens and nesting, when the lexing pass ran to the end.
+    public var lexical: LexicalMeasure?
+    /// Structural metrics of every operation, by position, once the document parsed and validated.
+    public var operations: [OperationMetrics] = []
+    /// The structural metrics that limits are checked against: the largest over operations.
+    public var worst: OperationMetrics?
+    /// The operation `operationName` selected.
+    public var selected: Operation?
+    /// Nil when the document is accepted.
+    public var rejection: GuardRejection?
+
+    public var isAccepted: Bool { rejection == nil }
+}
+
+/// The GraphQL guard's analysis: the checks of GRAPHQL-GUARD.md section 1, steps 2 to 9, in
+/// that order, the first failing one answering. Schema validation and cost (steps 10 and 11)
+/// are not built yet.
+public struct GraphQLGuard: Sendable {
+    public var limits: GuardLimits
+
+    public init(limits: GuardLimits = GuardLimits()) { self.limits = limits }
+
+    /// Analyses `document`; `isGet` applies the rule that only queries go over GET.
+    public func analyze(document: String, operationName: String? = nil, isGet: Bool = false) -> GuardAnalysis {
+        analyze(bytes: Array(document.utf8), operationName: operationName, isGet: isGet)
+    }
+
+    public func analyze(bytes: [UInt8], operationName: String? = nil, isGet: Bool = false) -> GuardAnalysis {
+        var analysis = GuardAnalysis()
+        analysis.characters = bytes.count
+        if let max = limits.maxCharacters, bytes.count > max {
+            analysis.rejection = reject("MAX_CHARACTERS_EXCEEDED", "Query characters limit of \(max) exceeded, found \(bytes.count).", limit: max, found: bytes.count)
+            return analysis
+        }
+        let tokens: [Token]
+        do throws(LexicalFailure) {
+            let maxNesting = min(limits.maxNesting, GuardLimits.nestingCeiling)
+            let lexed = try Lexer(bytes).tokenize(maxTokens: limits.maxTokens, maxNesting: maxNesting, maxValueNesting: limits.maxValueNesting)
+            tokens = lexed.tokens
+            analysis.lexical = lexed.measure
+        } catch {
+            switch error {
+            case .tooManyTokens(let limit):
+                analysis.rejection = reject("MAX_TOKENS_EXCEEDED", "Token limit of \(limit) exceeded.", limit: limit, found: nil)
+            case .tooDeep(let limit, let value):
+                analysis.rejection = reject("MAX_NESTING_EXCEEDED", "\(value ? "Value nesting" : "Nesting") limit of \(limit) exceeded.",
+                                            limit: limit, found: nil)
+            case .syntax(let message, _):
+                analysis.rejection = failure("GRAPHQL_PARSE_FAILED", "Syntax Error: \(message)")
+            }
+            return analysis
+        }
+        var parser = Parser(bytes: bytes, tokens: tokens)
+        let document: Document
+        do throws(SyntaxError) {
+            document = try parser.document()
+        } catch {
+            analysis.rejection = failure("GRAPHQL_PARSE_FAILED", error.description)
+            return analysis
+        }
+        let validation = StructuralValidation(document)
+        if let first = validation.errors.first {
+            analysis.rejection = failure("GRAPHQL_VALIDATION_FAILED", first)
+            return analysis
+        }
+        let selected: Operation
+        if let operationName {
+            guard let named = document.operations.first(where: { $0.name == operationName }) else {
+                analysis.rejection = failure("OPERATION_RESOLUTION_FAILURE", "Unknown operation named \"\(operationName)\".")
+                return analysis
+            }
+            selected = named
+        } else {
+            guard document.operations.count == 1 else {
+                analysis.rejection = failure("OPERATION_RESOLUTION_FAILURE", "Must provide operation name if query contains multiple operations.")
+                return analysis
+            }
+            selected = document.operations[0]
+        }
+        analysis.selected = selected
+        if isGet, selected.kind != .query {
+            analysis.rejection = GuardRejection(code: "METHOD_NOT_ALLOWED", status: 405,
+                                                message: "Only query operations can be sent with GET; use POST for a \(selected.kind.rawValue).")
+            return analysis
+        }
+
+        let calculator = MetricsCalculator(document: document, fragmentOrder: validation.fragmentOrder, aliasExemptFields: limits.aliasExemptFields)
+        analysis.operations = document.operations.map(calculator.metrics(of:))
+        var worst = OperationMetrics()
+        for metrics in analysis.operations { worst.add(metrics) }
+        analysis.worst = worst
+
+        if worst.usesIntrospection, limits.introspection == .deny {
+            analysis.rejection = failure("INTROSPECTION_DISABLED", "Introspection is disabled.")
+            return analysis
+        }
+        if let max = limits.maxIntrospectionListDepth, worst.introspectionListDepth > max {
+            analysis.rejection = reject("MAX_INTROSPECTION_DEPTH_EXCEEDED", "Introspection list depth limit of \(max) exceeded, found \(worst.introspectionListDepth).",
+                                        limit: max, found: worst.introspectionListDepth)
+            return analysis
+        }
+        let checks: [(code: String, what: String, limit: Int?, found: Int)] = [
+            ("MAX_DEPTH_EXCEEDED", "Query depth", limits.maxDepth, worst.depth),
+            ("MAX_ALIASES_EXCEEDED", "Aliases", limits.maxAliases, worst.aliases),
+            ("MAX_DIRECTIVES_EXCEEDED", "Directives", limits.maxDirectives, worst.directives),
+            ("MAX_FIELDS_EXCEEDED", "Fields", limits.maxFields, worst.fields),
+        ]
+        for check in checks {
+            if let max = check.limit, check.found > max {
+                analysis.rejection = reject(check.code, "\(check.what) limit of \(max) exceeded, found \(check.found).", limit: max, found: check.found)
+                return analysis
+            }
+        }
+        return analysis
+    }
+
+    /// A limit crossed: its numbers shown or hidden as configured.
+    func reject(_ code: String, _ message: String, limit: Int, found: Int?) -> GuardRejection {
+        guard limits.exposeLimits else { return GuardRejection(code: code, status: 400, message: limits.errorMessage) }
+        return GuardRejection(code: code, status: 400, message: message, limit: limit, found: found)
+    }
+
+    /// A document that is not valid: the reason is always said.
+    func failure(_ code: String, _ message: String) -> GuardRejection {
+        GuardRejection(code: code, status: 400, message: message)
+    }
+}
