@@ -206,6 +206,7 @@ let package = Package(
         ),
         .target(
             name: "RampartGraphQL",
+            dependencies: ["RampartCore"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

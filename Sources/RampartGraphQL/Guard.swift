@@ -1,3 +1,5 @@
+public import RampartCore
+
 /// The limits a GraphQL route enforces (GRAPHQL-GUARD.md section 7 gives the defaults). Nil
 /// switches a limit off; the two nesting limits are always on, since they protect the parser.
 public struct GuardLimits: Sendable, Equatable {
@@ -14,6 +16,7 @@ public struct GuardLimits: Sendable, Equatable {
     public var maxDirectives: Int? = 50
     public var introspection = Introspection.deny
     public var maxIntrospectionListDepth: Int? = 2
+    public var maxCost: Int? = 1_000
     /// Whether rejections say the limit and the value found.
     public var exposeLimits = true
     /// The message of every rejection when `exposeLimits` is off.
@@ -50,26 +53,34 @@ public struct GuardAnalysis: Sendable, Equatable {
     public var worst: OperationMetrics?
     /// The operation `operationName` selected.
     public var selected: Operation?
+    /// The selected operation's estimated cost, once the structural limits passed.
+    public var cost: Int?
     /// Nil when the document is accepted.
     public var rejection: GuardRejection?
 
     public var isAccepted: Bool { rejection == nil }
 }
 
-/// The GraphQL guard's analysis: the checks of GRAPHQL-GUARD.md section 1, steps 2 to 9, in
-/// that order, the first failing one answering. Schema validation and cost (steps 10 and 11)
-/// are not built yet.
+/// The GraphQL guard's analysis: the checks of GRAPHQL-GUARD.md section 1 in that order, the
+/// first failing one answering. Schema validation (step 10) is not built yet; cost uses the
+/// schema when one is given, and the rules without a schema otherwise.
 public struct GraphQLGuard: Sendable {
     public var limits: GuardLimits
+    public var schema: Schema?
+    public var costSettings: CostSettings
 
-    public init(limits: GuardLimits = GuardLimits()) { self.limits = limits }
-
-    /// Analyses `document`; `isGet` applies the rule that only queries go over GET.
-    public func analyze(document: String, operationName: String? = nil, isGet: Bool = false) -> GuardAnalysis {
-        analyze(bytes: Array(document.utf8), operationName: operationName, isGet: isGet)
+    public init(limits: GuardLimits = GuardLimits(), schema: Schema? = nil, costSettings: CostSettings = CostSettings()) {
+        self.limits = limits
+        self.schema = schema
+        self.costSettings = costSettings
     }
 
-    public func analyze(bytes: [UInt8], operationName: String? = nil, isGet: Bool = false) -> GuardAnalysis {
+    /// Analyses `document`; `isGet` applies the rule that only queries go over GET.
+    public func analyze(document: String, variables: JSONValue? = nil, operationName: String? = nil, isGet: Bool = false) -> GuardAnalysis {
+        analyze(bytes: Array(document.utf8), variables: variables, operationName: operationName, isGet: isGet)
+    }
+
+    public func analyze(bytes: [UInt8], variables: JSONValue? = nil, operationName: String? = nil, isGet: Bool = false) -> GuardAnalysis {
         var analysis = GuardAnalysis()
         analysis.characters = bytes.count
         if let max = limits.maxCharacters, bytes.count > max {
@@ -154,6 +165,18 @@ public struct GraphQLGuard: Sendable {
                 analysis.rejection = reject(check.code, "\(check.what) limit of \(max) exceeded, found \(check.found).", limit: max, found: check.found)
                 return analysis
             }
+        }
+
+        var costs = CostCalculator(document: document, fragmentOrder: validation.fragmentOrder, schema: schema, settings: costSettings,
+                                   variables: CostCalculator.effectiveVariables(of: selected, request: variables))
+        let cost = costs.cost(of: selected)
+        analysis.cost = cost
+        if let error = costs.error {
+            analysis.rejection = failure("GRAPHQL_VALIDATION_FAILED", error.message)
+            return analysis
+        }
+        if let max = limits.maxCost, cost > max {
+            analysis.rejection = reject("COST_ESTIMATED_TOO_EXPENSIVE", "Query Cost limit of \(max) exceeded, found \(cost).", limit: max, found: cost)
         }
         return analysis
     }

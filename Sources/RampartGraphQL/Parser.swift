@@ -82,7 +82,7 @@ public struct Parser {
         return VariableDefinition(name: name, type: type, defaultValue: defaultValue, directives: try directives(const: true))
     }
 
-    private mutating func typeReference() throws(SyntaxError) -> TypeReference {
+    mutating func typeReference() throws(SyntaxError) -> TypeReference {
         var type: TypeReference
         if peek(.bracketOpen) {
             position += 1
@@ -193,7 +193,7 @@ public struct Parser {
         return .field(Field(alias: alias, name: name, arguments: arguments, directives: directives, selections: selections))
     }
 
-    private mutating func arguments(const: Bool) throws(SyntaxError) -> [Argument] {
+    mutating func arguments(const: Bool) throws(SyntaxError) -> [Argument] {
         guard peek(.parenOpen) else { return [] }
         position += 1
         var arguments: [Argument] = []
@@ -206,7 +206,7 @@ public struct Parser {
         return arguments
     }
 
-    private mutating func directives(const: Bool) throws(SyntaxError) -> [Directive] {
+    mutating func directives(const: Bool) throws(SyntaxError) -> [Directive] {
         var directives: [Directive] = []
         while peek(.at) {
             position += 1
@@ -218,7 +218,7 @@ public struct Parser {
 
     // MARK: - Values
 
-    private mutating func value(const: Bool) throws(SyntaxError) -> Value {
+    mutating func value(const: Bool) throws(SyntaxError) -> Value {
         guard position < tokens.count else { throw unexpected(nil) }
         let token = tokens[position]
         switch token.kind {
@@ -272,29 +272,29 @@ public struct Parser {
 
     func peek(_ kind: Token.Kind) -> Bool { position < tokens.count && tokens[position].kind == kind }
 
-    private mutating func expect(_ kind: Token.Kind) throws(SyntaxError) {
+    mutating func expect(_ kind: Token.Kind) throws(SyntaxError) {
         guard peek(kind) else { throw expected(kind) }
         position += 1
     }
 
-    private mutating func expectKeyword(_ word: String) throws(SyntaxError) {
+    mutating func expectKeyword(_ word: String) throws(SyntaxError) {
         guard peek(.name), text(tokens[position]) == word else {
             throw SyntaxError(message: "Expected \"\(word)\", found \(found()).", offset: offset())
         }
         position += 1
     }
 
-    private mutating func name() throws(SyntaxError) -> String {
+    mutating func name() throws(SyntaxError) -> String {
         guard peek(.name) else { throw expected(.name) }
         position += 1
         return text(tokens[position - 1])
     }
 
-    private func expected(_ kind: Token.Kind) -> SyntaxError {
+    func expected(_ kind: Token.Kind) -> SyntaxError {
         SyntaxError(message: "Expected \(Self.describe(kind)), found \(found()).", offset: offset())
     }
 
-    private func unexpected(_ token: Token?) -> SyntaxError {
+    func unexpected(_ token: Token?) -> SyntaxError {
         SyntaxError(message: "Unexpected \(found()).", offset: token?.start ?? offset())
     }
 

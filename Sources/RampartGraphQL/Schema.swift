@@ -1,0 +1,278 @@
+/// What cost analysis needs of a schema, read from SDL: the root types, each type's kind and
+/// fields, field and argument types, and the `@cost` and `@listSize` directives (IBM's
+/// GraphQL Cost Directives, as Apollo uses them).
+public struct Schema: Sendable, Equatable {
+    public enum Kind: String, Sendable { case object, interface, union, enumeration, scalar, input }
+
+    public struct TypeDefinition: Sendable, Equatable {
+        public var kind: Kind
+        public var cost: Int?
+        public var fields: [String: FieldDefinition] = [:]
+    }
+
+    public struct FieldDefinition: Sendable, Equatable {
+        public var type: TypeReference
+        public var arguments: [String: InputValueDefinition] = [:]
+        public var cost: Int?
+        public var listSize: ListSize?
+    }
+
+    public struct InputValueDefinition: Sendable, Equatable {
+        public var type: TypeReference
+        public var defaultValue: Value?
+        public var cost: Int?
+    }
+
+    public struct ListSize: Sendable, Equatable {
+        public var assumedSize: Int?
+        public var slicingArguments: [String] = []
+        public var sizedFields: [String] = []
+        public var requireOneSlicingArgument = true
+    }
+
+    public var types: [String: TypeDefinition] = [:]
+    public var queryType = "Query"
+    public var mutationType = "Mutation"
+    public var subscriptionType = "Subscription"
+
+    /// A problem with an SDL document: where, and what.
+    public struct Problem: Error, Sendable, Equatable, CustomStringConvertible {
+        public var message: String
+        public var description: String { message }
+    }
+
+    /// Reads SDL. Type extensions add to their type; executable definitions are refused.
+    public init(sdl: String) throws(Problem) {
+        let bytes = Array(sdl.utf8)
+        let tokens: [Token]
+        do throws(LexicalFailure) {
+            tokens = try Lexer(bytes).tokenize(maxTokens: nil, maxNesting: GuardLimits.nestingCeiling, maxValueNesting: GuardLimits.nestingCeiling).tokens
+        } catch {
+            throw Problem(message: "the schema is not GraphQL: \(error)")
+        }
+        var reader = SchemaReader(parser: Parser(bytes: bytes, tokens: tokens))
+        do throws(SyntaxError) {
+            try reader.read(into: &self)
+        } catch {
+            throw Problem(message: "the schema is not GraphQL SDL at byte \(error.offset): \(error.message)")
+        }
+    }
+
+    public init() {}
+
+    func field(_ name: String, on type: String?) -> FieldDefinition? {
+        guard let type else { return nil }
+        return types[type]?.fields[name]
+    }
+}
+
+extension TypeReference {
+    /// The named type inside any list and non-null wrappers.
+    var namedType: String {
+        switch self {
+        case .named(let name): name
+        case .list(let inner), .nonNull(let inner): inner.namedType
+        }
+    }
+
+    /// Whether the type is a list (behind a non-null or not).
+    var isList: Bool {
+        switch self {
+        case .named: false
+        case .list: true
+        case .nonNull(let inner): inner.isList
+        }
+    }
+
+    /// The element type of a list, else the type itself without non-null.
+    var element: TypeReference {
+        switch self {
+        case .named: self
+        case .list(let inner): inner
+        case .nonNull(let inner): inner.element
+        }
+    }
+}
+
+/// The type system grammar, over the same tokens as the executable grammar.
+struct SchemaReader {
+    var parser: Parser
+
+    mutating func read(into schema: inout Schema) throws(SyntaxError) {
+        while parser.position < parser.tokens.count {
+            skipDescription()
+            let keyword = try parser.name()
+            let isExtension = keyword == "extend"
+            let kindWord = isExtension ? try parser.name() : keyword
+            switch kindWord {
+            case "schema":
+                _ = try parser.directives(const: true)
+                try parser.expect(.braceOpen)
+                while !parser.peek(.braceClose) {
+                    let operation = try parser.name()
+                    try parser.expect(.colon)
+                    let type = try parser.name()
+                    switch operation {
+                    case "query": schema.queryType = type
+                    case "mutation": schema.mutationType = type
+                    case "subscription": schema.subscriptionType = type
+                    default: throw SyntaxError(message: "Unknown operation type \"\(operation)\".", offset: offset)
+                    }
+                }
+                parser.position += 1
+            case "scalar":
+                let name = try parser.name()
+                let cost = try Self.cost(parser.directives(const: true))
+                define(name, .scalar, cost: cost, isExtension: isExtension, in: &schema)
+            case "type", "interface", "input":
+                let name = try parser.name()
+                if parser.peek(.name), parser.text(parser.tokens[parser.position]) == "implements" {
+                    parser.position += 1
+                    if parser.peek(.ampersand) { parser.position += 1 }
+                    _ = try parser.name()
+                    while parser.peek(.ampersand) {
+                        parser.position += 1
+                        _ = try parser.name()
+                    }
+                }
+                let cost = try Self.cost(parser.directives(const: true))
+                let kind: Schema.Kind = kindWord == "type" ? .object : kindWord == "interface" ? .interface : .input
+                define(name, kind, cost: cost, isExtension: isExtension, in: &schema)
+                if parser.peek(.braceOpen) {
+                    parser.position += 1
+                    while !parser.peek(.braceClose) {
+                        skipDescription()
+                        let field = try parser.name()
+                        if kind == .input {
+                            let value = try inputValue()
+                            schema.types[name]?.fields[field] = Schema.FieldDefinition(type: value.type, cost: value.cost)
+                        } else {
+                            schema.types[name]?.fields[field] = try fieldDefinition()
+                        }
+                    }
+                    parser.position += 1
+                }
+            case "union":
+                let name = try parser.name()
+                let cost = try Self.cost(parser.directives(const: true))
+                define(name, .union, cost: cost, isExtension: isExtension, in: &schema)
+                if parser.peek(.equals) {
+                    parser.position += 1
+                    if parser.peek(.pipe) { parser.position += 1 }
+                    _ = try parser.name()
+                    while parser.peek(.pipe) {
+                        parser.position += 1
+                        _ = try parser.name()
+                    }
+                }
+            case "enum":
+                let name = try parser.name()
+                let cost = try Self.cost(parser.directives(const: true))
+                define(name, .enumeration, cost: cost, isExtension: isExtension, in: &schema)
+                if parser.peek(.braceOpen) {
+                    parser.position += 1
+                    while !parser.peek(.braceClose) {
+                        skipDescription()
+                        _ = try parser.name()
+                        _ = try parser.directives(const: true)
+                    }
+                    parser.position += 1
+                }
+            case "directive":
+                try parser.expect(.at)
+                _ = try parser.name()
+                if parser.peek(.parenOpen) {
+                    parser.position += 1
+                    while !parser.peek(.parenClose) {
+                        skipDescription()
+                        _ = try parser.name()
+                        _ = try inputValue()
+                    }
+                    parser.position += 1
+                }
+                if parser.peek(.name), parser.text(parser.tokens[parser.position]) == "repeatable" { parser.position += 1 }
+                try parser.expectKeyword("on")
+                if parser.peek(.pipe) { parser.position += 1 }
+                _ = try parser.name()
+                while parser.peek(.pipe) {
+                    parser.position += 1
+                    _ = try parser.name()
+                }
+            default:
+                throw SyntaxError(message: "Expected a type system definition, found \"\(kindWord)\".", offset: offset)
+            }
+        }
+    }
+
+    var offset: Int { parser.position < parser.tokens.count ? parser.tokens[parser.position].start : parser.bytes.count }
+
+    mutating func skipDescription() {
+        if parser.peek(.string) || parser.peek(.blockString) { parser.position += 1 }
+    }
+
+    func define(_ name: String, _ kind: Schema.Kind, cost: Int?, isExtension: Bool, in schema: inout Schema) {
+        if schema.types[name] == nil {
+            schema.types[name] = Schema.TypeDefinition(kind: kind, cost: cost)
+        } else if let cost {
+            schema.types[name]?.cost = cost
+        }
+    }
+
+    /// `name(args): Type @directives`, the name already read.
+    mutating func fieldDefinition() throws(SyntaxError) -> Schema.FieldDefinition {
+        var arguments: [String: Schema.InputValueDefinition] = [:]
+        if parser.peek(.parenOpen) {
+            parser.position += 1
+            while !parser.peek(.parenClose) {
+                skipDescription()
+                let name = try parser.name()
+                arguments[name] = try inputValue()
+            }
+            parser.position += 1
+        }
+        try parser.expect(.colon)
+        let type = try parser.typeReference()
+        let directives = try parser.directives(const: true)
+        return Schema.FieldDefinition(type: type, arguments: arguments, cost: try Self.cost(directives), listSize: try Self.listSize(directives))
+    }
+
+    /// `: Type = default @directives`, the name already read.
+    mutating func inputValue() throws(SyntaxError) -> Schema.InputValueDefinition {
+        try parser.expect(.colon)
+        let type = try parser.typeReference()
+        var defaultValue: Value?
+        if parser.peek(.equals) {
+            parser.position += 1
+            defaultValue = try parser.value(const: true)
+        }
+        return Schema.InputValueDefinition(type: type, defaultValue: defaultValue, cost: try Self.cost(parser.directives(const: true)))
+    }
+
+    /// `@cost(weight:)`: an Int, or a numeric String (IBM's form) rounded up; never negative.
+    static func cost(_ directives: [Directive]) throws(SyntaxError) -> Int? {
+        guard let directive = directives.first(where: { $0.name == "cost" }),
+              let weight = directive.arguments.first(where: { $0.name == "weight" })?.value else { return nil }
+        let number: Double? = switch weight {
+        case .int(let text), .float(let text), .string(let text): Double(text)
+        default: nil
+        }
+        guard let number, number.isFinite else { throw SyntaxError(message: "@cost(weight:) must be a number", offset: 0) }
+        guard number >= 0 else { throw SyntaxError(message: "@cost(weight:) must not be negative, got \(number)", offset: 0) }
+        return Int(min(number.rounded(.up), Double(OperationMetrics.saturation)))
+    }
+
+    static func listSize(_ directives: [Directive]) throws(SyntaxError) -> Schema.ListSize? {
+        guard let directive = directives.first(where: { $0.name == "listSize" }) else { return nil }
+        var listSize = Schema.ListSize()
+        for argument in directive.arguments {
+            switch (argument.name, argument.value) {
+            case ("assumedSize", .int(let text)): listSize.assumedSize = Int(text)
+            case ("slicingArguments", .list(let items)): listSize.slicingArguments = items.compactMap { if case .string(let s) = $0 { s } else { nil } }
+            case ("sizedFields", .list(let items)): listSize.sizedFields = items.compactMap { if case .string(let s) = $0 { s } else { nil } }
+            case ("requireOneSlicingArgument", .boolean(let flag)): listSize.requireOneSlicingArgument = flag
+            default: break
+            }
+        }
+        return listSize
+    }
+}
