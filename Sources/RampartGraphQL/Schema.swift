@@ -128,12 +128,7 @@ struct SchemaReader {
                 let name = try parser.name()
                 if parser.peek(.name), parser.text(parser.tokens[parser.position]) == "implements" {
                     parser.position += 1
-                    if parser.peek(.ampersand) { parser.position += 1 }
-                    _ = try parser.name()
-                    while parser.peek(.ampersand) {
-                        parser.position += 1
-                        _ = try parser.name()
-                    }
+                    try skipNames(separatedBy: .ampersand)
                 }
                 let cost = try Self.cost(parser.directives(const: true))
                 let kind: Schema.Kind = kindWord == "type" ? .object : kindWord == "interface" ? .interface : .input
@@ -158,12 +153,7 @@ struct SchemaReader {
                 define(name, .union, cost: cost, isExtension: isExtension, in: &schema)
                 if parser.peek(.equals) {
                     parser.position += 1
-                    if parser.peek(.pipe) { parser.position += 1 }
-                    _ = try parser.name()
-                    while parser.peek(.pipe) {
-                        parser.position += 1
-                        _ = try parser.name()
-                    }
+                    try skipNames(separatedBy: .pipe)
                 }
             case "enum":
                 let name = try parser.name()
@@ -192,12 +182,7 @@ struct SchemaReader {
                 }
                 if parser.peek(.name), parser.text(parser.tokens[parser.position]) == "repeatable" { parser.position += 1 }
                 try parser.expectKeyword("on")
-                if parser.peek(.pipe) { parser.position += 1 }
-                _ = try parser.name()
-                while parser.peek(.pipe) {
-                    parser.position += 1
-                    _ = try parser.name()
-                }
+                try skipNames(separatedBy: .pipe)
             default:
                 throw SyntaxError(message: "Expected a type system definition, found \"\(kindWord)\".", offset: offset)
             }
@@ -205,6 +190,16 @@ struct SchemaReader {
     }
 
     var offset: Int { parser.position < parser.tokens.count ? parser.tokens[parser.position].start : parser.bytes.count }
+
+    /// `A & B & C` or `A | B`, a leading separator allowed.
+    mutating func skipNames(separatedBy separator: Token.Kind) throws(SyntaxError) {
+        if parser.peek(separator) { parser.position += 1 }
+        _ = try parser.name()
+        while parser.peek(separator) {
+            parser.position += 1
+            _ = try parser.name()
+        }
+    }
 
     mutating func skipDescription() {
         if parser.peek(.string) || parser.peek(.blockString) { parser.position += 1 }
