@@ -101,6 +101,7 @@ let package = Package(
                 "RampartLimits",
                 "RampartIdentity",
                 "RampartFlags",
+                "RampartGraphQL",
                 "RampartStore",
                 "RampartTelemetry",
                 "RampartBalancing",
@@ -133,6 +134,7 @@ let package = Package(
                 "RampartLimits",
                 "RampartIdentity",
                 "RampartFlags",
+                "RampartGraphQL",
                 "RampartStore",
                 "RampartShield",
                 "RampartTelemetry",
@@ -277,7 +279,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "RampartGateway", "RampartCore", "RampartBalancing", "RampartShield", "RampartLimits", "RampartStore", "RampartFlags", "RampartIdentity", "RampartTesting",
+                "RampartGateway", "RampartCore", "RampartBalancing", "RampartShield", "RampartLimits", "RampartStore", "RampartFlags", "RampartGraphQL", "RampartIdentity", "RampartTesting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "NIOCore", package: "swift-nio"),

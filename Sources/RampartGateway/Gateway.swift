@@ -216,6 +216,7 @@ public final class Gateway: Service, Sendable {
         router.middlewares.add(RequireIdentityPhase())
         router.middlewares.add(InspectPhase(time: time, responder: responder, bruteForce: bruteForce))
         router.middlewares.add(LimitPhase(limiter: limiter, metrics: limitMetrics))
+        router.middlewares.add(GraphQLPhase(logger: logger))
         router.middlewares.add(ForwardPhase(pools: pools, client: client, budget: budget, time: time))
         let headerBytes = proxy.limits.maxHeaderBytes.bytes
         let headerTimeout = TimeAmount.nanoseconds(proxy.timeouts.clientHeader.duration.nanoseconds)

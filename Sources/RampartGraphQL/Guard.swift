@@ -3,7 +3,7 @@ public import RampartCore
 /// The limits a GraphQL route enforces (GRAPHQL-GUARD.md section 7 gives the defaults). Nil
 /// switches a limit off; the two nesting limits are always on, since they protect the parser.
 public struct GuardLimits: Sendable, Equatable {
-    public enum Introspection: String, Sendable { case allow, deny }
+    public enum Introspection: String, Sendable, Codable { case allow, deny }
 
     public var maxCharacters: Int? = 15_000
     public var maxTokens: Int? = 2_000
@@ -39,6 +39,14 @@ public struct GuardRejection: Error, Sendable, Equatable, CustomStringConvertibl
     public var found: Int?
 
     public var description: String { "\(code): \(message)" }
+
+    public init(code: String, status: Int, message: String, limit: Int? = nil, found: Int? = nil) {
+        self.code = code
+        self.status = status
+        self.message = message
+        self.limit = limit
+        self.found = found
+    }
 }
 
 /// What the guard measured of a document, and its verdict.

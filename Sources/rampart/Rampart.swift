@@ -4,6 +4,7 @@ import NIOCore
 import RampartBalancing
 import RampartCore
 import RampartFlags
+import RampartGraphQL
 import RampartGateway
 import RampartIdentity
 import RampartLimits
@@ -298,7 +299,13 @@ func describe(_ c: GatewayConfiguration) -> String {
         var limit = ""
         if c.limits != nil { limit = route.limit == RouteConfiguration.noLimit ? ", no limit" : ", limit \(route.limit ?? "default")" }
         let identity = route.identity == .required ? ", identity required" : ""
-        lines.append("route \(route.name ?? "routes[\(i)]"): \(match.isEmpty ? "everything" : match.joined(separator: ", ")) -> \(target)\(limit)\(identity)")
+        var graphql = ""
+        if let g = route.graphql {
+            func show(_ value: Int?) -> String { value.map(String.init) ?? "off" }
+            graphql = ", GraphQL \(g.mode.rawValue) (depth \(show(g.limits.maxDepth)), cost \(show(g.limits.maxCost)), aliases \(show(g.limits.maxAliases)), "
+                + "introspection \(g.limits.introspection.rawValue), \(g.schema.map { "schema \($0)" } ?? "no schema"))"
+        }
+        lines.append("route \(route.name ?? "routes[\(i)]"): \(match.isEmpty ? "everything" : match.joined(separator: ", ")) -> \(target)\(limit)\(identity)\(graphql)")
     }
     return lines.joined(separator: "\n")
 }

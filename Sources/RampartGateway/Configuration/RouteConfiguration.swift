@@ -36,6 +36,8 @@ public struct RouteConfiguration: Codable, Sendable, Equatable {
 
     /// Resolve these flags for the caller and send them upstream in one header.
     public var forwardFlags: ForwardFlags?
+    /// The route carries GraphQL: operations are analysed and limited before they are forwarded.
+    public var graphql: GraphQLRouteConfiguration?
 
     /// `limit: off`.
     public static let noLimit = "off"
@@ -43,7 +45,7 @@ public struct RouteConfiguration: Codable, Sendable, Equatable {
     public init(name: String? = nil, match: RouteMatch = .init(), pool: String? = nil, respond: FixedResponse? = nil, stripPrefix: Bool = false,
                 securityHeaders: SecurityHeadersConfiguration? = nil, csrf: Bool? = nil, waf: RouteWAFConfiguration? = nil,
                 limit: String? = nil, limitClass: String? = nil, identity: IdentityRequirement? = nil,
-                forwardFlags: ForwardFlags? = nil) {
+                forwardFlags: ForwardFlags? = nil, graphql: GraphQLRouteConfiguration? = nil) {
         self.name = name
         self.match = match
         self.pool = pool
@@ -56,10 +58,11 @@ public struct RouteConfiguration: Codable, Sendable, Equatable {
         self.limitClass = limitClass
         self.identity = identity
         self.forwardFlags = forwardFlags
+        self.graphql = graphql
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case name, match, pool, respond, stripPrefix, securityHeaders, csrf, waf, limit, limitClass, identity, forwardFlags
+        case name, match, pool, respond, stripPrefix, securityHeaders, csrf, waf, limit, limitClass, identity, forwardFlags, graphql
     }
 
     public init(from decoder: any Decoder) throws {
@@ -77,6 +80,7 @@ public struct RouteConfiguration: Codable, Sendable, Equatable {
         limitClass = try c.decodeIfPresent(String.self, forKey: .limitClass)
         identity = try c.decodeIfPresent(IdentityRequirement.self, forKey: .identity)
         forwardFlags = try c.decodeIfPresent(ForwardFlags.self, forKey: .forwardFlags)
+        graphql = try c.decodeIfPresent(GraphQLRouteConfiguration.self, forKey: .graphql)
     }
 
     func validate(at path: String, pools: Set<String>) -> [ConfigurationIssue] {
@@ -96,6 +100,10 @@ public struct RouteConfiguration: Codable, Sendable, Equatable {
         }
         issues += match.validate(at: "\(path).match")
         issues += forwardFlags?.validate(at: "\(path).forwardFlags") ?? []
+        if let graphql {
+            if respond != nil { issues.append(.init(path: "\(path).graphql", "needs a pool to send operations to, not respond")) }
+            issues += graphql.validate(at: "\(path).graphql")
+        }
         if stripPrefix, match.pathPrefix == nil {
             issues.append(.init(path: "\(path).stripPrefix", "needs match.pathPrefix"))
         }

@@ -2,6 +2,7 @@ public import RampartCore
 import RampartShield
 import RampartLimits
 import RampartFlags
+import RampartGraphQL
 import Synchronization
 
 /// One configuration generation, compiled: what a request reads for its whole life. Immutable.
@@ -32,6 +33,9 @@ public final class GatewaySnapshot: Sendable {
     let identityRequired: Set<Int>
     /// SHA-256 digests of the OFREP tokens (`flags.ofrep.tokens`).
     let ofrepTokens: [[UInt8]]
+    /// GraphQL routes (by position): their guard, or why it could not be built (a schema
+    /// file that became unreadable after validation).
+    let graphql: [Int: Result<GraphQLRoute, ConfigurationIssue>]
 
     init(generation: Int, configuration: GatewayConfiguration) {
         self.generation = generation
@@ -70,6 +74,18 @@ public final class GatewaySnapshot: Sendable {
         }
         self.limits = limits
         self.identityRequired = Set(configuration.routes.indices.filter { configuration.routes[$0].identity == .required })
+        var graphql: [Int: Result<GraphQLRoute, ConfigurationIssue>] = [:]
+        for (index, route) in configuration.routes.enumerated() {
+            guard let settings = route.graphql else { continue }
+            do {
+                graphql[index] = .success(GraphQLRoute(guard: try settings.compile(), mode: settings.mode, maxBodyBytes: settings.maxBodyBytes.bytes))
+            } catch let issue as ConfigurationIssue {
+                graphql[index] = .failure(issue)
+            } catch {
+                graphql[index] = .failure(ConfigurationIssue(path: "schema", "\(error)"))
+            }
+        }
+        self.graphql = graphql
         self.ofrepTokens = (configuration.flags?.ofrep.tokens ?? []).compactMap { token in
             let hex = Array(token.sha256.lowercased().utf8)
             guard hex.count == 64 else { return nil }

@@ -1,0 +1,129 @@
+import Foundation
+import NIOHTTP1
+import RampartCore
+import RampartGateway
+import RampartGraphQL
+import RampartTesting
+import Testing
+
+/// A GraphQL route in a running gateway: accepted operations reach the upstream with their
+/// body intact; refused ones are answered by the gateway as GraphQL request errors and never
+/// reach it.
+@Suite struct GraphQLRouteTests {
+    static func json(_ text: String) -> [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]) ?? [:]
+    }
+
+    static func firstError(_ text: String) -> (message: String?, extensions: [String: Any]) {
+        let error = (json(text)["errors"] as? [[String: Any]])?.first
+        return (error?["message"] as? String, error?["extensions"] as? [String: Any] ?? [:])
+    }
+
+    static func configuration(upstream: LoopbackHarness.Upstream, _ change: (inout GraphQLRouteConfiguration) -> Void = { _ in }) -> GatewayConfiguration {
+        var configuration = LoopbackHarness.configuration(pool: [upstream])
+        var graphql = GraphQLRouteConfiguration()
+        graphql.limits.maxDepth = 3
+        change(&graphql)
+        configuration.routes = [
+            RouteConfiguration(name: "graphql", match: .init(pathPrefix: "/graphql"), pool: "app", graphql: graphql),
+            RouteConfiguration(name: "rest", match: .init(pathPrefix: "/"), pool: "app"),
+        ]
+        return configuration
+    }
+
+    @Test func operationsWithinTheLimitsReachTheUpstreamAndOthersAreAnsweredByTheGateway() async throws {
+        let upstream = await LoopbackHarness.startEcho(name: "api")
+        try await LoopbackHarness.withGateway(Self.configuration(upstream: upstream)) { _, port, _ in
+            let url = "http://127.0.0.1:\(port)/graphql"
+            let json = [("Content-Type", "application/json")]
+            let body = #"{"query": "query Q($n: Int) { books(first: $n) { title } }", "variables": {"n": 3}, "operationName": "Q"}"#
+            let accepted = try await exchange(.POST, url, headers: json, body: body)
+            #expect(accepted.status == 200)
+            let echoed = Self.json(accepted.body)
+            #expect(echoed["instance"] as? String == "api" && echoed["bodyBytes"] as? Int == body.utf8.count, "\(accepted.body)")
+
+            let deep = try await exchange(.POST, url, headers: json, body: #"{"query": "{ a { b { c { d } } } }"}"#)
+            #expect(deep.status == 400)
+            #expect(Self.json(deep.body)["instance"] == nil, "the upstream never saw it")
+            #expect(Self.json(deep.body)["data"] == nil)
+            let (message, extensions) = Self.firstError(deep.body)
+            #expect(message == "Query depth limit of 3 exceeded, found 4.")
+            #expect(extensions["code"] as? String == "MAX_DEPTH_EXCEEDED" && extensions["limit"] as? Int == 3 && extensions["found"] as? Int == 4)
+            #expect(deep.headers.contains { $0.0.lowercased() == "content-type" && $0.1.hasPrefix("application/json") })
+
+            // The GraphQL-over-HTTP media type when the client accepts it.
+            let negotiated = try await exchange(.POST, url, headers: json + [("Accept", "application/graphql-response+json, application/json")],
+                                                body: "{\"query\": \"{ a(\"}")
+            #expect(negotiated.status == 400 && Self.firstError(negotiated.body).extensions["code"] as? String == "GRAPHQL_PARSE_FAILED")
+            #expect(negotiated.headers.contains { $0.0.lowercased() == "content-type" && $0.1.hasPrefix("application/graphql-response+json") })
+
+            // GET: queries only.
+            let query = "%7B%20books%20%7B%20title%20%7D%20%7D"
+            let get = try await exchange(.GET, "\(url)?query=\(query)")
+            #expect(get.status == 200 && Self.json(get.body)["instance"] as? String == "api")
+            let mutation = try await exchange(.GET, "\(url)?query=mutation%20%7B%20like%20%7D")
+            #expect(mutation.status == 405 && mutation.headers.contains { $0.0.lowercased() == "allow" && $0.1 == "POST" })
+            #expect(Self.firstError(mutation.body).extensions["code"] as? String == "METHOD_NOT_ALLOWED")
+
+            // Malformed requests.
+            for (bad, code) in [("not json", "BAD_REQUEST"), (#"{"query": 1}"#, "BAD_REQUEST"), (#"{"query": "{a}", "variables": [1]}"#, "BAD_REQUEST"),
+                                (#"[{"query": "{a}"}]"#, "BATCHING_NOT_ALLOWED"), (#"{"query": "{a} {b}"}"#, "GRAPHQL_VALIDATION_FAILED")] {
+                let answer = try await exchange(.POST, url, headers: json, body: bad)
+                #expect(answer.status == 400 && Self.firstError(answer.body).extensions["code"] as? String == code, "\(bad): \(answer.body)")
+            }
+            let plain = try await exchange(.POST, url, headers: [("Content-Type", "text/plain")], body: "{ a }")
+            #expect(plain.status == 400)
+
+            // Other routes are not GraphQL.
+            #expect(try await exchange(.POST, "http://127.0.0.1:\(port)/rest", headers: json, body: "{ a { b { c { d } } } }").status == 200)
+        }
+        await upstream.stop()
+    }
+
+    @Test func bodiesOverTheLimitAre413AndMeasureModeRefusesNothing() async throws {
+        let upstream = await LoopbackHarness.startEcho(name: "api")
+        let small = Self.configuration(upstream: upstream) { $0.maxBodyBytes = ByteCount(64) }
+        try await LoopbackHarness.withGateway(small) { _, port, _ in
+            let big = #"{"query": "{ a }", "pad": ""# + String(repeating: "x", count: 100) + #""}"#
+            let answer = try await exchange(.POST, "http://127.0.0.1:\(port)/graphql", headers: [("Content-Type", "application/json")], body: big)
+            #expect(answer.status == 413 && Self.firstError(answer.body).extensions["code"] as? String == "PAYLOAD_TOO_LARGE")
+        }
+        let measuring = Self.configuration(upstream: upstream) { $0.mode = .measure }
+        try await LoopbackHarness.withGateway(measuring) { _, port, _ in
+            let deep = try await exchange(.POST, "http://127.0.0.1:\(port)/graphql", headers: [("Content-Type", "application/json")],
+                                          body: #"{"query": "{ a { b { c { d } } } }"}"#)
+            #expect(deep.status == 200 && Self.json(deep.body)["instance"] as? String == "api")
+        }
+        await upstream.stop()
+    }
+
+    @Test func aSchemaGivesCostItsTypesAndBadSettingsAreRefusedWithTheirPaths() async throws {
+        let upstream = await LoopbackHarness.startEcho(name: "api")
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("graphql-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let schema = folder.appendingPathComponent("schema.graphql")
+        try "type Query { books(first: Int): [Book] } type Book @cost(weight: 50) { title: String }".write(to: schema, atomically: true, encoding: .utf8)
+        let configuration = Self.configuration(upstream: upstream) {
+            $0.schema = schema.path
+            $0.limits.maxCost = 100
+        }
+        try await LoopbackHarness.withGateway(configuration) { _, port, _ in
+            let url = "http://127.0.0.1:\(port)/graphql"
+            let json = [("Content-Type", "application/json")]
+            #expect(try await exchange(.POST, url, headers: json, body: #"{"query": "{ books(first: 2) { title } }"}"#).status == 200)
+            let costly = try await exchange(.POST, url, headers: json, body: #"{"query": "{ books(first: 3) { title } }"}"#)
+            #expect(costly.status == 400)
+            #expect(Self.firstError(costly.body).extensions["code"] as? String == "COST_ESTIMATED_TOO_EXPENSIVE")
+            #expect(Self.firstError(costly.body).extensions["found"] as? Int == 150)
+        }
+        await upstream.stop()
+
+        var broken = Self.configuration(upstream: upstream) {
+            $0.schema = folder.appendingPathComponent("missing.graphql").path
+            $0.limits.maxNesting = 10_000
+        }
+        broken.routes.append(RouteConfiguration(match: .init(pathPrefix: "/x"), respond: .init(status: 200), graphql: .init()))
+        let paths = Set(broken.validate().map(\.path))
+        #expect(paths.isSuperset(of: ["routes[0].graphql.schema", "routes[0].graphql.maxNesting", "routes[2].graphql"]), "\(paths)")
+    }
+}
