@@ -268,7 +268,7 @@ let package = Package(
         .testTarget(
             name: "RampartGatewayTests",
             dependencies: [
-                "RampartGateway", "RampartCore", "RampartBalancing", "RampartShield", "RampartLimits", "RampartStore", "RampartTesting",
+                "RampartGateway", "RampartCore", "RampartBalancing", "RampartShield", "RampartLimits", "RampartStore", "RampartGraphQL", "RampartTesting",
                 .product(name: "PropertyBased", package: "swift-property-based"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -23,6 +23,9 @@ public enum Telemetry {
                 .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
                 .seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30),
             ]
+            // Value histograms (swift-metrics recorders) by name: GraphQL cost and depth.
+            factory.valueHistogramBuckets["graphql_query_cost"] = [1, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 100_000]
+            factory.valueHistogramBuckets["graphql_query_depth"] = [1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 15, 20, 30]
             MetricsSystem.bootstrap(factory)
             existing = registry
             return registry

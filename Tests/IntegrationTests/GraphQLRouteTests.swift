@@ -126,4 +126,35 @@ import Testing
         let paths = Set(broken.validate().map(\.path))
         #expect(paths.isSuperset(of: ["routes[0].graphql.schema", "routes[0].graphql.maxNesting", "routes[2].graphql"]), "\(paths)")
     }
+
+    /// The metrics need the process's own registry: checked on the `rampart` binary, with the
+    /// route written in YAML as a user would.
+    @Test func operationsAreCountedByResultAndMeasuredInTheMetrics() async throws {
+        let upstream = await LoopbackHarness.startEcho(name: "api")
+        let file = try TemporaryConfiguration()
+        let port = try freePort(), admin = try freePort()
+        try file.write(port: port, admin: admin, poolURL: upstream.url, """
+        routes:
+          - {name: graphql, match: {pathPrefix: /graphql}, pool: app, graphql: {maxDepth: 2, maxCost: off}}
+        """)
+        let process = try RampartProcess(arguments: ["serve", "--config", file.path])
+        defer { process.stop() }
+        try await waitUntilListening(port: port)
+        let url = "http://127.0.0.1:\(port)/graphql"
+        let json = [("Content-Type", "application/json")]
+        #expect(try await exchange(.POST, url, headers: json, body: #"{"query": "{ a { b } }"}"#).status == 200)
+        #expect(try await exchange(.POST, url, headers: json, body: #"{"query": "{ a { b { c } } }"}"#).status == 400)
+        #expect(try await exchange(.POST, url, headers: json, body: "[]").status == 400)
+        try await eventually {
+            let metrics = try await fetch("http://127.0.0.1:\(admin)/metrics").body
+            return metrics.contains(#"graphql_query_operations_total{result="accepted"} 1"#)
+                && metrics.contains(#"graphql_query_operations_total{result="rejected"} 2"#)
+                && metrics.contains(#"graphql_query_rejections_total{limit="MAX_DEPTH_EXCEEDED"} 1"#)
+                && metrics.contains(#"graphql_query_rejections_total{limit="BATCHING_NOT_ALLOWED"} 1"#)
+                && metrics.contains(#"graphql_query_depth_bucket{le="2.0"} 1"#)
+                && metrics.contains("graphql_query_depth_count 2")
+                && metrics.contains("graphql_query_cost_count 1")
+        }
+        await upstream.stop()
+    }
 }

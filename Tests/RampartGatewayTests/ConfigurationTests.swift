@@ -3,6 +3,7 @@ import RampartBalancing
 import RampartCore
 import RampartShield
 @testable import RampartGateway
+import RampartGraphQL
 import RampartLimits
 import RampartStore
 import Testing
@@ -183,6 +184,42 @@ import Testing
             #expect(text.contains("RATE_LIMIT_BASE (limits.base): \"lots\" is not a whole number of requests, at least 1"), "\(text)")
             #expect(text.contains { $0.hasPrefix("RATE_LIMIT_WINDOW (limits.window)") })
             #expect(text.contains("RATE_LIMIT_ADAPTIVE (limits.adaptive): \"maybe\" is not true or false"))
+        }
+    }
+
+    @Test func graphQLRoutesReadTheirLimitsAndTheEnvironmentOverridesThem() throws {
+        let yaml = """
+        pools:
+          app: {instances: ["http://127.0.0.1:1"]}
+        routes:
+          - {name: gql, match: {pathPrefix: /graphql}, pool: app, graphql: {maxDepth: 6, maxCost: off, maxAliases: 3, introspection: allow}}
+          - {name: other, match: {pathPrefix: /}, pool: app}
+        """
+        let loaded = try loader.load(yaml: yaml)
+        let graphql = try #require(loaded.routes[0].graphql)
+        #expect(graphql.limits.maxDepth == 6 && graphql.limits.maxCost == nil && graphql.limits.maxAliases == 3)
+        #expect(graphql.limits.introspection == .allow && graphql.limits.maxTokens == 2_000 && graphql.mode == .enforce)
+        // Written out and read back, unchanged ("off" included).
+        #expect(try JSONDecoder().decode(GraphQLRouteConfiguration.self, from: JSONEncoder().encode(graphql)) == graphql)
+
+        let overridden = try ConfigurationLoader(environment: ["GRAPHQL_MAX_DEPTH": "12", "GRAPHQL_MAX_COMPLEXITY": "250"]).load(yaml: yaml)
+        #expect(overridden.routes[0].graphql?.limits.maxDepth == 12 && overridden.routes[0].graphql?.limits.maxCost == 250)
+        #expect(overridden.routes[1].graphql == nil, "routes without a graphql section stay plain")
+        #expect(try ConfigurationLoader(environment: ["GRAPHQL_MAX_DEPTH": "off"]).load(yaml: yaml).routes[0].graphql?.limits.maxDepth == nil)
+        do {
+            _ = try ConfigurationLoader(environment: ["GRAPHQL_MAX_DEPTH": "deep", "GRAPHQL_MAX_COMPLEXITY": "-1"]).load(yaml: yaml)
+            Issue.record("accepted")
+        } catch {
+            let text = error.issues.map(\.description)
+            #expect(text.contains("GRAPHQL_MAX_DEPTH (routes.*.graphql.maxDepth): \"deep\" is not a whole number or off"), "\(text)")
+            #expect(text.contains("GRAPHQL_MAX_COMPLEXITY (routes.*.graphql.maxCost): \"-1\" is not a whole number or off"), "\(text)")
+        }
+        do {
+            _ = try loader.load(yaml: yaml.replacingOccurrences(of: "maxAliases: 3", with: "maxAliases: many, mode: strict"))
+            Issue.record("accepted")
+        } catch {
+            let paths = error.issues.map(\.path)
+            #expect(paths.contains("routes[0].graphql.maxAliases") || paths.contains("routes[0].graphql.mode"), "\(error.issues)")
         }
     }
 

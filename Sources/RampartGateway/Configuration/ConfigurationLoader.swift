@@ -29,6 +29,8 @@ public struct ConfigurationLoader: Sendable {
         ("RATE_LIMIT_ADAPTIVE", "limits.adaptive (turns rate limiting on)"),
         ("RATE_LIMIT_REPLICAS", "limits.shared.replicas"),
         ("REDIS_URL", "redis.url (shares rate limits through Redis)"),
+        ("GRAPHQL_MAX_DEPTH", "routes.*.graphql.maxDepth (every GraphQL route)"),
+        ("GRAPHQL_MAX_COMPLEXITY", "routes.*.graphql.maxCost (every GraphQL route)"),
     ]
 
     /// Loads from a file on disk.
@@ -207,6 +209,19 @@ public struct ConfigurationLoader: Sendable {
                 setLimits(&node, "shared", Node(String(value)), inside: "replicas")
             } else {
                 issues.append(.init(path: "RATE_LIMIT_REPLICAS (limits.shared.replicas)", "\"\(text)\" is not a whole number of replicas, at least 1"))
+            }
+        }
+        for (variable, key) in [("GRAPHQL_MAX_DEPTH", "maxDepth"), ("GRAPHQL_MAX_COMPLEXITY", "maxCost")] {
+            guard let text = environment[variable]?.trimmingASCIIWhitespace(), !text.isEmpty else { continue }
+            guard text == "off" || (Int(text).map { $0 >= 0 } ?? false) else {
+                issues.append(.init(path: "\(variable) (routes.*.graphql.\(key))", "\"\(text)\" is not a whole number or off"))
+                continue
+            }
+            if var routes = node["routes"]?.sequence {
+                for index in routes.indices where routes[index]["graphql"]?.mapping != nil {
+                    routes[index]["graphql"]?[key] = Node(String(text))
+                }
+                node["routes"] = Node.sequence(routes)
             }
         }
         if let text = environment["REDIS_URL"], !text.isEmpty {

@@ -1,6 +1,7 @@
 import Hummingbird
 import HTTPTypes
 import Logging
+import Metrics
 import NIOCore
 import RampartCore
 import RampartGraphQL
@@ -19,6 +20,7 @@ struct GraphQLRoute: Sendable {
 struct GraphQLPhase: RouterMiddleware {
     typealias Context = GatewayRequestContext
     let logger: Logger
+    let metrics = GraphQLMetrics()
 
     static let graphQLResponse = "application/graphql-response+json"
 
@@ -37,12 +39,16 @@ struct GraphQLPhase: RouterMiddleware {
         var context = context
         let parameters: Parameters
         switch await Self.read(&request, context: &context, limit: graphql.maxBodyBytes) {
-        case .failure(let rejection): return Self.answer(rejection, acceptsGraphQL: acceptsGraphQL)
+        case .failure(let rejection):
+            metrics.refusedRequest(rejection.code)
+            context.record.note { $0.error = "graphql:\(rejection.code)" }
+            return Self.answer(rejection, acceptsGraphQL: acceptsGraphQL)
         case .success(let read): parameters = read
         }
 
         let analysis = graphql.guard.analyze(document: parameters.document, variables: parameters.variables,
                                              operationName: parameters.operationName, isGet: request.method == .get)
+        metrics.record(analysis, enforced: graphql.mode == .enforce)
         if let rejection = analysis.rejection {
             context.record.note { $0.error = "graphql:\(rejection.code)" }
             if graphql.mode == .enforce { return Self.answer(rejection, acceptsGraphQL: acceptsGraphQL) }
@@ -131,5 +137,32 @@ struct GraphQLPhase: RouterMiddleware {
         ]
         if rejection.status == 405 { headers[.allow] = rejection.code == "METHOD_NOT_ALLOWED" ? "POST" : "GET, POST" }
         return Response(status: HTTPResponse.Status(code: rejection.status), headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+}
+
+/// `graphql_query_operations_total{result}` (accepted, rejected, or measured: would have been
+/// rejected in measure mode), `graphql_query_rejections_total{limit}` by error code, and the
+/// cost and depth of analysed operations as histograms.
+final class GraphQLMetrics: Sendable {
+    private let operations = MetricHandles<String, Counter> { Counter(label: "graphql_query_operations_total", dimensions: [("result", $0)]) }
+    private let rejections = MetricHandles<String, Counter> { Counter(label: "graphql_query_rejections_total", dimensions: [("limit", $0)]) }
+    private let cost = Recorder(label: "graphql_query_cost")
+    private let depth = Recorder(label: "graphql_query_depth")
+
+    func record(_ analysis: GuardAnalysis, enforced: Bool) {
+        if let worst = analysis.worst { depth.record(worst.depth) }
+        if let value = analysis.cost { cost.record(value) }
+        guard let rejection = analysis.rejection else {
+            operations["accepted"].increment()
+            return
+        }
+        rejections[rejection.code].increment()
+        operations[enforced ? "rejected" : "measured"].increment()
+    }
+
+    /// A request refused before analysis (not GraphQL over HTTP, too large, a batch).
+    func refusedRequest(_ code: String) {
+        rejections[code].increment()
+        operations["rejected"].increment()
     }
 }
