@@ -182,6 +182,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(
+            name: "GraphQLBench",
+            dependencies: ["RampartGraphQL", "RampartCore"],
+            path: "Sources/GraphQLBench",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
             name: "FlagsBench",
             dependencies: ["RampartFlags", "RampartCore"],
             path: "Sources/FlagsBench",

@@ -93,6 +93,9 @@ import Testing
             let deep = try await exchange(.POST, "http://127.0.0.1:\(port)/graphql", headers: [("Content-Type", "application/json")],
                                           body: #"{"query": "{ a { b { c { d } } } }"}"#)
             #expect(deep.status == 200 && Self.json(deep.body)["instance"] as? String == "api")
+            let batch = try await exchange(.POST, "http://127.0.0.1:\(port)/graphql", headers: [("Content-Type", "application/json")],
+                                           body: #"[{"query": "{ a }"}]"#)
+            #expect(batch.status == 200 && Self.json(batch.body)["bodyBytes"] as? Int == 20, "forwarded whole: \(batch.body)")
         }
         await upstream.stop()
     }

@@ -40,9 +40,17 @@ struct GraphQLPhase: RouterMiddleware {
         let parameters: Parameters
         switch await Self.read(&request, context: &context, limit: graphql.maxBodyBytes) {
         case .failure(let rejection):
-            metrics.refusedRequest(rejection.code)
+            metrics.refusedRequest(rejection.code, enforced: graphql.mode == .enforce)
             context.record.note { $0.error = "graphql:\(rejection.code)" }
-            return Self.answer(rejection, acceptsGraphQL: acceptsGraphQL)
+            // Measure mode lets even these through, but a body over the limit has been read
+            // only in part and cannot be forwarded.
+            guard graphql.mode == .measure, rejection.code != "PAYLOAD_TOO_LARGE" else {
+                return Self.answer(rejection, acceptsGraphQL: acceptsGraphQL)
+            }
+            logger.notice("graphql: would refuse (measure mode)", metadata: [
+                "route": "\(route.name)", "code": "\(rejection.code)", "message": "\(rejection.message)",
+            ])
+            return try await next(request, context)
         case .success(let read): parameters = read
         }
 
@@ -161,8 +169,8 @@ final class GraphQLMetrics: Sendable {
     }
 
     /// A request refused before analysis (not GraphQL over HTTP, too large, a batch).
-    func refusedRequest(_ code: String) {
+    func refusedRequest(_ code: String, enforced: Bool) {
         rejections[code].increment()
-        operations["rejected"].increment()
+        operations[enforced || code == "PAYLOAD_TOO_LARGE" ? "rejected" : "measured"].increment()
     }
 }
