@@ -113,13 +113,15 @@ run_wrk() {
 }
 
 
-# rampart_config FILE [SHIELD-LINES]: a Rampart configuration on $proxy_port and $admin_port
+# rampart_config FILE [SHIELD-LINES] [ROUTE-LINES]: a Rampart configuration on $proxy_port and $admin_port
 # with one pool at $upstream_port, no access log, its block and event database in $work, and
-# SHIELD-LINES (indented YAML) under `shield:`. wrk's one address is counted by the flood
+# SHIELD-LINES (indented YAML) under `shield:`, ROUTE-LINES (indented list items) under `routes:`
+# (default: everything to the pool). wrk's one address is counted by the flood
 # detector like any client but never blocked, however long the run.
 rampart_config() {
-  local shield="${2:-}"
+  local shield="${2:-}" routes="${3:-}"
   [ -n "$shield" ] || shield="  flood: {minClientRate: 1000000000}"
+  [ -n "$routes" ] || routes="  - {name: app, match: {pathPrefix: /}, pool: app}"
   cat > "$1" <<EOF
 listeners:
   traffic: {address: "127.0.0.1:$proxy_port"}
@@ -129,7 +131,7 @@ pools:
   app:
     instances: ["http://127.0.0.1:$upstream_port"]
 routes:
-  - {name: app, match: {pathPrefix: /}, pool: app}
+$routes
 shield:
   blocks: {database: "${1%.yml}.sqlite"}
 $shield

@@ -45,19 +45,8 @@ proxy_port=18122
 admin_port=18123
 start echo 1 "$rampart" echo --port "$upstream_port" --name api
 wait_port "$upstream_port"
-cat > "$work/rampart.yml" <<YAML
-listeners:
-  traffic: {address: "127.0.0.1:$proxy_port"}
-  admin: {address: "127.0.0.1:$admin_port"}
-log: {level: warning, accessLog: false}
-pools:
-  app: {instances: ["http://127.0.0.1:$upstream_port"]}
-shield:
-  flood: {minClientRate: 1000000000}
-routes:
-  - {name: graphql, match: {pathPrefix: /graphql}, pool: app, graphql: {schema: "$work/schema.graphql", maxCost: off}}
-  - {name: plain, match: {pathPrefix: /plain}, pool: app}
-YAML
+rampart_config "$work/rampart.yml" "" "  - {name: graphql, match: {pathPrefix: /graphql}, pool: app, graphql: {schema: \"$work/schema.graphql\", maxCost: off}}
+  - {name: plain, match: {pathPrefix: /plain}, pool: app}"
 RAMPART_THREADS=1 start rampart 0 "$rampart" serve --config "$work/rampart.yml"
 rampart_pid=$started
 wait_port "$proxy_port"

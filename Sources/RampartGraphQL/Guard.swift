@@ -26,6 +26,22 @@ public struct GuardLimits: Sendable, Equatable {
     public static let nestingCeiling = 512
 
     public init() {}
+
+    /// Every limit that can be switched off is off, introspection allowed; the nesting
+    /// guards stay on at their defaults.
+    public static var off: GuardLimits {
+        var limits = GuardLimits()
+        limits.maxCharacters = nil
+        limits.maxTokens = nil
+        limits.maxDepth = nil
+        limits.maxFields = nil
+        limits.maxAliases = nil
+        limits.maxDirectives = nil
+        limits.introspection = .allow
+        limits.maxIntrospectionListDepth = nil
+        limits.maxCost = nil
+        return limits
+    }
 }
 
 /// Why the guard refused an operation: a GraphQL-over-HTTP request error.

@@ -19,15 +19,8 @@ enum GuardConformance {
     /// The vector's options over the vectors' baseline: every limit not listed is off but the
     /// always-on guards, and introspection is allowed.
     static func limits(_ options: JSONValue) -> GuardLimits {
-        var limits = GuardLimits()
-        limits.maxCharacters = nil
-        limits.maxTokens = nil
-        limits.maxDepth = nil
-        limits.maxFields = nil
-        limits.maxAliases = nil
-        limits.maxDirectives = nil
-        limits.maxCost = nil
-        limits.introspection = .allow
+        var limits = GuardLimits.off
+        limits.maxIntrospectionListDepth = 2
         func int(_ key: String) -> Int? { if case .number(let n)? = options[key] { Int(n) } else { nil } }
         if let n = int("maxDepth") { limits.maxDepth = n }
         if let n = int("maxAliases") { limits.maxAliases = n }
