@@ -79,6 +79,7 @@ struct CostCalculator {
     }
 
     let schema: Schema?
+    let index: CostIndex?
     let settings: CostSettings
     let variables: [String: JSONValue]
     let implicitSlicing: Set<String>
@@ -92,15 +93,12 @@ struct CostCalculator {
     /// - Parameter variables: the operation's variables as the server will see them.
     init(document: Document, fragmentOrder: [String], schema: Schema?, settings: CostSettings, variables: [String: JSONValue]) {
         self.schema = schema
+        self.index = schema?.index
         self.settings = settings
         self.variables = variables
         self.implicitSlicing = Set(settings.slicingArguments)
         self.implicitSized = Set(settings.sizedFields)
-        var sizable = Set(settings.sizedFields)
-        for type in schema?.types.values ?? [:].values {
-            for field in type.fields.values { sizable.formUnion(field.listSize?.sizedFields ?? []) }
-        }
-        self.sizableNames = sizable
+        self.sizableNames = Set(settings.sizedFields).union(schema?.index.sizedFieldNames ?? [])
         let byName = Dictionary(document.fragments.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         for name in fragmentOrder {
             guard let fragment = byName[name] else { continue }
@@ -135,11 +133,17 @@ struct CostCalculator {
 
     mutating func summarize(_ selections: [Selection], on parentType: String?) -> Summary {
         var summary = Summary()
+        // The parent's fields, looked up once for all its selections.
+        let parentFields = parentType.flatMap { index?.fields[$0] }
         for selection in selections {
             switch selection {
             case .field(let field):
-                guard !isSkipped(field.directives), !["__typename", "__schema", "__type"].contains(field.name) else { continue }
-                let (key, inner, argumentsCost) = fieldCost(field, on: parentType)
+                switch field.name {
+                case "__typename", "__schema", "__type": continue
+                default: break
+                }
+                guard field.directives.isEmpty || !isSkipped(field.directives) else { continue }
+                let (key, inner, argumentsCost) = fieldCost(field, info: parentFields?[field.name])
                 summary.fixed = Summary.add(summary.fixed, argumentsCost)
                 if key.sizable, sizableNames.contains(key.name) {
                     summary.add(key.name, inner: inner, weighted: Summary.multiply(key.multiplier, inner))
@@ -147,63 +151,55 @@ struct CostCalculator {
                     summary.fixed = Summary.add(summary.fixed, Summary.multiply(key.multiplier, inner))
                 }
             case .fragmentSpread(let spread):
-                guard !isSkipped(spread.directives), let fragment = fragments[spread.name] else { continue }
+                guard spread.directives.isEmpty || !isSkipped(spread.directives), let fragment = fragments[spread.name] else { continue }
                 summary.merge(fragment)
             case .inlineFragment(let inline):
-                guard !isSkipped(inline.directives) else { continue }
+                guard inline.directives.isEmpty || !isSkipped(inline.directives) else { continue }
                 summary.merge(summarize(inline.selections, on: inline.typeCondition ?? parentType))
             }
         }
         return summary
     }
 
-    private mutating func fieldCost(_ field: Field, on parentType: String?) -> (EntryKey, Int, Int) {
-        guard let definition = schema?.field(field.name, on: parentType) else {
+    /// - Parameter info: the field's definition, if the schema knows it.
+    private mutating func fieldCost(_ field: Field, info: CostIndex.FieldInfo?) -> (EntryKey, Int, Int) {
+        guard let info else {
             // No schema, or a field it does not know: the rules without a schema.
             let children = field.selections.map { summarize($0, on: nil) }
             var multiplier = 1
             var sizing: (names: Set<String>, size: Int)?
-            if let children, let size = implicitSize(field, definition: nil) {
+            if let children, !field.arguments.isEmpty, let size = implicitSize(field, definition: nil) {
                 if children.selects(anyOf: implicitSized) { sizing = (implicitSized, size) } else { multiplier = size }
             }
             let inner = children.map { Summary.add(1, $0.cost(sizing: sizing)) } ?? 0
             return (EntryKey(name: field.name, multiplier: multiplier, sizable: true), inner, 0)
         }
-        let childType = definition.type.namedType
         var expected: Int?
         var sizing: (names: Set<String>, size: Int)?
-        if let listSize = definition.listSize {
-            let values = listSize.slicingArguments.compactMap { slicingValue(field, $0, definition: definition) }
+        if let listSize = info.listSize {
+            let values = listSize.slicingArguments.compactMap { slicingValue(field, $0, definition: info) }
             if listSize.requireOneSlicingArgument, !listSize.slicingArguments.isEmpty, values.count != 1, error == nil {
                 error = SlicingError(message: "Field \"\(field.name)\" must have exactly one of the slicing arguments \(listSize.slicingArguments.joined(separator: ", ")); it has \(values.count).")
             }
             expected = values.max() ?? listSize.assumedSize
-            if !listSize.sizedFields.isEmpty { sizing = (Set(listSize.sizedFields), expected ?? settings.defaultListSize) }
-        } else {
-            expected = implicitSize(field, definition: definition)
-            if !definition.type.isList, let expected { sizing = (implicitSized, expected) }
+            if !info.sizedFields.isEmpty { sizing = (info.sizedFields, expected ?? settings.defaultListSize) }
+        } else if info.hasArgumentDefaults || !field.arguments.isEmpty {
+            expected = implicitSize(field, definition: info)
+            if !info.isList, let expected { sizing = (implicitSized, expected) }
         }
-        let isList = definition.type.isList
-        let multiplier = isList ? (expected ?? settings.defaultListSize) : 1
-        let typeDefinition = schema?.types[childType]
-        let typeCost = definition.cost ?? typeDefinition?.cost ?? {
-            switch typeDefinition?.kind {
-            case .object?, .interface?, .union?: 1
-            default: 0
-            }
-        }()
-        let children = field.selections.map { summarize($0, on: childType) }?.cost(sizing: sizing) ?? 0
+        let multiplier = info.isList ? (expected ?? settings.defaultListSize) : 1
+        let children = field.selections.map { summarize($0, on: info.namedType) }?.cost(sizing: sizing) ?? 0
         var argumentsCost = 0
         for argument in field.arguments {
-            let definitionOfArgument = definition.arguments[argument.name]
+            let definitionOfArgument = info.arguments[argument.name]
             argumentsCost = Summary.add(argumentsCost, score(Self.json(argument.value, variables: variables), as: definitionOfArgument?.type,
                                                              cost: definitionOfArgument?.cost))
         }
-        return (EntryKey(name: field.name, multiplier: multiplier, sizable: isList), Summary.add(typeCost, children), argumentsCost)
+        return (EntryKey(name: field.name, multiplier: multiplier, sizable: info.isList), Summary.add(info.typeCost, children), argumentsCost)
     }
 
     /// The largest of the implicit slicing arguments that have a value.
-    private func implicitSize(_ field: Field, definition: Schema.FieldDefinition?) -> Int? {
+    private func implicitSize(_ field: Field, definition: CostIndex.FieldInfo?) -> Int? {
         var sizes: [Int] = []
         for name in implicitSlicing {
             if let size = slicingValue(field, name, definition: definition) { sizes.append(size) }
@@ -213,7 +209,7 @@ struct CostCalculator {
 
     /// An argument's integer value: the literal, the variable's value, else the schema's
     /// default. Negative sizes count as 0; anything not an integer is ignored.
-    private func slicingValue(_ field: Field, _ name: String, definition: Schema.FieldDefinition?) -> Int? {
+    private func slicingValue(_ field: Field, _ name: String, definition: CostIndex.FieldInfo?) -> Int? {
         let value: JSONValue? = if let argument = field.arguments.first(where: { $0.name == name }) {
             Self.json(argument.value, variables: variables)
         } else {

@@ -114,12 +114,10 @@ public struct Parser {
         let keyword = text(tokens[position])
         position += 1
         var depth = 0
-        var hadBody = false
         while position < tokens.count {
             let token = tokens[position]
             switch token.kind {
             case .braceOpen:
-                if depth == 0, hadBody { return keyword }
                 depth += 1
             case .parenOpen, .bracketOpen:
                 depth += 1
@@ -127,7 +125,7 @@ public struct Parser {
                 depth -= 1
                 if depth < 0 { throw unexpected(token) }
                 if depth == 0, token.kind == .braceClose {
-                    hadBody = true
+                    // The body closed: the definition ends here.
                     position += 1
                     return keyword
                 }

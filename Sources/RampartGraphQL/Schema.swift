@@ -30,10 +30,16 @@ public struct Schema: Sendable, Equatable {
         public var requireOneSlicingArgument = true
     }
 
-    public var types: [String: TypeDefinition] = [:]
-    public var queryType = "Query"
-    public var mutationType = "Mutation"
-    public var subscriptionType = "Subscription"
+    public internal(set) var types: [String: TypeDefinition] = [:]
+    public internal(set) var queryType = "Query"
+    public internal(set) var mutationType = "Mutation"
+    public internal(set) var subscriptionType = "Subscription"
+    /// What cost needs of each field, worked out once when the schema is read.
+    var index = CostIndex(types: [:])
+
+    public static func == (a: Schema, b: Schema) -> Bool {
+        a.types == b.types && a.queryType == b.queryType && a.mutationType == b.mutationType && a.subscriptionType == b.subscriptionType
+    }
 
     /// A problem with an SDL document: where, and what.
     public struct Problem: Error, Sendable, Equatable, CustomStringConvertible {
@@ -56,14 +62,59 @@ public struct Schema: Sendable, Equatable {
         } catch {
             throw Problem(message: "the schema is not GraphQL SDL at byte \(error.offset): \(error.message)")
         }
+        index = CostIndex(types: types)
     }
 
     public init() {}
 
-    func field(_ name: String, on type: String?) -> FieldDefinition? {
-        guard let type else { return nil }
-        return types[type]?.fields[name]
+}
+
+/// Per type and field, what cost analysis reads on every request, resolved once: the named
+/// type, whether it is a list, the type cost, the list-size rules. Classes, so a lookup
+/// hands on one reference rather than copying a definition.
+final class CostIndex: Sendable {
+    final class FieldInfo: Sendable {
+        let arguments: [String: Schema.InputValueDefinition]
+        let listSize: Schema.ListSize?
+        let namedType: String
+        let isList: Bool
+        let typeCost: Int
+        let sizedFields: Set<String>
+        /// Whether an argument has a default, which may size the list without being sent.
+        let hasArgumentDefaults: Bool
+
+        init(_ definition: Schema.FieldDefinition, types: [String: Schema.TypeDefinition]) {
+            arguments = definition.arguments
+            listSize = definition.listSize
+            namedType = definition.type.namedType
+            isList = definition.type.isList
+            let type = types[namedType]
+            typeCost = definition.cost ?? type?.cost ?? {
+                switch type?.kind {
+                case .object?, .interface?, .union?: 1
+                default: 0
+                }
+            }()
+            sizedFields = Set(definition.listSize?.sizedFields ?? [])
+            hasArgumentDefaults = definition.arguments.values.contains { $0.defaultValue != nil }
+        }
     }
+
+    let fields: [String: [String: FieldInfo]]
+    /// Every name some `@listSize(sizedFields:)` names.
+    let sizedFieldNames: Set<String>
+
+    init(types: [String: Schema.TypeDefinition]) {
+        var fields: [String: [String: FieldInfo]] = [:]
+        var sized: Set<String> = []
+        for (name, type) in types where type.kind != .input {
+            fields[name] = type.fields.mapValues { FieldInfo($0, types: types) }
+            for field in type.fields.values { sized.formUnion(field.listSize?.sizedFields ?? []) }
+        }
+        self.fields = fields
+        self.sizedFieldNames = sized
+    }
+
 }
 
 extension TypeReference {

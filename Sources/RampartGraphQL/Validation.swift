@@ -32,12 +32,16 @@ public struct StructuralValidation: Sendable {
             }
         }
 
-        // What each fragment spreads, directly.
+        // What each fragment spreads and which variables it uses, directly: one walk each.
         var spreads: [String: [String]] = [:]
+        var ownVariables: [String: Set<String>] = [:]
         for fragment in fragments.values {
             var names: [String] = []
-            Self.collectSpreads(fragment.selections, into: &names)
+            var used: Set<String> = []
+            Self.collectVariables(fragment.directives, into: &used)
+            Self.collect(fragment.selections, spreads: &names, variables: &used)
             spreads[fragment.name] = names
+            ownVariables[fragment.name] = used
         }
         var unknown: Set<String> = []
         for names in spreads.values { for name in names where fragments[name] == nil { unknown.insert(name) } }
@@ -69,17 +73,16 @@ public struct StructuralValidation: Sendable {
         // Per operation: fragments reached, variables used (through fragments too).
         var fragmentVariables: [String: Set<String>] = [:]
         for name in order {
-            var used: Set<String> = []
-            let fragment = fragments[name]!
-            Self.collectVariables(fragment.directives, into: &used)
-            Self.collectVariables(fragment.selections, into: &used)
+            var used = ownVariables[name] ?? []
             for spread in spreads[name] ?? [] { used.formUnion(fragmentVariables[spread] ?? []) }
             fragmentVariables[name] = used
         }
         var reachedFragments: Set<String> = []
         for operation in document.operations {
             var direct: [String] = []
-            Self.collectSpreads(operation.selections, into: &direct)
+            var used: Set<String> = []
+            Self.collectVariables(operation.directives, into: &used)
+            Self.collect(operation.selections, spreads: &direct, variables: &used)
             for name in direct where fragments[name] == nil { unknown.insert(name) }
             var stack = direct.filter { fragments[$0] != nil }
             var reached: Set<String> = []
@@ -93,9 +96,6 @@ public struct StructuralValidation: Sendable {
             for variable in operation.variables where !defined.insert(variable.name).inserted {
                 errors.append("There can be only one variable named \"$\(variable.name)\".")
             }
-            var used: Set<String> = []
-            Self.collectVariables(operation.directives, into: &used)
-            Self.collectVariables(operation.selections, into: &used)
             if !order.isEmpty || fragments.isEmpty {
                 for name in reached { used.formUnion(fragmentVariables[name] ?? []) }
             }
@@ -116,29 +116,21 @@ public struct StructuralValidation: Sendable {
         self.fragmentOrder = order
     }
 
-    /// Fragment names spread in `selections`, in order, nested ones included.
-    static func collectSpreads(_ selections: [Selection], into names: inout [String]) {
-        for selection in selections {
-            switch selection {
-            case .field(let field): if let children = field.selections { collectSpreads(children, into: &names) }
-            case .fragmentSpread(let spread): names.append(spread.name)
-            case .inlineFragment(let inline): collectSpreads(inline.selections, into: &names)
-            }
-        }
-    }
-
-    static func collectVariables(_ selections: [Selection], into names: inout Set<String>) {
+    /// Fragment names spread in `selections` (in order, nested ones included) and the
+    /// variables they use, in one walk.
+    static func collect(_ selections: [Selection], spreads names: inout [String], variables: inout Set<String>) {
         for selection in selections {
             switch selection {
             case .field(let field):
-                for argument in field.arguments { collectVariables(argument.value, into: &names) }
-                collectVariables(field.directives, into: &names)
-                if let children = field.selections { collectVariables(children, into: &names) }
+                for argument in field.arguments { collectVariables(argument.value, into: &variables) }
+                collectVariables(field.directives, into: &variables)
+                if let children = field.selections { collect(children, spreads: &names, variables: &variables) }
             case .fragmentSpread(let spread):
-                collectVariables(spread.directives, into: &names)
+                names.append(spread.name)
+                collectVariables(spread.directives, into: &variables)
             case .inlineFragment(let inline):
-                collectVariables(inline.directives, into: &names)
-                collectVariables(inline.selections, into: &names)
+                collectVariables(inline.directives, into: &variables)
+                collect(inline.selections, spreads: &names, variables: &variables)
             }
         }
     }
