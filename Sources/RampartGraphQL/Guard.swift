@@ -216,3 +216,30 @@ public struct GraphQLGuard: Sendable {
         GuardRejection(code: code, status: 400, message: message)
     }
 }
+
+extension GuardLimits {
+    /// The limits a conformance vector asks for: its options over the vectors' baseline,
+    /// where every limit not listed is off but the nesting guards, and introspection is
+    /// allowed. Used by the test-only conformance mode and the unit tests.
+    public init(conformanceOptions options: JSONValue) {
+        self = .off
+        self.maxIntrospectionListDepth = 2
+        func int(_ key: String) -> Int? { if case .number(let n)? = options[key], n == n.rounded() { Int(n) } else { nil } }
+        if let n = int("maxCharacters") { maxCharacters = n }
+        if let n = int("maxTokens") { maxTokens = n }
+        if let n = int("maxNesting") { maxNesting = n }
+        if let n = int("maxValueNesting") { maxValueNesting = n }
+        if let n = int("maxDepth") { maxDepth = n }
+        if let n = int("maxFields") { maxFields = n }
+        if let n = int("maxAliases") { maxAliases = n }
+        if let n = int("maxDirectives") { maxDirectives = n }
+        if let n = int("maxCost") { maxCost = n }
+        if let n = int("maxIntrospectionListDepth") { maxIntrospectionListDepth = n }
+        if case .bool(let expose)? = options["exposeLimits"] { exposeLimits = expose }
+        if case .string(let message)? = options["errorMessage"] { errorMessage = message }
+        if case .string(let mode)? = options["introspection"], let value = Introspection(rawValue: mode) { introspection = value }
+        if case .array(let names)? = options["aliasExemptFields"] {
+            aliasExemptFields = Set(names.compactMap { if case .string(let s) = $0 { s } else { nil } })
+        }
+    }
+}

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import RampartCore
 import _CryptoExtras
 
 /// JWS algorithms Rampart verifies. `none` and anything else is refused.

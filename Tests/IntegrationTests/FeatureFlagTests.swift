@@ -243,6 +243,20 @@ import Testing
     }
 }
 
+/// Runs a Python script to its end: its exit status and everything it printed.
+func runPython(_ script: String, _ arguments: String...) async throws -> (status: Int32, output: String) {
+    let runner = Process()
+    runner.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    runner.arguments = ["python3", script] + arguments
+    let output = Pipe()
+    runner.standardOutput = output
+    runner.standardError = output
+    try runner.run()
+    let data = try await offPool { output.fileHandleForReading.readDataToEndOfFile() }
+    runner.waitUntilExit()
+    return (runner.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
 /// `../shared` beside the checkout (or `RAMPART_SHARED_DIR`), where CI keeps the public
 /// conformance material; nil, with a note, when it is not there.
 let sharedDirectory = SharedMaterial.locate("", requiredFile: "tools/ofrep-conformance.py", skipping: "the OFREP conformance run")
@@ -261,20 +275,11 @@ struct OFREPConformanceTests {
         let process = try RampartProcess(arguments: ["serve", "--config", file.path])
         defer { process.stop() }
         try await waitUntilListening(port: port)
-        let runner = Process()
-        runner.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        runner.arguments = ["python3", shared.appendingPathComponent("tools/ofrep-conformance.py").path,
-                            "--base-url", "http://127.0.0.1:\(port)", "--bulk", "--protocol-checks"]
-        let output = Pipe()
-        runner.standardOutput = output
-        runner.standardError = output
-        try runner.run()
-        let data = try await offPool { output.fileHandleForReading.readDataToEndOfFile() }
-        runner.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
+        let (status, text) = try await runPython(shared.appendingPathComponent("tools/ofrep-conformance.py").path,
+                                                 "--base-url", "http://127.0.0.1:\(port)", "--bulk", "--protocol-checks")
         let summary = text.split(separator: "\n").last.map(String.init) ?? ""
         print("ofrep-conformance: \(summary)")
-        #expect(runner.terminationStatus == 0, "\(text.suffix(4000))")
+        #expect(status == 0, "\(text.suffix(4000))")
         #expect(summary.hasSuffix(" 0 failed") && !summary.hasPrefix("0 passed"), "\(summary)")
         await upstream.stop()
     }

@@ -1,5 +1,6 @@
 import Foundation
 import NIOHTTP1
+import RampartBalancing
 import RampartCore
 import RampartGateway
 import RampartGraphQL
@@ -126,8 +127,14 @@ import Testing
             $0.limits.maxNesting = 10_000
         }
         broken.routes.append(RouteConfiguration(match: .init(pathPrefix: "/x"), respond: .init(status: 200), graphql: .init()))
+        broken.routes[1].graphql = GraphQLRouteConfiguration()
+        broken.routes[1].graphql?.conformanceTesting = .init(schemaDirectory: folder.path)
+        broken.listeners.traffic.address = "0.0.0.0:8080"
         let paths = Set(broken.validate().map(\.path))
-        #expect(paths.isSuperset(of: ["routes[0].graphql.schema", "routes[0].graphql.maxNesting", "routes[2].graphql"]), "\(paths)")
+        #expect(paths.isSuperset(of: ["routes[0].graphql.schema", "routes[0].graphql.maxNesting", "routes[2].graphql",
+                                      "routes[1].graphql.conformanceTesting"]), "\(paths)")
+        broken.listeners.traffic.address = "127.0.0.1:8080"
+        #expect(!broken.validate().map(\.path).contains("routes[1].graphql.conformanceTesting"))
     }
 
     /// The metrics need the process's own registry: checked on the `rampart` binary, with the
@@ -159,5 +166,49 @@ import Testing
                 && metrics.contains("graphql_query_cost_count 1")
         }
         await upstream.stop()
+    }
+}
+
+/// `../shared/tools/graphql-guard-conformance.py` against a gateway in the test-only
+/// conformance mode, with the runner's own mock upstream behind it.
+@Suite(.enabled(if: sharedDirectory != nil, "../shared is not present"))
+struct GraphQLGuardConformanceRunTests {
+    @Test func theSharedRunnerPassesEveryVectorButThoseNeedingValidationAgainstTheSchema() async throws {
+        let shared = try #require(sharedDirectory)
+        let vectorsFolder = shared.appendingPathComponent("conformance/graphql")
+        let vectorsFile = vectorsFolder.appendingPathComponent("vectors.jsonl")
+        // What this build cannot judge yet: schema validation failures the guard does not find.
+        var notYet: Set<String> = []
+        let lines = try String(contentsOf: vectorsFile, encoding: .utf8).split(separator: "\n")
+        for line in lines where !line.isEmpty {
+            let vector = try JSONValue(parsing: String(line))
+            guard case .string(let id)? = vector["id"], vector["expect"]?["code"] == .string("GRAPHQL_VALIDATION_FAILED"),
+                  case .string(let query)? = vector["query"] else { continue }
+            var schema: Schema?
+            if case .string(let file)? = vector["schema"] {
+                schema = try Schema(sdl: String(contentsOf: vectorsFolder.appendingPathComponent(file), encoding: .utf8))
+            }
+            let found = GraphQLGuard(limits: GuardLimits(conformanceOptions: vector["options"] ?? .null), schema: schema)
+                .analyze(document: query, variables: vector["variables"]).rejection?.code
+            if found != "GRAPHQL_VALIDATION_FAILED" { notYet.insert(id) }
+        }
+
+        let unjudged = notYet
+        let mockPort = try freePort()
+        var configuration = GatewayConfiguration()
+        configuration.pools = ["app": PoolConfiguration(instances: [InstanceConfiguration(url: "http://127.0.0.1:\(mockPort)")])]
+        var graphql = GraphQLRouteConfiguration()
+        graphql.conformanceTesting = .init(schemaDirectory: vectorsFolder.path)
+        configuration.routes = [RouteConfiguration(name: "graphql", match: .init(pathPrefix: "/graphql"), pool: "app", graphql: graphql)]
+        try await LoopbackHarness.withGateway(configuration) { _, port, _ in
+            let (_, text) = try await runPython(shared.appendingPathComponent("tools/graphql-guard-conformance.py").path,
+                                                "--url", "http://127.0.0.1:\(port)/graphql", "--vectors", vectorsFile.path,
+                                                "--mock-upstream", "127.0.0.1:\(mockPort)")
+            let failed = Set(text.split(separator: "\n").filter { $0.hasPrefix("FAIL ") }.map { String($0.dropFirst(5).prefix { $0 != ":" }) })
+            let summary = text.split(separator: "\n").last.map(String.init) ?? ""
+            print("graphql-guard-conformance: \(summary); not judged yet (validation against the schema): \(unjudged.sorted().joined(separator: ", "))")
+            #expect(failed.isSubset(of: unjudged), "unexpected failures: \(failed.subtracting(unjudged).sorted())\n\(text.suffix(3000))")
+            #expect(summary.contains(" passed"), "\(text.suffix(2000))")
+        }
     }
 }

@@ -87,6 +87,12 @@ public struct GatewayConfiguration: Codable, Sendable, Equatable {
             }
             issues += pools[name]!.validate(at: "pools.\(name)")
         }
+        for (index, route) in routes.enumerated() where route.graphql?.conformanceTesting != nil {
+            if ListenAddress(listeners.traffic.address)?.isLoopback != true {
+                issues.append(.init(path: "routes[\(index)].graphql.conformanceTesting",
+                                    "is for tests only and needs a loopback traffic listener, not \(listeners.traffic.address)"))
+            }
+        }
         if routes.isEmpty, pools.count > 1 {
             issues.append(.init(path: "routes", "with more than one pool, routes must say which requests go where"))
         }

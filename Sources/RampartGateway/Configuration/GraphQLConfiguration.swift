@@ -23,13 +23,23 @@ public struct GraphQLRouteConfiguration: Codable, Sendable, Equatable {
     public var maxBodyBytes: ByteCount = .mebibytes(1)
     public var limits = GuardLimits()
     public var cost = CostSettings()
+    /// Test only: take each request's limits and schema from its `Rampart-Conformance`
+    /// header (the shared conformance runner's protocol), schemas named from this folder.
+    /// Refused unless the traffic listener is on loopback.
+    public var conformanceTesting: ConformanceTesting?
+
+    public struct ConformanceTesting: Codable, Sendable, Equatable {
+        public var schemaDirectory: String
+
+        public init(schemaDirectory: String) { self.schemaDirectory = schemaDirectory }
+    }
 
     public init(schema: String? = nil) { self.schema = schema }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case schema, mode, maxBodyBytes, maxCharacters, maxTokens, maxNesting, maxValueNesting, maxDepth, maxFields, maxAliases
         case aliasExemptFields, maxDirectives, introspection, maxIntrospectionListDepth, maxCost, exposeLimits, errorMessage
-        case defaultListSize, mutationBaseCost, slicingArguments, sizedFields
+        case defaultListSize, mutationBaseCost, slicingArguments, sizedFields, conformanceTesting
     }
 
     public init(from decoder: any Decoder) throws {
@@ -70,6 +80,7 @@ public struct GraphQLRouteConfiguration: Codable, Sendable, Equatable {
         cost.slicingArguments = try c.decodeIfPresent([String].self, forKey: .slicingArguments) ?? cost.slicingArguments
         cost.sizedFields = try c.decodeIfPresent([String].self, forKey: .sizedFields) ?? cost.sizedFields
         self.cost = cost
+        conformanceTesting = try c.decodeIfPresent(ConformanceTesting.self, forKey: .conformanceTesting)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -98,6 +109,7 @@ public struct GraphQLRouteConfiguration: Codable, Sendable, Equatable {
         try c.encode(cost.mutationBaseCost, forKey: .mutationBaseCost)
         try c.encode(cost.slicingArguments, forKey: .slicingArguments)
         try c.encode(cost.sizedFields, forKey: .sizedFields)
+        try c.encodeIfPresent(conformanceTesting, forKey: .conformanceTesting)
     }
 
     /// Every problem, at its path; the schema file is read and parsed.

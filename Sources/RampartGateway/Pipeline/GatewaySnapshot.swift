@@ -78,7 +78,9 @@ public final class GatewaySnapshot: Sendable {
         for (index, route) in configuration.routes.enumerated() {
             guard let settings = route.graphql else { continue }
             do {
-                graphql[index] = .success(GraphQLRoute(guard: try settings.compile(), mode: settings.mode, maxBodyBytes: settings.maxBodyBytes.bytes))
+                let conformance = settings.conformanceTesting.map { ConformanceOverrides(directory: $0.schemaDirectory, costSettings: settings.cost) }
+                graphql[index] = .success(GraphQLRoute(guard: try settings.compile(), mode: settings.mode, maxBodyBytes: settings.maxBodyBytes.bytes,
+                                                       conformance: conformance))
             } catch let issue as ConfigurationIssue {
                 graphql[index] = .failure(issue)
             } catch {

@@ -5,12 +5,57 @@ import Metrics
 import NIOCore
 import RampartCore
 import RampartGraphQL
+import Synchronization
 
 /// A GraphQL route's compiled settings.
 struct GraphQLRoute: Sendable {
     let `guard`: GraphQLGuard
     let mode: GraphQLRouteConfiguration.Mode
     let maxBodyBytes: Int
+    /// Test only: per-request limits and schema from the `Rampart-Conformance` header.
+    let conformance: ConformanceOverrides?
+}
+
+/// The shared conformance runner's protocol (test only, loopback only): a request's
+/// `Rampart-Conformance` header holds base64url JSON `{"schema": FILE, "options": {...}}`;
+/// the guard for that request takes the options over the vectors' baseline and the schema
+/// named, read from one folder (and kept once read).
+final class ConformanceOverrides: Sendable {
+    static let header = HTTPField.Name("Rampart-Conformance")!
+    let directory: String
+    let costSettings: CostSettings
+    private let schemas = Mutex<[String: Schema]>([:])
+
+    init(directory: String, costSettings: CostSettings) {
+        self.directory = directory
+        self.costSettings = costSettings
+    }
+
+    /// The guard the header asks for; nil when there is no header; a rejection when it is broken.
+    func guardFor(_ headers: HTTPFields) -> Result<GraphQLGuard, GuardRejection>? {
+        guard let value = headers[Self.header] else { return nil }
+        guard let bytes = Base64URL.decode(value), let json = try? JSONValue(parsing: bytes, maxDepth: 16) else {
+            return .failure(GuardRejection(code: "BAD_REQUEST", status: 400, message: "the Rampart-Conformance header is not base64url JSON"))
+        }
+        var schema: Schema?
+        if case .string(let file)? = json["schema"] {
+            guard !file.contains("/"), !file.hasPrefix(".") else {
+                return .failure(GuardRejection(code: "BAD_REQUEST", status: 400, message: "a conformance schema is a file name in the schema folder"))
+            }
+            if let known = schemas.withLock({ $0[file] }) {
+                schema = known
+            } else {
+                do {
+                    let read = try Schema(sdl: try FileText.read(directory + "/" + file))
+                    schemas.withLock { $0[file] = read }
+                    schema = read
+                } catch {
+                    return .failure(GuardRejection(code: "BAD_REQUEST", status: 400, message: "conformance schema \(file): \(error)"))
+                }
+            }
+        }
+        return .success(GraphQLGuard(limits: GuardLimits(conformanceOptions: json["options"] ?? .null), schema: schema, costSettings: costSettings))
+    }
 }
 
 /// Phase 3b, on GraphQL routes: the request is read as GraphQL over HTTP (POST with a JSON
@@ -54,7 +99,13 @@ struct GraphQLPhase: RouterMiddleware {
         case .success(let read): parameters = read
         }
 
-        let analysis = graphql.guard.analyze(document: parameters.document, variables: parameters.variables,
+        var analyzer = graphql.guard
+        switch graphql.conformance?.guardFor(request.headers) {
+        case .failure(let rejection)?: return Self.answer(rejection, acceptsGraphQL: acceptsGraphQL)
+        case .success(let asked)?: analyzer = asked
+        case nil: break
+        }
+        let analysis = analyzer.analyze(document: parameters.document, variables: parameters.variables,
                                              operationName: parameters.operationName, isGet: request.method == .get)
         metrics.record(analysis, enforced: graphql.mode == .enforce)
         if let rejection = analysis.rejection {
