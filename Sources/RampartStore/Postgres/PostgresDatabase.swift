@@ -1,6 +1,7 @@
 public import Logging
 import NIOSSL
 import PostgresNIO
+import Synchronization
 public import RampartCore
 
 /// A PostgreSQL database shared by every replica: a pool of connections (postgres-nio),
@@ -156,21 +157,32 @@ public final class PostgresDatabase: Sendable {
     // MARK: - Use
 
     /// Runs `work` with the time limit; a failure or a timeout becomes a `PostgresStoreError`.
+    /// The caller gets its answer at the limit even if `work` does not stop when cancelled
+    /// (a task group would wait for it): `work` runs in a task of its own, cancelled then and
+    /// left to end by itself.
     func bounded<T: Sendable>(_ what: String, _ work: @escaping @Sendable (PostgresClient) async throws -> T) async throws(PostgresStoreError) -> T {
         let (client, timeout, redactedURL) = (self.client, self.timeout, self.redactedURL)
-        do {
-            return try await withThrowingTaskGroup(of: T.self) { group in
-                group.addTask { try await work(client) }
-                group.addTask {
-                    try await Task.sleep(for: timeout)
-                    throw PostgresStoreError(database: redactedURL, what: what, problem: "no answer within \(timeout)")
-                }
-                defer { group.cancelAll() }
-                return try await group.next()!
+        let race = FirstAnswer<T>()
+        let result = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, any Error>, Never>) in
+                race.start(continuation,
+                           work: Task {
+                               do { race.answer(.success(try await work(client))) } catch { race.answer(.failure(error)) }
+                           },
+                           timer: Task {
+                               try? await Task.sleep(for: timeout)
+                               race.answer(.failure(PostgresStoreError(database: redactedURL, what: what, problem: "no answer within \(timeout)")))
+                           })
             }
-        } catch let error as PostgresStoreError {
+        } onCancel: {
+            race.answer(.failure(CancellationError()))
+        }
+        switch result {
+        case .success(let value):
+            return value
+        case .failure(let error as PostgresStoreError):
             throw error
-        } catch {
+        case .failure(let error):
             throw PostgresStoreError(database: redactedURL, what: what, problem: Self.describe(error))
         }
     }
@@ -221,4 +233,47 @@ public struct PostgresStoreError: Error, CustomStringConvertible {
     public let problem: String
 
     public var description: String { "PostgreSQL (\(database)) \(what): \(problem)" }
+}
+
+/// The first of several answers to one waiting caller; the tasks that might still answer are
+/// cancelled once it has one.
+final class FirstAnswer<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<Result<T, any Error>, Never>?
+        var pending: Result<T, any Error>?
+        var tasks: [Task<Void, Never>] = []
+        var answered = false
+    }
+
+    private let state = Mutex(State())
+
+    func start(_ continuation: CheckedContinuation<Result<T, any Error>, Never>, work: Task<Void, Never>, timer: Task<Void, Never>) {
+        let early = state.withLock { state -> Result<T, any Error>? in
+            state.tasks = [work, timer]
+            if let pending = state.pending { return pending }
+            state.continuation = continuation
+            return nil
+        }
+        if let early {
+            work.cancel()
+            timer.cancel()
+            continuation.resume(returning: early)
+        }
+    }
+
+    func answer(_ result: Result<T, any Error>) {
+        let (continuation, tasks) = state.withLock { state -> (CheckedContinuation<Result<T, any Error>, Never>?, [Task<Void, Never>]) in
+            guard !state.answered else { return (nil, []) }
+            state.answered = true
+            guard let continuation = state.continuation else {
+                // Answered before `start` handed over the continuation (cancelled at once).
+                state.pending = result
+                return (nil, [])
+            }
+            state.continuation = nil
+            return (continuation, state.tasks)
+        }
+        for task in tasks { task.cancel() }
+        continuation?.resume(returning: result)
+    }
 }
