@@ -1,7 +1,9 @@
 import Foundation
+import Dispatch
 import Logging
 import RampartCore
 import RampartTesting
+import Synchronization
 import Testing
 
 @testable import RampartStore
@@ -121,6 +123,34 @@ struct PostgresURLTests {
                 #expect(!"\(error)".contains("hunter2"))
             }
         }
+    }
+}
+
+@Suite("PostgreSQL time limits")
+struct PostgresTimeLimitTests {
+    @Test("a call answers at its limit even when its work ignores cancellation")
+    func workThatDoesNotStop() async throws {
+        let database = try PostgresDatabase(url: "postgres://app@127.0.0.1:1/flags?sslmode=disable", path: "flags.database",
+                                            timeout: .milliseconds(100), logger: Logger(label: "test"))
+        let outcome = Mutex<String?>(nil)
+        let call = Task {
+            do {
+                _ = try await database.bounded("waiting") { _ in
+                    // Resumes after 60 s whatever happens: cancellation does not reach it.
+                    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                        DispatchQueue.global().asyncAfter(deadline: .now() + 60) { continuation.resume() }
+                    }
+                }
+                outcome.withLock { $0 = "answered" }
+            } catch {
+                outcome.withLock { $0 = "\(error)" }
+            }
+        }
+        // Bounded by far more than the limit, to tell "answers at the limit" from "hangs".
+        let answered = await waitUntil(within: .seconds(20), every: .milliseconds(20)) { outcome.withLock { $0 } != nil }
+        #expect(answered, "the call hung past its limit")
+        #expect(outcome.withLock { $0 }?.contains("no answer within") == true, "\(String(describing: outcome.withLock { $0 }))")
+        call.cancel()
     }
 }
 
