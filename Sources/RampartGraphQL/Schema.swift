@@ -153,8 +153,8 @@ struct SchemaReader {
         while parser.position < parser.tokens.count {
             skipDescription()
             let keyword = try parser.name()
-            let isExtension = keyword == "extend"
-            let kindWord = isExtension ? try parser.name() : keyword
+            // An extension adds to its type the same way a definition makes it.
+            let kindWord = keyword == "extend" ? try parser.name() : keyword
             switch kindWord {
             case "schema":
                 _ = try parser.directives(const: true)
@@ -172,9 +172,7 @@ struct SchemaReader {
                 }
                 parser.position += 1
             case "scalar":
-                let name = try parser.name()
-                let cost = try Self.cost(parser.directives(const: true))
-                define(name, .scalar, cost: cost, isExtension: isExtension, in: &schema)
+                _ = try definition(.scalar, in: &schema)
             case "type", "interface", "input":
                 let name = try parser.name()
                 if parser.peek(.name), parser.text(parser.tokens[parser.position]) == "implements" {
@@ -183,7 +181,7 @@ struct SchemaReader {
                 }
                 let cost = try Self.cost(parser.directives(const: true))
                 let kind: Schema.Kind = kindWord == "type" ? .object : kindWord == "interface" ? .interface : .input
-                define(name, kind, cost: cost, isExtension: isExtension, in: &schema)
+                define(name, kind, cost: cost, in: &schema)
                 if parser.peek(.braceOpen) {
                     parser.position += 1
                     while !parser.peek(.braceClose) {
@@ -199,17 +197,13 @@ struct SchemaReader {
                     parser.position += 1
                 }
             case "union":
-                let name = try parser.name()
-                let cost = try Self.cost(parser.directives(const: true))
-                define(name, .union, cost: cost, isExtension: isExtension, in: &schema)
+                _ = try definition(.union, in: &schema)
                 if parser.peek(.equals) {
                     parser.position += 1
                     try skipNames(separatedBy: .pipe)
                 }
             case "enum":
-                let name = try parser.name()
-                let cost = try Self.cost(parser.directives(const: true))
-                define(name, .enumeration, cost: cost, isExtension: isExtension, in: &schema)
+                _ = try definition(.enumeration, in: &schema)
                 if parser.peek(.braceOpen) {
                     parser.position += 1
                     while !parser.peek(.braceClose) {
@@ -256,7 +250,14 @@ struct SchemaReader {
         if parser.peek(.string) || parser.peek(.blockString) { parser.position += 1 }
     }
 
-    func define(_ name: String, _ kind: Schema.Kind, cost: Int?, isExtension: Bool, in schema: inout Schema) {
+    /// A definition's name and directives, the type made or its cost updated; returns the name.
+    mutating func definition(_ kind: Schema.Kind, in schema: inout Schema) throws(SyntaxError) -> String {
+        let name = try parser.name()
+        define(name, kind, cost: try Self.cost(parser.directives(const: true)), in: &schema)
+        return name
+    }
+
+    func define(_ name: String, _ kind: Schema.Kind, cost: Int?, in schema: inout Schema) {
         if schema.types[name] == nil {
             schema.types[name] = Schema.TypeDefinition(kind: kind, cost: cost)
         } else if let cost {
