@@ -82,38 +82,33 @@ struct GraphQLPhase: RouterMiddleware {
 
         var request = request
         var context = context
-        let parameters: Parameters
+        /// Enforce mode: the answer to send. Measure mode: a log line, and nil to go on, when
+        /// the request can still be forwarded.
+        func refusal(_ rejection: GuardRejection, canForward: Bool = true) -> Response? {
+            context.record.note { $0.error = "graphql:\(rejection.code)" }
+            guard graphql.mode == .measure, canForward else { return Self.answer(rejection, acceptsGraphQL: acceptsGraphQL) }
+            logger.notice("graphql: would refuse (measure mode)", metadata: [
+                "route": "\(route.name)", "code": "\(rejection.code)", "message": "\(rejection.message)",
+            ])
+            return nil
+        }
+
         switch await Self.read(&request, context: &context, limit: graphql.maxBodyBytes) {
         case .failure(let rejection):
             metrics.refusedRequest(rejection.code, enforced: graphql.mode == .enforce)
-            context.record.note { $0.error = "graphql:\(rejection.code)" }
-            // Measure mode lets even these through, but a body over the limit has been read
-            // only in part and cannot be forwarded.
-            guard graphql.mode == .measure, rejection.code != "PAYLOAD_TOO_LARGE" else {
-                return Self.answer(rejection, acceptsGraphQL: acceptsGraphQL)
+            // A body over the limit has been read only in part and cannot be forwarded.
+            if let answer = refusal(rejection, canForward: rejection.code != "PAYLOAD_TOO_LARGE") { return answer }
+        case .success(let parameters):
+            var analyzer = graphql.guard
+            switch graphql.conformance?.guardFor(request.headers) {
+            case .failure(let rejection)?: return Self.answer(rejection, acceptsGraphQL: acceptsGraphQL)
+            case .success(let asked)?: analyzer = asked
+            case nil: break
             }
-            logger.notice("graphql: would refuse (measure mode)", metadata: [
-                "route": "\(route.name)", "code": "\(rejection.code)", "message": "\(rejection.message)",
-            ])
-            return try await next(request, context)
-        case .success(let read): parameters = read
-        }
-
-        var analyzer = graphql.guard
-        switch graphql.conformance?.guardFor(request.headers) {
-        case .failure(let rejection)?: return Self.answer(rejection, acceptsGraphQL: acceptsGraphQL)
-        case .success(let asked)?: analyzer = asked
-        case nil: break
-        }
-        let analysis = analyzer.analyze(document: parameters.document, variables: parameters.variables,
-                                             operationName: parameters.operationName, isGet: request.method == .get)
-        metrics.record(analysis, enforced: graphql.mode == .enforce)
-        if let rejection = analysis.rejection {
-            context.record.note { $0.error = "graphql:\(rejection.code)" }
-            if graphql.mode == .enforce { return Self.answer(rejection, acceptsGraphQL: acceptsGraphQL) }
-            logger.notice("graphql: would refuse (measure mode)", metadata: [
-                "route": "\(route.name)", "code": "\(rejection.code)", "message": "\(rejection.message)",
-            ])
+            let analysis = analyzer.analyze(document: parameters.document, variables: parameters.variables,
+                                            operationName: parameters.operationName, isGet: request.method == .get)
+            metrics.record(analysis, enforced: graphql.mode == .enforce)
+            if let rejection = analysis.rejection, let answer = refusal(rejection) { return answer }
         }
         return try await next(request, context)
     }
