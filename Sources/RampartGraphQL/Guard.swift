@@ -73,8 +73,14 @@ public struct GuardAnalysis: Sendable, Equatable {
     public var lexical: LexicalMeasure?
     /// Structural metrics of every operation, by position, once the document parsed and validated.
     public var operations: [OperationMetrics] = []
-    /// The structural metrics that limits are checked against: the largest over operations.
-    public var worst: OperationMetrics?
+    /// The structural metrics that limits are checked against: the largest over operations
+    /// (nil until the document parsed and validated).
+    public var worst: OperationMetrics? {
+        guard !operations.isEmpty else { return nil }
+        var worst = OperationMetrics()
+        for metrics in operations { worst.add(metrics) }
+        return worst
+    }
     /// The operation `operationName` selected.
     public var selected: Operation?
     /// The selected operation's estimated cost, once the structural limits passed.
@@ -165,9 +171,7 @@ public struct GraphQLGuard: Sendable {
 
         let calculator = MetricsCalculator(document: document, fragmentOrder: validation.fragmentOrder, aliasExemptFields: limits.aliasExemptFields)
         analysis.operations = document.operations.map(calculator.metrics(of:))
-        var worst = OperationMetrics()
-        for metrics in analysis.operations { worst.add(metrics) }
-        analysis.worst = worst
+        guard let worst = analysis.worst else { return analysis }
 
         if worst.usesIntrospection, limits.introspection == .deny {
             analysis.rejection = failure("INTROSPECTION_DISABLED", "Introspection is disabled.")
