@@ -1,7 +1,7 @@
 /// A server's URL as Redis and PostgreSQL write them:
 /// `scheme://[[user][:password]@]host[:port][/path][?name=value&...]`, with `[v6]` hosts and
 /// percent-encoded credentials. The password is a secret: `redact` hides it for logs.
-struct ServiceURL: Sendable, Equatable {
+struct ServiceURL: Sendable {
     var scheme: String
     var username: String?
     var password: String?
@@ -10,11 +10,6 @@ struct ServiceURL: Sendable, Equatable {
     /// After the first `/`, without it; empty when there is none.
     var path: String
     var query: [(name: String, value: String)]
-
-    static func == (a: ServiceURL, b: ServiceURL) -> Bool {
-        a.scheme == b.scheme && a.username == b.username && a.password == b.password && a.host == b.host && a.port == b.port
-            && a.path == b.path && a.query.elementsEqual(b.query) { $0 == $1 }
-    }
 
     /// The value of the last `name=` in the query.
     func parameter(_ name: String) -> String? { query.last { $0.name == name }?.value }

@@ -139,8 +139,7 @@ public final class PostgresDatabase: Sendable {
             var configuration = PostgresConnection.Configuration(host: endpoint.host, port: endpoint.port, username: endpoint.username,
                                                                  password: endpoint.password, database: endpoint.database,
                                                                  tls: try endpoint.tls.connection())
-            configuration.options.connectTimeout = .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000
-                + timeout.components.attoseconds / 1_000_000_000)
+            configuration.options.connectTimeout = TimeAmount(timeout)
             let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
             try? await connection.close()
             return nil
