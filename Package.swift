@@ -214,7 +214,10 @@ let package = Package(
         ),
         .target(
             name: "RampartGraphQL",
-            dependencies: ["RampartCore"],
+            dependencies: [
+                "RampartCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

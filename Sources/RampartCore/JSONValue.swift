@@ -57,8 +57,9 @@ public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertibl
 // MARK: - Writing
 
 extension JSONValue {
-    /// Compact JSON text. Object members are sorted by key so equal values print the same
-    /// (ETags and cache keys rely on it); whole numbers print without a fraction.
+    /// Compact JSON text, canonical as RFC 8785 (JCS) defines it: object members sorted by
+    /// the UTF-16 code units of their keys, numbers as ECMAScript prints them, the shortest
+    /// string escapes. Equal values print the same, so ETags and cache keys hash this text.
     public var jsonText: String {
         var out = ""
         write(to: &out)
@@ -80,7 +81,7 @@ extension JSONValue {
             out += "]"
         case .object(let members):
             out += "{"
-            for (index, key) in members.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }).enumerated() {
+            for (index, key) in members.keys.sorted(by: { $0.utf16.lexicographicallyPrecedes($1.utf16) }).enumerated() {
                 if index > 0 { out += "," }
                 appendJSONString(key, to: &out)
                 out += ":"
@@ -90,14 +91,41 @@ extension JSONValue {
         }
     }
 
-    /// The shortest text that reads back as `n`: `1`, `1.5`, `1e+21`. JSON has no NaN or
-    /// infinity; they print as `null`.
+    /// The shortest text that reads back as `n`, as ECMAScript's Number::toString writes it
+    /// (RFC 8785 section 3.2.2.3): `1`, `1.5`, `1000000000000000`, `1e+21`, `1e-7`. JSON
+    /// has no NaN or infinity; they print as `null`.
     public static func numberText(_ n: Double) -> String {
         guard n.isFinite else { return "null" }
+        if n == 0 { return "0" }
         if n == n.rounded(), abs(n) < 1e15 { return String(Int64(n)) }
-        return "\(n)"
+        // Swift's description has the shortest round-trip digits; only the layout differs.
+        let text = "\(n.magnitude)"
+        let parts = text.split(separator: "e", maxSplits: 1)
+        let exponent = parts.count == 2 ? Int(parts[1])! : 0
+        let mantissa = parts[0].split(separator: ".", maxSplits: 1)
+        var digits = Array(mantissa[0].utf8) + (mantissa.count == 2 ? Array(mantissa[1].utf8) : [])
+        // The value is 0.d1d2...dk × 10^point.
+        var point = mantissa[0].utf8.count + exponent
+        while digits.first == UInt8(ascii: "0") {
+            digits.removeFirst()
+            point -= 1
+        }
+        while digits.last == UInt8(ascii: "0") { digits.removeLast() }
+        let k = digits.count
+        let all = String(decoding: digits, as: UTF8.self)
+        var out = n < 0 ? "-" : ""
+        if k <= point, point <= 21 {
+            out += all + String(repeating: "0", count: point - k)
+        } else if 0 < point, point <= 21 {
+            out += String(all.prefix(point)) + "." + String(all.dropFirst(point))
+        } else if -6 < point, point <= 0 {
+            out += "0." + String(repeating: "0", count: -point) + all
+        } else {
+            let shown = point - 1
+            out += String(all.prefix(1)) + (k > 1 ? "." + String(all.dropFirst()) : "") + "e" + (shown < 0 ? "-" : "+") + String(shown.magnitude)
+        }
+        return out
     }
-
 }
 
 /// Appends `text` as a JSON string literal (RFC 8259 escaping).
@@ -110,6 +138,8 @@ public func appendJSONString(_ text: String, to out: inout String) {
         case "\n": out += "\\n"
         case "\r": out += "\\r"
         case "\t": out += "\\t"
+        case "\u{08}": out += "\\b"
+        case "\u{0C}": out += "\\f"
         case _ where scalar.value < 0x20:
             let hex = String(scalar.value, radix: 16)
             out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex

@@ -21,6 +21,14 @@ public struct GuardLimits: Sendable, Equatable {
     public var exposeLimits = true
     /// The message of every rejection when `exposeLimits` is off.
     public var errorMessage = "Query validation error."
+    /// Whether `Did you mean ...?` clauses in error messages, the gateway's and the
+    /// upstream's, are replaced by `suggestionMask` (an empty mask removes them).
+    public var maskSuggestions = true
+    public var suggestionMask = "[Suggestion hidden]"
+    /// Batched requests (a JSON array of operations) and the most entries one may hold;
+    /// off by default.
+    public var batching = false
+    public var maxBatchSize = 10
 
     /// The most `maxNesting` may be: the parser recurses once per level.
     public static let nestingCeiling = 512
@@ -81,8 +89,13 @@ public struct GuardAnalysis: Sendable, Equatable {
         for metrics in operations { worst.add(metrics) }
         return worst
     }
+    /// The parsed document, once it parsed and passed structural validation.
+    public var document: Document?
     /// The operation `operationName` selected.
     public var selected: Operation?
+    /// The selected operation's variables as the server will see them: declared ones only,
+    /// the request's value, else the definition's default.
+    public var variables: [String: JSONValue] = [:]
     /// The selected operation's estimated cost, once the structural limits passed.
     public var cost: Int?
     /// Nil when the document is accepted.
@@ -162,7 +175,9 @@ public struct GraphQLGuard: Sendable {
             }
             selected = document.operations[0]
         }
+        analysis.document = document
         analysis.selected = selected
+        analysis.variables = CostCalculator.effectiveVariables(of: selected, request: variables)
         if isGet, selected.kind != .query {
             analysis.rejection = GuardRejection(code: "METHOD_NOT_ALLOWED", status: 405,
                                                 message: "Only query operations can be sent with GET; use POST for a \(selected.kind.rawValue).")
@@ -196,7 +211,7 @@ public struct GraphQLGuard: Sendable {
         }
 
         var costs = CostCalculator(document: document, fragmentOrder: validation.fragmentOrder, schema: schema, settings: costSettings,
-                                   variables: CostCalculator.effectiveVariables(of: selected, request: variables))
+                                   variables: analysis.variables)
         let cost = costs.cost(of: selected)
         analysis.cost = cost
         if let error = costs.error {
@@ -241,9 +256,32 @@ extension GuardLimits {
         if let n = int("maxIntrospectionListDepth") { maxIntrospectionListDepth = n }
         if case .bool(let expose)? = options["exposeLimits"] { exposeLimits = expose }
         if case .string(let message)? = options["errorMessage"] { errorMessage = message }
+        if case .bool(let mask)? = options["maskSuggestions"] { maskSuggestions = mask }
+        if case .string(let mask)? = options["suggestionMask"] { suggestionMask = mask }
+        if case .bool(let on)? = options["batching"] { batching = on }
+        if let n = int("maxBatchSize") { maxBatchSize = n }
         if case .string(let mode)? = options["introspection"], let value = Introspection(rawValue: mode) { introspection = value }
         if case .array(let names)? = options["aliasExemptFields"] {
             aliasExemptFields = Set(names.compactMap { if case .string(let s) = $0 { s } else { nil } })
         }
+    }
+}
+
+extension GuardLimits {
+    /// `message` with every `Did you mean ...?` clause replaced by `suggestionMask` (when
+    /// `maskSuggestions` is on), then trimmed: field suggestions tell a prober the schema.
+    public func masking(_ message: String) -> String {
+        guard maskSuggestions, message.contains("Did you mean") else { return message }
+        var out = Substring()
+        var rest = Substring(message)
+        while let start = rest.firstRange(of: "Did you mean") {
+            out += rest[..<start.lowerBound]
+            out += suggestionMask
+            let tail = rest[start.upperBound...]
+            // The clause ends at its question mark; one without runs to the end.
+            rest = tail.firstIndex(of: "?").map { tail[tail.index(after: $0)...] } ?? Substring()
+        }
+        out += rest
+        return String(out.trimmingSpaces)
     }
 }

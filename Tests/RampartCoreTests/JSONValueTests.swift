@@ -50,6 +50,24 @@ import Testing
         #expect(JSONValue.numberText(-0.25) == "-0.25")
     }
 
+    /// RFC 8785 appendix B's number table, and its key order (UTF-16 code units) and escapes.
+    @Test(arguments: [
+        (0.0, "0"), (-0.0, "0"), (5e-324, "5e-324"), (1.7976931348623157e308, "1.7976931348623157e+308"),
+        (9007199254740992, "9007199254740992"), (295147905179352830000, "295147905179352830000"),
+        (1e21, "1e+21"), (1e15, "1000000000000000"), (123456789012345680000, "123456789012345680000"),
+        (0.000001, "0.000001"), (1e-7, "1e-7"), (-1.5e-9, "-1.5e-9"), (333333333.3333332, "333333333.3333332"),
+        (4.5, "4.5"), (0.002, "0.002"), (1.2345e22, "1.2345e+22"), (-123.25, "-123.25"),
+    ])
+    func numbersPrintAsECMAScriptDoes(value: Double, text: String) {
+        #expect(JSONValue.numberText(value) == text)
+    }
+
+    @Test func canonicalKeyOrderAndEscapes() {
+        let value = JSONValue.object(["\u{E000}": .number(1), "\u{1F600}": .number(2), "b": .string("\u{8}\u{C}\u{1F}"), "a": .null])
+        // U+1F600 is a surrogate pair (0xD83D...), before U+E000 in UTF-16 though after it in UTF-8.
+        #expect(value.jsonText == "{\"a\":null,\"b\":\"\\b\\f\\u001f\",\"\u{1F600}\":2,\"\u{E000}\":1}")
+    }
+
     @Test func printedValuesReadBackEqual() async {
         let scalar = Gen<JSONValue>.oneOf(
             Gen.always(JSONValue.null),
