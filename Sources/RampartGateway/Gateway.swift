@@ -56,6 +56,8 @@ public final class Gateway: Service, Sendable {
     let authenticator: Authenticator?
     /// Feature flags (`flags:`): nil without the section.
     public let flagRuntime: FlagRuntime?
+    /// Cached GraphQL answers (`graphqlCache:`), for every GraphQL route with a cache.
+    let graphqlCache: GraphQLCacheStore
 
     /// - Parameters:
     ///   - configuration: a validated configuration.
@@ -145,6 +147,17 @@ public final class Gateway: Service, Sendable {
             self.authenticator = nil
         }
         self.limiter = AdaptiveRateLimiter(limits, time: time, signals: responder, shared: shared)
+        var cacheRedis: RedisClient?
+        if let redis = configuration.redis, configuration.graphqlCache.redis {
+            do {
+                cacheRedis = try RedisClient(redis)
+            } catch {
+                throw ConfigurationError(issues: [error])
+            }
+        }
+        var cacheLogger = logger
+        cacheLogger[metadataKey: "component"] = "graphql-cache"
+        self.graphqlCache = GraphQLCacheStore(configuration.graphqlCache, redis: cacheRedis, logger: cacheLogger, now: wallClock)
         if let flags = configuration.flags {
             var flagLogger = logger
             flagLogger[metadataKey: "component"] = "flags"
@@ -167,10 +180,12 @@ public final class Gateway: Service, Sendable {
             }
         } catch {
             await sharedLimits?.store.client.shutdown()
+            await graphqlCache.redis?.shutdown()
             try? await client.shutdown()
             throw error
         }
         await sharedLimits?.store.client.shutdown()
+        await graphqlCache.redis?.shutdown()
         try await client.shutdown()
     }
 
@@ -190,6 +205,7 @@ public final class Gateway: Service, Sendable {
                 services.append(FlagWatchService(watched: .store, runtime: flagRuntime, live: live, logger: logger))
             }
         }
+        if graphqlCache.redis != nil { services.append(GraphQLCachePurgeService(store: graphqlCache)) }
         if configurationPath != nil { services.append(SignalReloadService(gateway: self)) }
         // However the gateway is embedded, a graceful shutdown (SIGTERM in the binary, or the
         // caller's service group) gives in-flight requests `proxy.timeouts.shutdown` to finish;
@@ -216,7 +232,7 @@ public final class Gateway: Service, Sendable {
         router.middlewares.add(RequireIdentityPhase())
         router.middlewares.add(InspectPhase(time: time, responder: responder, bruteForce: bruteForce))
         router.middlewares.add(LimitPhase(limiter: limiter, metrics: limitMetrics))
-        router.middlewares.add(GraphQLPhase(logger: logger))
+        router.middlewares.add(GraphQLPhase(logger: logger, cache: graphqlCache))
         router.middlewares.add(ForwardPhase(pools: pools, client: client, budget: budget, time: time))
         let headerBytes = proxy.limits.maxHeaderBytes.bytes
         let headerTimeout = TimeAmount.nanoseconds(proxy.timeouts.clientHeader.duration.nanoseconds)

@@ -9,6 +9,7 @@ import NIOCore
 import Prometheus
 import RampartBalancing
 import RampartCore
+import RampartGraphQL
 import RampartLimits
 import RampartShield
 import RampartStore
@@ -65,6 +66,16 @@ struct AdminRouter {
             let usage = "{\"action\": \"block|unblock\", \"address\": \"ip or cidr\", \"reason\": ..., \"duration\": \"1h\"}"
             switch try await decodeCommand(BlockCommand.self, from: request, usage: usage) {
             case .success(let command): return gateway.apply(command)
+            case .failure(let answer): return answer.response
+            }
+        }
+        router.get("/api/system/graphql/cache") { _, _ -> Response in
+            jsonResponse(GraphQLCacheReport(gateway.graphqlCache))
+        }
+        router.post("/api/system/graphql/cache") { request, _ -> Response in
+            let usage = "{\"action\": \"purge\", \"tags\": [\"Product\", \"Product:1\"]} or {\"action\": \"purge\", \"key\": ...} or {\"action\": \"purge\", \"all\": true}"
+            switch try await decodeCommand(CachePurgeCommand.self, from: request, usage: usage) {
+            case .success(let command): return await command.apply(to: gateway.graphqlCache, usage: usage)
             case .failure(let answer): return answer.response
             }
         }
@@ -329,6 +340,55 @@ struct RateLimitReport: Encodable {
         }
         topViolators = limiter.violations.top(20, now: gateway.time.now()).map {
             Violator(key: $0.key, policy: $0.policy, refusals: $0.refusals, offences: $0.offences, penaltySeconds: $0.penalisedFor?.secondsValue)
+        }
+    }
+}
+
+/// `GET /api/system/graphql/cache`: the memory layer's size and the hit rate of the cache.
+struct GraphQLCacheReport: Encodable {
+    let entries: Int
+    let bytes: Int
+    let maxBytes: Int
+    let hits: Int
+    let misses: Int
+    let hitRate: Double
+    let evictions: Int
+    let invalidations: Int
+    let redis: Bool
+
+    init(_ store: GraphQLCacheStore) {
+        let statistics = store.memory.statistics
+        entries = statistics.entries
+        bytes = statistics.bytes
+        maxBytes = statistics.maxBytes
+        hits = statistics.hits
+        misses = statistics.misses
+        hitRate = statistics.hitRate
+        evictions = statistics.evictions
+        invalidations = statistics.invalidations
+        redis = store.redis != nil
+    }
+}
+
+/// `POST /api/system/graphql/cache`: purge by tags, by key, or everything.
+struct CachePurgeCommand: Codable, Sendable {
+    enum Action: String, Codable, Sendable { case purge }
+    var action: Action
+    var tags: [String]?
+    var key: String?
+    var all: Bool?
+
+    func apply(to store: GraphQLCacheStore, usage: String) async -> Response {
+        switch (tags, key, all) {
+        case (let tags?, nil, nil) where !tags.isEmpty:
+            return jsonResponse(["purged": await store.purge(tags: Set(tags))])
+        case (nil, let key?, nil):
+            return jsonResponse(["purged": await store.purge(key: key) ? 1 : 0])
+        case (nil, nil, true?):
+            // Memory here; Redis entries expire on their own (they are found by key only).
+            return jsonResponse(["purged": store.memory.purgeAll()])
+        default:
+            return errorAnswer(.badRequest, "name exactly one of tags (not empty), key or all: true; expected \(usage)")
         }
     }
 }

@@ -31,6 +31,8 @@ public struct ConfigurationLoader: Sendable {
         ("REDIS_URL", "redis.url (shares rate limits through Redis)"),
         ("GRAPHQL_MAX_DEPTH", "routes.*.graphql.maxDepth (every GraphQL route)"),
         ("GRAPHQL_MAX_COMPLEXITY", "routes.*.graphql.maxCost (every GraphQL route)"),
+        ("GRAPHQL_CACHE_ENABLED", "routes.*.graphql.cache.enabled (every GraphQL route)"),
+        ("GRAPHQL_CACHE_TTL", "routes.*.graphql.cache.defaultTtl (every GraphQL route)"),
     ]
 
     /// Loads from a file on disk.
@@ -223,6 +225,31 @@ public struct ConfigurationLoader: Sendable {
                 }
                 node["routes"] = Node.sequence(routes)
             }
+        }
+        // The cache switch and lifetime: a route without a cache section gets one.
+        var cacheSettings: [(String, Node)] = []
+        if let text = environment["GRAPHQL_CACHE_ENABLED"].map({ String($0.trimmingASCIIWhitespace()) }), !text.isEmpty {
+            if let value = Self.boolean(text) {
+                cacheSettings.append(("enabled", Node(value ? "true" : "false")))
+            } else {
+                issues.append(.init(path: "GRAPHQL_CACHE_ENABLED (routes.*.graphql.cache.enabled)", "\"\(text)\" is not true or false"))
+            }
+        }
+        if let text = environment["GRAPHQL_CACHE_TTL"].map({ String($0.trimmingASCIIWhitespace()) }), !text.isEmpty {
+            // A bare number is seconds here, as such variables are usually written.
+            let written = Int(text) != nil ? text + "s" : text
+            if let ttl = ConfigDuration(parsing: written), ttl.seconds >= 1 {
+                cacheSettings.append(("defaultTtl", Node(written)))
+            } else {
+                issues.append(.init(path: "GRAPHQL_CACHE_TTL (routes.*.graphql.cache.defaultTtl)", "\"\(text)\" is not a duration of at least 1s (60, 60s, 5m)"))
+            }
+        }
+        if !cacheSettings.isEmpty, var routes = node["routes"]?.sequence {
+            for index in routes.indices where routes[index]["graphql"]?.mapping != nil {
+                ensureMapping(&routes[index]["graphql"]!, "cache")
+                for (key, value) in cacheSettings { routes[index]["graphql"]?["cache"]?[key] = value }
+            }
+            node["routes"] = Node.sequence(routes)
         }
         if let text = environment["REDIS_URL"], !text.isEmpty {
             ensureMapping(&node, "redis")

@@ -28,11 +28,13 @@ public struct GatewayConfiguration: Codable, Sendable, Equatable {
     public var identity: IdentityConfiguration?
     /// Feature flags: flag files, the OFREP endpoints, flags made through the admin API.
     public var flags: FlagsConfiguration?
+    /// Where GraphQL routes keep cached answers (memory, and Redis when asked).
+    public var graphqlCache: GraphQLCacheStoreConfiguration
 
     public init(listeners: ListenersConfiguration = .init(), log: LogConfiguration = .init(), proxy: ProxyConfiguration = .init(),
                 pools: [String: PoolConfiguration] = [:], routes: [RouteConfiguration] = [], shield: ShieldConfiguration = .init(),
                 limits: RateLimitsConfiguration? = nil, redis: RedisConfiguration? = nil, identity: IdentityConfiguration? = nil,
-                flags: FlagsConfiguration? = nil) {
+                flags: FlagsConfiguration? = nil, graphqlCache: GraphQLCacheStoreConfiguration = .init()) {
         self.listeners = listeners
         self.log = log
         self.proxy = proxy
@@ -43,9 +45,10 @@ public struct GatewayConfiguration: Codable, Sendable, Equatable {
         self.redis = redis
         self.identity = identity
         self.flags = flags
+        self.graphqlCache = graphqlCache
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case listeners, log, proxy, pools, routes, shield, limits, redis, identity, flags }
+    enum CodingKeys: String, CodingKey, CaseIterable { case listeners, log, proxy, pools, routes, shield, limits, redis, identity, flags, graphqlCache }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -60,6 +63,7 @@ public struct GatewayConfiguration: Codable, Sendable, Equatable {
         redis = try c.decodeIfPresent(RedisConfiguration.self, forKey: .redis)
         identity = try c.decodeIfPresent(IdentityConfiguration.self, forKey: .identity)
         flags = try c.decodeIfPresent(FlagsConfiguration.self, forKey: .flags)
+        graphqlCache = try c.decodeIfPresent(GraphQLCacheStoreConfiguration.self, forKey: .graphqlCache) ?? .init()
     }
 
     /// Every cross-field problem, each naming its path.
@@ -78,6 +82,10 @@ public struct GatewayConfiguration: Codable, Sendable, Equatable {
         if flags?.ofrep.auth == .identity, identity?.jwt == nil, identity?.apiKeys == nil {
             issues.append(.init(path: "flags.ofrep.auth", "is identity, but the identity section has neither jwt nor apiKeys"))
         }
+        if graphqlCache.redis, redis == nil {
+            issues.append(.init(path: "graphqlCache.redis", "is true, but there is no redis section"))
+        }
+        if graphqlCache.memory.bytes < 1 { issues.append(.init(path: "graphqlCache.memory", "must be at least 1 byte")) }
         if pools.isEmpty {
             issues.append(.init(path: "pools", "name at least one pool"))
         }

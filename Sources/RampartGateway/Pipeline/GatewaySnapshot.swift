@@ -80,7 +80,9 @@ public final class GatewaySnapshot: Sendable {
             do {
                 let conformance = settings.conformanceTesting.map { ConformanceOverrides(directory: $0.schemaDirectory, costSettings: settings.cost) }
                 graphql[index] = .success(GraphQLRoute(guard: try settings.compile(), mode: settings.mode, maxBodyBytes: settings.maxBodyBytes.bytes,
-                                                       conformance: conformance))
+                                                       upstream: (route.pool ?? "") + " " + (route.match.pathPrefix ?? "/"),
+                                                       cache: settings.cache.flatMap { $0.enabled ? $0 : nil },
+                                                       forwardNormalized: settings.forwardNormalized, conformance: conformance))
             } catch let issue as ConfigurationIssue {
                 graphql[index] = .failure(issue)
             } catch {

@@ -179,6 +179,22 @@ struct HTTPAlertTransport: AlertTransport {
 /// The rate limiter's adaptive controller: on each `limits.adaptation.interval`, the load
 /// the pools saw since the last tick (answers, failures, mean latency, requests in flight)
 /// and the shield's threat level move the factors every adaptive limit is scaled by.
+/// Applies the purges other replicas publish to this replica's memory layer of the GraphQL
+/// cache, for as long as the gateway runs.
+struct GraphQLCachePurgeService: Service {
+    let store: GraphQLCacheStore
+
+    func run() async throws {
+        guard let redis = store.redis else { return }
+        let store = self.store
+        await cancelWhenGracefulShutdown {
+            for await message in redis.subscribe(channels: [store.purgeChannel]) {
+                store.apply(message: message.payload)
+            }
+        }
+    }
+}
+
 struct LimitsService: Service {
     let gateway: Gateway
 
