@@ -105,8 +105,8 @@ public struct GuardAnalysis: Sendable, Equatable {
 }
 
 /// The GraphQL guard's analysis: the checks of GRAPHQL-GUARD.md section 1 in that order, the
-/// first failing one answering. Schema validation (step 10) is not built yet; cost uses the
-/// schema when one is given, and the rules without a schema otherwise.
+/// first failing one answering. With a schema, the document is validated against it (step 10)
+/// and cost uses its types; without one, cost follows the rules for no schema.
 public struct GraphQLGuard: Sendable {
     public var limits: GuardLimits
     public var schema: Schema?
@@ -206,6 +206,14 @@ public struct GraphQLGuard: Sendable {
         for check in checks {
             if let max = check.limit, check.found > max {
                 analysis.rejection = reject(check.code, "\(check.what) limit of \(max) exceeded, found \(check.found).", limit: max, found: check.found)
+                return analysis
+            }
+        }
+
+        if let schema {
+            let validation = SchemaValidation(schema: schema, document: document)
+            if let first = validation.errors.first {
+                analysis.rejection = failure("GRAPHQL_VALIDATION_FAILED", limits.masking(first))
                 return analysis
             }
         }

@@ -23,6 +23,12 @@ public struct Schema: Sendable, Equatable {
         public var cost: Int?
     }
 
+    /// A `directive @name(...) repeatable on ...` definition: what validation checks uses against.
+    public struct DirectiveDefinition: Sendable, Equatable {
+        public var arguments: [String: InputValueDefinition] = [:]
+        public var repeatable = false
+    }
+
     public struct ListSize: Sendable, Equatable {
         public var assumedSize: Int?
         public var slicingArguments: [String] = []
@@ -31,6 +37,8 @@ public struct Schema: Sendable, Equatable {
     }
 
     public internal(set) var types: [String: TypeDefinition] = [:]
+    /// Directives the schema defines (the built-in ones are not listed).
+    public internal(set) var directives: [String: DirectiveDefinition] = [:]
     public internal(set) var queryType = "Query"
     public internal(set) var mutationType = "Mutation"
     public internal(set) var subscriptionType = "Subscription"
@@ -38,7 +46,7 @@ public struct Schema: Sendable, Equatable {
     var index = CostIndex(types: [:])
 
     public static func == (a: Schema, b: Schema) -> Bool {
-        a.types == b.types && a.queryType == b.queryType && a.mutationType == b.mutationType && a.subscriptionType == b.subscriptionType
+        a.types == b.types && a.directives == b.directives && a.queryType == b.queryType && a.mutationType == b.mutationType && a.subscriptionType == b.subscriptionType
     }
 
     /// A problem with an SDL document: where, and what.
@@ -215,17 +223,22 @@ struct SchemaReader {
                 }
             case "directive":
                 try parser.expect(.at)
-                _ = try parser.name()
+                let name = try parser.name()
+                var directive = Schema.DirectiveDefinition()
                 if parser.peek(.parenOpen) {
                     parser.position += 1
                     while !parser.peek(.parenClose) {
                         skipDescription()
-                        _ = try parser.name()
-                        _ = try inputValue()
+                        let argument = try parser.name()
+                        directive.arguments[argument] = try inputValue()
                     }
                     parser.position += 1
                 }
-                if parser.peek(.name), parser.text(parser.tokens[parser.position]) == "repeatable" { parser.position += 1 }
+                if parser.peek(.name), parser.text(parser.tokens[parser.position]) == "repeatable" {
+                    parser.position += 1
+                    directive.repeatable = true
+                }
+                schema.directives[name] = directive
                 try parser.expectKeyword("on")
                 try skipNames(separatedBy: .pipe)
             default:
