@@ -128,24 +128,37 @@ extension JSONValue {
     }
 }
 
-/// Appends `text` as a JSON string literal (RFC 8259 escaping).
+/// Appends `text` as a JSON string literal (RFC 8259 escaping, the shortest escapes as RFC
+/// 8785 asks). Runs of characters that need no escape are appended whole.
 public func appendJSONString(_ text: String, to out: inout String) {
     out += "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        case "\u{08}": out += "\\b"
-        case "\u{0C}": out += "\\f"
-        case _ where scalar.value < 0x20:
-            let hex = String(scalar.value, radix: 16)
-            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-        default: out.unicodeScalars.append(scalar)
+    let utf8 = text.utf8
+    var runStart = utf8.startIndex
+    var index = utf8.startIndex
+    while index != utf8.endIndex {
+        let byte = utf8[index]
+        // Every byte that needs an escape is ASCII, so runs end on character boundaries.
+        guard byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 else {
+            utf8.formIndex(after: &index)
+            continue
         }
+        out += text[runStart..<index]
+        switch byte {
+        case UInt8(ascii: "\""): out += "\\\""
+        case UInt8(ascii: "\\"): out += "\\\\"
+        case 0x0A: out += "\\n"
+        case 0x0D: out += "\\r"
+        case 0x09: out += "\\t"
+        case 0x08: out += "\\b"
+        case 0x0C: out += "\\f"
+        default:
+            let hex = String(byte, radix: 16)
+            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+        }
+        utf8.formIndex(after: &index)
+        runStart = index
     }
+    out += text[runStart..<utf8.endIndex]
     out += "\""
 }
 

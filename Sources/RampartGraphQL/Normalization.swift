@@ -118,6 +118,25 @@ public struct Normalizer: Sendable {
             var name: String
             var signature: String
         }
+        // Most selection sets repeat no response key and hold no adjacent inline fragments:
+        // those are returned as they are, without building a signature per field.
+        var keys: Set<String> = []
+        var repeats = false
+        var previousInline = false
+        for node in nodes {
+            switch node {
+            case .field(let alias, let name, _, _, _):
+                if !keys.insert(alias ?? name).inserted { repeats = true }
+                previousInline = false
+            case .inline:
+                if previousInline { repeats = true }
+                previousInline = true
+            case .spread:
+                previousInline = false
+            }
+            if repeats { break }
+        }
+        guard repeats else { return nodes }
         var result: [Node] = []
         var firstIndex: [FieldKey: Int] = [:]
         var pending: [Int: [Node]] = [:]

@@ -90,9 +90,18 @@ final class CostIndex: Sendable {
         let sizedFields: Set<String>
         /// Whether an argument has a default, which may size the list without being sent.
         let hasArgumentDefaults: Bool
+        /// For validation: the declared type, the kind of its named type (built-in scalars
+        /// included; nil when the schema does not define it), the arguments a caller must give.
+        let type: TypeReference
+        let namedKind: Schema.Kind?
+        let requiredArguments: [String]
 
         init(_ definition: Schema.FieldDefinition, types: [String: Schema.TypeDefinition]) {
             arguments = definition.arguments
+            type = definition.type
+            namedKind = types[definition.type.namedType]?.kind
+                ?? (["String", "Int", "Float", "Boolean", "ID"].contains(definition.type.namedType) ? .scalar : nil)
+            requiredArguments = definition.arguments.filter { $0.value.isRequired }.keys.sorted()
             listSize = definition.listSize
             namedType = definition.type.namedType
             isList = definition.type.isList
@@ -111,8 +120,11 @@ final class CostIndex: Sendable {
     let fields: [String: [String: FieldInfo]]
     /// Every name some `@listSize(sizedFields:)` names.
     let sizedFieldNames: Set<String>
+    /// The kind of every type.
+    let kinds: [String: Schema.Kind]
 
     init(types: [String: Schema.TypeDefinition]) {
+        kinds = types.mapValues(\.kind)
         var fields: [String: [String: FieldInfo]] = [:]
         var sized: Set<String> = []
         for (name, type) in types where type.kind != .input {

@@ -65,13 +65,15 @@ struct SchemaValidation {
     }
 
     mutating func selections(_ selections: [Selection], on parent: String) {
-        guard let parentType = schema.types[parent] else { return }
+        // The schema's index: one lookup per selection set, one per field.
+        guard let kind = schema.index.kinds[parent] else { return }
+        let fields = schema.index.fields[parent] ?? [:]
         // Only the first problem is reported: stop there.
         for selection in selections where errors.isEmpty {
             switch selection {
             case .field(let field):
                 directives(field.directives)
-                check(field, on: parent, parentType)
+                check(field, on: parent, kind, fields)
             case .inlineFragment(let inline):
                 directives(inline.directives)
                 let condition = inline.typeCondition ?? parent
@@ -82,7 +84,7 @@ struct SchemaValidation {
         }
     }
 
-    mutating func check(_ field: Field, on parent: String, _ parentType: Schema.TypeDefinition) {
+    mutating func check(_ field: Field, on parent: String, _ kind: Schema.Kind, _ fields: [String: CostIndex.FieldInfo]) {
         if field.name == "__typename" {
             if field.selections != nil {
                 errors.append("Field \"__typename\" must not have a selection since type \"String!\" has no subfields.")
@@ -91,26 +93,23 @@ struct SchemaValidation {
         }
         // The introspection schema is not modelled: its subtrees are not checked.
         if field.name == "__schema" || field.name == "__type" { return }
-        guard let definition = parentType.fields[field.name], parentType.kind == .object || parentType.kind == .interface else {
-            let candidates = parentType.kind == .union ? [] : Array(parentType.fields.keys)
+        guard let info = fields[field.name], kind == .object || kind == .interface else {
+            let candidates = kind == .union ? [] : Array(fields.keys)
             errors.append("Cannot query field \"\(field.name)\" on type \"\(parent)\".\(Self.didYouMean(field.name, among: candidates))")
             return
         }
-        arguments(field.arguments, defined: definition.arguments, owner: "field \"\(parent).\(field.name)\"")
-        for (name, argument) in definition.arguments.sorted(by: { $0.key < $1.key })
-        where argument.isRequired && !field.arguments.contains(where: { $0.name == name }) {
-            errors.append("Field \"\(parent).\(field.name)\" argument \"\(name)\" of type \"\(argument.type)\" is required, but it was not provided.")
+        if !field.arguments.isEmpty { arguments(field.arguments, defined: info.arguments, owner: "field \"\(parent).\(field.name)\"") }
+        for name in info.requiredArguments where !field.arguments.contains(where: { $0.name == name }) {
+            errors.append("Field \"\(parent).\(field.name)\" argument \"\(name)\" of type \"\(info.arguments[name]!.type)\" is required, but it was not provided.")
         }
-        let named = definition.type.namedType
-        let kind = schema.types[named]?.kind ?? (Self.builtInScalars.contains(named) ? .scalar : nil)
-        let isLeaf = kind == .scalar || kind == .enumeration
-        let isComposite = kind == .object || kind == .interface || kind == .union
+        let isLeaf = info.namedKind == .scalar || info.namedKind == .enumeration
+        let isComposite = info.namedKind == .object || info.namedKind == .interface || info.namedKind == .union
         if isLeaf, field.selections != nil {
-            errors.append("Field \"\(field.name)\" must not have a selection since type \"\(definition.type)\" has no subfields.")
+            errors.append("Field \"\(field.name)\" must not have a selection since type \"\(info.type)\" has no subfields.")
         } else if isComposite, field.selections == nil {
-            errors.append("Field \"\(field.name)\" of type \"\(definition.type)\" must have a selection of subfields. Did you mean \"\(field.name) { ... }\"?")
+            errors.append("Field \"\(field.name)\" of type \"\(info.type)\" must have a selection of subfields. Did you mean \"\(field.name) { ... }\"?")
         } else if let children = field.selections {
-            selections(children, on: named)
+            selections(children, on: info.namedType)
         }
     }
 

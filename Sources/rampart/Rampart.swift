@@ -303,7 +303,9 @@ func describe(_ c: GatewayConfiguration) -> String {
         if let g = route.graphql {
             func show(_ value: Int?) -> String { value.map(String.init) ?? "off" }
             graphql = ", GraphQL \(g.mode.rawValue) (depth \(show(g.limits.maxDepth)), cost \(show(g.limits.maxCost)), aliases \(show(g.limits.maxAliases)), "
-                + "introspection \(g.limits.introspection.rawValue), \(g.schema.map { "schema \($0)" } ?? "no schema"))"
+                + "introspection \(g.limits.introspection.rawValue), \(g.schema.map { "schema \($0)" } ?? "no schema"), "
+                + "batches \(g.limits.batching ? "up to \(g.limits.maxBatchSize)" : "off"), "
+                + "cache \(g.cache.flatMap { $0.enabled ? "\($0.scope.rawValue) scope, maxTtl \($0.maxTtl)" : nil } ?? "off"))"
         }
         lines.append("route \(route.name ?? "routes[\(i)]"): \(match.isEmpty ? "everything" : match.joined(separator: ", ")) -> \(target)\(limit)\(identity)\(graphql)")
     }

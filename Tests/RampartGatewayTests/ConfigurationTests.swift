@@ -223,6 +223,48 @@ import Testing
         }
     }
 
+    @Test func graphQLCacheSettingsAndTheirEnvironmentOverrides() throws {
+        let yaml = """
+        pools:
+          app: {instances: ["http://127.0.0.1:1"]}
+        routes:
+          - {name: gql, match: {pathPrefix: /graphql}, pool: app, graphql: {batching: true, maxBatchSize: 4, normalization: {forward: true}}}
+          - {name: cached, match: {pathPrefix: /cached}, pool: app, graphql: {cache: {scope: user, maxTtl: 1m, mutationInvalidates: {addBook: [Book]}}}}
+        graphqlCache: {memory: 8MiB}
+        """
+        let loaded = try loader.load(yaml: yaml)
+        let plain = try #require(loaded.routes[0].graphql)
+        #expect(plain.limits.batching && plain.limits.maxBatchSize == 4 && plain.forwardNormalized && plain.cache == nil)
+        let cache = try #require(loaded.routes[1].graphql?.cache)
+        #expect(cache.enabled && cache.scope == .user && cache.maxTtl == .seconds(60) && cache.defaultTtl == nil)
+        #expect(cache.mutationInvalidates == ["addBook": ["Book"]] && loaded.graphqlCache.memory == .mebibytes(8) && !loaded.graphqlCache.redis)
+        #expect(try JSONDecoder().decode(GraphQLRouteConfiguration.self, from: JSONEncoder().encode(loaded.routes[1].graphql!)) == loaded.routes[1].graphql!)
+
+        let overridden = try ConfigurationLoader(environment: ["GRAPHQL_CACHE_ENABLED": "true", "GRAPHQL_CACHE_TTL": "45"]).load(yaml: yaml)
+        #expect(overridden.routes[0].graphql?.cache?.enabled == true && overridden.routes[0].graphql?.cache?.defaultTtl == .seconds(45))
+        #expect(overridden.routes[1].graphql?.cache?.scope == .user && overridden.routes[1].graphql?.cache?.defaultTtl == .seconds(45))
+        let off = try ConfigurationLoader(environment: ["GRAPHQL_CACHE_ENABLED": "false"]).load(yaml: yaml)
+        #expect(off.routes[1].graphql?.cache?.enabled == false)
+        do {
+            _ = try ConfigurationLoader(environment: ["GRAPHQL_CACHE_ENABLED": "maybe", "GRAPHQL_CACHE_TTL": "soon"]).load(yaml: yaml)
+            Issue.record("accepted")
+        } catch {
+            let text = error.issues.map(\.description)
+            #expect(text.contains("GRAPHQL_CACHE_ENABLED (routes.*.graphql.cache.enabled): \"maybe\" is not true or false"), "\(text)")
+            #expect(text.contains { $0.hasPrefix("GRAPHQL_CACHE_TTL (routes.*.graphql.cache.defaultTtl)") }, "\(text)")
+        }
+        do {
+            _ = try loader.load(yaml: yaml.replacingOccurrences(of: "maxTtl: 1m", with: "maxTtl: 0s, varyHeaders: [\"bad header\"]")
+                .replacingOccurrences(of: "graphqlCache: {memory: 8MiB}", with: "graphqlCache: {memory: 8MiB, redis: true}"))
+            Issue.record("accepted")
+        } catch {
+            let text = error.issues.map(\.description)
+            #expect(text.contains("routes[1].graphql.cache.maxTtl: must be at least 1s, got 0s"), "\(text)")
+            #expect(text.contains("routes[1].graphql.cache.varyHeaders[0]: \"bad header\" is not a header name"), "\(text)")
+            #expect(text.contains("graphqlCache.redis: is true, but there is no redis section"), "\(text)")
+        }
+    }
+
     @Test func sharedLimitsNeedARedisSectionOrREDIS_URL() throws {
         let yaml = """
         pools:
