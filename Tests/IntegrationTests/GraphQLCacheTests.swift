@@ -89,6 +89,24 @@ import Testing
         }
     }
 
+    @Test func answersLargerThanTheForwardBufferAreKeptUpToMaxEntryBytes() async throws {
+        let upstream = try GraphQLUpstream()
+        try await upstream.serve { url in
+            let configuration = Self.configuration(upstream: url) { $0.cache?.maxEntryBytes = ByteCount(200_000) }
+            try await LoopbackHarness.withGateway(configuration) { _, port, _ in
+                // 100 kB streams through the forward phase (over its 64 KiB buffer) and is kept.
+                let first = try await Self.post(port, Self.query("{ padding(bytes: 100000) }"))
+                #expect(first.body.utf8.count > 100_000 && Self.header("X-Cache", in: first.headers) == "MISS")
+                let second = try await Self.post(port, Self.query("{ padding(bytes: 100000) }"))
+                #expect(second.body == first.body && Self.header("X-Cache", in: second.headers) == "HIT")
+                // Over maxEntryBytes: passed on untouched, not kept.
+                let huge = try await Self.post(port, Self.query("{ padding(bytes: 300000) }"))
+                #expect(huge.body.utf8.count > 300_000 && Self.header("X-Cache", in: huge.headers) == "BYPASS")
+                #expect(upstream.executed.load(ordering: .relaxed) == 2)
+            }
+        }
+    }
+
     @Test func aMutationPurgesExactlyWhatItTouched() async throws {
         let upstream = try GraphQLUpstream()
         try await upstream.serve { url in

@@ -47,6 +47,9 @@ final class GraphQLUpstream: Sendable {
                     let all = catalogue.products.withLock { $0.values.sorted { $0.id < $1.id } }
                     return all.prefix(args["first"].int ?? all.count).map(fields)
                 },
+                "padding": GraphQLField(type: GraphQLString, args: ["bytes": GraphQLArgument(type: GraphQLNonNull(GraphQLInt))]) { _, args, _, _ in
+                    String(repeating: "x", count: max(0, min(args["bytes"].int ?? 0, 1 << 20)))
+                },
                 "broken": GraphQLField(type: GraphQLString) { _, _, _, _ in
                     struct Broken: Error, CustomStringConvertible { var description: String { "the broken field always fails" } }
                     throw Broken()

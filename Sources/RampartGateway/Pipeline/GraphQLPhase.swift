@@ -330,7 +330,9 @@ struct GraphQLPhase: RouterMiddleware {
     /// The upstream answer read whole when it declares a JSON body of at most `limit` bytes,
     /// with the JSON; nil (and the response left unread) otherwise.
     func collect(_ response: Response, limit: Int) async throws -> (Collected?, JSONValue?) {
-        guard let length = response.body.contentLength, length <= limit,
+        // A streamed body (over the forward phase's buffering size) still has the length
+        // its upstream declared.
+        guard let length = response.body.contentLength ?? response.headers[.contentLength].flatMap(Int.init), length <= limit,
               response.headers[.contentType].map({ $0.lowercased().contains("json") }) ?? false else { return (nil, nil) }
         let sink = BodyCollector(limit: limit)
         try await response.body.write(sink)
