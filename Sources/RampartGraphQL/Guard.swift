@@ -25,6 +25,9 @@ public struct GuardLimits: Sendable, Equatable {
     /// upstream's, are replaced by `suggestionMask` (an empty mask removes them).
     public var maskSuggestions = true
     public var suggestionMask = "[Suggestion hidden]"
+    /// With a schema: whether documents are validated against it (step 10); off, the schema
+    /// only gives cost its types (the upstream validates).
+    public var schemaValidation = true
     /// Batched requests (a JSON array of operations) and the most entries one may hold;
     /// off by default.
     public var batching = false
@@ -210,7 +213,7 @@ public struct GraphQLGuard: Sendable {
             }
         }
 
-        if let schema {
+        if let schema, limits.schemaValidation {
             let validation = SchemaValidation(schema: schema, document: document)
             if let first = validation.errors.first {
                 analysis.rejection = failure("GRAPHQL_VALIDATION_FAILED", limits.masking(first))

@@ -66,6 +66,14 @@ struct SchemaValidationTests {
         #expect(rejection(#"{ book(id: "1") { titel } }"#, mask: true)?.message == #"Cannot query field "titel" on type "Book". [Suggestion hidden]"#)
     }
 
+    @Test("schemaValidation off: the schema gives cost its types and nothing is validated")
+    func off() {
+        var limits = GuardLimits.off
+        limits.schemaValidation = false
+        let analysis = GraphQLGuard(limits: limits, schema: Self.schema).analyze(document: #"{ book(id: "1") { titel author { name } } }"#)
+        #expect(analysis.isAccepted && analysis.cost == 2)
+    }
+
     @Test("limits run first: a deep document is refused for its depth before it is validated")
     func order() {
         var limits = GuardLimits.off

@@ -45,7 +45,7 @@ public struct GraphQLRouteConfiguration: Codable, Sendable, Equatable {
         case schema, mode, maxBodyBytes, maxCharacters, maxTokens, maxNesting, maxValueNesting, maxDepth, maxFields, maxAliases
         case aliasExemptFields, maxDirectives, introspection, maxIntrospectionListDepth, maxCost, exposeLimits, errorMessage
         case defaultListSize, mutationBaseCost, slicingArguments, sizedFields, conformanceTesting
-        case maskSuggestions, suggestionMask, batching, maxBatchSize, normalization, cache
+        case maskSuggestions, suggestionMask, batching, maxBatchSize, normalization, cache, schemaValidation
     }
 
     /// `normalization:`: what the upstream receives.
@@ -96,6 +96,7 @@ public struct GraphQLRouteConfiguration: Codable, Sendable, Equatable {
         limits.maskSuggestions = try c.decodeIfPresent(Bool.self, forKey: .maskSuggestions) ?? limits.maskSuggestions
         limits.suggestionMask = try c.decodeIfPresent(String.self, forKey: .suggestionMask) ?? limits.suggestionMask
         limits.batching = try c.decodeIfPresent(Bool.self, forKey: .batching) ?? limits.batching
+        limits.schemaValidation = try c.decodeIfPresent(Bool.self, forKey: .schemaValidation) ?? limits.schemaValidation
         limits.maxBatchSize = try c.decodeIfPresent(Int.self, forKey: .maxBatchSize) ?? limits.maxBatchSize
         self.limits = limits
         forwardNormalized = try c.decodeIfPresent(Normalization.self, forKey: .normalization)?.forward ?? false
@@ -134,6 +135,7 @@ public struct GraphQLRouteConfiguration: Codable, Sendable, Equatable {
         try c.encode(limits.maskSuggestions, forKey: .maskSuggestions)
         try c.encode(limits.suggestionMask, forKey: .suggestionMask)
         try c.encode(limits.batching, forKey: .batching)
+        try c.encode(limits.schemaValidation, forKey: .schemaValidation)
         try c.encode(limits.maxBatchSize, forKey: .maxBatchSize)
         try c.encode(Normalization(forward: forwardNormalized), forKey: .normalization)
         try c.encodeIfPresent(cache, forKey: .cache)
