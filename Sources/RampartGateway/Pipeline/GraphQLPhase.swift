@@ -91,6 +91,7 @@ struct GraphQLPhase: RouterMiddleware {
     let metrics = GraphQLMetrics()
 
     static let graphQLResponse = "application/graphql-response+json"
+    static let suggestionMarker = Array("Did you mean".utf8)
 
     /// One request's facts every step needs.
     struct Exchange {
@@ -330,14 +331,19 @@ struct GraphQLPhase: RouterMiddleware {
     /// The upstream answer read whole when it declares a JSON body of at most `limit` bytes,
     /// with the JSON; nil (and the response left unread) otherwise.
     func collect(_ response: Response, limit: Int) async throws -> (Collected?, JSONValue?) {
+        guard let answer = try await read(response, limit: limit) else { return (nil, nil) }
+        return (answer, try? JSONValue(parsing: answer.body, maxDepth: 512))
+    }
+
+    /// The upstream answer's bytes, when it declares a JSON body of at most `limit` bytes.
+    func read(_ response: Response, limit: Int) async throws -> Collected? {
         // A streamed body (over the forward phase's buffering size) still has the length
         // its upstream declared.
         guard let length = response.body.contentLength ?? response.headers[.contentLength].flatMap(Int.init), length <= limit,
-              response.headers[.contentType].map({ $0.lowercased().contains("json") }) ?? false else { return (nil, nil) }
+              response.headers[.contentType].map({ $0.lowercased().contains("json") }) ?? false else { return nil }
         let sink = BodyCollector(limit: limit)
         try await response.body.write(sink)
-        let collected = Collected(status: response.status, headers: response.headers, body: sink.bytes)
-        return (collected, try? JSONValue(parsing: sink.bytes, maxDepth: 512))
+        return Collected(status: response.status, headers: response.headers, body: sink.bytes)
     }
 
     /// An answer to send on: its `Did you mean` clauses masked when the route asks.
@@ -352,9 +358,11 @@ struct GraphQLPhase: RouterMiddleware {
     /// `response` with suggestions masked, when it is JSON of a size that may be read whole.
     func masked(_ response: Response, _ route: GraphQLRoute, limit: Int) async throws -> Response {
         guard route.guard.limits.maskSuggestions else { return response }
-        let (answer, json) = try await collect(response, limit: limit)
-        guard let answer else { return response }
-        guard let json else { return Response(status: answer.status, headers: answer.headers, body: .init(byteBuffer: ByteBuffer(bytes: answer.body))) }
+        guard let answer = try await read(response, limit: limit) else { return response }
+        // Only an answer that holds a suggestion is parsed and written again.
+        guard answer.body.firstRange(of: Self.suggestionMarker) != nil, let json = try? JSONValue(parsing: answer.body, maxDepth: 512) else {
+            return Response(status: answer.status, headers: answer.headers, body: .init(byteBuffer: ByteBuffer(bytes: answer.body)))
+        }
         return finished(answer, json: json, route)
     }
 
