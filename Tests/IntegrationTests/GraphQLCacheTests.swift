@@ -1,9 +1,11 @@
+import Crypto
 import Foundation
 import NIOHTTP1
 import RampartBalancing
 import RampartCore
 import RampartGateway
 import RampartGraphQL
+import RampartIdentity
 import RampartStore
 import RampartTesting
 import Synchronization
@@ -103,6 +105,40 @@ import Testing
                 let huge = try await Self.post(port, Self.query("{ padding(bytes: 300000) }"))
                 #expect(huge.body.utf8.count > 300_000 && Self.header("X-Cache", in: huge.headers) == "BYPASS")
                 #expect(upstream.executed.load(ordering: .relaxed) == 2)
+            }
+        }
+    }
+
+    @Test func aPerUserRouteNeverServesOneUsersAnswerToAnother() async throws {
+        let upstream = try GraphQLUpstream()
+        try await upstream.serve { url in
+            func key(_ text: String) -> String { SHA256.hash(data: Array(text.utf8)).map { String(format: "%02x", $0) }.joined() }
+            var configuration = Self.configuration(upstream: url) { $0.cache?.scope = .user }
+            configuration.identity = IdentityConfiguration(apiKeys: .init())
+            configuration.identity?.apiKeys?.keys = [
+                .init(name: "ada-laptop", sha256: key("rk_ada_laptop_0123456789"), user: "ada"),
+                .init(name: "ada-phone", sha256: key("rk_ada_phone_0123456789"), user: "ada"),
+                .init(name: "bob", sha256: key("rk_bob_0123456789abcdef"), user: "bob"),
+            ]
+            let body = Self.query(#"{ product(id: "3") { id name } }"#)
+            try await LoopbackHarness.withGateway(configuration) { _, port, _ in
+                func cacheState(_ apiKey: String?) async throws -> String? {
+                    Self.header("X-Cache", in: try await Self.post(port, body, headers: apiKey.map { [("X-API-Key", $0)] } ?? []).headers)
+                }
+                var states: [String?] = []
+                for apiKey in ["rk_ada_laptop_0123456789", "rk_ada_phone_0123456789", "rk_bob_0123456789abcdef", nil, "rk_bob_0123456789abcdef"] {
+                    states.append(try await cacheState(apiKey))
+                }
+                // ada's first key misses; her other key hits (the same user); bob misses (another
+                // user); nobody misses; bob again hits.
+                #expect(states == ["MISS", "HIT", "MISS", "MISS", "HIT"])
+            }
+            // On a credential-scoped route, a key in its own header separates callers as well.
+            configuration.routes[0].graphql?.cache?.scope = .credential
+            try await LoopbackHarness.withGateway(configuration) { _, port, _ in
+                let ada = try await Self.post(port, body, headers: [("X-API-Key", "rk_ada_laptop_0123456789")])
+                let bob = try await Self.post(port, body, headers: [("X-API-Key", "rk_bob_0123456789abcdef")])
+                #expect(Self.header("X-Cache", in: ada.headers) == "MISS" && Self.header("X-Cache", in: bob.headers) == "MISS")
             }
         }
     }

@@ -266,11 +266,16 @@ struct GraphQLPhase: RouterMiddleware {
     }
 
     /// The caller dimension of the key, and whether it is per caller (then `private` answers
-    /// may be kept, and answers say `private`). Credentials are `Authorization` and cookies.
+    /// may be kept, and answers say `private`). Credentials are `Authorization`, cookies, and
+    /// whoever the identity layer recognized.
     static func scope(_ settings: GraphQLCacheConfiguration, request: Request, identity: Identity) -> (String, Bool) {
         var credential = request.headers[values: .authorization].joined(separator: "\n")
         let cookies = request.headers[values: .cookie].joined(separator: "; ")
         if !cookies.isEmpty { credential += "\ncookie:" + cookies }
+        // A caller the identity layer knows (an API key in its own header, say) is a credential too.
+        if identity.method != .anonymous {
+            credential += "\nidentity:\(identity.method.rawValue):\(identity.user ?? ""):\(identity.tenant ?? ""):\(identity.apiKey ?? "")"
+        }
         let byCredential = credential.isEmpty ? ("public", false) : (CacheKey.credentialScope(credential), true)
         var (scope, perCaller): (String, Bool)
         switch settings.scope {
