@@ -75,6 +75,14 @@ public struct CacheFreshness: Sendable, Equatable {
         }
     }
 
+    /// Takes another source's hint (the schema's `@cacheControl`): the shorter lifetime, and
+    /// private if either says so.
+    public mutating func apply(_ hint: CacheFreshness) {
+        if let age = hint.lifetime { lifetime = min(lifetime ?? age, age) }
+        isPrivate = isPrivate || hint.isPrivate
+        forbidden = forbidden || hint.forbidden
+    }
+
     /// The seconds to store the answer for, or nil when it must not be stored: the upstream's
     /// lifetime (else `defaultTtl`) capped by `maxTtl`.
     public func ttl(defaultTtl: Int?, maxTtl: Int?, scopedPerUser: Bool) -> Int? {

@@ -8,6 +8,13 @@ public struct Schema: Sendable, Equatable {
         public var kind: Kind
         public var cost: Int?
         public var fields: [String: FieldDefinition] = [:]
+        public var cacheControl: CacheControl?
+    }
+
+    /// `@cacheControl(maxAge:, scope:)` (Apollo's directive) on a type or a field.
+    public struct CacheControl: Sendable, Equatable {
+        public var maxAge: Int?
+        public var isPrivate = false
     }
 
     public struct FieldDefinition: Sendable, Equatable {
@@ -15,6 +22,7 @@ public struct Schema: Sendable, Equatable {
         public var arguments: [String: InputValueDefinition] = [:]
         public var cost: Int?
         public var listSize: ListSize?
+        public var cacheControl: CacheControl?
     }
 
     public struct InputValueDefinition: Sendable, Equatable {
@@ -75,6 +83,44 @@ public struct Schema: Sendable, Equatable {
 
     public init() {}
 
+    /// The `@cacheControl` hints an operation's answer falls under: the smallest `maxAge` on
+    /// the fields it selects and on their types, and whether any says `PRIVATE`; nil when
+    /// none applies. Each fragment is read once (a smallest value and an "any" do not
+    /// change when read again).
+    public func cacheHint(for operation: Operation, in document: Document) -> CacheFreshness? {
+        var hint: CacheFreshness?
+        var seen: Set<String> = []
+        let root = switch operation.kind {
+        case .query: queryType
+        case .mutation: mutationType
+        case .subscription: subscriptionType
+        }
+        var pending: [(selections: [Selection], parent: String)] = [(operation.selections, root)]
+        func note(_ found: CacheControl?) {
+            guard let found else { return }
+            var next = hint ?? CacheFreshness()
+            if let age = found.maxAge { next.lifetime = min(next.lifetime ?? age, age) }
+            next.isPrivate = next.isPrivate || found.isPrivate
+            hint = next
+        }
+        while let (selections, parent) = pending.popLast() {
+            for selection in selections {
+                switch selection {
+                case .field(let field):
+                    guard let definition = types[parent]?.fields[field.name] else { continue }
+                    let named = definition.type.namedType
+                    note(definition.cacheControl ?? types[named]?.cacheControl)
+                    if let children = field.selections { pending.append((children, named)) }
+                case .inlineFragment(let inline):
+                    pending.append((inline.selections, inline.typeCondition ?? parent))
+                case .fragmentSpread(let spread):
+                    guard seen.insert(spread.name).inserted, let fragment = document.fragments.first(where: { $0.name == spread.name }) else { continue }
+                    pending.append((fragment.selections, fragment.typeCondition))
+                }
+            }
+        }
+        return hint
+    }
 }
 
 /// Per type and field, what cost analysis reads on every request, resolved once: the named
@@ -199,9 +245,9 @@ struct SchemaReader {
                     parser.position += 1
                     try skipNames(separatedBy: .ampersand)
                 }
-                let cost = try Self.cost(parser.directives(const: true))
+                let directives = try parser.directives(const: true)
                 let kind: Schema.Kind = kindWord == "type" ? .object : kindWord == "interface" ? .interface : .input
-                define(name, kind, cost: cost, in: &schema)
+                define(name, kind, cost: try Self.cost(directives), cacheControl: Self.cacheControl(directives), in: &schema)
                 if parser.peek(.braceOpen) {
                     parser.position += 1
                     while !parser.peek(.braceClose) {
@@ -278,16 +324,32 @@ struct SchemaReader {
     /// A definition's name and directives, the type made or its cost updated; returns the name.
     mutating func definition(_ kind: Schema.Kind, in schema: inout Schema) throws(SyntaxError) -> String {
         let name = try parser.name()
-        define(name, kind, cost: try Self.cost(parser.directives(const: true)), in: &schema)
+        let directives = try parser.directives(const: true)
+        define(name, kind, cost: try Self.cost(directives), cacheControl: Self.cacheControl(directives), in: &schema)
         return name
     }
 
-    func define(_ name: String, _ kind: Schema.Kind, cost: Int?, in schema: inout Schema) {
+    func define(_ name: String, _ kind: Schema.Kind, cost: Int?, cacheControl: Schema.CacheControl?, in schema: inout Schema) {
         if schema.types[name] == nil {
-            schema.types[name] = Schema.TypeDefinition(kind: kind, cost: cost)
-        } else if let cost {
-            schema.types[name]?.cost = cost
+            schema.types[name] = Schema.TypeDefinition(kind: kind, cost: cost, cacheControl: cacheControl)
+        } else {
+            if let cost { schema.types[name]?.cost = cost }
+            if let cacheControl { schema.types[name]?.cacheControl = cacheControl }
         }
+    }
+
+    /// `@cacheControl(maxAge: Int, scope: PUBLIC | PRIVATE)`.
+    static func cacheControl(_ directives: [Directive]) -> Schema.CacheControl? {
+        guard let directive = directives.first(where: { $0.name == "cacheControl" }) else { return nil }
+        var hint = Schema.CacheControl()
+        for argument in directive.arguments {
+            switch (argument.name, argument.value) {
+            case ("maxAge", .int(let text)): hint.maxAge = Int(text).map { max($0, 0) }
+            case ("scope", .enumValue(let scope)): hint.isPrivate = scope == "PRIVATE"
+            default: break
+            }
+        }
+        return hint
     }
 
     /// `name(args): Type @directives`, the name already read.
@@ -305,7 +367,8 @@ struct SchemaReader {
         try parser.expect(.colon)
         let type = try parser.typeReference()
         let directives = try parser.directives(const: true)
-        return Schema.FieldDefinition(type: type, arguments: arguments, cost: try Self.cost(directives), listSize: try Self.listSize(directives))
+        return Schema.FieldDefinition(type: type, arguments: arguments, cost: try Self.cost(directives), listSize: try Self.listSize(directives),
+                                      cacheControl: Self.cacheControl(directives))
     }
 
     /// `: Type = default @directives`, the name already read.

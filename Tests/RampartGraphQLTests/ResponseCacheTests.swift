@@ -64,6 +64,28 @@ struct ResponseCacheTests {
         #expect(CacheFreshness(cacheControl: "max-age=60", extensions: privateHint).ttl(defaultTtl: nil, maxTtl: nil, scopedPerUser: false) == nil)
     }
 
+    @Test("@cacheControl in the schema: the smallest maxAge of the selected fields and their types, PRIVATE anywhere")
+    func schemaHints() throws {
+        let schema = try Schema(sdl: """
+            type Query { products: [Product] @cacheControl(maxAge: 120) me: User news: String @cacheControl(maxAge: 30) plain: String }
+            type Product @cacheControl(maxAge: 300) { id: ID name: String price: Int @cacheControl(maxAge: 60) }
+            type User @cacheControl(maxAge: 90, scope: PRIVATE) { id: ID }
+            """)
+        func hint(_ text: String) throws -> CacheFreshness? {
+            let analysis = GraphQLGuard(limits: .off, schema: schema).analyze(document: text)
+            return schema.cacheHint(for: try #require(analysis.selected), in: try #require(analysis.document))
+        }
+        #expect(try hint("{ plain }") == nil)
+        #expect(try hint("{ products { id name } }")?.lifetime == 120)
+        #expect(try hint("{ products { id price } }")?.lifetime == 60)
+        #expect(try hint("{ products { ...P } news } fragment P on Product { name }")?.lifetime == 30)
+        let me = try #require(try hint("{ me { id } products { id } }"))
+        #expect(me.isPrivate && me.lifetime == 90)
+        var upstream = CacheFreshness(cacheControl: "max-age=100")
+        upstream.apply(try #require(try hint("{ products { id price } }")))
+        #expect(upstream.ttl(defaultTtl: nil, maxTtl: nil, scopedPerUser: false) == 60, "the shortest wins")
+    }
+
     @Test("tags: types, entities by id or configured key fields")
     func tags() throws {
         let data = try JSONValue(parsing: #"""

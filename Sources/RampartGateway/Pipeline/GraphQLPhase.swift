@@ -186,7 +186,8 @@ struct GraphQLPhase: RouterMiddleware {
             guard let answer, let json else { return Self.marked(response, .bypass) }
             var stored = false
             if answer.status == .ok, let data = json["data"], !data.isNull, json["errors"] == nil {
-                let freshness = CacheFreshness(cacheControl: answer.headers[.cacheControl], extensions: json["extensions"])
+                var freshness = CacheFreshness(cacheControl: answer.headers[.cacheControl], extensions: json["extensions"])
+                if let hint = route.guard.schema?.cacheHint(for: operation, in: document) { freshness.apply(hint) }
                 if let ttl = freshness.ttl(defaultTtl: settings.defaultTtl.map { Int($0.seconds) }, maxTtl: Int(settings.maxTtl.seconds),
                                            scopedPerUser: perCaller) {
                     let now = cache.now()
