@@ -62,7 +62,7 @@ struct FlagRecordStoreTests {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("flags-\(UUID().uuidString).sqlite").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         let record = FlagRecord(key: "kept", document: "{}", updatedBy: "ann", updatedAt: 1)
-        try await SQLiteFlagRecordStore(database: try SQLiteDatabase(path: path)).put(record)
+        _ = try await SQLiteFlagRecordStore(database: try SQLiteDatabase(path: path)).put(record)
         let reopened = SQLiteFlagRecordStore(database: try SQLiteDatabase(path: path))
         #expect(try await reopened.all() == [record])
         #expect(try await reopened.audit(key: nil, limit: 5).map(\.action) == [.create])
@@ -111,7 +111,7 @@ struct PostgresURLTests {
         let database = try PostgresDatabase(url: "postgres://app:hunter2@127.0.0.1:1/flags?sslmode=disable", path: "flags.database",
                                             timeout: .milliseconds(500), logger: Logger(label: "test"))
         let store = PostgresFlagRecordStore(database: database)
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await database.run() }
             defer { group.cancelAll() }
             await #expect(throws: PostgresStoreError.self) { try await store.all() }
