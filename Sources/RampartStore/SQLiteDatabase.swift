@@ -52,6 +52,29 @@ public final class SQLiteDatabase: Sendable {
             }
             try db.create(index: "feature_flag_audit_key", on: "feature_flag_audit", columns: ["key", "id"])
         }
+        migrator.registerMigration("event-spool-1") { db in
+            try db.create(table: "event") { table in
+                table.autoIncrementedPrimaryKey("sequence")
+                table.column("id", .text).notNull().unique()
+                table.column("type", .text).notNull()
+                table.column("time", .double).notNull()
+                table.column("source", .text).notNull()
+                table.column("partition_key", .text)
+                table.column("payload", .text).notNull()
+            }
+            try db.create(index: "event_partition", on: "event", columns: ["partition_key", "sequence"])
+            try db.create(table: "event_delivery") { table in
+                table.column("sequence", .integer).notNull()
+                table.column("sink", .text).notNull()
+                table.column("state", .text).notNull()
+                table.column("attempts", .integer).notNull()
+                table.column("next_attempt", .double).notNull()
+                table.column("first_failure", .double)
+                table.column("last_error", .text)
+                table.primaryKey(["sequence", "sink"])
+            }
+            try db.create(index: "event_delivery_due", on: "event_delivery", columns: ["sink", "state", "sequence"])
+        }
         try migrator.migrate(queue)
     }
 }

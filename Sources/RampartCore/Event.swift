@@ -1,0 +1,25 @@
+/// One thing that happened, as every module reports it to the event bus: a threat event, an
+/// audit record, an alert, a flag exposure, an analytics event, a deployment change.
+public struct Event: Sendable, Equatable {
+    /// Unique per event; consumers drop duplicates by it (delivery is at least once).
+    public var id: String
+    /// What happened, dotted: `threat.detected`, `flag.exposure`, `audit.flag_changed`.
+    public var type: String
+    /// Wall-clock seconds since 1970.
+    public var time: Double
+    /// Who reported it: `rampart/shield`, `rampart/flags`, ...
+    public var source: String
+    /// Events with the same key are delivered in the order they were published; nil puts the
+    /// event in a partition of its own.
+    public var partitionKey: String?
+    public var payload: JSONValue
+
+    public init(id: String, type: String, time: Double, source: String, partitionKey: String? = nil, payload: JSONValue) {
+        self.id = id
+        self.type = type
+        self.time = time
+        self.source = source
+        self.partitionKey = partitionKey
+        self.payload = payload
+    }
+}
