@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "RampartIdentity", targets: ["RampartIdentity"]),
         .library(name: "RampartFlags", targets: ["RampartFlags"]),
         .library(name: "RampartGraphQL", targets: ["RampartGraphQL"]),
+        .library(name: "RampartEvents", targets: ["RampartEvents"]),
         .library(name: "RampartGateway", targets: ["RampartGateway"]),
     ],
     dependencies: [
@@ -220,6 +221,19 @@ let package = Package(
             dependencies: [
                 "RampartCore",
                 .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "RampartEvents",
+            dependencies: ["RampartCore", "RampartStore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RampartEventsTests",
+            dependencies: [
+                "RampartEvents", "RampartCore", "RampartStore",
+                .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             swiftSettings: swiftSettings
         ),
