@@ -122,11 +122,7 @@ struct CostCalculator {
     }
 
     mutating func cost(of operation: Operation) -> Int {
-        let root = switch operation.kind {
-        case .query: schema?.queryType ?? "Query"
-        case .mutation: schema?.mutationType ?? "Mutation"
-        case .subscription: schema?.subscriptionType ?? "Subscription"
-        }
+        let root = schema?.rootType(for: operation.kind) ?? Schema.defaultRootTypes.rootType(for: operation.kind)
         let base = operation.kind == .mutation ? settings.mutationBaseCost : 0
         return Summary.add(base, summarize(operation.selections, on: root).cost(sizing: nil))
     }

@@ -293,6 +293,6 @@ extension GuardLimits {
             rest = tail.firstIndex(of: "?").map { tail[tail.index(after: $0)...] } ?? Substring()
         }
         out += rest
-        return String(out.trimmingSpaces)
+        return String(out.trimmingASCIIWhitespace())
     }
 }

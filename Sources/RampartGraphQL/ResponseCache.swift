@@ -53,8 +53,8 @@ public struct CacheFreshness: Sendable, Equatable {
         var maxAge: Int?
         for part in (cacheControl ?? "").split(separator: ",") {
             let directive = part.split(separator: "=", maxSplits: 1)
-            let name = directive[0].trimmingSpaces.lowercased()
-            let argument = directive.count == 2 ? Int(directive[1].trimmingSpaces.trimmingQuotes) : nil
+            let name = directive[0].trimmingASCIIWhitespace().lowercased()
+            let argument = directive.count == 2 ? Int(directive[1].trimmingASCIIWhitespace().trimmingQuotes) : nil
             switch name {
             case "s-maxage": sharedAge = argument.map { max($0, 0) }
             case "max-age": maxAge = argument.map { max($0, 0) }
@@ -318,13 +318,7 @@ public final class MemoryResponseCache: Sendable {
 }
 
 extension Substring {
-    var trimmingSpaces: Substring {
-        var text = self
-        while text.first == " " || text.first == "\t" { text.removeFirst() }
-        while text.last == " " || text.last == "\t" { text.removeLast() }
-        return text
-    }
-
+    /// Without one pair of surrounding double quotes (`max-age="60"`).
     var trimmingQuotes: Substring {
         var text = self
         if text.first == "\"" { text.removeFirst() }

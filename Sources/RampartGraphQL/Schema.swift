@@ -83,6 +83,22 @@ public struct Schema: Sendable, Equatable {
 
     public init() {}
 
+    /// An empty schema: the default root type names, for cost without a schema.
+    static let defaultRootTypes = Schema()
+
+    /// The scalars every schema has without defining them.
+    public static let builtInScalars: Set<String> = ["String", "Int", "Float", "Boolean", "ID"]
+
+    /// The root type operations of `kind` start at (`Query`, `Mutation`, `Subscription`
+    /// unless the schema names others).
+    public func rootType(for kind: OperationKind) -> String {
+        switch kind {
+        case .query: queryType
+        case .mutation: mutationType
+        case .subscription: subscriptionType
+        }
+    }
+
     /// The `@cacheControl` hints an operation's answer falls under: the smallest `maxAge` on
     /// the fields it selects and on their types, and whether any says `PRIVATE`; nil when
     /// none applies. Each fragment is read once (a smallest value and an "any" do not
@@ -90,12 +106,7 @@ public struct Schema: Sendable, Equatable {
     public func cacheHint(for operation: Operation, in document: Document) -> CacheFreshness? {
         var hint: CacheFreshness?
         var seen: Set<String> = []
-        let root = switch operation.kind {
-        case .query: queryType
-        case .mutation: mutationType
-        case .subscription: subscriptionType
-        }
-        var pending: [(selections: [Selection], parent: String)] = [(operation.selections, root)]
+        var pending: [(selections: [Selection], parent: String)] = [(operation.selections, rootType(for: operation.kind))]
         func note(_ found: CacheControl?) {
             guard let found else { return }
             var next = hint ?? CacheFreshness()
@@ -146,7 +157,7 @@ final class CostIndex: Sendable {
             arguments = definition.arguments
             type = definition.type
             namedKind = types[definition.type.namedType]?.kind
-                ?? (["String", "Int", "Float", "Boolean", "ID"].contains(definition.type.namedType) ? .scalar : nil)
+                ?? (Schema.builtInScalars.contains(definition.type.namedType) ? .scalar : nil)
             requiredArguments = definition.arguments.filter { $0.value.isRequired }.keys.sorted()
             listSize = definition.listSize
             namedType = definition.type.namedType

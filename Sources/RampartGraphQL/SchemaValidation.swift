@@ -16,7 +16,6 @@ struct SchemaValidation {
     let document: Document
     private(set) var errors: [String] = []
 
-    static let builtInScalars: Set<String> = ["String", "Int", "Float", "Boolean", "ID"]
     static let builtInDirectives: [String: Schema.DirectiveDefinition] = [
         "skip": .init(arguments: ["if": .init(type: .nonNull(.named("Boolean")))]),
         "include": .init(arguments: ["if": .init(type: .nonNull(.named("Boolean")))]),
@@ -40,24 +39,20 @@ struct SchemaValidation {
     }
 
     mutating func check(_ operation: Operation) {
-        let root = switch operation.kind {
-        case .query: schema.queryType
-        case .mutation: schema.mutationType
-        case .subscription: schema.subscriptionType
-        }
+        let root = schema.rootType(for: operation.kind)
         directives(operation.directives)
         for variable in operation.variables {
             directives(variable.directives)
             let name = variable.type.namedType
-            if let type = schema.types[name] {
-                if ![.scalar, .enumeration, .input].contains(type.kind) {
+            if let kind = schema.index.kinds[name] {
+                if ![.scalar, .enumeration, .input].contains(kind) {
                     errors.append("Variable \"$\(variable.name)\" cannot be non-input type \"\(variable.type)\".")
                 }
-            } else if !Self.builtInScalars.contains(name) {
-                errors.append("Unknown type \"\(name)\".\(Self.didYouMean(name, among: Array(schema.types.keys) + Self.builtInScalars))")
+            } else if !Schema.builtInScalars.contains(name) {
+                errors.append("Unknown type \"\(name)\".\(Self.didYouMean(name, among: Array(schema.types.keys) + Schema.builtInScalars))")
             }
         }
-        guard schema.types[root] != nil else {
+        guard schema.index.kinds[root] != nil else {
             errors.append("Schema is not configured to execute \(operation.kind.rawValue) operation.")
             return
         }
@@ -141,11 +136,11 @@ struct SchemaValidation {
     mutating func knownComposite(_ name: String) -> Bool {
         // An introspection type (`__Type`, `__Field`, ...): not modelled, not checked.
         if name.hasPrefix("__") { return false }
-        guard let type = schema.types[name] else {
+        guard let kind = schema.index.kinds[name] else {
             errors.append("Unknown type \"\(name)\".\(Self.didYouMean(name, among: Array(schema.types.keys)))")
             return false
         }
-        guard [.object, .interface, .union].contains(type.kind) else {
+        guard [.object, .interface, .union].contains(kind) else {
             errors.append("Fragment cannot condition on non composite type \"\(name)\".")
             return false
         }
