@@ -103,3 +103,49 @@ public indirect enum Value: Sendable, Equatable {
         public var value: Value
     }
 }
+
+extension Document {
+    /// The first fragment named `name`.
+    public func fragment(named name: String) -> Fragment? {
+        fragments.first { $0.name == name }
+    }
+
+    /// The names (not aliases) of `operation`'s root fields, through fragments: what a
+    /// mutation's cache invalidation is configured by.
+    public func rootFieldNames(of operation: Operation) -> Set<String> {
+        var names: Set<String> = []
+        var pending = operation.selections
+        var seen: Set<String> = []
+        while let selection = pending.popLast() {
+            switch selection {
+            case .field(let field): names.insert(field.name)
+            case .inlineFragment(let inline): pending.append(contentsOf: inline.selections)
+            case .fragmentSpread(let spread):
+                if seen.insert(spread.name).inserted, let fragment = fragment(named: spread.name) { pending.append(contentsOf: fragment.selections) }
+            }
+        }
+        return names
+    }
+
+    /// Whether `operation` asks for an answer in parts (`@defer`, `@stream`) anywhere, in the
+    /// fragments it reaches too; such answers are never cached.
+    public func usesIncrementalDelivery(_ operation: Operation) -> Bool {
+        func incremental(_ directives: [Directive]) -> Bool { directives.contains { $0.name == "defer" || $0.name == "stream" } }
+        var pending = operation.selections
+        var seen: Set<String> = []
+        while let selection = pending.popLast() {
+            switch selection {
+            case .field(let field):
+                if incremental(field.directives) { return true }
+                pending.append(contentsOf: field.selections ?? [])
+            case .inlineFragment(let inline):
+                if incremental(inline.directives) { return true }
+                pending.append(contentsOf: inline.selections)
+            case .fragmentSpread(let spread):
+                if incremental(spread.directives) { return true }
+                if seen.insert(spread.name).inserted, let fragment = fragment(named: spread.name) { pending.append(contentsOf: fragment.selections) }
+            }
+        }
+        return false
+    }
+}

@@ -295,4 +295,30 @@ extension GuardLimits {
         out += rest
         return String(out.trimmingASCIIWhitespace())
     }
+
+    /// A GraphQL answer (or a batch of them) with every error message masked; nil when
+    /// nothing changed, so an answer without suggestions is sent as it came.
+    public func masking(answer json: JSONValue) -> JSONValue? {
+        guard maskSuggestions else { return nil }
+        switch json {
+        case .array(let entries):
+            let masked = entries.map { masking(answer: $0) }
+            guard masked.contains(where: { $0 != nil }) else { return nil }
+            return .array(zip(entries, masked).map { $1 ?? $0 })
+        case .object(var members):
+            guard case .array(let errors)? = members["errors"] else { return nil }
+            var changed = false
+            members["errors"] = .array(errors.map { error in
+                guard case .object(var fields) = error, case .string(let message)? = fields["message"] else { return error }
+                let masked = masking(message)
+                guard masked != message else { return error }
+                changed = true
+                fields["message"] = .string(masked)
+                return .object(fields)
+            })
+            return changed ? .object(members) : nil
+        default:
+            return nil
+        }
+    }
 }

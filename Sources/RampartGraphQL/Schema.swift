@@ -125,7 +125,7 @@ public struct Schema: Sendable, Equatable {
                 case .inlineFragment(let inline):
                     pending.append((inline.selections, inline.typeCondition ?? parent))
                 case .fragmentSpread(let spread):
-                    guard seen.insert(spread.name).inserted, let fragment = document.fragments.first(where: { $0.name == spread.name }) else { continue }
+                    guard seen.insert(spread.name).inserted, let fragment = document.fragment(named: spread.name) else { continue }
                     pending.append((fragment.selections, fragment.typeCondition))
                 }
             }

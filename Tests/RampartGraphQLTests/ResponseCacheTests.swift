@@ -167,11 +167,20 @@ struct ResponseCacheTests {
         (#"Unknown argument "frist". Did you mean "first" or "last"? And more."#, "", #"Unknown argument "frist".  And more."#),
         ("No suggestion here.", "[x]", "No suggestion here."),
     ])
-    func masking(message: String, mask: String, expected: String) {
+    func masking(message: String, mask: String, expected: String) throws {
         var limits = GuardLimits()
         limits.suggestionMask = mask
         #expect(limits.masking(message) == expected)
+        // In an answer, and in each answer of a batch; an answer left as it was is nil.
+        let answer = JSONValue.object(["data": .null, "errors": .array([.object(["message": .string(message)])])])
+        let masked = limits.masking(answer: .array([answer, .object(["data": .object([:])])]))
+        if message.contains("Did you mean") {
+            #expect(masked?.arrayValue?.first?["errors"]?.arrayValue?.first?["message"]?.stringValue == expected)
+            #expect(masked?.arrayValue?.last == .object(["data": .object([:])]))
+        } else {
+            #expect(masked == nil)
+        }
         limits.maskSuggestions = false
-        #expect(limits.masking(message) == message)
+        #expect(limits.masking(message) == message && limits.masking(answer: answer) == nil)
     }
 }

@@ -174,7 +174,7 @@ struct GraphQLPhase: RouterMiddleware {
             return try await masked(next(request, context), route, limit: ForwardPhase.bufferedBodyLimit)
         }
         switch operation.kind {
-        case .query where !Self.usesIncrementalDelivery(operation, in: document):
+        case .query where !document.usesIncrementalDelivery(operation):
             let (scope, perCaller) = Self.scope(settings, request: request, identity: context.identity)
             let key = CacheKey.make(upstream: route.upstream, document: normalized!, operationName: operation.name,
                                     variables: analysis.variables, scope: scope)
@@ -218,7 +218,7 @@ struct GraphQLPhase: RouterMiddleware {
     /// answered with data, every entity found there (and every type, when asked).
     func invalidate(after operation: Operation, in document: Document, answer json: JSONValue?, _ settings: GraphQLCacheConfiguration) async {
         var tags: Set<String> = []
-        for name in Self.rootFieldNames(operation, in: document) { tags.formUnion(settings.mutationInvalidates[name] ?? []) }
+        for name in document.rootFieldNames(of: operation) { tags.formUnion(settings.mutationInvalidates[name] ?? []) }
         if let data = json?["data"], !data.isNull {
             let found = CacheTags(data: data, keyFields: settings.keyFields)
             tags.formUnion(found.entities)
@@ -226,44 +226,6 @@ struct GraphQLPhase: RouterMiddleware {
         }
         let purged = await cache.purge(tags: tags)
         if purged > 0 { logger.debug("graphql cache: mutation purged entries", metadata: ["entries": "\(purged)"]) }
-    }
-
-    /// The names (not aliases) of an operation's root fields, through fragments.
-    static func rootFieldNames(_ operation: Operation, in document: Document) -> Set<String> {
-        var names: Set<String> = []
-        var pending = operation.selections
-        var seen: Set<String> = []
-        while let selection = pending.popLast() {
-            switch selection {
-            case .field(let field): names.insert(field.name)
-            case .inlineFragment(let inline): pending.append(contentsOf: inline.selections)
-            case .fragmentSpread(let spread):
-                if seen.insert(spread.name).inserted, let fragment = document.fragments.first(where: { $0.name == spread.name }) {
-                    pending.append(contentsOf: fragment.selections)
-                }
-            }
-        }
-        return names
-    }
-
-    /// `@defer` and `@stream` answers come in parts and are never cached.
-    static func usesIncrementalDelivery(_ operation: Operation, in document: Document) -> Bool {
-        func uses(_ directives: [Directive]) -> Bool { directives.contains { $0.name == "defer" || $0.name == "stream" } }
-        var pending = operation.selections
-        for fragment in document.fragments { pending.append(contentsOf: fragment.selections) }
-        while let selection = pending.popLast() {
-            switch selection {
-            case .field(let field):
-                if uses(field.directives) { return true }
-                pending.append(contentsOf: field.selections ?? [])
-            case .inlineFragment(let inline):
-                if uses(inline.directives) { return true }
-                pending.append(contentsOf: inline.selections)
-            case .fragmentSpread(let spread):
-                if uses(spread.directives) { return true }
-            }
-        }
-        return false
     }
 
     /// The caller dimension of the key, and whether it is per caller (then `private` answers
@@ -355,7 +317,7 @@ struct GraphQLPhase: RouterMiddleware {
     /// An answer to send on: its `Did you mean` clauses masked when the route asks.
     func finished(_ answer: Collected, json: JSONValue, _ route: GraphQLRoute) -> Response {
         var body = answer.body
-        if let masked = Self.maskingSuggestions(in: json, limits: route.guard.limits) { body = Array(masked.jsonText.utf8) }
+        if let masked = route.guard.limits.masking(answer: json) { body = Array(masked.jsonText.utf8) }
         var headers = answer.headers
         headers[.contentLength] = String(body.count)
         return Response(status: answer.status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
@@ -372,43 +334,18 @@ struct GraphQLPhase: RouterMiddleware {
         return finished(answer, json: json, route)
     }
 
-    /// The answer with every error message's suggestions masked; nil when nothing changed.
-    static func maskingSuggestions(in json: JSONValue, limits: GuardLimits) -> JSONValue? {
-        guard limits.maskSuggestions else { return nil }
-        switch json {
-        case .array(let entries):
-            let masked = entries.map { maskingSuggestions(in: $0, limits: limits) }
-            guard masked.contains(where: { $0 != nil }) else { return nil }
-            return .array(zip(entries, masked).map { $1 ?? $0 })
-        case .object(var members):
-            guard case .array(let errors)? = members["errors"] else { return nil }
-            var changed = false
-            members["errors"] = .array(errors.map { error in
-                guard case .object(var fields) = error, case .string(let message)? = fields["message"] else { return error }
-                let masked = limits.masking(message)
-                guard masked != message else { return error }
-                changed = true
-                fields["message"] = .string(masked)
-                return .object(fields)
-            })
-            return changed ? .object(members) : nil
-        default:
-            return nil
-        }
-    }
-
     // MARK: - Batches
 
     /// Every entry is guarded on its own; refused entries are answered here, the accepted
     /// ones go upstream as one smaller batch, and the answer is put back in request order.
-    func batch(_ entries: [Result<Parameters, GuardRejection>], _ exchange: Exchange, request: Request, context: Context,
+    func batch(_ entries: [(sent: JSONValue, parameters: Result<Parameters, GuardRejection>)], _ exchange: Exchange, request: Request, context: Context,
                next: (Request, Context) async throws -> Response) async throws -> Response {
         var request = request
         var context = context
         let route = exchange.route
         var analyses: [Result<GuardAnalysis, GuardRejection>] = []
         for entry in entries {
-            switch entry {
+            switch entry.parameters {
             case .success(let parameters):
                 let analysis = analyze(parameters, exchange, isGet: false)
                 analyses.append(analysis.rejection.map { .failure($0) } ?? .success(analysis))
@@ -446,8 +383,7 @@ struct GraphQLPhase: RouterMiddleware {
             return Self.errorBody(rejection)
         }
         if !accepted.isEmpty {
-            let bodies = (context.bufferedBody.flatMap { try? JSONValue(parsing: $0.readableBytesView, maxDepth: 64) }?.arrayValue) ?? []
-            Self.replaceBody(&request, context: &context, with: JSONValue.array(accepted.map { bodies[$0] }).jsonText)
+            Self.replaceBody(&request, context: &context, with: JSONValue.array(accepted.map { entries[$0].sent }).jsonText)
             let response = try await next(request, context)
             let (_, json) = try await collect(response, limit: limit)
             guard case .array(let upstream)? = json, upstream.count == accepted.count else {
@@ -460,7 +396,7 @@ struct GraphQLPhase: RouterMiddleware {
             }
         }
         let merged = JSONValue.array(answers.map { $0 ?? .null })
-        let text = (Self.maskingSuggestions(in: merged, limits: route.guard.limits) ?? merged).jsonText
+        let text = (route.guard.limits.masking(answer: merged) ?? merged).jsonText
         return Response(status: .ok, headers: [
             .contentType: exchange.acceptsGraphQL ? Self.graphQLResponse + "; charset=utf-8" : "application/json; charset=utf-8",
             .contentLength: String(text.utf8.count),
@@ -482,7 +418,8 @@ struct GraphQLPhase: RouterMiddleware {
 
     enum Payload {
         case single(Parameters)
-        case batch([Result<Parameters, GuardRejection>])
+        /// Each entry as sent (what goes upstream if it passes) and its parameters.
+        case batch([(sent: JSONValue, parameters: Result<Parameters, GuardRejection>)])
     }
 
     /// The request's GraphQL parameters: from the query string for GET, else from the JSON
@@ -529,7 +466,7 @@ struct GraphQLPhase: RouterMiddleware {
                                                    message: "Batch limit of \(limits.maxBatchSize) exceeded, found \(entries.count).",
                                                    limit: limits.maxBatchSize, found: entries.count))
                 }
-                return .success(.batch(entries.map(parameters(of:))))
+                return .success(.batch(entries.map { ($0, parameters(of: $0)) }))
             }
             return parameters(of: json).map(Payload.single)
         default:
