@@ -219,12 +219,7 @@ public struct ConfigurationLoader: Sendable {
                 issues.append(.init(path: "\(variable) (routes.*.graphql.\(key))", "\"\(text)\" is not a whole number or off"))
                 continue
             }
-            if var routes = node["routes"]?.sequence {
-                for index in routes.indices where routes[index]["graphql"]?.mapping != nil {
-                    routes[index]["graphql"]?[key] = Node(String(text))
-                }
-                node["routes"] = Node.sequence(routes)
-            }
+            forEachGraphQLRoute(&node) { $0[key] = Node(String(text)) }
         }
         // The cache switch and lifetime: a route without a cache section gets one.
         var cacheSettings: [(String, Node)] = []
@@ -244,18 +239,24 @@ public struct ConfigurationLoader: Sendable {
                 issues.append(.init(path: "GRAPHQL_CACHE_TTL (routes.*.graphql.cache.defaultTtl)", "\"\(text)\" is not a duration of at least 1s (60, 60s, 5m)"))
             }
         }
-        if !cacheSettings.isEmpty, var routes = node["routes"]?.sequence {
-            for index in routes.indices where routes[index]["graphql"]?.mapping != nil {
-                ensureMapping(&routes[index]["graphql"]!, "cache")
-                for (key, value) in cacheSettings { routes[index]["graphql"]?["cache"]?[key] = value }
+        if !cacheSettings.isEmpty {
+            forEachGraphQLRoute(&node) { graphql in
+                ensureMapping(&graphql, "cache")
+                for (key, value) in cacheSettings { graphql["cache"]?[key] = value }
             }
-            node["routes"] = Node.sequence(routes)
         }
         if let text = environment["REDIS_URL"], !text.isEmpty {
             ensureMapping(&node, "redis")
             node["redis"]?["url"] = Node(text)
         }
         return issues
+    }
+
+    /// Changes the `graphql` section of every route that has one.
+    private func forEachGraphQLRoute(_ node: inout Node, _ change: (inout Node) -> Void) {
+        guard var routes = node["routes"]?.sequence else { return }
+        for index in routes.indices where routes[index]["graphql"]?.mapping != nil { change(&routes[index]["graphql"]!) }
+        node["routes"] = Node.sequence(routes)
     }
 
     /// Sets `limits.<key>.<inner>`, creating both mappings.
