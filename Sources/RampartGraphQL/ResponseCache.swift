@@ -161,7 +161,7 @@ public struct CachedAnswer: Sendable, Equatable {
 /// bounded in bytes, with an index from tags to the keys that carry them for invalidation.
 /// Expired entries are never answered and are dropped when met.
 public final class MemoryResponseCache: Sendable {
-    public struct Statistics: Sendable, Equatable {
+    public struct Statistics: Sendable, Equatable, Encodable {
         public var entries = 0
         public var bytes = 0
         public var maxBytes = 0
@@ -172,6 +172,21 @@ public final class MemoryResponseCache: Sendable {
 
         /// Hits over lookups, 0 before any.
         public var hitRate: Double { hits + misses == 0 ? 0 : Double(hits) / Double(hits + misses) }
+
+        enum CodingKeys: String, CodingKey { case entries, bytes, maxBytes, hits, misses, hitRate, evictions, invalidations }
+
+        /// Every count, and the hit rate.
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(entries, forKey: .entries)
+            try c.encode(bytes, forKey: .bytes)
+            try c.encode(maxBytes, forKey: .maxBytes)
+            try c.encode(hits, forKey: .hits)
+            try c.encode(misses, forKey: .misses)
+            try c.encode(hitRate, forKey: .hitRate)
+            try c.encode(evictions, forKey: .evictions)
+            try c.encode(invalidations, forKey: .invalidations)
+        }
     }
 
     struct Entry {

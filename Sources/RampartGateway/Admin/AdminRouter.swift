@@ -344,29 +344,24 @@ struct RateLimitReport: Encodable {
     }
 }
 
-/// `GET /api/system/graphql/cache`: the memory layer's size and the hit rate of the cache.
+/// `GET /api/system/graphql/cache`: the memory layer's counts and the cache's hit rate,
+/// and whether Redis is layer two.
 struct GraphQLCacheReport: Encodable {
-    let entries: Int
-    let bytes: Int
-    let maxBytes: Int
-    let hits: Int
-    let misses: Int
-    let hitRate: Double
-    let evictions: Int
-    let invalidations: Int
+    let statistics: MemoryResponseCache.Statistics
     let redis: Bool
 
     init(_ store: GraphQLCacheStore) {
-        let statistics = store.memory.statistics
-        entries = statistics.entries
-        bytes = statistics.bytes
-        maxBytes = statistics.maxBytes
-        hits = statistics.hits
-        misses = statistics.misses
-        hitRate = statistics.hitRate
-        evictions = statistics.evictions
-        invalidations = statistics.invalidations
+        statistics = store.memory.statistics
         redis = store.redis != nil
+    }
+
+    enum CodingKeys: String, CodingKey { case redis }
+
+    /// One flat object: the statistics' members and `redis`.
+    func encode(to encoder: any Encoder) throws {
+        try statistics.encode(to: encoder)
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(redis, forKey: .redis)
     }
 }
 
