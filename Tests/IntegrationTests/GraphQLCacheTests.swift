@@ -143,6 +143,21 @@ import Testing
         }
     }
 
+    @Test func anAnswerThatIsNotJSONIsPassedOnAsItCame() async throws {
+        // Over the forward phase's 64 KiB buffer, so the body streams and can be read only once.
+        let broken = #"{"data": {"product": ""# + String(repeating: "x", count: 70_000)
+        try await GraphQLUpstream.serveFixed(broken) { url in
+            let configuration = Self.configuration(upstream: url) { $0.limits.batching = true }
+            try await LoopbackHarness.withGateway(configuration) { _, port, _ in
+                for body in [Self.query("{ product(id: \"1\") { id } }"), Self.query("mutation { renameProduct(id: \"1\", name: \"x\") { id } }"),
+                             "[" + Self.query("{ a }") + "]"] {
+                    let answer = try await Self.post(port, body)
+                    #expect(answer.status == 200 && answer.body == broken, "\(body): \(answer.body.prefix(200))")
+                }
+            }
+        }
+    }
+
     @Test func aMutationPurgesExactlyWhatItTouched() async throws {
         let upstream = try GraphQLUpstream()
         try await upstream.serve { url in

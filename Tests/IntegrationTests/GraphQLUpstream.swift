@@ -94,6 +94,19 @@ final class GraphQLUpstream: Sendable {
 
     /// Serves `POST /graphql` (one operation or a batch) on 127.0.0.1 until `body` returns.
     func serve<T: Sendable>(_ body: @Sendable (_ url: String) async throws -> T) async throws -> T {
+        try await Self.serve(router(), body)
+    }
+
+    /// Serves `text` as `application/json` to every request: a broken upstream.
+    static func serveFixed<T: Sendable>(_ text: String, _ body: @Sendable (_ url: String) async throws -> T) async throws -> T {
+        let router = Router()
+        router.post("/graphql") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+        return try await serve(router, body)
+    }
+
+    func router() -> Router<BasicRequestContext> {
         let router = Router()
         router.post("/graphql") { request, _ -> Response in
             let bytes = Data(try await request.body.collect(upTo: 1 << 20).readableBytesView)
@@ -117,6 +130,10 @@ final class GraphQLUpstream: Sendable {
             return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: cacheable ? "public, max-age=60" : "no-store"],
                             body: .init(byteBuffer: ByteBuffer(bytes: data)))
         }
+        return router
+    }
+
+    static func serve<T: Sendable>(_ router: Router<BasicRequestContext>, _ body: @Sendable (_ url: String) async throws -> T) async throws -> T {
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         var logger = Logger(label: "graphql-upstream")
         logger.logLevel = .warning

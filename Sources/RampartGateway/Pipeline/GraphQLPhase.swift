@@ -183,7 +183,8 @@ struct GraphQLPhase: RouterMiddleware {
             }
             let response = try await next(request, context)
             let (answer, json) = try await collect(response, limit: settings.maxEntryBytes.bytes)
-            guard let answer, let json else { return Self.marked(response, .bypass) }
+            guard let answer else { return Self.marked(response, .bypass) }
+            guard let json else { return Self.marked(answer.response, .bypass) }
             var stored = false
             if answer.status == .ok, let data = json["data"], !data.isNull, json["errors"] == nil {
                 var freshness = CacheFreshness(cacheControl: answer.headers[.cacheControl], extensions: json["extensions"])
@@ -207,7 +208,8 @@ struct GraphQLPhase: RouterMiddleware {
             let response = try await next(request, context)
             let (answer, json) = try await collect(response, limit: settings.maxEntryBytes.bytes)
             await invalidate(after: operation, in: document, answer: json, settings)
-            guard let answer, let json else { return Self.marked(response, .method) }
+            guard let answer else { return Self.marked(response, .method) }
+            guard let json else { return Self.marked(answer.response, .method) }
             return Self.marked(finished(answer, json: json, route), .method)
         default:
             return Self.marked(try await masked(next(request, context), route, limit: settings.maxEntryBytes.bytes), .bypass)
@@ -294,6 +296,11 @@ struct GraphQLPhase: RouterMiddleware {
         var status: HTTPResponse.Status
         var headers: HTTPFields
         var body: [UInt8]
+
+        /// The answer as read, to send on unchanged (its body has been consumed).
+        var response: Response {
+            Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        }
     }
 
     /// The upstream answer read whole when it declares a JSON body of at most `limit` bytes,
@@ -329,7 +336,7 @@ struct GraphQLPhase: RouterMiddleware {
         guard let answer = try await read(response, limit: limit) else { return response }
         // Only an answer that holds a suggestion is parsed and written again.
         guard answer.body.firstRange(of: Self.suggestionMarker) != nil, let json = try? JSONValue(parsing: answer.body, maxDepth: 512) else {
-            return Response(status: answer.status, headers: answer.headers, body: .init(byteBuffer: ByteBuffer(bytes: answer.body)))
+            return answer.response
         }
         return finished(answer, json: json, route)
     }
@@ -375,7 +382,8 @@ struct GraphQLPhase: RouterMiddleware {
                     await invalidate(after: operation, in: document, answer: json?.arrayValue.flatMap { index < $0.count ? $0[index] : nil }, settings)
                 }
             }
-            guard let answer, let json else { return response }
+            guard let answer else { return response }
+            guard let json else { return answer.response }
             return finished(answer, json: json, route)
         }
         var answers = analyses.map { result -> JSONValue? in
