@@ -43,9 +43,9 @@ let package = Package(
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
         // Tests only: the GraphQL server the gateway's GraphQL routes are tested against.
         .package(url: "https://github.com/GraphQLSwift/GraphQL.git", from: "4.3.0"),
-        .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
     ],
     targets: [
         .target(
@@ -209,6 +209,8 @@ let package = Package(
                 "RampartCore",
                 "RampartGateway",
                 "RampartBalancing",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -226,13 +228,26 @@ let package = Package(
         ),
         .target(
             name: "RampartEvents",
-            dependencies: ["RampartCore", "RampartStore"],
+            dependencies: [
+                "RampartCore",
+                "RampartStore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "RampartEventsTests",
             dependencies: [
-                "RampartEvents", "RampartCore", "RampartStore",
+                "RampartEvents", "RampartCore", "RampartStore", "RampartTesting",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             swiftSettings: swiftSettings

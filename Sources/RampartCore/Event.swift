@@ -23,3 +23,12 @@ public struct Event: Sendable, Equatable {
         self.payload = payload
     }
 }
+
+/// Where modules hand their events: the gateway's event bus, or nothing. Publishing never
+/// waits; a refused event (a full queue) is counted and logged by the bus, never dropped
+/// silently, and reported to the caller.
+public protocol EventPublishing: Sendable {
+    /// Returns false when the event was refused.
+    @discardableResult
+    func publish(_ event: Event) -> Bool
+}

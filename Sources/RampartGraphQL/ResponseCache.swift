@@ -20,15 +20,7 @@ public enum CacheKey {
         "credential:" + hex(SHA256.hash(data: Array(credential.utf8)).prefix(16))
     }
 
-    static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0xF)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
+    static func hex(_ bytes: some Sequence<UInt8>) -> String { lowercaseHex(bytes) }
 }
 
 /// What an upstream answer allows the cache to do, from its `Cache-Control` header and an

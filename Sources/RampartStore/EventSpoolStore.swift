@@ -13,6 +13,15 @@ public struct SpooledDelivery: Sendable, Equatable {
     public var lastError: String?
 }
 
+/// What became of one attempt to deliver, as the spool records it.
+public enum DeliverySettlement: Sendable, Equatable {
+    case delivered(Int64)
+    /// A failed attempt, to be tried again at `retryAt`.
+    case failed(Int64, error: String, retryAt: Double)
+    /// The delivery gives up: a dead letter until replayed or purged.
+    case dead(Int64, error: String)
+}
+
 /// Which dead letters to list, replay or purge; nil matches everything.
 public struct DeadLetterFilter: Sendable, Equatable {
     public var sink: String?
@@ -32,20 +41,22 @@ public struct DeadLetterFilter: Sendable, Equatable {
 
 /// The durable spool under the event bus: an event is written, with one delivery per sink,
 /// before its publisher is told it is accepted. Deliveries are handed out in order per
-/// partition key (an event waits while an earlier one of its key is pending for that sink),
-/// retried at their next attempt time, and parked as dead letters when they give up.
+/// partition key (an event waits while an earlier one of its key waits for a retry), retried
+/// at their next attempt time, and parked as dead letters when they give up.
 public protocol EventSpoolStore: Sendable {
-    /// Writes `events` with a pending delivery to each of `sinks`, in one transaction.
-    /// An event whose id is already spooled is skipped (a publisher's retry).
-    func append(_ events: [Event], sinks: [String], now: Double) throws
+    /// Writes each event with a pending delivery to each of its sinks, all in one
+    /// transaction. An event whose id is already spooled is skipped (a publisher's retry); one
+    /// with no sink is not written.
+    func append(_ entries: [(event: Event, sinks: [String])], now: Double) throws
     /// Up to `limit` deliveries to `sink` that are due at `now`, oldest first, none behind
-    /// a pending one of the same partition key.
+    /// a pending one of the same partition key that is not due yet (waiting for a retry).
+    /// Deliveries of one key come in their order: deliver them in it, and stop at the first
+    /// that fails.
     func due(sink: String, now: Double, limit: Int) throws -> [SpooledDelivery]
-    func delivered(_ sequence: Int64, sink: String) throws
-    /// A failed attempt, to be tried again at `retryAt`.
-    func failed(_ sequence: Int64, sink: String, error: String, retryAt: Double, now: Double) throws
-    /// The delivery gives up: a dead letter until replayed or purged.
-    func dead(_ sequence: Int64, sink: String, error: String, now: Double) throws
+    /// Records what became of attempts to deliver to `sink`, in one transaction.
+    func settle(_ settlements: [DeliverySettlement], sink: String, now: Double) throws
+    /// The earliest time after `now` a pending delivery to `sink` is due (a retry), nil when none waits.
+    func nextDue(sink: String, after now: Double) throws -> Double?
     /// Dead letters matching `filter`, oldest first, after `afterSequence`.
     func deadLetters(_ filter: DeadLetterFilter, after afterSequence: Int64, limit: Int) throws -> [SpooledDelivery]
     /// Makes matching dead letters pending again, due at `now`, attempts reset; returns how many.
@@ -56,15 +67,33 @@ public protocol EventSpoolStore: Sendable {
     func depth(sink: String?) throws -> Int
 }
 
+extension EventSpoolStore {
+    public func append(_ events: [Event], sinks: [String], now: Double) throws {
+        try append(events.map { ($0, sinks) }, now: now)
+    }
+
+    public func delivered(_ sequence: Int64, sink: String, now: Double = 0) throws {
+        try settle([.delivered(sequence)], sink: sink, now: now)
+    }
+
+    public func failed(_ sequence: Int64, sink: String, error: String, retryAt: Double, now: Double) throws {
+        try settle([.failed(sequence, error: error, retryAt: retryAt)], sink: sink, now: now)
+    }
+
+    public func dead(_ sequence: Int64, sink: String, error: String, now: Double) throws {
+        try settle([.dead(sequence, error: error)], sink: sink, now: now)
+    }
+}
+
 /// The spool in the embedded SQLite database (WAL mode: a committed event survives kill -9).
 public final class SQLiteEventSpool: EventSpoolStore {
     private let database: any DatabaseWriter
 
     public init(database: SQLiteDatabase) { self.database = database.queue }
 
-    public func append(_ events: [Event], sinks: [String], now: Double) throws {
+    public func append(_ entries: [(event: Event, sinks: [String])], now: Double) throws {
         try database.write { db in
-            for event in events {
+            for (event, sinks) in entries where !sinks.isEmpty {
                 try db.execute(sql: """
                     INSERT INTO event (id, type, time, source, partition_key, payload) VALUES (?, ?, ?, ?, ?, ?)
                     ON CONFLICT(id) DO NOTHING
@@ -98,35 +127,39 @@ public final class SQLiteEventSpool: EventSpoolStore {
                 SELECT \(Self.columns) FROM event_delivery d JOIN event e ON e.sequence = d.sequence
                 WHERE d.sink = ? AND d.state = 'pending' AND d.next_attempt <= ?
                   AND NOT EXISTS (
-                    SELECT 1 FROM event_delivery b JOIN event f ON f.sequence = b.sequence
-                    WHERE b.sink = d.sink AND b.state = 'pending' AND b.sequence < d.sequence AND f.partition_key = e.partition_key)
+                    SELECT 1 FROM event f JOIN event_delivery b ON b.sequence = f.sequence AND b.sink = d.sink
+                    WHERE f.partition_key = e.partition_key AND f.sequence < d.sequence AND b.state = 'pending' AND b.next_attempt > ?)
                 ORDER BY d.sequence LIMIT ?
-                """, arguments: [sink, now, limit]).map(Self.delivery)
+                """, arguments: [sink, now, now, limit]).map(Self.delivery)
         }
     }
 
-    public func delivered(_ sequence: Int64, sink: String) throws {
+    public func settle(_ settlements: [DeliverySettlement], sink: String, now: Double) throws {
         try database.write { db in
-            try db.execute(sql: "DELETE FROM event_delivery WHERE sequence = ? AND sink = ?", arguments: [sequence, sink])
-            try Self.prune(sequence, in: db)
+            for settlement in settlements {
+                switch settlement {
+                case .delivered(let sequence):
+                    try db.execute(sql: "DELETE FROM event_delivery WHERE sequence = ? AND sink = ?", arguments: [sequence, sink])
+                    try Self.prune(sequence, in: db)
+                case .failed(let sequence, let error, let retryAt):
+                    try db.execute(sql: """
+                        UPDATE event_delivery SET attempts = attempts + 1, next_attempt = ?, last_error = ?, first_failure = coalesce(first_failure, ?)
+                        WHERE sequence = ? AND sink = ? AND state = 'pending'
+                        """, arguments: [retryAt, error, now, sequence, sink])
+                case .dead(let sequence, let error):
+                    try db.execute(sql: """
+                        UPDATE event_delivery SET state = 'dead', attempts = attempts + 1, last_error = ?, first_failure = coalesce(first_failure, ?)
+                        WHERE sequence = ? AND sink = ? AND state = 'pending'
+                        """, arguments: [error, now, sequence, sink])
+                }
+            }
         }
     }
 
-    public func failed(_ sequence: Int64, sink: String, error: String, retryAt: Double, now: Double) throws {
-        try database.write { db in
-            try db.execute(sql: """
-                UPDATE event_delivery SET attempts = attempts + 1, next_attempt = ?, last_error = ?, first_failure = coalesce(first_failure, ?)
-                WHERE sequence = ? AND sink = ? AND state = 'pending'
-                """, arguments: [retryAt, error, now, sequence, sink])
-        }
-    }
-
-    public func dead(_ sequence: Int64, sink: String, error: String, now: Double) throws {
-        try database.write { db in
-            try db.execute(sql: """
-                UPDATE event_delivery SET state = 'dead', attempts = attempts + 1, last_error = ?, first_failure = coalesce(first_failure, ?)
-                WHERE sequence = ? AND sink = ? AND state = 'pending'
-                """, arguments: [error, now, sequence, sink])
+    public func nextDue(sink: String, after now: Double) throws -> Double? {
+        try database.read { db in
+            try Double.fetchOne(db, sql: "SELECT min(next_attempt) FROM event_delivery WHERE sink = ? AND state = 'pending' AND next_attempt > ?",
+                                arguments: [sink, now])
         }
     }
 

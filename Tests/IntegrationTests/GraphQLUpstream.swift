@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import OrderedCollections
+import RampartTesting
 import Synchronization
 
 /// A real GraphQL server for the gateway's tests, built on GraphQLSwift and Hummingbird: a
@@ -94,7 +95,7 @@ final class GraphQLUpstream: Sendable {
 
     /// Serves `POST /graphql` (one operation or a batch) on 127.0.0.1 until `body` returns.
     func serve<T: Sendable>(_ body: @Sendable (_ url: String) async throws -> T) async throws -> T {
-        try await Self.serve(router(), body)
+        try await serveHTTP(router(), body)
     }
 
     /// Serves `text` as `application/json` to every request: a broken upstream.
@@ -103,7 +104,7 @@ final class GraphQLUpstream: Sendable {
         router.post("/graphql") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text)))
         }
-        return try await serve(router, body)
+        return try await serveHTTP(router, body)
     }
 
     func router() -> Router<BasicRequestContext> {
@@ -131,18 +132,5 @@ final class GraphQLUpstream: Sendable {
                             body: .init(byteBuffer: ByteBuffer(bytes: data)))
         }
         return router
-    }
-
-    static func serve<T: Sendable>(_ router: Router<BasicRequestContext>, _ body: @Sendable (_ url: String) async throws -> T) async throws -> T {
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        var logger = Logger(label: "graphql-upstream")
-        logger.logLevel = .warning
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                              onServerRunning: { continuation.yield($0.localAddress?.port ?? 0) }, logger: logger)
-        let task = Task { try? await app.run() }
-        defer { task.cancel() }
-        var iterator = ports.makeAsyncIterator()
-        let port = await iterator.next() ?? 0
-        return try await body("http://127.0.0.1:\(port)")
     }
 }

@@ -11,11 +11,11 @@ struct EventSpoolStoreTests {
 
     func spool() throws -> SQLiteEventSpool { SQLiteEventSpool(database: try SQLiteDatabase(path: ":memory:")) }
 
-    @Test("deliveries are due in order, one pending event holding back the later ones of its key")
+    @Test("deliveries are due in order; one waiting for a retry holds back the later ones of its key")
     func orderPerKey() throws {
         let spool = try spool()
         try spool.append([event("a1", key: "a"), event("b1", key: "b"), event("a2", key: "a"), event("n1"), event("n2")], sinks: ["hook"], now: 0)
-        #expect(try spool.due(sink: "hook", now: 0, limit: 10).map(\.event.id) == ["a1", "b1", "n1", "n2"])
+        #expect(try spool.due(sink: "hook", now: 0, limit: 10).map(\.event.id) == ["a1", "b1", "a2", "n1", "n2"])
         // a1 fails: a2 waits behind it even when due, others go on.
         try spool.failed(1, sink: "hook", error: "503", retryAt: 5, now: 0)
         try spool.delivered(2, sink: "hook")
@@ -26,6 +26,10 @@ struct EventSpoolStoreTests {
         try spool.delivered(1, sink: "hook")
         #expect(try spool.due(sink: "hook", now: 5, limit: 10).map(\.event.id) == ["a2", "n1", "n2"])
         #expect(try spool.depth(sink: "hook") == 3)
+        #expect(try spool.nextDue(sink: "hook", after: 5) == nil, "all three are due")
+        try spool.settle([.delivered(3), .failed(4, error: "timeout", retryAt: 9), .dead(5, error: "HTTP 400")], sink: "hook", now: 6)
+        #expect(try spool.nextDue(sink: "hook", after: 6) == 9)
+        #expect(try spool.deadLetters(.init(), after: 0, limit: 10).map(\.event.id) == ["n2"])
     }
 
     @Test("each sink has its own deliveries; a republished id is not spooled twice")
@@ -69,6 +73,6 @@ struct EventSpoolStoreTests {
         try SQLiteEventSpool(database: try SQLiteDatabase(path: path)).append((0..<100).map { event("e\($0)", key: "k\($0 % 3)") }, sinks: ["hook"], now: 0)
         let reopened = SQLiteEventSpool(database: try SQLiteDatabase(path: path))
         #expect(try reopened.depth(sink: "hook") == 100)
-        #expect(try reopened.due(sink: "hook", now: 0, limit: 10).map(\.event.id) == ["e0", "e1", "e2"], "one per key: the rest wait")
+        #expect(try reopened.due(sink: "hook", now: 0, limit: 4).map(\.event.id) == ["e0", "e1", "e2", "e3"])
     }
 }

@@ -1,0 +1,220 @@
+import DequeModule
+public import Logging
+public import RampartCore
+public import RampartStore
+import Synchronization
+
+/// What a full publish queue does with one more event. Either way the event that is not kept
+/// is counted (`events_dropped_total{reason="queue_full"}`) and logged.
+public enum OverflowPolicy: String, Sendable, Codable, CaseIterable {
+    /// Refuse the new event (`publish` answers false).
+    case dropNewest = "drop-newest"
+    /// Make room by dropping the oldest queued event.
+    case dropOldest = "drop-oldest"
+}
+
+public enum EventBusError: Error, Equatable, CustomStringConvertible {
+    /// The queue was full and the policy refused the event.
+    case queueFull
+    /// The bus stopped before the event was written.
+    case stopped
+
+    public var description: String {
+        switch self {
+        case .queueFull: "the event queue is full"
+        case .stopped: "the event bus stopped before the event was written"
+        }
+    }
+}
+
+/// The front of event delivery: `publish` puts an event in a bounded in-memory queue and
+/// returns at once (it never waits on the disk, so it can run on the request path); `run`
+/// writes the queue to the spool in batches, one transaction each, and tells the delivery
+/// loops. `publishDurably` waits until the events are in the spool, for callers that must
+/// know (an event is acknowledged once written; from then on it survives kill -9).
+public final class EventBus: EventPublishing {
+    struct Entry {
+        var event: Event
+        var sinks: [String]
+        var written: CheckedContinuation<Void, any Error>?
+    }
+
+    struct State {
+        var queue = Deque<Entry>()
+        var writer: CheckedContinuation<Void, Never>?
+        var stopped = false
+        var droppedSinceLog = 0
+        var lastDropLog = -Double.infinity
+    }
+
+    public let capacity: Int
+    public let overflow: OverflowPolicy
+    let batchSize: Int
+    private let state = Mutex(State())
+    private let spool: any EventSpoolStore
+    private let route: @Sendable (Event) -> [String]
+    private let written: @Sendable () -> Void
+    private let clock: @Sendable () -> Double
+    private let logger: Logger
+
+    /// - Parameters:
+    ///   - route: the sinks an event goes to (an event with none is counted and not written).
+    ///   - written: called after each batch is in the spool (wakes the delivery loops).
+    public init(spool: any EventSpoolStore, capacity: Int, overflow: OverflowPolicy, batchSize: Int = 512,
+                route: @escaping @Sendable (Event) -> [String], written: @escaping @Sendable () -> Void = {},
+                clock: @escaping @Sendable () -> Double, logger: Logger) {
+        self.spool = spool
+        self.capacity = max(1, capacity)
+        self.overflow = overflow
+        self.batchSize = max(1, batchSize)
+        self.route = route
+        self.written = written
+        self.clock = clock
+        self.logger = logger
+    }
+
+    /// Events waiting to be written.
+    public var queued: Int { state.withLock { $0.queue.count } }
+
+    @discardableResult
+    public func publish(_ event: Event) -> Bool {
+        enqueue(Entry(event: event, sinks: route(event), written: nil)) == nil
+    }
+
+    /// Publishes `events` and returns once they are in the spool.
+    /// - Throws: `EventBusError.queueFull` for an event the queue refused (the ones before it
+    ///   are published), `.stopped`, or the spool's error after the bus gave up on it.
+    public func publishDurably(_ events: [Event]) async throws {
+        for event in events {
+            let sinks = route(event)
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                if let refused = enqueue(Entry(event: event, sinks: sinks, written: continuation)) {
+                    continuation.resume(throwing: refused)
+                }
+            }
+        }
+    }
+
+    /// Queues `entry`; returns the error when it was refused (its continuation not kept).
+    private func enqueue(_ entry: Entry) -> EventBusError? {
+        let now = clock()
+        var dropped: Entry?
+        let (refused, writer, logDrops) = state.withLock { s -> (EventBusError?, CheckedContinuation<Void, Never>?, Int) in
+            if s.stopped { return (.stopped, nil, 0) }
+            if s.queue.count >= capacity {
+                switch overflow {
+                case .dropNewest:
+                    return (.queueFull, nil, Self.countDrop(&s, now: now))
+                case .dropOldest:
+                    dropped = s.queue.removeFirst()
+                }
+            }
+            s.queue.append(entry)
+            let writer = s.writer
+            s.writer = nil
+            return (nil, writer, dropped == nil ? 0 : Self.countDrop(&s, now: now))
+        }
+        writer?.resume()
+        if let refused {
+            if refused == .queueFull { EventMetrics.dropped(entry.event.type, reason: "queue_full") }
+        } else {
+            EventMetrics.published(entry.event.type)
+        }
+        if let dropped {
+            EventMetrics.dropped(dropped.event.type, reason: "queue_full")
+            dropped.written?.resume(throwing: EventBusError.queueFull)
+        }
+        if logDrops > 0 {
+            logger.error("event queue full; events dropped", metadata: [
+                "dropped": "\(logDrops)", "policy": "\(overflow.rawValue)", "capacity": "\(capacity)",
+                "type": "\((dropped ?? entry).event.type)",
+            ])
+        }
+        return refused
+    }
+
+    /// Counts one drop; returns how many to log now (at most one line a second).
+    private static func countDrop(_ s: inout State, now: Double) -> Int {
+        s.droppedSinceLog += 1
+        guard now - s.lastDropLog >= 1 else { return 0 }
+        defer { s.droppedSinceLog = 0 }
+        s.lastDropLog = now
+        return s.droppedSinceLog
+    }
+
+    /// Writes queued events to the spool until cancelled; then writes what is still queued
+    /// and refuses further events. A failing spool is retried every second; its events stay
+    /// queued (and count against the capacity) meanwhile.
+    public func run() async {
+        while !Task.isCancelled {
+            let batch = await nextBatch()
+            guard !batch.isEmpty else { continue }
+            if !write(batch) {
+                requeue(batch)
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+        let rest = state.withLock { s -> [Entry] in
+            s.stopped = true
+            defer { s.queue.removeAll() }
+            return Array(s.queue)
+        }
+        for start in stride(from: 0, to: rest.count, by: batchSize) {
+            let batch = Array(rest[start..<min(rest.count, start + batchSize)])
+            if !write(batch) {
+                logger.error("event bus stopped with events it could not write", metadata: ["count": "\(rest.count - start)"])
+                for entry in rest[start...] {
+                    EventMetrics.dropped(entry.event.type, reason: "spool_failed_at_stop")
+                    entry.written?.resume(throwing: EventBusError.stopped)
+                }
+                break
+            }
+        }
+    }
+
+    /// Writes `batch` in one transaction; true when written.
+    private func write(_ batch: [Entry]) -> Bool {
+        do {
+            try spool.append(batch.map { ($0.event, $0.sinks) }, now: clock())
+        } catch {
+            EventMetrics.spoolErrors("append")
+            logger.error("events not written to the spool; will retry", metadata: ["count": "\(batch.count)", "error": "\(error)"])
+            return false
+        }
+        for entry in batch {
+            if entry.sinks.isEmpty { EventMetrics.dropped(entry.event.type, reason: "no_sink") }
+            entry.written?.resume()
+        }
+        written()
+        EventMetrics.queued(queued)
+        return true
+    }
+
+    private func requeue(_ batch: [Entry]) {
+        state.withLock { s in s.queue.insert(contentsOf: batch, at: 0) }
+    }
+
+    /// Up to `batchSize` queued events; waits while there are none (returns empty when cancelled).
+    private func nextBatch() async -> [Entry] {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let ready = state.withLock { s -> Bool in
+                    if !s.queue.isEmpty || Task.isCancelled { return true }
+                    s.writer = continuation
+                    return false
+                }
+                if ready { continuation.resume() }
+            }
+        } onCancel: {
+            state.withLock { s -> CheckedContinuation<Void, Never>? in
+                defer { s.writer = nil }
+                return s.writer
+            }?.resume()
+        }
+        return state.withLock { s in
+            let count = min(batchSize, s.queue.count)
+            defer { s.queue.removeFirst(count) }
+            return Array(s.queue.prefix(count))
+        }
+    }
+}

@@ -1,0 +1,52 @@
+import Metrics
+
+/// The event metrics, by the names docs/events.md lists.
+enum EventMetrics {
+    static func published(_ type: String) {
+        Counter(label: "events_published_total", dimensions: [("type", type)]).increment()
+    }
+
+    static func dropped(_ type: String, reason: String) {
+        Counter(label: "events_dropped_total", dimensions: [("type", type), ("reason", reason)]).increment()
+    }
+
+    static func spoolErrors(_ operation: String) {
+        Counter(label: "events_spool_errors_total", dimensions: [("operation", operation)]).increment()
+    }
+
+    static func delivered(sink: String, count: Int) {
+        guard count > 0 else { return }
+        Counter(label: "events_delivered_total", dimensions: [("sink", sink)]).increment(by: count)
+    }
+
+    static func failed(sink: String, kind: String) {
+        Counter(label: "events_delivery_failures_total", dimensions: [("sink", sink), ("kind", kind)]).increment()
+    }
+
+    static func deadLettered(sink: String) {
+        Counter(label: "events_dead_letters_total", dimensions: [("sink", sink)]).increment()
+    }
+
+    static func replayed(_ count: Int) {
+        guard count > 0 else { return }
+        Counter(label: "events_replayed_total").increment(by: count)
+    }
+
+    /// From publication to delivery.
+    static func latency(sink: String, seconds: Double) {
+        Timer(label: "events_delivery_latency_seconds", dimensions: [("sink", sink)]).recordNanoseconds(Int64(max(0, seconds) * 1e9))
+    }
+
+    /// One batch handed to a sink.
+    static func attempt(sink: String, seconds: Double) {
+        Timer(label: "events_delivery_duration_seconds", dimensions: [("sink", sink)]).recordNanoseconds(Int64(max(0, seconds) * 1e9))
+    }
+
+    static func depth(sink: String, _ depth: Int) {
+        Gauge(label: "events_spool_depth", dimensions: [("sink", sink)]).record(depth)
+    }
+
+    static func queued(_ count: Int) {
+        Gauge(label: "events_queue_depth").record(count)
+    }
+}
