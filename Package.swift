@@ -25,6 +25,12 @@ let package = Package(
         .library(name: "RampartEvents", targets: ["RampartEvents"]),
         .library(name: "RampartGateway", targets: ["RampartGateway"]),
     ],
+    traits: [
+        // Kafka sinks and consumers through librdkafka: needs Debian's librdkafka-dev to build and
+        // librdkafka 2.2 or newer at run time. Off by default, so a plain `swift build` needs nothing.
+        .trait(name: "Kafka", description: "Kafka sink, retry topics and consumer through librdkafka (apt-get install librdkafka-dev)"),
+        .default(enabledTraits: []),
+    ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
@@ -226,11 +232,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .systemLibrary(
+            name: "Crdkafka",
+            pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"])]
+        ),
         .target(
             name: "RampartEvents",
             dependencies: [
                 "RampartCore",
                 "RampartStore",
+                .target(name: "Crdkafka", condition: .when(traits: ["Kafka"])),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "DequeModule", package: "swift-collections"),

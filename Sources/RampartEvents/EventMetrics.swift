@@ -50,3 +50,18 @@ enum EventMetrics {
         Gauge(label: "events_queue_depth").record(count)
     }
 }
+
+extension EventMetrics {
+    static func kafkaRetried(topic: String, attempt: Int) {
+        Counter(label: "kafka_dlq_retries_total", dimensions: [("topic", topic), ("attempt", String(attempt))]).increment()
+    }
+
+    static func kafkaDeadLettered(topic: String) {
+        Counter(label: "kafka_dlq_messages_total", dimensions: [("topic", topic)]).increment()
+    }
+
+    static func kafkaReplayed(topic: String, _ count: Int) {
+        guard count > 0 else { return }
+        Counter(label: "kafka_dlq_replayed_total", dimensions: [("topic", topic)]).increment(by: count)
+    }
+}
