@@ -1,58 +1,42 @@
 import Foundation
 
-/// A private `redis-server` on loopback for tests that must stop, restart or configure
-/// Redis (kill it mid-run, require a password), which the shared one from
-/// `scripts/services.sh` must not be. Needs `redis-server` on the PATH
-/// (`scripts/services.sh install`); `RedisServerProcess.isAvailable` tells.
-public final class RedisServerProcess: @unchecked Sendable {
+/// A server process of a test's own on a loopback port: started, killed (SIGKILL, as a crash
+/// would), signalled (SIGSTOP makes it hang with its connections open; SIGCONT resumes) and
+/// started again on the same port.
+public final class LoopbackServerProcess: @unchecked Sendable {
     public let port: Int
-    public let password: String?
+    let name: String
+    let executable: String
+    let arguments: [String]
     private let lock = NSLock()
     private var process: Process?
 
-    public static var executable: String? {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        for directory in path.split(separator: ":") + ["/usr/bin", "/usr/sbin"] {
-            let candidate = "\(directory)/redis-server"
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        }
-        return nil
+    public init(name: String, executable: String, arguments: [String], port: Int) {
+        self.name = name
+        self.executable = executable
+        self.arguments = arguments
+        self.port = port
     }
 
-    public static var isAvailable: Bool { executable != nil }
-
-    /// Starts one on a free port (or `port`), answering PING before this returns.
-    public init(port: Int? = nil, password: String? = nil) async throws {
-        self.port = try port ?? freeLoopbackPort()
-        self.password = password
-        try await start()
-    }
-
-    public var url: String {
-        password.map { "redis://:\($0)@127.0.0.1:\(port)" } ?? "redis://127.0.0.1:\(port)"
-    }
-
-    /// Starts it again after `stop()`, on the same port.
-    public func start() async throws {
-        guard let executable = Self.executable else { throw TestSupportError("redis-server is not installed (scripts/services.sh install)") }
+    /// Starts it and waits until it accepts connections on `port`.
+    public func start(within limit: Duration = .seconds(10)) async throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
-        var arguments = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"]
-        if let password { arguments += ["--requirepass", password] }
         process.arguments = arguments
+        process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
         lock.withLock { self.process = process }
-        for _ in 0..<200 {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
             if canConnect(port: port) { return }
             try await Task.sleep(for: .milliseconds(25))
         }
-        throw TestSupportError("redis-server did not listen on \(port) within 5 s")
+        throw TestSupportError("\(name) did not listen on \(port) within \(limit)")
     }
 
-    /// Kills it (SIGKILL, as a crash would) and waits until it is gone, without blocking
-    /// a thread of the concurrency pool.
+    /// Kills it and waits until it is gone, without blocking a thread of the concurrency pool.
     public func stop() async {
         guard let process = kill() else { return }
         for _ in 0..<500 where process.isRunning {
@@ -67,16 +51,85 @@ public final class RedisServerProcess: @unchecked Sendable {
             return self.process
         }
         guard let process, process.isRunning else { return nil }
+        Foundation.kill(process.processIdentifier, SIGCONT)
         Foundation.kill(process.processIdentifier, SIGKILL)
         return process
     }
 
-    /// Sends a signal (SIGSTOP makes it hang without closing connections; SIGCONT resumes).
     public func signal(_ number: Int32) {
         if let process = lock.withLock({ self.process }), process.isRunning { Foundation.kill(process.processIdentifier, number) }
     }
 
     deinit { kill() }
+}
+
+/// A private `redis-server` on loopback for tests that must stop, restart or configure
+/// Redis (kill it mid-run, require a password), which the shared one from
+/// `scripts/services.sh` must not be. Needs `redis-server` on the PATH
+/// (`scripts/services.sh install`); `RedisServerProcess.isAvailable` tells.
+public final class RedisServerProcess: Sendable {
+    public let password: String?
+    private let server: LoopbackServerProcess
+
+    public static var executable: String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        for directory in path.split(separator: ":") + ["/usr/bin", "/usr/sbin"] {
+            let candidate = "\(directory)/redis-server"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }
+
+    public static var isAvailable: Bool { executable != nil }
+
+    /// Starts one on a free port (or `port`), accepting connections before this returns.
+    public init(port: Int? = nil, password: String? = nil) async throws {
+        guard let executable = Self.executable else { throw TestSupportError("redis-server is not installed (scripts/services.sh install)") }
+        let port = try port ?? freeLoopbackPort()
+        var arguments = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"]
+        if let password { arguments += ["--requirepass", password] }
+        self.password = password
+        server = LoopbackServerProcess(name: "redis-server", executable: executable, arguments: arguments, port: port)
+        try await start()
+    }
+
+    public var port: Int { server.port }
+
+    public var url: String {
+        password.map { "redis://:\($0)@127.0.0.1:\(port)" } ?? "redis://127.0.0.1:\(port)"
+    }
+
+    /// Starts it again after `stop()`, on the same port.
+    public func start() async throws { try await server.start(within: .seconds(5)) }
+
+    /// Kills it (SIGKILL, as a crash would) and waits until it is gone.
+    public func stop() async { await server.stop() }
+
+    /// Sends a signal (SIGSTOP makes it hang without closing connections; SIGCONT resumes).
+    public func signal(_ number: Int32) { server.signal(number) }
+}
+
+/// A Kafka broker of a test's own (Tansu, memory storage) on a free loopback port, for tests
+/// that stop or freeze it. Needs `RAMPART_TANSU_BIN` (the services env file sets it when
+/// `scripts/services.sh start kafka` ran). Memory storage: a restart loses every topic.
+public final class KafkaBrokerProcess: Sendable {
+    private let server: LoopbackServerProcess
+
+    public static var executable: String? { ProcessInfo.processInfo.environment["RAMPART_TANSU_BIN"] }
+
+    public init() async throws {
+        guard let executable = Self.executable else { throw TestSupportError("RAMPART_TANSU_BIN is not set (source the services env file)") }
+        let port = try freeLoopbackPort()
+        let url = "tcp://127.0.0.1:\(port)"
+        server = LoopbackServerProcess(name: "tansu", executable: executable, arguments: [
+            "broker", "--listener-url", url, "--advertised-listener-url", url, "--storage-engine", "memory://tansu/",
+        ], port: port)
+        try await server.start()
+    }
+
+    public var brokers: String { "127.0.0.1:\(server.port)" }
+    public func stop() async { await server.stop() }
+    public func signal(_ number: Int32) { server.signal(number) }
 }
 
 public struct TestSupportError: Error, CustomStringConvertible {

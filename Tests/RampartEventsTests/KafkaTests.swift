@@ -22,13 +22,17 @@ final class Locked<Value: Sendable>: Sendable {
 
 func uniqueName(_ prefix: String) -> String { "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())" }
 
-/// Reads `topic` from the start until `count` records came or `limit` passed.
+/// Reads `topic` from the start until `count` distinct values came or `limit` passed.
 func consume(_ topic: String, brokers: String, count: Int, within limit: Duration = .seconds(60)) async throws -> [KafkaRecord] {
     let consumer = try KafkaConsumer(brokers: brokers, group: uniqueName("reader"), topics: [topic], properties: testConsumerProperties)
     var records: [KafkaRecord] = []
+    var values = Set<[UInt8]>()
     let deadline = ContinuousClock.now + limit
-    while records.count < count, ContinuousClock.now < deadline {
-        if let record = try await consumer.poll() { records.append(record) }
+    while values.count < count, ContinuousClock.now < deadline {
+        if let record = try await consumer.poll() {
+            records.append(record)
+            values.insert(record.value)
+        }
     }
     await consumer.close()
     return records
@@ -44,10 +48,10 @@ struct KafkaTests {
     func sink() async throws {
         let brokers = try #require(kafkaBrokers)
         let topic = uniqueName("events")
-        let producer = try KafkaProducer(brokers: brokers, properties: ["message.timeout.ms": "10000"])
-        defer { producer.close() }
-        try await producer.createTopics([topic], partitions: 3)
-        let delivery = EventDelivery(spool: try memorySpool(), routes: [SinkRoute(sink: KafkaSink(name: "kafka", topic: topic, producer: producer))],
+        let sink = try KafkaSink(name: "kafka", topic: topic, brokers: brokers, properties: ["message.timeout.ms": "10000"])
+        defer { sink.close() }
+        try await sink.createTopic(partitions: 3)
+        let delivery = EventDelivery(spool: try memorySpool(), routes: [SinkRoute(sink: sink)],
                                      clock: { Date().timeIntervalSince1970 }, logger: quietLogger)
         let events = (0..<600).map { testEvent("k\($0)", key: "user-\($0 % 7)") }
         await running(delivery) {
@@ -146,6 +150,64 @@ struct KafkaTests {
         let all = handled.withLock { $0 }
         #expect(Set(all) == Set(0..<300), "none lost or skipped")
         #expect(all.count - 300 <= 25, "at most the uncommitted ones again: \(all.count - 300)")
+    }
+}
+#endif
+
+#if Kafka
+@Suite("Kafka broker outage", .enabled(if: KafkaBrokerProcess.executable != nil, "set RAMPART_TANSU_BIN (scripts/services.sh start kafka)"))
+struct KafkaOutageTests {
+    @Test("the broker frozen for 30 seconds under a steady publish rate: nothing lost, all delivered after, in order per key")
+    func brokerStopped() async throws {
+        try #require(Librdkafka.isAtLeast2_2, "librdkafka \(Librdkafka.version) < 2.2.0: source the services env file (LD_LIBRARY_PATH)")
+        let broker = try await KafkaBrokerProcess()
+        defer { broker.signal(SIGCONT) }
+        let topic = uniqueName("outage")
+        let sink = try KafkaSink(name: "kafka", topic: topic, brokers: broker.brokers, properties: ["message.timeout.ms": "5000"])
+        defer { sink.close() }
+        try await sink.createTopic(partitions: 3)
+        let spool = try memorySpool()
+        let retry = RetryPolicy(initialDelay: .milliseconds(200), multiplier: 2, maxDelay: .seconds(2), maxAttempts: 1_000)
+        let delivery = EventDelivery(spool: spool, routes: [SinkRoute(sink: sink, retry: retry)],
+                                     clock: { Date().timeIntervalSince1970 }, logger: quietLogger)
+        let published = Locked(0)
+        try await running(delivery) {
+            // 40 events a second over five keys: 5 s before the outage, 30 s during it, 5 s after.
+            let clock = ContinuousClock()
+            let start = clock.now
+            var frozen = false, thawed = false
+            while clock.now - start < .seconds(40) {
+                let n = published.withLock { count -> Int in
+                    defer { count += 1 }
+                    return count
+                }
+                #expect(delivery.bus.publish(testEvent("o\(n)", key: "key-\(n % 5)")))
+                if !frozen, clock.now - start >= .seconds(5) {
+                    broker.signal(SIGSTOP)
+                    frozen = true
+                }
+                if !thawed, clock.now - start >= .seconds(35) {
+                    broker.signal(SIGCONT)
+                    thawed = true
+                }
+                try await Task.sleep(until: start + .milliseconds(25 * (n + 1)))
+            }
+            #expect(await waitUntil(within: .seconds(90)) { delivery.bus.queued == 0 && (try? spool.depth(sink: nil)) == 0 })
+        }
+        let count = published.withLock { $0 }
+        let records = try await consume(topic, brokers: broker.brokers, count: count, within: .seconds(60))
+        var seen = Set<Int>()
+        var order: [String: [Int]] = [:]
+        for record in records {
+            let event = try #require(Event(json: try JSONValue(parsing: String(decoding: record.value, as: UTF8.self))))
+            let n = Int(event.id.dropFirst())!
+            if seen.insert(n).inserted { order[event.partitionKey!, default: []].append(n) }
+        }
+        let missing = Set(0..<count).subtracting(seen)
+        #expect(missing.isEmpty, "every published event is on the topic: \(missing.count) of \(count) missing, first \(missing.sorted().prefix(5))")
+        for (key, numbers) in order { #expect(numbers == numbers.sorted(), "\(key) in order") }
+        print("broker outage: \(count) published, \(records.count) records on the topic, \(records.count - seen.count) duplicates")
+        await broker.stop()
     }
 }
 #endif

@@ -257,6 +257,14 @@ public final class KafkaProducer: Sendable {
         return promise
     }
 
+    /// The error that made the producer unusable (an idempotent producer can hit one); nil
+    /// while it works. A producer with a fatal error must be replaced.
+    public var fatalError: KafkaError? {
+        var text = [CChar](repeating: 0, count: 512)
+        let code = rd_kafka_fatal_error(handle.pointer, &text, text.count)
+        return code == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : KafkaError(message: KafkaHandle.string(text))
+    }
+
     /// Creates the topics that do not exist yet (`partitions` each, the broker's replication
     /// factor). A consumer subscribed to a missing topic does not create it, so the retry and
     /// dead-letter topics are made before anything consumes them.
