@@ -112,6 +112,7 @@ let package = Package(
                 "RampartIdentity",
                 "RampartFlags",
                 "RampartGraphQL",
+                "RampartEvents",
                 "RampartStore",
                 "RampartTelemetry",
                 "RampartBalancing",

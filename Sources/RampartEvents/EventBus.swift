@@ -11,6 +11,15 @@ public enum OverflowPolicy: String, Sendable, Codable, CaseIterable {
     case dropNewest = "drop-newest"
     /// Make room by dropping the oldest queued event.
     case dropOldest = "drop-oldest"
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let policy = OverflowPolicy(rawValue: text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
+                                                    debugDescription: "expected drop-newest or drop-oldest, got \"\(text)\""))
+        }
+        self = policy
+    }
 }
 
 public enum EventBusError: Error, Equatable, CustomStringConvertible {

@@ -57,3 +57,17 @@ public struct RetryPolicy: Sendable, Equatable {
         return issues
     }
 }
+
+extension RetryPolicy: Codable {
+    enum CodingKeys: String, CodingKey, CaseIterable { case initialDelay, multiplier, maxDelay, maxAttempts }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = RetryPolicy()
+        self.init(initialDelay: try c.decodeIfPresent(ConfigDuration.self, forKey: .initialDelay) ?? d.initialDelay,
+                  multiplier: try c.decodeIfPresent(Double.self, forKey: .multiplier) ?? d.multiplier,
+                  maxDelay: try c.decodeIfPresent(ConfigDuration.self, forKey: .maxDelay) ?? d.maxDelay,
+                  maxAttempts: try c.decodeIfPresent(Int.self, forKey: .maxAttempts) ?? d.maxAttempts)
+    }
+}

@@ -21,8 +21,12 @@ final class Wakeup: Sendable {
     func wait(upTo limit: Duration) async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { [self] in
-                try? await Task.sleep(for: limit)
-                signal()
+                // Only a timeout that really passed wakes the waiter: a cancelled sleep (the
+                // waiter was signalled first) must not leave a signal behind for the next wait.
+                do {
+                    try await Task.sleep(for: limit)
+                    signal()
+                } catch {}
             }
             await waitForSignal()
             group.cancelAll()

@@ -10,6 +10,7 @@ import NIOCore
 import NIOPosix
 import NIOHTTP1
 import RampartBalancing
+import RampartEvents
 import RampartFlags
 import RampartIdentity
 public import RampartLimits
@@ -58,6 +59,8 @@ public final class Gateway: Service, Sendable {
     public let flagRuntime: FlagRuntime?
     /// Cached GraphQL answers (`graphqlCache:`), for every GraphQL route with a cache.
     let graphqlCache: GraphQLCacheStore
+    /// Event delivery (`events:`): nil without the section.
+    public let events: EventsRuntime?
 
     /// - Parameters:
     ///   - configuration: a validated configuration.
@@ -102,9 +105,20 @@ public final class Gateway: Service, Sendable {
         self.client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: clientConfiguration)
         self.drains = DrainQueue()
         self.alerts = AlertDispatcher(transport: HTTPAlertTransport(client: client), logger: logger)
+        if let events = configuration.events {
+            do {
+                self.events = try EventsRuntime(events, client: client, logger: logger, now: wallClock)
+            } catch {
+                try? client.syncShutdown()
+                throw error
+            }
+        } else {
+            self.events = nil
+        }
         let live = self.live
         self.responder = ThreatResponder(configuration: { live.snapshot.configuration.shield.response }, blocklist: blocklist,
-                                         store: eventStore, alerts: alerts, time: time, wallClock: wallClock, logger: logger)
+                                         store: eventStore, alerts: alerts, time: time, wallClock: wallClock, logger: logger,
+                                         events: events?.publisher(.threats))
         self.bruteForce = BruteForceGuard(time: time)
         self.flood = FloodDetector(time: time)
         self.cspReports = CSPReportIntake(time: time)
@@ -161,7 +175,8 @@ public final class Gateway: Service, Sendable {
         if let flags = configuration.flags {
             var flagLogger = logger
             flagLogger[metadataKey: "component"] = "flags"
-            self.flagRuntime = try FlagRuntime(flags, logger: flagLogger, now: wallClock)
+            self.flagRuntime = try FlagRuntime(flags, logger: flagLogger, now: wallClock, exposureEvents: events?.publisher(.flags),
+                                               audit: events?.publisher(.audit))
         } else {
             self.flagRuntime = nil
         }
@@ -196,6 +211,7 @@ public final class Gateway: Service, Sendable {
         var services: [any Service] = [traffic, admin, HealthCheckService(pools: pools, probe: HTTPHealthProbe(client: client)),
                                        DrainService(queue: drains, pools: pools, logger: logger),
                                        ShieldService(gateway: self), LimitsService(gateway: self)]
+        if let events { services.append(EventsService(runtime: events)) }
         if let authenticator, let jwks = configuration.identity?.jwt?.jwks {
             services.append(KeySetRefreshService(authenticator: authenticator, interval: jwks.refresh.duration, logger: logger))
         }
@@ -308,6 +324,9 @@ public final class Gateway: Service, Sendable {
             || next.proxy.timeouts.connect != current.proxy.timeouts.connect || next.proxy.timeouts.idle != current.proxy.timeouts.idle {
             issues.append(.init(path: "proxy", "header limits and connection-level timeouts (clientHeader, clientBody, clientIdle, connect, idle) cannot change while running; restart to apply"))
         }
+        if next.events != current.events {
+            issues.append(.init(path: "events", "event delivery (spool, sinks, what is published) cannot change while running; restart to apply"))
+        }
         if (next.flags == nil) != (current.flags == nil) || next.flags?.database != current.flags?.database {
             issues.append(.init(path: "flags", "adding or removing the flags section, or changing flags.database, needs a restart"))
         }
@@ -324,6 +343,9 @@ public final class Gateway: Service, Sendable {
         if let limits = next.limits { limiter.apply(limits) }
         let snapshot = live.replace(with: next)
         logger.info("configuration reloaded", metadata: ["generation": "\(snapshot.generation)"])
+        events?.publisher(.audit)?.publish(Event(id: RequestID.make(), type: "audit.config_reloaded", time: wallClockSeconds(),
+                                                 source: "rampart/gateway", payload: ["generation": .number(Double(snapshot.generation)),
+                                                                                      "file": .string(path)]))
         return snapshot.generation
     }
 

@@ -42,7 +42,7 @@ public final class WebhookReceiver: Sendable {
         }
     }
 
-    private let log = Mutex<[Received]>([])
+    private let log = Mutex<(all: [Received], seen: [[UInt8]: Int])>(([], [:]))
     private let answer: @Sendable (_ body: [UInt8], _ attempt: Int) -> Answer
     private let started = ContinuousClock.now
 
@@ -51,7 +51,10 @@ public final class WebhookReceiver: Sendable {
         self.answer = answer
     }
 
-    public var received: [Received] { log.withLock { $0 } }
+    public var received: [Received] { log.withLock { $0.all } }
+
+    /// How many different bodies came (each event once, however often it was sent).
+    public var distinctBodies: Int { log.withLock { $0.seen.count } }
 
     /// Serves `/hook` while `body` runs; `body` gets the hook's URL.
     public func serve<T: Sendable>(_ body: @Sendable (_ url: String) async throws -> T) async throws -> T {
@@ -61,8 +64,9 @@ public final class WebhookReceiver: Sendable {
             var headers: [String: String] = [:]
             for field in request.headers { headers[field.name.canonicalName] = field.value }
             let previous = self.log.withLock { log in
-                let previous = log.count { $0.body == bytes }
-                log.append(Received(headers: headers, body: bytes, at: (ContinuousClock.now - self.started).secondsValue))
+                let previous = log.seen[bytes, default: 0]
+                log.seen[bytes] = previous + 1
+                log.all.append(Received(headers: headers, body: bytes, at: (ContinuousClock.now - self.started).secondsValue))
                 return previous
             }
             let answer = self.answer(bytes, previous)

@@ -242,13 +242,14 @@ struct TemporaryConfiguration {
 }
 
 /// Runs the binary to its end and returns its exit status and standard output.
-func runToEnd(_ arguments: [String]) throws -> (status: Int32, output: String) {
+/// Runs `rampart` to its end: its status and what it printed (standard error too with `errors`).
+func runToEnd(_ arguments: [String], errors: Bool = false) throws -> (status: Int32, output: String) {
     let process = Process()
     process.executableURL = RampartProcess.binary
     process.arguments = arguments
     let output = Pipe()
     process.standardOutput = output
-    process.standardError = FileHandle.nullDevice
+    process.standardError = errors ? output : FileHandle.nullDevice
     try process.run()
     let data = output.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()

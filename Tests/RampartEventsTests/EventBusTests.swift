@@ -1,6 +1,6 @@
 import Foundation
 import RampartCore
-import RampartEvents
+@testable import RampartEvents
 import RampartStore
 import RampartTesting
 import Synchronization
@@ -103,5 +103,19 @@ struct EventBusTests {
         try await waiter.value
         #expect(await waitUntil { bus.queued == 0 })
         #expect(try spool.depth(sink: "hook") == 11)
+    }
+}
+
+@Suite("Wakeup")
+struct WakeupTests {
+    @Test("a signal ends one wait only: the next wait lasts until its time")
+    func oneSignalOneWake() async {
+        let wakeup = Wakeup()
+        wakeup.signal()
+        await wakeup.wait(upTo: .seconds(5))
+        let clock = ContinuousClock()
+        let started = clock.now
+        await wakeup.wait(upTo: .milliseconds(200))
+        #expect(clock.now - started >= .milliseconds(190), "a spent signal woke the second wait early")
     }
 }

@@ -80,6 +80,7 @@ struct AdminRouter {
             }
         }
         FlagsAdmin(runtime: gateway.flagRuntime).register(on: router)
+        EventsAdmin(runtime: gateway.events).register(on: router)
         router.post("/api/system/config/reload") { _, _ -> Response in
             do {
                 let generation = try gateway.reload()

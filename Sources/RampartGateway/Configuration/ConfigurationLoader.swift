@@ -1,4 +1,5 @@
 public import RampartCore
+import RampartEvents
 import RampartBalancing
 import RampartShield
 import Yams
@@ -66,9 +67,10 @@ public struct ConfigurationLoader: Sendable {
         var issues = applyOverrides(to: &node)
         let collector = IssueCollector()
         do {
-            let configuration = try YAMLDecoder().decode(GatewayConfiguration.self, from: node,
+            var configuration = try YAMLDecoder().decode(GatewayConfiguration.self, from: node,
                                                          userInfo: [.configurationIssues: collector])
             issues += collector.issues
+            issues += resolveSecrets(in: &configuration)
             issues += configuration.validate()
             if !issues.isEmpty { throw ConfigurationError(issues: issues) }
             return configuration
@@ -108,6 +110,24 @@ public struct ConfigurationLoader: Sendable {
             if name.hasPrefix("Dictionary") { return "a mapping" }
             return "a mapping (\(name))"
         }
+    }
+
+    /// Reads secrets that the file names by environment variable (`secretEnv`).
+    func resolveSecrets(in configuration: inout GatewayConfiguration) -> [ConfigurationIssue] {
+        guard var events = configuration.events else { return [] }
+        var issues: [ConfigurationIssue] = []
+        for index in events.sinks.indices {
+            // Both given is reported by validation.
+            guard let variable = events.sinks[index].secretEnv, events.sinks[index].secret == nil else { continue }
+            if let value = environment[variable], !value.isEmpty {
+                events.sinks[index].secret = value
+                events.sinks[index].secretEnv = nil
+            } else {
+                issues.append(.init(path: "events.sinks[\(index)].secretEnv", "names \(variable), which is not set in the environment"))
+            }
+        }
+        configuration.events = events
+        return issues
     }
 
     /// Applies environment overrides to the tree before typed decoding, so their values are

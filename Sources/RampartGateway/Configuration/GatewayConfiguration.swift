@@ -5,6 +5,7 @@ public import RampartLimits
 public import RampartStore
 public import RampartIdentity
 public import RampartFlags
+public import RampartEvents
 
 /// The root of `rampart.yml`: every module's configuration, composed.
 public struct GatewayConfiguration: Codable, Sendable, Equatable {
@@ -30,11 +31,13 @@ public struct GatewayConfiguration: Codable, Sendable, Equatable {
     public var flags: FlagsConfiguration?
     /// Where GraphQL routes keep cached answers (memory, and Redis when asked).
     public var graphqlCache: GraphQLCacheStoreConfiguration
+    /// Event delivery (spool, sinks); off when absent. Changing it needs a restart.
+    public var events: EventsConfiguration?
 
     public init(listeners: ListenersConfiguration = .init(), log: LogConfiguration = .init(), proxy: ProxyConfiguration = .init(),
                 pools: [String: PoolConfiguration] = [:], routes: [RouteConfiguration] = [], shield: ShieldConfiguration = .init(),
                 limits: RateLimitsConfiguration? = nil, redis: RedisConfiguration? = nil, identity: IdentityConfiguration? = nil,
-                flags: FlagsConfiguration? = nil, graphqlCache: GraphQLCacheStoreConfiguration = .init()) {
+                flags: FlagsConfiguration? = nil, graphqlCache: GraphQLCacheStoreConfiguration = .init(), events: EventsConfiguration? = nil) {
         self.listeners = listeners
         self.log = log
         self.proxy = proxy
@@ -46,9 +49,10 @@ public struct GatewayConfiguration: Codable, Sendable, Equatable {
         self.identity = identity
         self.flags = flags
         self.graphqlCache = graphqlCache
+        self.events = events
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case listeners, log, proxy, pools, routes, shield, limits, redis, identity, flags, graphqlCache }
+    enum CodingKeys: String, CodingKey, CaseIterable { case listeners, log, proxy, pools, routes, shield, limits, redis, identity, flags, graphqlCache, events }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -64,6 +68,7 @@ public struct GatewayConfiguration: Codable, Sendable, Equatable {
         identity = try c.decodeIfPresent(IdentityConfiguration.self, forKey: .identity)
         flags = try c.decodeIfPresent(FlagsConfiguration.self, forKey: .flags)
         graphqlCache = try c.decodeIfPresent(GraphQLCacheStoreConfiguration.self, forKey: .graphqlCache) ?? .init()
+        events = try c.decodeIfPresent(EventsConfiguration.self, forKey: .events)
     }
 
     /// Every cross-field problem, each naming its path.
@@ -76,6 +81,7 @@ public struct GatewayConfiguration: Codable, Sendable, Equatable {
         issues += redis?.validate(at: "redis") ?? []
         issues += identity?.validate(at: "identity") ?? []
         issues += flags?.validate(at: "flags") ?? []
+        issues += events?.validate(at: "events") ?? []
         if let database = flags?.database, PostgresDatabase.isURL(database) {
             issues += PostgresDatabase.validate(url: database, path: "flags.database")
         }

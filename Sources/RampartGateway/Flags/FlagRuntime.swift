@@ -15,6 +15,8 @@ public final class FlagRuntime: Sendable {
     let postgres: PostgresDatabase?
     let usage = FlagUsage()
     let exposures: ExposureLog?
+    /// Where flag changes are published (`audit.flag_changed`), when events are on.
+    let audit: (any EventPublishing)?
     let logger: Logger
     let now: @Sendable () -> Double
     /// What the store held when last read: its revision, and the stored flags not served
@@ -35,7 +37,11 @@ public final class FlagRuntime: Sendable {
     /// Reads the flag files; managed flags are read from the store by `start()`.
     /// - Throws: `ConfigurationError` when the database cannot be opened, or a flag file is
     ///   broken or a key is defined twice.
-    init(_ configuration: FlagsConfiguration, logger: Logger, now: @escaping @Sendable () -> Double) throws(ConfigurationError) {
+    /// - Parameters:
+    ///   - exposureEvents: where exposures go (`flag.exposure`); without it, to the `exposures` log.
+    ///   - audit: where flag changes are published.
+    init(_ configuration: FlagsConfiguration, logger: Logger, now: @escaping @Sendable () -> Double,
+         exposureEvents: (any EventPublishing)? = nil, audit: (any EventPublishing)? = nil) throws(ConfigurationError) {
         let store: any FlagRecordStore
         var postgres: PostgresDatabase?
         do {
@@ -56,7 +62,8 @@ public final class FlagRuntime: Sendable {
         self.catalog = try FlagCatalog(sources: configuration.sources, flags: FeatureFlags(now: now), now: now)
         self.store = store
         self.postgres = postgres
-        self.exposures = configuration.exposures ? ExposureLog(logger: logger) : nil
+        self.exposures = configuration.exposures ? ExposureLog(logger: logger, events: exposureEvents) : nil
+        self.audit = audit
         self.logger = logger
         self.now = now
     }
@@ -180,6 +187,7 @@ public final class FlagRuntime: Sendable {
             throw .conflict(error.description)
         }
         logger.notice("feature flag \(action.rawValue)d", metadata: ["flag": "\(flag.key)", "actor": "\(actor)"])
+        publishChange(flag.key, action: action.rawValue, actor: actor, document: document)
         return (flag, action)
     }
 
@@ -195,8 +203,20 @@ public final class FlagRuntime: Sendable {
             throw .store("the flag store failed: \(error)")
         }
         let wasServed = catalog.remove(key)
-        if removed || wasServed { logger.notice("feature flag deleted", metadata: ["flag": "\(key)", "actor": "\(actor)"]) }
+        if removed || wasServed {
+            logger.notice("feature flag deleted", metadata: ["flag": "\(key)", "actor": "\(actor)"])
+            publishChange(key, action: "delete", actor: actor, document: nil)
+        }
         return removed || wasServed
+    }
+
+    /// `audit.flag_changed`, keyed by flag so one flag's changes stay in order.
+    private func publishChange(_ key: String, action: String, actor: String, document: JSONValue?) {
+        guard let audit else { return }
+        var payload: [String: JSONValue] = ["flag": .string(key), "action": .string(action), "actor": .string(actor)]
+        if let document { payload["document"] = document }
+        audit.publish(Event(id: RequestID.make(), type: "audit.flag_changed", time: now(), source: "rampart/flags", partitionKey: key,
+                            payload: .object(payload)))
     }
 }
 
@@ -236,14 +256,17 @@ final class FlagUsage: Sendable {
 }
 
 /// Experiment exposures: the first time a subject is served a variant of an experiment, one
-/// JSON line on the `exposures` log (to go through the event bus once it exists). Repeats are
-/// remembered in a bounded set, forgotten all at once when it fills.
+/// `flag.exposure` event on the event bus (keyed by subject), or one JSON line on the
+/// `exposures` log when events are off. Repeats are remembered in a bounded set, forgotten all
+/// at once when it fills.
 final class ExposureLog: Sendable {
     private let logger: Logger
+    private let events: (any EventPublishing)?
     private let seen = Mutex<Set<Int>>([])
     static let capacity = 100_000
 
-    init(logger: Logger) {
+    init(logger: Logger, events: (any EventPublishing)? = nil) {
+        self.events = events
         var log = logger
         log[metadataKey: "log"] = "exposures"
         self.logger = log
@@ -262,6 +285,11 @@ final class ExposureLog: Sendable {
             return seen.insert(fingerprint).inserted
         }
         guard fresh else { return false }
+        if let events {
+            events.publish(Event(id: RequestID.make(), type: "flag.exposure", time: time, source: "rampart/flags", partitionKey: subject,
+                                 payload: ["flag": .string(flag), "variant": .string(variant), "subject": .string(subject)]))
+            return true
+        }
         logger.info("experiment exposure", metadata: [
             "event": "flag_exposure", "flag": "\(flag)", "variant": "\(variant)", "subject": "\(subject)", "time": "\(time)",
         ])

@@ -37,14 +37,17 @@ public final class ThreatResponder: ThreatSignals {
     private let time: any TimeSource
     private let wallClock: @Sendable () -> Double
     private let logger: Logger
+    /// Where each recorded event is also published (`threat.detected`), when events are on.
+    private let events: (any EventPublishing)?
 
     private let currentConfiguration: @Sendable () -> ThreatResponseConfiguration
 
     /// - Parameter configuration: reads the configuration in force (the gateway's live one),
     ///   so a reload needs no hand-over.
     public init(configuration: @escaping @Sendable () -> ThreatResponseConfiguration, blocklist: Blocklist, store: any ThreatEventStore, alerts: AlertDispatcher?,
-                time: any TimeSource, wallClock: @escaping @Sendable () -> Double, logger: Logger) {
+                time: any TimeSource, wallClock: @escaping @Sendable () -> Double, logger: Logger, events: (any EventPublishing)? = nil) {
         self.currentConfiguration = configuration
+        self.events = events
         self.state = Mutex(State(levelAt: time.now()))
         self.blocklist = blocklist
         self.store = store
@@ -90,6 +93,21 @@ public final class ThreatResponder: ThreatSignals {
             logger.error("threat event buffer full; event not recorded", metadata: ["kind": "\(event.kind)", "client": "\(event.client ?? "-")"])
         }
         if let alert { raise(alert, to: policy.alertWebhook) }
+        events?.publish(Self.published(event))
+    }
+
+    /// A threat event as the event bus carries it, keyed by client so one client's events stay in order.
+    static func published(_ event: ThreatEvent) -> Event {
+        var payload: [String: JSONValue] = [
+            "kind": .string(event.kind), "rule": .string(event.rule), "severity": .string(event.severity), "action": .string(event.action),
+            "score": .number(Double(event.score)),
+        ]
+        if let client = event.client { payload["client"] = .string(client) }
+        if let requestID = event.requestID { payload["requestId"] = .string(requestID) }
+        if let location = event.location { payload["location"] = .string(location) }
+        if let detail = event.detail { payload["detail"] = .string(detail) }
+        return Event(id: RequestID.make(), type: "threat.detected", time: event.time, source: "rampart/shield", partitionKey: event.client,
+                     payload: .object(payload))
     }
 
     /// Records what threat detection found in one request, and blocks the client when the
