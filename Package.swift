@@ -199,6 +199,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(
+            name: "EventsBench",
+            dependencies: [
+                "RampartEvents", "RampartStore", "RampartCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/EventsBench",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
             name: "FlagsBench",
             dependencies: ["RampartFlags", "RampartCore"],
             path: "Sources/FlagsBench",

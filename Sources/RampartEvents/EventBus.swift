@@ -45,7 +45,46 @@ public final class EventBus: EventPublishing {
     struct Entry {
         var event: Event
         var sinks: [String]
-        var written: CheckedContinuation<Void, any Error>?
+        /// Told when the entry is written (or lost), for `publishDurably`.
+        var written: Acknowledgement?
+    }
+
+    /// One `publishDurably` call waiting for all its events: resumed once the last is written,
+    /// or at the first that is not.
+    final class Acknowledgement: Sendable {
+        private struct State {
+            var remaining: Int
+            var waiter: CheckedContinuation<Void, any Error>?
+            var outcome: Result<Void, any Error>?
+        }
+
+        private let state: Mutex<State>
+
+        init(count: Int) { state = Mutex(State(remaining: count)) }
+
+        func resume() { finish(nil) }
+        func resume(throwing error: any Error) { finish(error) }
+
+        private func finish(_ error: (any Error)?) {
+            let waiter = state.withLock { s -> CheckedContinuation<Void, any Error>? in
+                guard s.outcome == nil else { return nil }
+                s.remaining -= 1
+                if let error { s.outcome = .failure(error) } else if s.remaining == 0 { s.outcome = .success(()) } else { return nil }
+                defer { s.waiter = nil }
+                return s.waiter
+            }
+            if let waiter, let outcome = state.withLock({ $0.outcome }) { waiter.resume(with: outcome) }
+        }
+
+        func wait() async throws {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let outcome = state.withLock { s -> Result<Void, any Error>? in
+                    if s.outcome == nil { s.waiter = continuation }
+                    return s.outcome
+                }
+                if let outcome { continuation.resume(with: outcome) }
+            }
+        }
     }
 
     struct State {
@@ -90,18 +129,20 @@ public final class EventBus: EventPublishing {
         enqueue(Entry(event: event, sinks: route(event), written: nil)) == nil
     }
 
-    /// Publishes `events` and returns once they are in the spool.
+    /// Publishes `events` (queued together, so they are written in as few transactions as the
+    /// batch size allows) and returns once they are all in the spool.
     /// - Throws: `EventBusError.queueFull` for an event the queue refused (the ones before it
     ///   are published), `.stopped`, or the spool's error after the bus gave up on it.
     public func publishDurably(_ events: [Event]) async throws {
+        guard !events.isEmpty else { return }
+        let acknowledgement = Acknowledgement(count: events.count)
         for event in events {
-            let sinks = route(event)
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                if let refused = enqueue(Entry(event: event, sinks: sinks, written: continuation)) {
-                    continuation.resume(throwing: refused)
-                }
+            if let refused = enqueue(Entry(event: event, sinks: route(event), written: acknowledgement)) {
+                acknowledgement.resume(throwing: refused)
+                break
             }
         }
+        try await acknowledgement.wait()
     }
 
     /// Queues `entry`; returns the error when it was refused (its continuation not kept).

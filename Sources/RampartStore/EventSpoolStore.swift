@@ -123,14 +123,17 @@ public final class SQLiteEventSpool: EventSpoolStore {
 
     public func due(sink: String, now: Double, limit: Int) throws -> [SpooledDelivery] {
         try database.read { db in
+            // The keys held back: those with a delivery waiting for a retry (few, found through
+            // the waiting index), each from its earliest waiting delivery on.
             try Row.fetchAll(db, sql: """
-                SELECT \(Self.columns) FROM event_delivery d JOIN event e ON e.sequence = d.sequence
-                WHERE d.sink = ? AND d.state = 'pending' AND d.next_attempt <= ?
-                  AND NOT EXISTS (
-                    SELECT 1 FROM event f JOIN event_delivery b ON b.sequence = f.sequence AND b.sink = d.sink
-                    WHERE f.partition_key = e.partition_key AND f.sequence < d.sequence AND b.state = 'pending' AND b.next_attempt > ?)
-                ORDER BY d.sequence LIMIT ?
-                """, arguments: [sink, now, now, limit]).map(Self.delivery)
+                WITH held AS (
+                  SELECT e.partition_key AS key, min(d.sequence) AS since FROM event_delivery d JOIN event e ON e.sequence = d.sequence
+                  WHERE d.sink = ?1 AND d.state = 'pending' AND d.next_attempt > ?2 AND e.partition_key IS NOT NULL
+                  GROUP BY e.partition_key)
+                SELECT \(Self.columns) FROM event_delivery d JOIN event e ON e.sequence = d.sequence LEFT JOIN held h ON h.key = e.partition_key
+                WHERE d.sink = ?1 AND d.state = 'pending' AND d.next_attempt <= ?2 AND (h.since IS NULL OR h.since > d.sequence)
+                ORDER BY d.sequence LIMIT ?3
+                """, arguments: [sink, now, limit]).map(Self.delivery)
         }
     }
 

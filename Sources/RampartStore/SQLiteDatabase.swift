@@ -75,6 +75,10 @@ public final class SQLiteDatabase: Sendable {
             }
             try db.create(index: "event_delivery_due", on: "event_delivery", columns: ["sink", "state", "sequence"])
         }
+        migrator.registerMigration("event-spool-2") { db in
+            // Deliveries waiting for a retry, which hold back the later events of their keys.
+            try db.create(index: "event_delivery_waiting", on: "event_delivery", columns: ["sink", "state", "next_attempt"])
+        }
         try migrator.migrate(queue)
     }
 }
