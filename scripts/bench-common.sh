@@ -1,5 +1,5 @@
 # Shared by the measuring scripts: a release build of rampart (or of $bench_product, when
-# the caller sets it) and a work folder whose background processes stop, and which is
+# the caller sets it, with $bench_traits when set) and a work folder whose background processes stop, and which is
 # removed, when the script exits.
 # Sets: root, bin, rampart, work, pids (append the pid of every background process); defines
 # the helpers below for starting servers and running wrk (callers set $connections, $duration).
@@ -7,8 +7,9 @@
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 product="${bench_product:-rampart}"
-echo "building $product (release)..." >&2
-swift build -c release --product "$product" >&2
+# $bench_traits (for example Kafka) builds with those package traits on.
+echo "building $product (release${bench_traits:+, traits $bench_traits})..." >&2
+swift build -c release ${bench_traits:+--traits "$bench_traits"} --product "$product" >&2
 bin="$(swift build -c release --show-bin-path)"
 rampart="$bin/rampart"
 
