@@ -142,6 +142,7 @@ let package = Package(
             name: "rampart",
             dependencies: [
                 "RampartGateway",
+                "RampartEvents",
                 "RampartLimits",
                 "RampartIdentity",
                 "RampartFlags",

@@ -7,7 +7,7 @@ public import RampartCore
 ///   spool: /var/lib/rampart/events.sqlite   # the durable spool (SQLite, WAL); default rampart-events.sqlite
 ///   queue: 10000                  # events held in memory in front of the spool
 ///   overflow: drop-newest         # or drop-oldest: what a full queue does (counted and logged)
-///   publish: [threats, flags, audit]   # what the gateway publishes; default all three
+///   publish: [threats, flags, audit, deployments]   # what the gateway publishes; default all
 ///   sinks:
 ///     - name: siem
 ///       type: webhook
@@ -25,12 +25,16 @@ public import RampartCore
 public struct EventsConfiguration: Codable, Sendable, Equatable {
     /// What the gateway itself publishes.
     public enum Publisher: String, Codable, Sendable, CaseIterable {
-        /// `threat.detected` for every threat event the shield records.
+        /// `threat.detected` for every threat event the shield records, and `alert.raised` for
+        /// every alert it raises.
         case threats
         /// `flag.exposure` the first time a subject is served a variant of an experiment.
         case flags
         /// `audit.flag_changed` and `audit.config_reloaded`.
         case audit
+        /// `deployment.instance_changed`: instances registered, drained, unregistered or
+        /// re-weighted through the admin API.
+        case deployments
     }
 
     public struct Sink: Codable, Sendable, Equatable {

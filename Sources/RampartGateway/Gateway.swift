@@ -351,6 +351,15 @@ public final class Gateway: Service, Sendable {
 
     // MARK: - Membership
 
+    /// `deployment.instance_changed`, keyed by pool so one pool's changes stay in order.
+    private func publishMembership(pool: String, instance: String, action: String, weight: Int?) {
+        guard let publisher = events?.publisher(.deployments) else { return }
+        var payload: [String: JSONValue] = ["pool": .string(pool), "instance": .string(instance), "action": .string(action)]
+        if let weight { payload["weight"] = .number(Double(weight)) }
+        publisher.publish(Event(id: RequestID.make(), type: "deployment.instance_changed", time: wallClockSeconds(), source: "rampart/gateway",
+                                partitionKey: pool, payload: .object(payload)))
+    }
+
     func apply(_ command: MembershipCommand) async -> Response {
         guard let pool = pools.pool(named: command.pool) else {
             return errorAnswer(.notFound, "no pool named \"\(command.pool)\"")
@@ -362,6 +371,7 @@ public final class Gateway: Service, Sendable {
                 let instance = try pool.register(InstanceConfiguration(url: command.instance, weight: command.weight ?? 1,
                                                                        region: command.region, priority: command.priority ?? 0))
                 logger.info("instance registered", metadata: ["pool": "\(pool.name)", "instance": "\(instance.id)"])
+                publishMembership(pool: pool.name, instance: instance.id, action: "register", weight: command.weight ?? 1)
                 return jsonResponse(pool.status, status: .created)
             case .unregister, .drain:
                 let instance = try pool.drain(id: id)
@@ -369,10 +379,12 @@ public final class Gateway: Service, Sendable {
                     drains.enqueue(DrainJob(pool: pool.name, instance: instance, timeout: pool.configuration.drainTimeout.duration))
                 }
                 logger.info("instance draining", metadata: ["pool": "\(pool.name)", "instance": "\(id)"])
+                publishMembership(pool: pool.name, instance: id, action: command.action.rawValue, weight: nil)
                 return jsonResponse(pool.status, status: .accepted)
             case .weight:
                 guard let weight = command.weight else { return errorAnswer(.badRequest, "weight: required for action weight") }
                 try pool.setWeight(id: id, weight: weight)
+                publishMembership(pool: pool.name, instance: id, action: "weight", weight: weight)
                 return jsonResponse(pool.status)
             }
         } catch {

@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import RampartBalancing
 import RampartCore
+import RampartEvents
 import RampartFlags
 import RampartGraphQL
 import RampartGateway
@@ -285,6 +286,20 @@ func describe(_ c: GatewayConfiguration) -> String {
                      + (flags.ofrep.enabled ? "OFREP on the traffic listener, auth \(flags.ofrep.auth.rawValue)" : "OFREP off"))
     } else {
         lines.append("flags: off")
+    }
+    if let events = c.events {
+        let sinks = events.sinks.map { sink -> String in
+            let target = switch sink.type {
+            case .webhook: sink.url ?? ""
+            case .kafka: "\(sink.topic ?? "") on \(sink.brokers.joined(separator: ","))"
+            case .log: "the log"
+            }
+            return "\(sink.name) (\(sink.type.rawValue) to \(target), types \(sink.types.joined(separator: " ")), \(sink.retry.maxAttempts) attempts)"
+        }
+        lines.append("events: spool \(events.spool), queue \(events.queue) (\(events.overflow.rawValue)); publishes "
+                     + events.publish.map(\.rawValue).sorted().joined(separator: ", ") + "; sinks " + sinks.joined(separator: "; "))
+    } else {
+        lines.append("events: off")
     }
     lines.append("")
     if c.routes.isEmpty { lines.append("route: everything -> pool \(c.pools.keys.first ?? "?")") }

@@ -33,7 +33,7 @@ struct GatewayEventTests {
                 events:
                   spool: \(spool)
                   sinks:
-                    - {name: siem, type: webhook, url: "\(siemURL)", secretEnv: TEST_SIEM_SECRET, types: ["threat.*", "audit.*", "app.*"]}
+                    - {name: siem, type: webhook, url: "\(siemURL)", secretEnv: TEST_SIEM_SECRET, types: ["threat.*", "alert.*", "audit.*", "deployment.*", "app.*"]}
                     - {name: picky, type: webhook, url: "\(pickyURL)", types: ["app.*"], retry: {initialDelay: 10ms, maxAttempts: 2}}
                 """)
                 let process = try RampartProcess(arguments: ["serve", "--config", file.path], environment: ["TEST_SIEM_SECRET": "s3cret"])
@@ -45,6 +45,9 @@ struct GatewayEventTests {
                 let attack = try await exchange(.GET, "http://127.0.0.1:\(port)/search?q=1%27+or+1%3D1--")
                 #expect(attack.status == 403)
                 #expect(try await exchange(.POST, "http://127.0.0.1:\(admin)/api/system/config/reload").status == 200)
+                let registered = try await exchange(.POST, "http://127.0.0.1:\(admin)/api/system/load-balancer",
+                                                    body: #"{"action": "register", "pool": "app", "instance": "http://127.0.0.1:1", "weight": 2}"#)
+                #expect(registered.status == 201)
                 let published = try await exchange(.POST, base, body: """
                     {"action": "publish", "events": [
                       {"id": "signup-1", "type": "app.signup", "partitionKey": "user-1", "data": {"plan": "free"}},
@@ -54,11 +57,14 @@ struct GatewayEventTests {
                 #expect(published.status == 202 && published.body.contains("\"published\":3"))
                 try await eventually {
                     let types = receivedEvents(siem).map(\.type)
-                    return types.contains("threat.detected") && types.contains("audit.config_reloaded") && types.count { $0.hasPrefix("app.") } == 3
+                    return types.contains("threat.detected") && types.contains("alert.raised") && types.contains("audit.config_reloaded")
+                        && types.contains("deployment.instance_changed") && types.count { $0.hasPrefix("app.") } == 3
                 }
                 let threat = try #require(receivedEvents(siem).first { $0.type == "threat.detected" })
                 #expect(threat.body.objectValue?["data"]?.objectValue?["kind"]?.stringValue == "sql_injection")
                 #expect(threat.signature?.hasPrefix("t=") == true && threat.signature?.contains(",v1=") == true)
+                let deployment = try #require(receivedEvents(siem).first { $0.type == "deployment.instance_changed" })
+                #expect(deployment.body.objectValue?["data"] == ["pool": "app", "instance": "127.0.0.1:1", "action": "register", "weight": 2])
 
                 // The picky receiver refused them with 400, which no retry fixes: dead letters at once.
                 try await eventually {

@@ -124,7 +124,9 @@ public final class KafkaRetryingConsumer: Sendable {
             do {
                 record = try await consumer.poll()
             } catch {
+                // An error answers at once (an unknown topic, a broker down): wait before asking again.
                 logger.warning("Kafka poll failed", metadata: ["topic": "\(topic)", "error": "\(error)"])
+                try? await Task.sleep(for: .seconds(1))
                 continue
             }
             guard let record else {

@@ -208,6 +208,13 @@ public final class ThreatResponder: ThreatSignals {
         logger.warning("threat alert", metadata: ["kind": "\(event.kind)", "rule": "\(event.rule)", "severity": "\(event.severity)",
                                                   "client": "\(event.client ?? "-")", "suppressed": "\(alert.suppressed)"])
         if let alerts, let webhook { alerts.send(alert, to: webhook) }
+        var published = Self.published(event)
+        published.type = "alert.raised"
+        if case .object(var payload) = published.payload {
+            payload["suppressed"] = .number(Double(alert.suppressed))
+            published.payload = .object(payload)
+        }
+        events?.publish(published)
     }
 
     static func points(_ severity: String) -> Int {
