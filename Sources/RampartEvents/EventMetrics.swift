@@ -1,13 +1,36 @@
 import Metrics
+import Synchronization
 
 /// The event metrics, by the names docs/events.md lists.
 enum EventMetrics {
-    static func published(_ type: String) {
-        Counter(label: "events_published_total", dimensions: [("type", type)]).increment()
+    /// Counters by type, made once: publishing runs on the request path. swift-metrics
+    /// handles are thread-safe but not marked `Sendable`.
+    private struct Handles: @unchecked Sendable {
+        var published: [String: Counter] = [:]
     }
 
+    private static let handles = Mutex(Handles())
+
+    /// Event types become label values, and the application names its own: past this many
+    /// distinct types, the rest are counted as `other` so the series stay bounded.
+    static let typeLabels = 200
+
+    static func published(_ type: String) {
+        handles.withLock { h -> Counter in
+            if let counter = h.published[type] { return counter }
+            let label = h.published.count < typeLabels ? type : "other"
+            let counter = h.published[label] ?? Counter(label: "events_published_total", dimensions: [("type", label)])
+            h.published[label] = counter
+            return counter
+        }.increment()
+    }
+
+    /// The type labels in use.
+    static var publishedLabels: Set<String> { handles.withLock { Set($0.published.keys) } }
+
     static func dropped(_ type: String, reason: String) {
-        Counter(label: "events_dropped_total", dimensions: [("type", type), ("reason", reason)]).increment()
+        let label = handles.withLock { $0.published[type] != nil || $0.published.count < typeLabels ? type : "other" }
+        Counter(label: "events_dropped_total", dimensions: [("type", label), ("reason", reason)]).increment()
     }
 
     static func spoolErrors(_ operation: String) {

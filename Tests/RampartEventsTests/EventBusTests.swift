@@ -119,3 +119,16 @@ struct WakeupTests {
         #expect(clock.now - started >= .milliseconds(190), "a spent signal woke the second wait early")
     }
 }
+
+@Suite("Event metrics")
+struct EventMetricsTests {
+    @Test("past the bound, new event types are counted under other")
+    func boundedTypes() {
+        for n in 0..<(EventMetrics.typeLabels + 50) { EventMetrics.published("metrics-test-\(n)") }
+        EventMetrics.published("metrics-test-0")
+        let labels = EventMetrics.publishedLabels
+        #expect(labels.count <= EventMetrics.typeLabels + 1)
+        #expect(labels.contains("other"))
+        #expect(labels.contains("metrics-test-0"))
+    }
+}
