@@ -344,7 +344,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "RampartGateway", "RampartCore", "RampartBalancing", "RampartShield", "RampartLimits", "RampartStore", "RampartFlags", "RampartGraphQL", "RampartIdentity", "RampartTesting",
+                "RampartGateway", "RampartEvents", "RampartCore", "RampartBalancing", "RampartShield", "RampartLimits", "RampartStore", "RampartFlags", "RampartGraphQL", "RampartIdentity", "RampartTesting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -38,7 +38,7 @@ struct Rampart: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rampart",
         abstract: "An edge gateway: reverse proxy, load balancing, health checks and more, in one binary.",
-        subcommands: [Serve.self, Check.self, Echo.self, Demo.self, Inspect.self, Version.self])
+        subcommands: [Serve.self, Check.self, Echo.self, Demo.self, Inspect.self, KafkaCommand.self, Version.self])
 }
 
 let rampartVersion = "0.1.0"

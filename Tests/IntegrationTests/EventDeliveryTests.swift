@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOHTTP1
 import RampartCore
+import RampartEvents
 import RampartTesting
 import Synchronization
 import Testing
@@ -187,3 +188,72 @@ struct GatewayEventTests {
         }
     }
 }
+
+#if Kafka
+/// `rampart kafka consume` as a child process, its printed lines collected.
+final class ConsumerProcess: @unchecked Sendable {
+    private let process = Process()
+    private let output = Pipe()
+    private let lock = NSLock()
+    private var buffer = Data()
+
+    init(_ arguments: [String]) throws {
+        process.executableURL = RampartProcess.binary
+        process.arguments = ["kafka", "consume"] + arguments
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        output.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            let data = handle.availableData
+            guard let self else { return }
+            self.lock.withLock { self.buffer.append(data) }
+        }
+        try process.run()
+    }
+
+    /// The values of the records printed so far (whole lines only).
+    var values: [String] {
+        let text = lock.withLock { String(decoding: buffer, as: UTF8.self) }
+        return text.split(separator: "\n", omittingEmptySubsequences: true).dropLast(text.hasSuffix("\n") ? 0 : 1).compactMap { line in
+            (try? JSONValue(parsing: String(line)))?.objectValue?["value"]?.stringValue
+        }
+    }
+
+    func kill() {
+        Foundation.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        output.fileHandleForReading.readabilityHandler = nil
+    }
+}
+
+@Suite("Kafka consumer killed", .enabled(if: ProcessInfo.processInfo.environment["RAMPART_TEST_KAFKA_BROKERS"] != nil,
+                                         "set RAMPART_TEST_KAFKA_BROKERS (scripts/services.sh start kafka)"))
+struct KafkaConsumerKillTests {
+    @Test("a consumer killed with SIGKILL mid-stream: the next one in its group resumes with no record lost or skipped")
+    func killed() async throws {
+        try #require(Librdkafka.isAtLeast2_2, "librdkafka \(Librdkafka.version) < 2.2.0: source the services env file (LD_LIBRARY_PATH)")
+        let brokers = try #require(ProcessInfo.processInfo.environment["RAMPART_TEST_KAFKA_BROKERS"])
+        let topic = "killed-\(UUID().uuidString.prefix(8).lowercased())", group = "group-\(UUID().uuidString.prefix(8).lowercased())"
+        let producer = try KafkaProducer(brokers: brokers)
+        defer { producer.close() }
+        try await producer.createTopics([topic], partitions: 2)
+        let total = 3_000
+        let results = await producer.send((0..<total).map { KafkaRecord(topic: topic, key: Array("k\($0 % 7)".utf8), value: Array("\($0)".utf8)) })
+        #expect(results.allSatisfy { if case .success = $0 { true } else { false } })
+        let arguments = ["--brokers", brokers, "--topic", topic, "--group", group, "--property", "session.timeout.ms=6000",
+                         "--property", "heartbeat.interval.ms=500", "--property", "max.poll.interval.ms=10000"]
+        let first = try ConsumerProcess(arguments)
+        #expect(await waitUntil(within: .seconds(60)) { first.values.count >= 1_000 })
+        first.kill()
+        let before = first.values
+        let second = try ConsumerProcess(arguments)
+        defer { second.kill() }
+        #expect(await waitUntil(within: .seconds(90)) { Set(before + second.values).count == total })
+        let all = before + second.values
+        let missing = Set((0..<total).map(String.init)).subtracting(all)
+        #expect(missing.isEmpty, "\(missing.count) records lost or skipped")
+        // Handled since the last commit (at most 100 records or one second) are handed over again.
+        print("consumer kill: \(before.count) handled before SIGKILL, \(all.count - total) handed over again")
+        #expect(all.count - total <= 1_000)
+    }
+}
+#endif
