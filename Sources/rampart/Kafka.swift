@@ -22,6 +22,7 @@ struct KafkaOptions: ParsableArguments {
     @Option(name: .customLong("property"), help: "A librdkafka setting, name=value; repeatable.")
     var properties: [String] = []
 
+    #if Kafka
     func topics() throws -> KafkaRetryTopics {
         var delays: [Duration] = []
         for text in retryDelays.split(separator: ",") where !text.isEmpty {
@@ -32,6 +33,7 @@ struct KafkaOptions: ParsableArguments {
         }
         return KafkaRetryTopics(topic: topic, delays: delays)
     }
+    #endif
 
     func settings() throws -> [String: String] {
         var settings: [String: String] = [:]
