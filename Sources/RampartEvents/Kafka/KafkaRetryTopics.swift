@@ -91,7 +91,8 @@ public final class KafkaRetryingConsumer: Sendable {
         self.logger = logger
     }
 
-    static func nowMilliseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+    /// Rounded up, so that a due time made from it is never early.
+    static func nowMilliseconds() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded(.up)) }
 
     /// Runs every stage until cancelled (or a stage fails to start), handing each record to `handler`.
     public func run(_ handler: @escaping @Sendable (KafkaRecord) async throws -> Void) async throws {
