@@ -29,7 +29,7 @@ struct GatewayEventTests {
             try await picky.serve { pickyURL in
                 let file = try TemporaryConfiguration()
                 let port = try freePort(), admin = try freePort()
-                let spool = URL(fileURLWithPath: file.path).deletingLastPathComponent().appendingPathComponent("events.sqlite").path
+                let spool = file.sibling("events.sqlite")
                 try file.write(port: port, admin: admin, poolURL: upstream.url, """
                 events:
                   spool: \(spool)
@@ -144,7 +144,7 @@ struct GatewayEventTests {
         try await receiver.serve { url in
             let file = try TemporaryConfiguration()
             let port = try freePort(), admin = try freePort()
-            let spool = URL(fileURLWithPath: file.path).deletingLastPathComponent().appendingPathComponent("events.sqlite").path
+            let spool = file.sibling("events.sqlite")
             try file.write(port: port, admin: admin, poolURL: upstream.url, """
             events:
               spool: \(spool)

@@ -236,6 +236,11 @@ struct TemporaryConfiguration {
         """)
     }
 
+    /// A file beside the configuration (a database, a spool), removed with the folder.
+    func sibling(_ name: String) -> String {
+        URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent(name).path
+    }
+
     func writeRaw(_ text: String) throws {
         try text.write(toFile: path, atomically: true, encoding: .utf8)
     }
