@@ -14,7 +14,8 @@ public struct Event: Sendable, Equatable {
     public var partitionKey: String?
     public var payload: JSONValue
 
-    public init(id: String, type: String, time: Double, source: String, partitionKey: String? = nil, payload: JSONValue) {
+    /// - Parameter id: a new random one (`RequestID.make()`) unless the publisher has its own.
+    public init(id: String = RequestID.make(), type: String, time: Double, source: String, partitionKey: String? = nil, payload: JSONValue) {
         self.id = id
         self.type = type
         self.time = time

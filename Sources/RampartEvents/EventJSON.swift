@@ -1,11 +1,6 @@
 public import RampartCore
 
 extension Event {
-    /// A new event with a random id, stamped `time`.
-    public static func make(type: String, source: String, partitionKey: String? = nil, payload: JSONValue, time: Double) -> Event {
-        Event(id: RequestID.make(), type: type, time: time, source: source, partitionKey: partitionKey, payload: payload)
-    }
-
     /// The event as sinks send it and the admin API shows it:
     /// `{"id", "type", "time", "source", "partitionKey", "data"}` (no `partitionKey` without one).
     public var json: JSONValue {

@@ -343,7 +343,7 @@ public final class Gateway: Service, Sendable {
         if let limits = next.limits { limiter.apply(limits) }
         let snapshot = live.replace(with: next)
         logger.info("configuration reloaded", metadata: ["generation": "\(snapshot.generation)"])
-        events?.publisher(.audit)?.publish(Event(id: RequestID.make(), type: "audit.config_reloaded", time: wallClockSeconds(),
+        events?.publisher(.audit)?.publish(Event(type: "audit.config_reloaded", time: wallClockSeconds(),
                                                  source: "rampart/gateway", payload: ["generation": .number(Double(snapshot.generation)),
                                                                                       "file": .string(path)]))
         return snapshot.generation
@@ -356,7 +356,7 @@ public final class Gateway: Service, Sendable {
         guard let publisher = events?.publisher(.deployments) else { return }
         var payload: [String: JSONValue] = ["pool": .string(pool), "instance": .string(instance), "action": .string(action)]
         if let weight { payload["weight"] = .number(Double(weight)) }
-        publisher.publish(Event(id: RequestID.make(), type: "deployment.instance_changed", time: wallClockSeconds(), source: "rampart/gateway",
+        publisher.publish(Event(type: "deployment.instance_changed", time: wallClockSeconds(), source: "rampart/gateway",
                                 partitionKey: pool, payload: .object(payload)))
     }
 

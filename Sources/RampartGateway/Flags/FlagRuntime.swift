@@ -215,7 +215,7 @@ public final class FlagRuntime: Sendable {
         guard let audit else { return }
         var payload: [String: JSONValue] = ["flag": .string(key), "action": .string(action), "actor": .string(actor)]
         if let document { payload["document"] = document }
-        audit.publish(Event(id: RequestID.make(), type: "audit.flag_changed", time: now(), source: "rampart/flags", partitionKey: key,
+        audit.publish(Event(type: "audit.flag_changed", time: now(), source: "rampart/flags", partitionKey: key,
                             payload: .object(payload)))
     }
 }
@@ -286,7 +286,7 @@ final class ExposureLog: Sendable {
         }
         guard fresh else { return false }
         if let events {
-            events.publish(Event(id: RequestID.make(), type: "flag.exposure", time: time, source: "rampart/flags", partitionKey: subject,
+            events.publish(Event(type: "flag.exposure", time: time, source: "rampart/flags", partitionKey: subject,
                                  payload: ["flag": .string(flag), "variant": .string(variant), "subject": .string(subject)]))
             return true
         }

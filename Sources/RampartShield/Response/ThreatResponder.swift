@@ -106,7 +106,7 @@ public final class ThreatResponder: ThreatSignals {
         if let requestID = event.requestID { payload["requestId"] = .string(requestID) }
         if let location = event.location { payload["location"] = .string(location) }
         if let detail = event.detail { payload["detail"] = .string(detail) }
-        return Event(id: RequestID.make(), type: "threat.detected", time: event.time, source: "rampart/shield", partitionKey: event.client,
+        return Event(type: "threat.detected", time: event.time, source: "rampart/shield", partitionKey: event.client,
                      payload: .object(payload))
     }
 
