@@ -96,6 +96,8 @@ struct GatewayEventTests {
                 // Bad requests are refused with what is wrong.
                 let noType = try await exchange(.POST, base, body: #"{"action": "publish", "events": [{"data": 1}]}"#)
                 #expect(noType.status == 400 && noType.body.contains("events[0].type"))
+                let badSource = try await exchange(.POST, base, body: #"{"action": "publish", "events": [{"type": "app.x", "source": 7}]}"#)
+                #expect(badSource.status == 400 && badSource.body.contains("events[0].source"))
                 let noFilter = try await exchange(.POST, base, body: #"{"action": "purge"}"#)
                 #expect(noFilter.status == 400)
 

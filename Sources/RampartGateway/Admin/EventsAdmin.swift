@@ -118,6 +118,7 @@ struct EventsAdmin {
                 time = seconds
             }
             let source = fields["source"]?.stringValue ?? "api"
+            if fields["source"] != nil && fields["source"]?.stringValue == nil { return errorAnswer(.badRequest, "events[\(index)].source: expected a string") }
             let key = fields["partitionKey"]?.stringValue
             if fields["partitionKey"] != nil && key == nil { return errorAnswer(.badRequest, "events[\(index)].partitionKey: expected a string") }
             events.append(Event(id: id, type: type, time: time, source: source, partitionKey: key, payload: fields["data"] ?? .null))
