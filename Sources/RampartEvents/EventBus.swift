@@ -89,7 +89,6 @@ public final class EventBus: EventPublishing {
 
     struct State {
         var queue = Deque<Entry>()
-        var writer: CheckedContinuation<Void, Never>?
         var stopped = false
         var droppedSinceLog = 0
         var lastDropLog = -Double.infinity
@@ -99,6 +98,8 @@ public final class EventBus: EventPublishing {
     public let overflow: OverflowPolicy
     let batchSize: Int
     private let state = Mutex(State())
+    /// Wakes the writer when the queue gets an event.
+    private let arrivals = Wakeup()
     private let spool: any EventSpoolStore
     private let route: @Sendable (Event) -> [String]
     private let written: @Sendable () -> Void
@@ -149,25 +150,23 @@ public final class EventBus: EventPublishing {
     private func enqueue(_ entry: Entry) -> EventBusError? {
         let now = clock()
         var dropped: Entry?
-        let (refused, writer, logDrops) = state.withLock { s -> (EventBusError?, CheckedContinuation<Void, Never>?, Int) in
-            if s.stopped { return (.stopped, nil, 0) }
+        let (refused, logDrops) = state.withLock { s -> (EventBusError?, Int) in
+            if s.stopped { return (.stopped, 0) }
             if s.queue.count >= capacity {
                 switch overflow {
                 case .dropNewest:
-                    return (.queueFull, nil, Self.countDrop(&s, now: now))
+                    return (.queueFull, Self.countDrop(&s, now: now))
                 case .dropOldest:
                     dropped = s.queue.removeFirst()
                 }
             }
             s.queue.append(entry)
-            let writer = s.writer
-            s.writer = nil
-            return (nil, writer, dropped == nil ? 0 : Self.countDrop(&s, now: now))
+            return (nil, dropped == nil ? 0 : Self.countDrop(&s, now: now))
         }
-        writer?.resume()
         if let refused {
             if refused == .queueFull { EventMetrics.dropped(entry.event.type, reason: "queue_full") }
         } else {
+            arrivals.signal()
             EventMetrics.published(entry.event.type)
         }
         if let dropped {
@@ -246,21 +245,7 @@ public final class EventBus: EventPublishing {
 
     /// Up to `batchSize` queued events; waits while there are none (returns empty when cancelled).
     private func nextBatch() async -> [Entry] {
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let ready = state.withLock { s -> Bool in
-                    if !s.queue.isEmpty || Task.isCancelled { return true }
-                    s.writer = continuation
-                    return false
-                }
-                if ready { continuation.resume() }
-            }
-        } onCancel: {
-            state.withLock { s -> CheckedContinuation<Void, Never>? in
-                defer { s.writer = nil }
-                return s.writer
-            }?.resume()
-        }
+        while queued == 0, !Task.isCancelled { await arrivals.wait() }
         return state.withLock { s in
             let count = min(batchSize, s.queue.count)
             defer { s.queue.removeFirst(count) }

@@ -18,6 +18,9 @@ final class Wakeup: Sendable {
         }?.resume()
     }
 
+    /// Waits for a signal (or cancellation), however long it takes.
+    func wait() async { await waitForSignal() }
+
     func wait(upTo limit: Duration) async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { [self] in
