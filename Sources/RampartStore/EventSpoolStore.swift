@@ -71,18 +71,6 @@ extension EventSpoolStore {
     public func append(_ events: [Event], sinks: [String], now: Double) throws {
         try append(events.map { ($0, sinks) }, now: now)
     }
-
-    public func delivered(_ sequence: Int64, sink: String, now: Double = 0) throws {
-        try settle([.delivered(sequence)], sink: sink, now: now)
-    }
-
-    public func failed(_ sequence: Int64, sink: String, error: String, retryAt: Double, now: Double) throws {
-        try settle([.failed(sequence, error: error, retryAt: retryAt)], sink: sink, now: now)
-    }
-
-    public func dead(_ sequence: Int64, sink: String, error: String, now: Double) throws {
-        try settle([.dead(sequence, error: error)], sink: sink, now: now)
-    }
 }
 
 /// The spool in the embedded SQLite database (WAL mode: a committed event survives kill -9).
