@@ -196,6 +196,7 @@ public final class KafkaRetryingConsumer: Sendable {
         var replayed = 0
         let started = ContinuousClock.now
         var quietSince = started
+        var failure: (any Error)?
         do {
             while ContinuousClock.now - quietSince < idle, !Task.isCancelled {
                 guard let record = try await consumer.poll() else {
@@ -215,15 +216,14 @@ public final class KafkaRetryingConsumer: Sendable {
                 }
                 try consumer.store(record)
             }
-            try await consumer.commit()
         } catch {
-            try? await consumer.commit()
-            await consumer.close()
-            EventMetrics.kafkaReplayed(topic: topics.topic, replayed)
-            throw error
+            failure = error
         }
+        // What was moved is committed however the loop ended, so it is not moved twice.
+        do { try await consumer.commit() } catch { failure = failure ?? error }
         await consumer.close()
         EventMetrics.kafkaReplayed(topic: topics.topic, replayed)
+        if let failure { throw failure }
         return replayed
     }
 }
