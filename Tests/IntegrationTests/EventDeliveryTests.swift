@@ -64,6 +64,9 @@ struct GatewayEventTests {
                 let threat = try #require(receivedEvents(siem).first { $0.type == "threat.detected" })
                 #expect(threat.body.objectValue?["data"]?.objectValue?["kind"]?.stringValue == "sql_injection")
                 #expect(threat.signature?.hasPrefix("t=") == true && threat.signature?.contains(",v1=") == true)
+                let alert = try #require(receivedEvents(siem).first { $0.type == "alert.raised" })
+                #expect(alert.body.objectValue?["data"]?.objectValue?["suppressed"] == 0)
+                #expect(alert.body.objectValue?["data"]?.objectValue?["kind"]?.stringValue == "sql_injection")
                 let deployment = try #require(receivedEvents(siem).first { $0.type == "deployment.instance_changed" })
                 #expect(deployment.body.objectValue?["data"] == ["pool": "app", "instance": "127.0.0.1:1", "action": "register", "weight": 2])
 

@@ -96,17 +96,18 @@ public final class ThreatResponder: ThreatSignals {
         events?.publish(Self.published(event))
     }
 
-    /// A threat event as the event bus carries it, keyed by client so one client's events stay in order.
-    static func published(_ event: ThreatEvent) -> Event {
-        var payload: [String: JSONValue] = [
+    /// A threat event as the event bus carries it (as `type`, with `extra` members), keyed by
+    /// client so one client's events stay in order.
+    static func published(_ event: ThreatEvent, as type: String = "threat.detected", extra: [String: JSONValue] = [:]) -> Event {
+        var payload: [String: JSONValue] = extra.merging([
             "kind": .string(event.kind), "rule": .string(event.rule), "severity": .string(event.severity), "action": .string(event.action),
             "score": .number(Double(event.score)),
-        ]
+        ]) { $1 }
         if let client = event.client { payload["client"] = .string(client) }
         if let requestID = event.requestID { payload["requestId"] = .string(requestID) }
         if let location = event.location { payload["location"] = .string(location) }
         if let detail = event.detail { payload["detail"] = .string(detail) }
-        return Event(type: "threat.detected", time: event.time, source: "rampart/shield", partitionKey: event.client,
+        return Event(type: type, time: event.time, source: "rampart/shield", partitionKey: event.client,
                      payload: .object(payload))
     }
 
@@ -208,13 +209,7 @@ public final class ThreatResponder: ThreatSignals {
         logger.warning("threat alert", metadata: ["kind": "\(event.kind)", "rule": "\(event.rule)", "severity": "\(event.severity)",
                                                   "client": "\(event.client ?? "-")", "suppressed": "\(alert.suppressed)"])
         if let alerts, let webhook { alerts.send(alert, to: webhook) }
-        var published = Self.published(event)
-        published.type = "alert.raised"
-        if case .object(var payload) = published.payload {
-            payload["suppressed"] = .number(Double(alert.suppressed))
-            published.payload = .object(payload)
-        }
-        events?.publish(published)
+        events?.publish(Self.published(event, as: "alert.raised", extra: ["suppressed": .number(Double(alert.suppressed))]))
     }
 
     static func points(_ severity: String) -> Int {
