@@ -99,6 +99,9 @@ struct GatewayEventTests {
                 // Bad requests are refused with what is wrong.
                 let noType = try await exchange(.POST, base, body: #"{"action": "publish", "events": [{"data": 1}]}"#)
                 #expect(noType.status == 400 && noType.body.contains("events[0].type"))
+                let badLimit = try await exchange(.GET, base + "?limit=0")
+                #expect(badLimit.status == 400 && badLimit.body.contains(#"limit: expected 1 to 500, got \"0\""#))
+                #expect(try await exchange(.GET, base + "?after=-1").status == 400)
                 let badSource = try await exchange(.POST, base, body: #"{"action": "publish", "events": [{"type": "app.x", "source": 7}]}"#)
                 #expect(badSource.status == 400 && badSource.body.contains("events[0].source"))
                 let noFilter = try await exchange(.POST, base, body: #"{"action": "purge"}"#)

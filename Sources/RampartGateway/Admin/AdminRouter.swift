@@ -49,9 +49,10 @@ struct AdminRouter {
         }
         router.get("/api/system/threat-detection") { request, _ -> Response in
             let query: ThreatEventQuery
-            switch ThreatDetectionAnswer.query(from: request.uri.queryParameters) {
-            case .success(let q): query = q
-            case .failure(let problem): return errorAnswer(.badRequest, problem.message)
+            do throws(BadParameter) {
+                query = try ThreatDetectionAnswer.query(from: request.uri.queryParameters)
+            } catch {
+                return errorAnswer(.badRequest, error.message)
             }
             do {
                 return jsonResponse(try ThreatDetectionAnswer(gateway, query: query))
@@ -139,8 +140,27 @@ func jsonResponse<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) -
     return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
 }
 
+/// A JSON document built as a value (the flag and event endpoints), one line.
+func jsonResponse(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+    Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: value.jsonText + "\n")))
+}
+
 func errorAnswer(_ status: HTTPResponse.Status, _ message: String) -> Response {
     jsonResponse(ErrorAnswer(error: message), status: status)
+}
+
+/// A query parameter that is not what the endpoint takes: `"<name>: <expected>, got "<text>""`.
+struct BadParameter: Error {
+    let message: String
+}
+
+extension Parameters {
+    /// The parameter `name` as an integer in `range`; nil when absent.
+    func integer(_ name: String, in range: ClosedRange<Int64>, expected: String) throws(BadParameter) -> Int64? {
+        guard let text = get(name) else { return nil }
+        guard let value = Int64(text), range.contains(value) else { throw BadParameter(message: "\(name): \(expected), got \"\(text)\"") }
+        return value
+    }
 }
 
 /// A refusal of an admin request body, as an error so it can travel in a `Result`.
@@ -196,8 +216,6 @@ struct ThreatDetectionAnswer: Encodable {
         let remainingSeconds: Double
     }
 
-    struct Problem: Error { let message: String }
-
     let threatLevel: Double
     let totals: Totals
     let events: [ThreatEvent]
@@ -210,19 +228,13 @@ struct ThreatDetectionAnswer: Encodable {
     let alerts: [String: Int]
 
     /// `limit` (1-500, default 50), `before` (an event id), `kind`, `client`.
-    static func query(from parameters: Parameters) -> Result<ThreatEventQuery, Problem> {
+    static func query(from parameters: Parameters) throws(BadParameter) -> ThreatEventQuery {
         var query = ThreatEventQuery()
-        if let text = parameters.get("limit") {
-            guard let limit = Int(text), (1...500).contains(limit) else { return .failure(Problem(message: "limit: expected 1 to 500, got \"\(text)\"")) }
-            query.limit = limit
-        }
-        if let text = parameters.get("before") {
-            guard let before = Int64(text), before > 0 else { return .failure(Problem(message: "before: expected an event id, got \"\(text)\"")) }
-            query.before = before
-        }
+        if let limit = try parameters.integer("limit", in: 1...500, expected: "expected 1 to 500") { query.limit = Int(limit) }
+        query.before = try parameters.integer("before", in: 1...Int64.max, expected: "expected an event id")
         query.kind = parameters.get("kind")
         query.client = parameters.get("client")
-        return .success(query)
+        return query
     }
 
     init(_ gateway: Gateway, query: ThreatEventQuery = .init()) throws {

@@ -17,19 +17,13 @@ struct EventsAdmin {
             guard let runtime else { return notConfigured() }
             let parameters = request.uri.queryParameters
             var filter = DeadLetterFilter(sink: parameters.get("sink"), type: parameters.get("type"), error: parameters.get("error"))
-            if let text = parameters.get("sequence") {
-                guard let sequence = Int64(text), sequence > 0 else { return errorAnswer(.badRequest, "sequence: expected a positive integer, got \"\(text)\"") }
-                filter.sequence = sequence
-            }
-            var limit = 50
-            if let text = parameters.get("limit") {
-                guard let value = Int(text), (1...500).contains(value) else { return errorAnswer(.badRequest, "limit: expected 1 to 500, got \"\(text)\"") }
-                limit = value
-            }
-            var after: Int64 = 0
-            if let text = parameters.get("after") {
-                guard let value = Int64(text), value >= 0 else { return errorAnswer(.badRequest, "after: expected a sequence, got \"\(text)\"") }
-                after = value
+            let limit: Int, after: Int64
+            do throws(BadParameter) {
+                filter.sequence = try parameters.integer("sequence", in: 1...Int64.max, expected: "expected a positive integer")
+                limit = Int(try parameters.integer("limit", in: 1...500, expected: "expected 1 to 500") ?? 50)
+                after = try parameters.integer("after", in: 0...Int64.max, expected: "expected a sequence") ?? 0
+            } catch {
+                return errorAnswer(.badRequest, error.message)
             }
             let delivery = runtime.delivery
             do {
@@ -44,7 +38,7 @@ struct EventsAdmin {
                 ]
                 // Pass as `after` for the next page; absent on the last page.
                 if letters.count == limit, let last = letters.last { answer["nextAfter"] = .number(Double(last.sequence)) }
-                return FlagsAdmin.json(.object(answer))
+                return jsonResponse(.object(answer))
             } catch {
                 return errorAnswer(.internalServerError, "the event spool failed: \(error)")
             }

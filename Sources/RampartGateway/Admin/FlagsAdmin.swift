@@ -20,7 +20,7 @@ struct FlagsAdmin {
             let set = runtime.flags.flagSet
             if let key = request.uri.queryParameters["key"].map(String.init) {
                 guard let flag = set.flags[key] else { return errorAnswer(.notFound, "no flag \"\(key)\"") }
-                return Self.json(describe(flag, runtime: runtime))
+                return jsonResponse(describe(flag, runtime: runtime))
             }
             let flags = set.flags.keys.sorted().map { describe(set.flags[$0]!, runtime: runtime) }
             let sources: [JSONValue] = runtime.catalog.sourceStatus.map { source in
@@ -30,7 +30,7 @@ struct FlagsAdmin {
                 return .object(fields)
             }
             let unreadable: [JSONValue] = runtime.unreadable.map { .object(["key": .string($0.key), "error": .string($0.problem)]) }
-            return Self.json(.object(["version": .string(set.version), "flags": .array(flags), "sources": .array(sources),
+            return jsonResponse(.object(["version": .string(set.version), "flags": .array(flags), "sources": .array(sources),
                                       "unreadable": .array(unreadable)]))
         }
         router.post("/api/feature-flags") { request, _ -> Response in
@@ -47,7 +47,7 @@ struct FlagsAdmin {
             let actor = request.headers[Self.actorHeader] ?? "admin"
             do throws(FlagRuntime.ChangeError) {
                 let (flag, action) = try await runtime.put(document: document, actor: actor)
-                return Self.json(describe(flag.flag, runtime: runtime), status: action == .create ? .created : .ok)
+                return jsonResponse(describe(flag.flag, runtime: runtime), status: action == .create ? .created : .ok)
             } catch {
                 return Self.refusal(error)
             }
@@ -74,7 +74,7 @@ struct FlagsAdmin {
             }
             do {
                 let entries = try await runtime.store.audit(key: request.uri.queryParameters["key"].map(String.init), limit: limit)
-                return Self.json(.object(["entries": .array(entries.map { entry in
+                return jsonResponse(.object(["entries": .array(entries.map { entry in
                     var fields: [String: JSONValue] = ["id": .number(Double(entry.id)), "key": .string(entry.key),
                                                        "action": .string(entry.action.rawValue), "actor": .string(entry.actor),
                                                        "time": .number(entry.time)]
@@ -115,14 +115,10 @@ struct FlagsAdmin {
         switch error {
         case .invalid(let problems):
             let issues: [JSONValue] = problems.issues.map { .object(["path": .string($0.path), "message": .string($0.problem)]) }
-            return json(.object(["error": .string("the flag is not valid: \(problems.issues.map(\.description).joined(separator: "; "))"),
+            return jsonResponse(.object(["error": .string("the flag is not valid: \(problems.issues.map(\.description).joined(separator: "; "))"),
                                  "issues": .array(issues)]), status: .unprocessableContent)
         case .conflict(let message): return errorAnswer(.conflict, message)
         case .store(let message): return errorAnswer(.serviceUnavailable, message)
         }
-    }
-
-    static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
-        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: value.jsonText + "\n")))
     }
 }
