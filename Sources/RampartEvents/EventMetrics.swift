@@ -15,11 +15,16 @@ enum EventMetrics {
     /// distinct types, the rest are counted as `other` so the series stay bounded.
     static let typeLabels = 200
 
+    /// The label `type` is counted under: itself while there is room or it has a counter, else `other`.
+    private static func typeLabel(_ type: String, in h: Handles) -> String {
+        h.published[type] != nil || h.published.count < typeLabels ? type : "other"
+    }
+
     static func published(_ type: String) {
         handles.withLock { h -> Counter in
-            if let counter = h.published[type] { return counter }
-            let label = h.published.count < typeLabels ? type : "other"
-            let counter = h.published[label] ?? Counter(label: "events_published_total", dimensions: [("type", label)])
+            let label = typeLabel(type, in: h)
+            if let counter = h.published[label] { return counter }
+            let counter = Counter(label: "events_published_total", dimensions: [("type", label)])
             h.published[label] = counter
             return counter
         }.increment()
@@ -29,7 +34,7 @@ enum EventMetrics {
     static var publishedLabels: Set<String> { handles.withLock { Set($0.published.keys) } }
 
     static func dropped(_ type: String, reason: String) {
-        let label = handles.withLock { $0.published[type] != nil || $0.published.count < typeLabels ? type : "other" }
+        let label = handles.withLock { typeLabel(type, in: $0) }
         Counter(label: "events_dropped_total", dimensions: [("type", label), ("reason", reason)]).increment()
     }
 
