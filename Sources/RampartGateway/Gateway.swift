@@ -102,83 +102,83 @@ public final class Gateway: Service, Sendable {
         clientConfiguration.redirectConfiguration = .disallow
         clientConfiguration.decompression = .disabled
         clientConfiguration.httpVersion = .http1Only
-        self.client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: clientConfiguration)
-        self.drains = DrainQueue()
-        self.alerts = AlertDispatcher(transport: HTTPAlertTransport(client: client), logger: logger)
-        if let events = configuration.events {
-            do {
-                self.events = try EventsRuntime(events, client: client, logger: logger, now: wallClock)
-            } catch {
-                try? client.syncShutdown()
-                throw error
+        let client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: clientConfiguration)
+        self.client = client
+        // From here on a failure must shut the client down, or it is freed while open.
+        do throws(ConfigurationError) {
+            self.drains = DrainQueue()
+            self.alerts = AlertDispatcher(transport: HTTPAlertTransport(client: client), logger: logger)
+            self.events = try configuration.events.map { events throws(ConfigurationError) in
+                try EventsRuntime(events, client: client, logger: logger, now: wallClock)
             }
-        } else {
-            self.events = nil
-        }
-        let live = self.live
-        self.responder = ThreatResponder(configuration: { live.snapshot.configuration.shield.response }, blocklist: blocklist,
-                                         store: eventStore, alerts: alerts, time: time, wallClock: wallClock, logger: logger,
-                                         events: events?.publisher(.threats))
-        self.bruteForce = BruteForceGuard(time: time)
-        self.flood = FloodDetector(time: time)
-        self.cspReports = CSPReportIntake(time: time)
-        let limits = configuration.limits ?? RateLimitsConfiguration()
-        var shared: SharedLimits?
-        if let redis = configuration.redis, limits.shared.enabled {
-            do {
-                let client = try RedisClient(redis)
-                let metrics = limitMetrics
-                shared = SharedLimits(store: RedisRateLimitStore(client: client, prefix: limits.shared.keyPrefix), time: time) { event in
-                    metrics.storeEvent(event)
-                    switch event {
-                    case .error: break
-                    case .fellBack(let reason, let mode, let replicas):
-                        logger.warning("rate limits: Redis (\(redis.redactedURL)) failed, falling back until it answers again",
-                                       metadata: ["reason": "\(reason)", "onStoreFailure": "\(mode.rawValue)", "replicas": "\(replicas)"])
-                    case .recovered(let after):
-                        logger.notice("rate limits: Redis answers again; limits are shared once more",
-                                      metadata: ["after": "\(after.secondsValue)s"])
+            let live = self.live
+            self.responder = ThreatResponder(configuration: { live.snapshot.configuration.shield.response }, blocklist: blocklist,
+                                             store: eventStore, alerts: alerts, time: time, wallClock: wallClock, logger: logger,
+                                             events: events?.publisher(.threats))
+            self.bruteForce = BruteForceGuard(time: time)
+            self.flood = FloodDetector(time: time)
+            self.cspReports = CSPReportIntake(time: time)
+            let limits = configuration.limits ?? RateLimitsConfiguration()
+            var shared: SharedLimits?
+            if let redis = configuration.redis, limits.shared.enabled {
+                do {
+                    let client = try RedisClient(redis)
+                    let metrics = limitMetrics
+                    shared = SharedLimits(store: RedisRateLimitStore(client: client, prefix: limits.shared.keyPrefix), time: time) { event in
+                        metrics.storeEvent(event)
+                        switch event {
+                        case .error: break
+                        case .fellBack(let reason, let mode, let replicas):
+                            logger.warning("rate limits: Redis (\(redis.redactedURL)) failed, falling back until it answers again",
+                                           metadata: ["reason": "\(reason)", "onStoreFailure": "\(mode.rawValue)", "replicas": "\(replicas)"])
+                        case .recovered(let after):
+                            logger.notice("rate limits: Redis answers again; limits are shared once more",
+                                          metadata: ["after": "\(after.secondsValue)s"])
+                        }
                     }
+                } catch {
+                    throw ConfigurationError(issues: [error])
                 }
-            } catch {
-                throw ConfigurationError(issues: [error])
             }
-        }
-        self.sharedLimits = shared
-        if let identity = configuration.identity {
-            let client = self.client
-            do {
-                self.authenticator = try Authenticator(identity, fetch: { location in
-                    guard location.hasPrefix("http://") || location.hasPrefix("https://") else { return try await Authenticator.readFile(location) }
-                    let response = try await client.execute(HTTPClientRequest(url: location), timeout: .seconds(10))
-                    guard response.status == .ok else { throw KeyError("JWKS \(location) answered \(response.status.code)") }
-                    return Array(buffer: try await response.body.collect(upTo: 1 << 20))
-                }, now: wallClock)
-            } catch {
-                throw ConfigurationError(issues: [.init(path: "identity", "\(error)")])
+            self.sharedLimits = shared
+            if let identity = configuration.identity {
+                let client = self.client
+                do {
+                    self.authenticator = try Authenticator(identity, fetch: { location in
+                        guard location.hasPrefix("http://") || location.hasPrefix("https://") else { return try await Authenticator.readFile(location) }
+                        let response = try await client.execute(HTTPClientRequest(url: location), timeout: .seconds(10))
+                        guard response.status == .ok else { throw KeyError("JWKS \(location) answered \(response.status.code)") }
+                        return Array(buffer: try await response.body.collect(upTo: 1 << 20))
+                    }, now: wallClock)
+                } catch {
+                    throw ConfigurationError(issues: [.init(path: "identity", "\(error)")])
+                }
+            } else {
+                self.authenticator = nil
             }
-        } else {
-            self.authenticator = nil
-        }
-        self.limiter = AdaptiveRateLimiter(limits, time: time, signals: responder, shared: shared)
-        var cacheRedis: RedisClient?
-        if let redis = configuration.redis, configuration.graphqlCache.redis {
-            do {
-                cacheRedis = try RedisClient(redis)
-            } catch {
-                throw ConfigurationError(issues: [error])
+            self.limiter = AdaptiveRateLimiter(limits, time: time, signals: responder, shared: shared)
+            var cacheRedis: RedisClient?
+            if let redis = configuration.redis, configuration.graphqlCache.redis {
+                do {
+                    cacheRedis = try RedisClient(redis)
+                } catch {
+                    throw ConfigurationError(issues: [error])
+                }
             }
-        }
-        var cacheLogger = logger
-        cacheLogger[metadataKey: "component"] = "graphql-cache"
-        self.graphqlCache = GraphQLCacheStore(configuration.graphqlCache, redis: cacheRedis, logger: cacheLogger, now: wallClock)
-        if let flags = configuration.flags {
-            var flagLogger = logger
-            flagLogger[metadataKey: "component"] = "flags"
-            self.flagRuntime = try FlagRuntime(flags, logger: flagLogger, now: wallClock, exposureEvents: events?.publisher(.flags),
-                                               audit: events?.publisher(.audit))
-        } else {
-            self.flagRuntime = nil
+            var cacheLogger = logger
+            cacheLogger[metadataKey: "component"] = "graphql-cache"
+            self.graphqlCache = GraphQLCacheStore(configuration.graphqlCache, redis: cacheRedis, logger: cacheLogger, now: wallClock)
+            if let flags = configuration.flags {
+                var flagLogger = logger
+                flagLogger[metadataKey: "component"] = "flags"
+                self.flagRuntime = try FlagRuntime(flags, logger: flagLogger, now: wallClock, exposureEvents: events?.publisher(.flags),
+                                                   audit: events?.publisher(.audit))
+            } else {
+                self.flagRuntime = nil
+            }
+        } catch {
+            try? client.syncShutdown()
+            throw error
         }
     }
 

@@ -2,7 +2,10 @@ import AsyncHTTPClient
 import Foundation
 import NIOHTTP1
 import RampartCore
+import RampartBalancing
 import RampartEvents
+import RampartFlags
+import RampartGateway
 import RampartTesting
 import Synchronization
 import Testing
@@ -115,6 +118,21 @@ struct GatewayEventTests {
                 #expect(metrics.contains("events_delivery_latency_seconds_bucket"))
             }
         }
+    }
+
+    @Test("a gateway whose spool or flag files cannot be opened is refused with the path, and leaves nothing open")
+    func unopenable() throws {
+        let base = GatewayConfiguration(pools: ["app": PoolConfiguration(instances: [InstanceConfiguration(url: "http://127.0.0.1:1")])])
+        var events = base
+        events.events = EventsConfiguration(sinks: [.init(name: "dev", type: .log)])
+        events.events?.spool = "/nonexistent-\(UUID().uuidString)/events.sqlite"
+        #expect { try Gateway(configuration: events, logger: LoopbackHarness.logger) } throws: { error in
+            (error as? ConfigurationError)?.issues.map(\.path) == ["events.spool"]
+        }
+        // Made after the events runtime: the HTTP client made before both is shut down, not freed open.
+        var flags = base
+        flags.flags = FlagsConfiguration(sources: ["/nonexistent-\(UUID().uuidString)/flags.json"])
+        #expect(throws: ConfigurationError.self) { try Gateway(configuration: flags, logger: LoopbackHarness.logger) }
     }
 
     @Test("a bad events section is refused with the path of each problem")
