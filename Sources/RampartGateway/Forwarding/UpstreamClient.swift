@@ -1,0 +1,593 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import RampartBalancing
+import RampartCore
+import Synchronization
+
+// The proxy's HTTP/1.1 client for upstream instances.
+//
+// Connections are kept per event loop and per instance, and an exchange runs on the loop of
+// the request that makes it: the request head is written, the answer parsed and a small answer
+// collected by one channel handler, and the request task hears back once, with the head and the
+// whole body. Larger answers stream with backpressure. Nothing hops to another thread.
+//
+//   request task --(head, body)--> UpstreamConnectionHandler --> encoder --> [TLS] --> socket
+//        ^                                 |
+//        +----(head + body, or stream)-----+ <-- decoder <-- [TLS] <-- socket
+
+/// What the proxy sends upstream for one attempt.
+struct UpstreamRequest: Sendable {
+    enum Body: Sendable {
+        case none
+        /// In memory: sent with the head, and replayable.
+        case whole(ByteBuffer)
+        /// Streamed by the closure, which hands each chunk to `send`; `length` when declared.
+        case stream(length: Int?, UpstreamBodySource)
+    }
+
+    var head: HTTPRequestHead
+    var body: Body
+
+    /// Whether the request may be written again on another connection.
+    var isReplayable: Bool { if case .stream = body { false } else { true } }
+}
+
+/// Produces a streamed request body: calls `send` with each chunk in order, and returns at its end.
+typealias UpstreamBodySource = @Sendable (_ send: @Sendable (ByteBuffer) async throws -> Void) async throws -> Void
+
+/// An upstream's answer.
+struct UpstreamResponse: Sendable {
+    enum Body: Sendable {
+        /// Read to its end already.
+        case whole(ByteBuffer)
+        /// Still arriving; reading it drives the connection. Dropping it unread closes the connection.
+        case stream(UpstreamBodyStream)
+    }
+
+    let head: HTTPResponseHead
+    let body: Body
+}
+
+typealias UpstreamBodyStream = NIOThrowingAsyncSequenceProducer<
+    ByteBuffer, any Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, UpstreamBodyDemand
+>
+
+/// HTTP/1.1 exchanges with upstream instances over kept-alive connections, one pool per event
+/// loop. Every method that touches a pool runs on that pool's loop.
+final class UpstreamClient: Sendable {
+    struct Settings: Sendable {
+        /// Connecting, TLS handshake excluded.
+        var connectTimeout: TimeAmount = .seconds(2)
+        /// Longest silence while an answer is expected.
+        var idleTimeout: TimeAmount = .seconds(60)
+        /// A kept-alive connection unused this long is closed.
+        var keepAliveTimeout: TimeAmount = .seconds(60)
+        /// Unused connections kept per loop and instance; more are closed.
+        var maxIdlePerInstance = 256
+        /// Answers declaring at most this many bytes are read whole before the caller hears back.
+        var bufferedBodyLimit = ForwardPhase.bufferedBodyLimit
+    }
+
+    let settings: Settings
+    private let loops = Mutex<[ObjectIdentifier: NIOLoopBoundBox<LoopConnections>]>([:])
+    private let tls: @Sendable () throws -> NIOSSLContext
+
+    init(settings: Settings, tls: @escaping @Sendable () throws -> NIOSSLContext = { try UpstreamTLS.shared.context() }) {
+        self.settings = settings
+        self.tls = tls
+    }
+
+    /// Sends `request` to `instance` on a connection of `eventLoop` and returns its answer once the
+    /// head has arrived (or, for a small answer, the whole of it). `headDeadline` bounds the wait
+    /// for the head. A kept-alive connection the upstream had closed meanwhile is replaced once,
+    /// when the request can be written again.
+    func execute(_ request: UpstreamRequest, to instance: UpstreamURL, on eventLoop: any EventLoop,
+                 headDeadline: NIODeadline) async throws -> UpstreamResponse {
+        let pool = connections(on: eventLoop)
+        let prepared = Prepared(request)
+        do {
+            return try await exchange(prepared, to: instance, pool: pool, fresh: false, headDeadline: headDeadline)
+        } catch let error as StaleConnection {
+            // Nothing reached the upstream: a new connection may be tried, once.
+            guard request.isReplayable else { throw error.failure }
+        }
+        do {
+            return try await exchange(prepared, to: instance, pool: pool, fresh: true, headDeadline: headDeadline)
+        } catch let error as StaleConnection {
+            throw error.failure
+        }
+    }
+
+    /// Closes every unused connection; connections in use close when their exchange ends.
+    func shutdown() async {
+        let all = loops.withLock { loops in
+            defer { loops = [:] }
+            return Array(loops.values)
+        }
+        for pool in all {
+            try? await pool.eventLoop.submit { pool.value.shutdown() }.get()
+        }
+    }
+
+    /// The request as it is written: framing fields set for its body.
+    private struct Prepared: Sendable {
+        var head: HTTPRequestHead
+        /// The body when in memory (nil inside: none); nil when streamed.
+        var whole: ByteBuffer??
+        var source: UpstreamBodySource?
+
+        init(_ request: UpstreamRequest) {
+            head = request.head
+            switch request.body {
+            case .none:
+                // A body-carrying method says it has none; the others stay as they are.
+                if [.POST, .PUT, .PATCH].contains(head.method) { head.headers.replaceOrAdd(name: "content-length", value: "0") }
+                whole = .some(nil)
+            case .whole(let bytes):
+                head.headers.replaceOrAdd(name: "content-length", value: String(bytes.readableBytes))
+                whole = .some(bytes)
+            case .stream(let length, let body):
+                if let length {
+                    head.headers.replaceOrAdd(name: "content-length", value: String(length))
+                } else {
+                    head.headers.replaceOrAdd(name: "transfer-encoding", value: "chunked")
+                }
+                whole = nil
+                source = body
+            }
+        }
+    }
+
+    // MARK: Connections
+
+    private func connections(on eventLoop: any EventLoop) -> NIOLoopBoundBox<LoopConnections> {
+        let key = ObjectIdentifier(eventLoop)
+        return loops.withLock { loops in
+            if let found = loops[key] { return found }
+            let made = NIOLoopBoundBox.makeBoxSendingValue(LoopConnections(maxIdle: settings.maxIdlePerInstance), eventLoop: eventLoop)
+            loops[key] = made
+            return made
+        }
+    }
+
+    /// One attempt: on a kept-alive connection unless `fresh` (or none is left), else a new one.
+    private func exchange(_ request: Prepared, to instance: UpstreamURL, pool: NIOLoopBoundBox<LoopConnections>, fresh: Bool,
+                          headDeadline: NIODeadline) async throws -> UpstreamResponse {
+        let eventLoop = pool.eventLoop
+        let promise = eventLoop.makePromise(of: UpstreamResponse.self)
+        let key = instance.origin
+        let start: @Sendable () -> (NIOLoopBound<UpstreamConnectionHandler>, Int)? = {
+            guard !fresh, let handler = pool.value.take(key) else { return nil }
+            let exchange = handler.begin(head: request.head, body: request.whole, headDeadline: headDeadline, promise: promise)
+            return (NIOLoopBound(handler, eventLoop: eventLoop), exchange)
+        }
+        // Usually already on the loop: request tasks run on the event loops.
+        var started: (NIOLoopBound<UpstreamConnectionHandler>, Int)?
+        if eventLoop.inEventLoop {
+            started = start()
+        } else {
+            started = try await eventLoop.submit(start).get()
+        }
+        if started == nil {
+            let bound = NIOLoopBoundBox.makeBoxSendingValue(
+                UpstreamConnectionHandler(key: key, settings: settings, pool: pool), eventLoop: eventLoop)
+            let tls = instance.scheme == .https ? try self.tls() : nil
+            do {
+                _ = try await UpstreamDialer.connect(to: instance, on: eventLoop, timeout: settings.connectTimeout, tls: tls,
+                                                     leftOverBytes: .dropBytes) { sync in try sync.addHandler(bound.value) }
+            } catch {
+                promise.fail(error)
+                throw error
+            }
+            started = try await eventLoop.submit {
+                (NIOLoopBound(bound.value, eventLoop: eventLoop),
+                 bound.value.begin(head: request.head, body: request.whole, headDeadline: headDeadline, promise: promise))
+            }.get()
+        }
+        guard let started else { preconditionFailure("an exchange was started") }
+        let (connection, exchange) = started
+        if let source = request.source {
+            Task {
+                do {
+                    try await source { chunk in
+                        try await eventLoop.flatSubmit { connection.value.sendBody(chunk, exchange: exchange) }.get()
+                    }
+                    try await eventLoop.flatSubmit { connection.value.endBody(exchange: exchange) }.get()
+                } catch {
+                    eventLoop.execute { connection.value.uploadFailed(error, exchange: exchange) }
+                }
+            }
+        }
+        return try await withTaskCancellationHandler {
+            try await promise.futureResult.get()
+        } onCancel: {
+            eventLoop.execute { connection.value.cancel(exchange: exchange) }
+        }
+    }
+}
+
+/// The unused connections of one event loop, by instance origin, most recently used first.
+final class LoopConnections {
+    private var idle: [String: [UpstreamConnectionHandler]] = [:]
+    private let maxIdle: Int
+    private(set) var isShutDown = false
+
+    init(maxIdle: Int) { self.maxIdle = maxIdle }
+
+    func take(_ key: String) -> UpstreamConnectionHandler? {
+        while let handler = idle[key]?.popLast() {
+            if handler.isUsable { return handler }
+        }
+        return nil
+    }
+
+    /// Keeps a connection whose exchange ended cleanly, or closes it when there is no room.
+    func put(_ handler: UpstreamConnectionHandler) {
+        guard !isShutDown, idle[handler.key, default: []].count < maxIdle else { return handler.close() }
+        idle[handler.key, default: []].append(handler)
+    }
+
+    func remove(_ handler: UpstreamConnectionHandler) {
+        idle[handler.key]?.removeAll { $0 === handler }
+    }
+
+    func shutdown() {
+        isShutDown = true
+        let all = idle.values.flatMap { $0 }
+        idle = [:]
+        for handler in all { handler.close() }
+    }
+}
+
+/// The failure of an exchange on a kept-alive connection that the upstream had closed before any
+/// of the request could matter: safe to write again on a new connection.
+struct StaleConnection: Error {
+    let failure: GatewayError
+}
+
+/// One upstream connection: runs one exchange at a time and goes back to its loop's pool after a
+/// clean end. Confined to its channel's event loop.
+final class UpstreamConnectionHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    private enum State {
+        /// Unused, in the pool (or about to be used for the first time).
+        case idle
+        case awaitingHead(EventLoopPromise<UpstreamResponse>)
+        case collecting(EventLoopPromise<UpstreamResponse>, HTTPResponseHead, ByteBuffer)
+        case streaming(UpstreamBodyStream.Source)
+        case closed
+    }
+
+    let key: String
+    private let settings: UpstreamClient.Settings
+    private let pool: NIOLoopBoundBox<LoopConnections>
+    private var context: ChannelHandlerContext?
+    private var state = State.idle
+    /// Whether this connection has carried an exchange already.
+    private var used = false
+    /// Numbers the exchanges, so a late call about an earlier one is told apart.
+    private var exchange = 0
+    private var receivedAnswer = false
+    private var requestEnded = false
+    private var keepAlive = true
+    private var isHead = false
+    private var lastActivity = NIODeadline.now()
+    private var headTimer: Scheduled<Void>?
+    private var silenceTimer: Scheduled<Void>?
+    /// A read the consumer of a streamed body has no room for yet.
+    private var readHeld = false
+    private var consumerWantsMore = true
+
+    init(key: String, settings: UpstreamClient.Settings, pool: NIOLoopBoundBox<LoopConnections>) {
+        self.key = key
+        self.settings = settings
+        self.pool = pool
+    }
+
+    var isUsable: Bool {
+        guard case .idle = state, let context else { return false }
+        return context.channel.isActive
+    }
+
+    // MARK: Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        armSilenceTimer(at: .now() + settings.idleTimeout)
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        lastActivity = .now()
+        let part = unwrapInboundIn(data)
+        switch (state, part) {
+        case (.awaitingHead(let promise), .head(let head)):
+            receivedAnswer = true
+            headTimer?.cancel()
+            headTimer = nil
+            keepAlive = head.isKeepAlive && Self.isSelfDelimited(head, isHead: isHead)
+            let declared = head.headers.first(name: "content-length").flatMap(Int.init)
+            let bodiless = isHead || head.status == .noContent || head.status == .notModified
+            if bodiless || (declared.map { $0 <= settings.bufferedBodyLimit } ?? false) {
+                state = .collecting(promise, head, context.channel.allocator.buffer(capacity: bodiless ? 0 : declared ?? 0))
+            } else {
+                let made = UpstreamBodyStream.makeSequence(
+                    backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8), finishOnDeinit: false,
+                    delegate: UpstreamBodyDemand(handler: NIOLoopBound(self, eventLoop: context.eventLoop), exchange: exchange))
+                state = .streaming(made.source)
+                consumerWantsMore = true
+                promise.succeed(UpstreamResponse(head: head, body: .stream(made.sequence)))
+            }
+        case (.collecting(let promise, let head, var body), .body(var bytes)):
+            guard body.readableBytes + bytes.readableBytes <= settings.bufferedBodyLimit else {
+                return fail(GatewayError(.upstreamReset, origin: .upstream, "the upstream sent more body than it declared"))
+            }
+            state = .closed  // not referenced twice while it grows: no copy
+            body.writeBuffer(&bytes)
+            state = .collecting(promise, head, body)
+        case (.streaming(let source), .body(let bytes)):
+            if case .stopProducing = source.yield(bytes) { consumerWantsMore = false }
+        case (.collecting(let promise, let head, let body), .end):
+            state = .idle
+            promise.succeed(UpstreamResponse(head: head, body: .whole(body)))
+            finishExchange()
+        case (.streaming(let source), .end):
+            state = .idle
+            source.finish()
+            finishExchange()
+        default:
+            // A part without an exchange (the upstream spoke out of turn): this connection
+            // cannot be trusted with another request.
+            fail(GatewayError(.upstreamReset, origin: .upstream, "the upstream sent an unexpected response"))
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if case .streaming = state, !consumerWantsMore {
+            readHeld = true
+            return
+        }
+        context.read()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let failure = GatewayError(.upstreamReset, origin: .upstream, retryable: true, "the upstream closed the connection")
+        fail(failure)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        let failure = error is HTTPParserError
+            ? GatewayError(.upstreamReset, origin: .upstream, "the upstream sent a malformed response", underlying: error)
+            : GatewayError(.upstreamReset, origin: .upstream, retryable: true, "upstream connection error", underlying: error)
+        fail(failure)
+    }
+
+    // MARK: Exchange, called on the loop by the client
+
+    /// Starts an exchange: the head, and the body when it is in memory (`body` nil: streamed
+    /// later through `sendBody` and `endBody`). Returns the exchange's number.
+    func begin(head: HTTPRequestHead, body: ByteBuffer??, headDeadline: NIODeadline, promise: EventLoopPromise<UpstreamResponse>) -> Int {
+        exchange += 1
+        guard case .idle = state, let context, context.channel.isActive else {
+            let failure = GatewayError(.upstreamReset, origin: .upstream, retryable: true, "the upstream closed the connection")
+            promise.fail(used ? StaleConnection(failure: failure) : failure)
+            return exchange
+        }
+        state = .awaitingHead(promise)
+        receivedAnswer = false
+        requestEnded = false
+        isHead = head.method == .HEAD
+        lastActivity = .now()
+        headTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: headDeadline) { [self] in
+            fail(GatewayError(.firstByteTimeout, origin: .upstream, "the upstream did not answer in time"))
+        }
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if let body {
+            if let bytes = body, bytes.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(bytes))), promise: nil) }
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            requestEnded = true
+        } else {
+            context.flush()
+        }
+        return exchange
+    }
+
+    /// Writes a chunk of a streamed request body; completes when it has been written, so the
+    /// body is read no faster than the upstream takes it.
+    func sendBody(_ chunk: ByteBuffer, exchange: Int) -> EventLoopFuture<Void> {
+        guard let context, isExchanging, exchange == self.exchange else {
+            return pool.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
+        }
+        lastActivity = .now()
+        return context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(chunk))))
+    }
+
+    func endBody(exchange: Int) -> EventLoopFuture<Void> {
+        guard let context, isExchanging, exchange == self.exchange else {
+            return pool.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
+        }
+        lastActivity = .now()
+        requestEnded = true
+        return context.writeAndFlush(wrapOutboundOut(.end(nil)))
+    }
+
+    /// The request body could not be read to its end: the exchange fails with its reason.
+    func uploadFailed(_ error: any Error, exchange: Int) {
+        guard isExchanging, exchange == self.exchange else { return }
+        fail(error)
+    }
+
+    /// The caller went away while waiting for the head.
+    func cancel(exchange: Int) {
+        if case .awaitingHead = state, exchange == self.exchange { fail(CancellationError()) }
+    }
+
+    /// The consumer of a streamed body has room again.
+    func consumerDemands(exchange: Int) {
+        guard exchange == self.exchange else { return }
+        consumerWantsMore = true
+        if readHeld, let context {
+            readHeld = false
+            context.read()
+        }
+    }
+
+    /// The consumer of a streamed body dropped it before its end.
+    func consumerLeft(exchange: Int) {
+        if case .streaming = state, exchange == self.exchange { fail(CancellationError()) }
+    }
+
+    func close() {
+        state = .closed
+        context?.close(promise: nil)
+    }
+
+    // MARK: Private
+
+    private var isExchanging: Bool {
+        switch state {
+        case .awaitingHead, .collecting, .streaming: true
+        case .idle, .closed: false
+        }
+    }
+
+    /// After a complete answer: back to the pool when the connection may carry another request.
+    private func finishExchange() {
+        used = true
+        headTimer?.cancel()
+        headTimer = nil
+        consumerWantsMore = true
+        if readHeld, let context {
+            // Reading resumes, so that a pooled connection hears when the upstream closes it.
+            readHeld = false
+            context.read()
+        }
+        guard keepAlive, requestEnded, context?.channel.isActive == true else { return close() }
+        lastActivity = .now()
+        pool.value.put(self)
+    }
+
+    /// Ends the exchange in progress, if any, with `error`, and the connection with it.
+    private func fail(_ error: any Error) {
+        headTimer?.cancel()
+        headTimer = nil
+        let previous = state
+        state = .closed
+        switch previous {
+        case .awaitingHead(let promise):
+            // The upstream closed a kept-alive connection before answering: nothing was processed.
+            if used, !receivedAnswer, let failure = error as? GatewayError, failure.kind == .upstreamReset {
+                promise.fail(StaleConnection(failure: failure))
+            } else {
+                promise.fail(error)
+            }
+        case .collecting(let promise, _, _): promise.fail(error)
+        case .streaming(let source): source.finish(error)
+        case .idle: pool.value.remove(self)
+        case .closed: break
+        }
+        silenceTimer?.cancel()
+        silenceTimer = nil
+        context?.close(promise: nil)
+    }
+
+    /// One timer for the connection's whole life: closes an unused connection after the
+    /// keep-alive timeout and fails an exchange whose upstream has gone silent for the idle timeout.
+    private func armSilenceTimer(at deadline: NIODeadline) {
+        guard let context else { return }
+        silenceTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            silenceTimer = nil
+            let now = NIODeadline.now()
+            switch state {
+            case .idle:
+                let expiry = lastActivity + settings.keepAliveTimeout
+                if now >= expiry { return fail(ChannelError.eof) }
+                armSilenceTimer(at: expiry)
+            case .awaitingHead where !requestEnded:
+                // Still uploading: the upstream owes nothing yet.
+                armSilenceTimer(at: now + settings.idleTimeout)
+            case .awaitingHead, .collecting, .streaming:
+                let expiry = lastActivity + settings.idleTimeout
+                if now >= expiry { return fail(GatewayError(.idleTimeout, origin: .upstream, "the upstream stopped sending")) }
+                armSilenceTimer(at: expiry)
+            case .closed:
+                break
+            }
+        }
+    }
+
+    /// Whether the answer's end is known without the connection closing (RFC 9112 §6.3).
+    private static func isSelfDelimited(_ head: HTTPResponseHead, isHead: Bool) -> Bool {
+        if isHead || head.status == .noContent || head.status == .notModified { return true }
+        return head.headers.contains(name: "content-length") || head.headers.contains(name: "transfer-encoding")
+    }
+}
+
+/// Tells a connection when the consumer of its streamed body wants more, or has gone.
+struct UpstreamBodyDemand: NIOAsyncSequenceProducerDelegate {
+    let handler: NIOLoopBound<UpstreamConnectionHandler>
+    let exchange: Int
+
+    func produceMore() {
+        let (handler, exchange) = (self.handler, self.exchange)
+        handler.eventLoop.execute { handler.value.consumerDemands(exchange: exchange) }
+    }
+
+    func didTerminate() {
+        let (handler, exchange) = (self.handler, self.exchange)
+        handler.eventLoop.execute { handler.value.consumerLeft(exchange: exchange) }
+    }
+}
+
+/// Opens connections to upstream instances, for exchanges and for tunnels alike.
+enum UpstreamDialer {
+    /// Connects to `instance` on `eventLoop` with TLS when given, the HTTP/1 client codec, and
+    /// the handlers `configure` adds after it.
+    static func connect(to instance: UpstreamURL, on eventLoop: any EventLoop, timeout: TimeAmount, tls: NIOSSLContext?,
+                        leftOverBytes: RemoveAfterUpgradeStrategy,
+                        configure: @escaping @Sendable (ChannelPipeline.SynchronousOperations) throws -> Void) async throws -> any Channel {
+        let host = instance.host
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(timeout)
+            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    if let tls {
+                        let name = IPAddress(host) == nil ? host : nil  // no SNI for address literals
+                        try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: name))
+                    }
+                    try sync.addHandler(HTTPRequestEncoder())
+                    try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: leftOverBytes)))
+                    try configure(sync)
+                }
+            }
+        return try await bootstrap.connect(host: host, port: instance.port).get()
+    }
+}
+
+/// The client TLS context for `https` upstreams, made once.
+final class UpstreamTLS: Sendable {
+    static let shared = UpstreamTLS()
+    private let made: Result<NIOSSLContext, any Error>
+
+    private init() {
+        made = Result { try NIOSSLContext(configuration: .makeClientConfiguration()) }
+    }
+
+    func context() throws -> NIOSSLContext { try made.get() }
+}
+
+extension UpstreamURL {
+    /// `scheme://host:port`: which connections can serve it.
+    var origin: String { "\(scheme.rawValue)://\(authority)" }
+}

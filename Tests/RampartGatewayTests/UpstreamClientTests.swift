@@ -1,0 +1,315 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import RampartBalancing
+import RampartCore
+import Synchronization
+import Testing
+@testable import RampartGateway
+
+/// The proxy's upstream client against a scripted upstream on loopback, which answers each
+/// request head with whatever the test says, including silence and closed connections.
+@Suite struct UpstreamClientTests {
+    let loop = MultiThreadedEventLoopGroup.singleton.next()
+
+    func client(idle: TimeAmount = .seconds(60)) -> UpstreamClient {
+        UpstreamClient(settings: .init(connectTimeout: .seconds(2), idleTimeout: idle))
+    }
+
+    func get(_ path: String = "/", method: HTTPMethod = .GET) -> UpstreamRequest {
+        UpstreamRequest(head: HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: ["host": "upstream"]), body: .none)
+    }
+
+    func collect(_ response: UpstreamResponse) async throws -> [UInt8] {
+        switch response.body {
+        case .whole(let bytes): return Array(bytes.readableBytesView)
+        case .stream(let stream):
+            var all: [UInt8] = []
+            for try await chunk in stream { all += chunk.readableBytesView }
+            return all
+        }
+    }
+
+    var soon: NIODeadline { .now() + .seconds(10) }
+
+    @Test func keepsOneConnectionAliveAcrossExchanges() async throws {
+        let upstream = try await ScriptedUpstream.start { request in
+            .answer("HTTP/1.1 200 OK\r\ncontent-length: 5\r\nx-path: \(request.path)\r\n\r\nhello")
+        }
+        let client = client()
+        for index in 0..<5 {
+            let response = try await client.execute(get("/\(index)"), to: upstream.url, on: loop, headDeadline: soon)
+            #expect(response.head.status == .ok)
+            #expect(response.head.headers.first(name: "x-path") == "/\(index)")
+            guard case .whole = response.body else { Issue.record("a 5-byte answer should come whole"); continue }
+            #expect(try await collect(response) == Array("hello".utf8))
+        }
+        #expect(upstream.connections == 1)
+        #expect(upstream.requests.map(\.path) == ["/0", "/1", "/2", "/3", "/4"])
+        await client.shutdown()
+        try await upstream.stop()
+    }
+
+    @Test func headAnswersComeWholeWithoutTheirDeclaredBody() async throws {
+        let upstream = try await ScriptedUpstream.start { _ in .answer("HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\n") }
+        let client = client()
+        let response = try await client.execute(get(method: .HEAD), to: upstream.url, on: loop, headDeadline: soon)
+        #expect(response.head.headers.first(name: "content-length") == "1000000")
+        #expect(try await collect(response).isEmpty)
+        // The connection is still in step: a second HEAD on it works too.
+        _ = try await client.execute(get(method: .HEAD), to: upstream.url, on: loop, headDeadline: soon)
+        #expect(upstream.connections == 1)
+        await client.shutdown()
+        try await upstream.stop()
+    }
+
+    @Test func largeAndUnsizedAnswersStream() async throws {
+        let large = String(repeating: "x", count: 300_000)
+        let upstream = try await ScriptedUpstream.start { request in
+            request.path == "/large"
+                ? .answer("HTTP/1.1 200 OK\r\ncontent-length: \(large.utf8.count)\r\n\r\n\(large)")
+                : .answer("HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nuntil the end", close: true)
+        }
+        let client = client()
+        let response = try await client.execute(get("/large"), to: upstream.url, on: loop, headDeadline: soon)
+        guard case .stream = response.body else { Issue.record("a 300 kB answer should stream"); return }
+        #expect(try await collect(response).count == 300_000)
+        // Delimited by the connection's end: streamed, and the connection not kept.
+        let unsized = try await client.execute(get("/unsized"), to: upstream.url, on: loop, headDeadline: soon)
+        #expect(String(decoding: try await collect(unsized), as: UTF8.self) == "until the end")
+        _ = try await collect(try await client.execute(get("/large"), to: upstream.url, on: loop, headDeadline: soon))
+        #expect(upstream.connections == 2)
+        await client.shutdown()
+        try await upstream.stop()
+    }
+
+    @Test func aSlowReaderHoldsTheUpstreamBackAndTheConnectionStaysUsable() async throws {
+        let size = 2_000_000
+        let large = String(repeating: "y", count: size)
+        let upstream = try await ScriptedUpstream.start { _ in .answer("HTTP/1.1 200 OK\r\ncontent-length: \(size)\r\n\r\n\(large)") }
+        let client = client()
+        for _ in 0..<2 {
+            let response = try await client.execute(get(), to: upstream.url, on: loop, headDeadline: soon)
+            guard case .stream(let stream) = response.body else { Issue.record("a 2 MB answer should stream"); return }
+            var received = 0
+            for try await chunk in stream {
+                received += chunk.readableBytes
+                try await Task.sleep(for: .milliseconds(1))
+            }
+            #expect(received == size)
+        }
+        #expect(upstream.connections == 1)
+        await client.shutdown()
+        try await upstream.stop()
+    }
+
+    @Test func aStreamedBodyOfKnownLengthGoesInPieces() async throws {
+        let upstream = try await ScriptedUpstream.start { request in
+            .answer("HTTP/1.1 200 OK\r\ncontent-length: \(request.body.count)\r\n\r\n\(request.body)")
+        }
+        let client = client()
+        var request = get()
+        request.head.method = .PUT
+        request.body = .stream(length: 9) { send in
+            for piece in ["one", "two", "six"] { try await send(ByteBuffer(string: piece)) }
+        }
+        #expect(!request.isReplayable)
+        let response = try await client.execute(request, to: upstream.url, on: loop, headDeadline: soon)
+        #expect(String(decoding: try await collect(response), as: UTF8.self) == "onetwosix")
+        #expect(upstream.requests.first?.headers["content-length"] == "9")
+        await client.shutdown()
+        try await upstream.stop()
+    }
+
+    @Test func aSilentUpstreamRunsIntoTheHeadDeadline() async throws {
+        let upstream = try await ScriptedUpstream.start { _ in .silence }
+        let client = client()
+        await #expect {
+            _ = try await client.execute(get(), to: upstream.url, on: loop, headDeadline: .now() + .milliseconds(300))
+        } throws: { ($0 as? GatewayError)?.kind == .firstByteTimeout }
+        await client.shutdown()
+        try await upstream.stop()
+    }
+
+    @Test func anUpstreamFallingSilentMidBodyRunsIntoTheIdleTimeout() async throws {
+        let upstream = try await ScriptedUpstream.start { _ in
+            .answer("HTTP/1.1 200 OK\r\ncontent-length: 200000\r\n\r\nonly the start")
+        }
+        let client = client(idle: .milliseconds(300))
+        let response = try await client.execute(get(), to: upstream.url, on: loop, headDeadline: soon)
+        await #expect {
+            _ = try await collect(response)
+        } throws: { ($0 as? GatewayError)?.kind == .idleTimeout }
+        await client.shutdown()
+        try await upstream.stop()
+    }
+
+    @Test func aKeptConnectionTheUpstreamClosedIsReplacedOnce() async throws {
+        // Every connection answers one request, keep-alive promised, then closes.
+        let upstream = try await ScriptedUpstream.start { _ in
+            .answer("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", close: true)
+        }
+        let client = client()
+        for _ in 0..<3 {
+            // Give the close time to land, so the next request finds the kept connection dead or dying.
+            let response = try await client.execute(get(), to: upstream.url, on: loop, headDeadline: soon)
+            #expect(try await collect(response) == Array("ok".utf8))
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(upstream.connections == 3)
+        await client.shutdown()
+        try await upstream.stop()
+    }
+
+    @Test func anUnaskedAnswerRetiresTheConnection() async throws {
+        let upstream = try await ScriptedUpstream.start { _ in
+            .answer("HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nabcHTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+        }
+        let client = client()
+        _ = try await client.execute(get(), to: upstream.url, on: loop, headDeadline: soon)
+        // The second answer came unasked: the connection is not used again.
+        _ = try await client.execute(get(), to: upstream.url, on: loop, headDeadline: soon)
+        #expect(upstream.connections == 2)
+        await client.shutdown()
+        try await upstream.stop()
+    }
+
+    @Test func aWholeBodyGoesWithItsLength() async throws {
+        let upstream = try await ScriptedUpstream.start { request in
+            .answer("HTTP/1.1 200 OK\r\ncontent-length: \(request.body.count)\r\n\r\n\(request.body)")
+        }
+        let client = client()
+        var request = get()
+        request.head.method = .POST
+        request.body = .whole(ByteBuffer(string: "{\"quiz\":1}"))
+        let response = try await client.execute(request, to: upstream.url, on: loop, headDeadline: soon)
+        #expect(String(decoding: try await collect(response), as: UTF8.self) == "{\"quiz\":1}")
+        #expect(upstream.requests.first?.headers["content-length"] == "10")
+        await client.shutdown()
+        try await upstream.stop()
+    }
+
+    @Test func aRefusedConnectionFails() async throws {
+        let client = client()
+        // A port that was just bound and released: nothing listens there.
+        let upstream = try await ScriptedUpstream.start { _ in .silence }
+        try await upstream.stop()
+        let closed = upstream.url
+        await #expect(throws: (any Error).self) {
+            _ = try await client.execute(get(), to: closed, on: loop, headDeadline: soon)
+        }
+        await client.shutdown()
+    }
+}
+
+/// An HTTP/1.1 upstream on loopback that answers each request head (and its `content-length`
+/// body) as the script says.
+final class ScriptedUpstream: Sendable {
+    struct Received: Sendable {
+        let path: String
+        let headers: [String: String]
+        let body: String
+    }
+
+    enum Action: Sendable {
+        case answer(String, close: Bool = false)
+        case silence
+    }
+
+    private let channel: any Channel
+    private let state = Mutex<(connections: Int, requests: [Received])>((0, []))
+    let url: UpstreamURL
+
+    var connections: Int { state.withLock { $0.connections } }
+    var requests: [Received] { state.withLock { $0.requests } }
+
+    private init(channel: any Channel) {
+        self.channel = channel
+        url = UpstreamURL(scheme: .http, host: "127.0.0.1", port: channel.localAddress!.port!)
+    }
+
+    static func start(_ script: @escaping @Sendable (Received) -> Action) async throws -> ScriptedUpstream {
+        let holder = Mutex<ScriptedUpstream?>(nil)
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { child in
+                child.eventLoop.makeCompletedFuture {
+                    try child.pipeline.syncOperations.addHandler(Connection(script: script) { event in
+                        holder.withLock { $0?.note(event) }
+                    })
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let upstream = ScriptedUpstream(channel: channel)
+        holder.withLock { $0 = upstream }
+        return upstream
+    }
+
+    func stop() async throws { try await channel.close() }
+
+    fileprivate enum Event { case connected, received(Received) }
+
+    private func note(_ event: Event) {
+        state.withLock {
+            switch event {
+            case .connected: $0.connections += 1
+            case .received(let request): $0.requests.append(request)
+            }
+        }
+    }
+
+    private final class Connection: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+        let script: @Sendable (Received) -> Action
+        let note: @Sendable (Event) -> Void
+        var buffer: [UInt8] = []
+
+        init(script: @escaping @Sendable (Received) -> Action, note: @escaping @Sendable (Event) -> Void) {
+            self.script = script
+            self.note = note
+        }
+
+        func channelActive(context: ChannelHandlerContext) {
+            note(.connected)
+            context.fireChannelActive()
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            buffer += unwrapInboundIn(data).readableBytesView
+            while let end = headEnd() {
+                let lines = String(decoding: buffer[..<end], as: UTF8.self).components(separatedBy: "\r\n")
+                var headers: [String: String] = [:]
+                for line in lines.dropFirst() {
+                    guard let colon = line.firstIndex(of: ":") else { continue }
+                    headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+                }
+                let length = headers["content-length"].flatMap(Int.init) ?? 0
+                guard buffer.count >= end + 4 + length else { return }
+                let body = String(decoding: buffer[(end + 4)..<(end + 4 + length)], as: UTF8.self)
+                buffer.removeFirst(end + 4 + length)
+                let parts = lines[0].split(separator: " ")
+                let request = Received(path: parts.count > 1 ? String(parts[1]) : "", headers: headers, body: body)
+                note(.received(request))
+                switch script(request) {
+                case .answer(let text, let close):
+                    let written = context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: text)))
+                    if close {
+                        let channel = context.channel
+                        written.whenComplete { _ in channel.close(promise: nil) }
+                    }
+                case .silence:
+                    break
+                }
+            }
+        }
+
+        private func headEnd() -> Int? {
+            guard buffer.count >= 4 else { return nil }
+            for index in 0...(buffer.count - 4) where buffer[index] == 13 && buffer[index + 1] == 10 && buffer[index + 2] == 13 && buffer[index + 3] == 10 {
+                return index
+            }
+            return nil
+        }
+    }
+}
