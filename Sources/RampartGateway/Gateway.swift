@@ -36,7 +36,10 @@ public final class Gateway: Service, Sendable {
     let logger: Logger
     let registry: PrometheusCollectorRegistry?
     let time: any TimeSource
+    /// For health checks, alerts, events and fetched keys.
     let client: HTTPClient
+    /// For proxied requests.
+    let upstreams: UpstreamClient
     let budget: RetryBudget
     let drains: DrainQueue
     /// Temporary blocks (admin API and automatic), persisted in `shield.blocks.database`.
@@ -104,6 +107,8 @@ public final class Gateway: Service, Sendable {
         clientConfiguration.httpVersion = .http1Only
         let client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: clientConfiguration)
         self.client = client
+        self.upstreams = UpstreamClient(settings: .init(connectTimeout: .nanoseconds(timeouts.connect.duration.nanoseconds),
+                                                        idleTimeout: .nanoseconds(timeouts.idle.duration.nanoseconds)))
         // From here on a failure must shut the client down, or it is freed while open.
         do throws(ConfigurationError) {
             self.drains = DrainQueue()
@@ -196,11 +201,13 @@ public final class Gateway: Service, Sendable {
         } catch {
             await sharedLimits?.store.client.shutdown()
             await graphqlCache.redis?.shutdown()
+            await upstreams.shutdown()
             try? await client.shutdown()
             throw error
         }
         await sharedLimits?.store.client.shutdown()
         await graphqlCache.redis?.shutdown()
+        await upstreams.shutdown()
         try await client.shutdown()
     }
 
@@ -249,7 +256,7 @@ public final class Gateway: Service, Sendable {
         router.middlewares.add(InspectPhase(time: time, responder: responder, bruteForce: bruteForce))
         router.middlewares.add(LimitPhase(limiter: limiter, metrics: limitMetrics))
         router.middlewares.add(GraphQLPhase(logger: logger, cache: graphqlCache))
-        router.middlewares.add(ForwardPhase(pools: pools, client: client, budget: budget, time: time))
+        router.middlewares.add(ForwardPhase(pools: pools, client: upstreams, budget: budget, time: time))
         let headerBytes = proxy.limits.maxHeaderBytes.bytes
         let headerTimeout = TimeAmount.nanoseconds(proxy.timeouts.clientHeader.duration.nanoseconds)
         let bodyTimeout = TimeAmount.nanoseconds(proxy.timeouts.clientBody.duration.nanoseconds)

@@ -54,7 +54,7 @@ extension ForwardPhase {
                 handshake = try await TunnelDialer.open(
                     instance: instance.url, head: head, on: channel.eventLoop,
                     connectTimeout: .nanoseconds(proxy.timeouts.connect.duration.nanoseconds),
-                    tls: instance.url.scheme == .https ? try TunnelTLS.shared.context() : nil)
+                    tls: instance.url.scheme == .https ? try UpstreamTLS.shared.context() : nil)
             } catch {
                 pool.finish(instance, outcome: .failure, latency: time.now() - started)
                 // Nothing has reached an upstream that refused or never answered the handshake.
@@ -95,16 +95,4 @@ extension ForwardPhase {
             }
         }
     }
-}
-
-/// The client TLS context for `https` upstreams of tunnels, made once.
-final class TunnelTLS: Sendable {
-    static let shared = TunnelTLS()
-    private let made: Result<NIOSSLContext, any Error>
-
-    private init() {
-        made = Result { try NIOSSLContext(configuration: .makeClientConfiguration()) }
-    }
-
-    func context() throws -> NIOSSLContext { try made.get() }
 }

@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import Hummingbird
 import HTTPTypes
 import Logging
@@ -14,7 +13,7 @@ import RampartCore
 struct ForwardPhase: RouterMiddleware {
     typealias Context = GatewayRequestContext
     let pools: PoolRegistry
-    let client: HTTPClient
+    let client: UpstreamClient
     let budget: RetryBudget
     let time: any TimeSource
 
@@ -48,6 +47,10 @@ struct ForwardPhase: RouterMiddleware {
             return try await tunnel(request, upgrade: upgrade, context: context, pool: pool, input: input, target: target,
                                     trustsPeer: trustsPeer)
         }
+        // The upstream connection lives on the loop this task runs on, so the exchange needs no
+        // thread hop; the client connection's loop otherwise.
+        let eventLoop = MultiThreadedEventLoopGroup.currentEventLoop ?? context.channel.eventLoop
+        let method = NIOHTTP1.HTTPMethod(rawValue: request.method.rawValue)
         var picker = InstancePicker(pool: pool, input: input)
         var lastError: GatewayError?
         while true {
@@ -55,9 +58,9 @@ struct ForwardPhase: RouterMiddleware {
                 throw lastError ?? GatewayError(.noHealthyInstance, origin: .gateway, "no available instance in pool \(poolName)")
             }
             let attempt = picker.attempt
-            var upstream = HTTPClientRequest(url: "\(instance.url.scheme.rawValue)://\(instance.url.authority)\(instance.url.basePath)\(target)")
-            upstream.method = NIOHTTP1.HTTPMethod(rawValue: request.method.rawValue)
-            upstream.headers = upstreamHeaders(request, context: context, instance: instance, trustsPeer: trustsPeer)
+            let head = HTTPRequestHead(version: .http1_1, method: method, uri: instance.url.basePath + target,
+                                       headers: upstreamHeaders(request, context: context, instance: instance, trustsPeer: trustsPeer))
+            var upstream = UpstreamRequest(head: head, body: .none)
             switch (body, context.bufferedBody) {
             case (.none, _): break
             case (_, let whole?):
@@ -66,23 +69,21 @@ struct ForwardPhase: RouterMiddleware {
                 guard whole.readableBytes <= proxy.limits.maxBodyBytes.bytes else {
                     throw GatewayError(.bodyTooLarge, origin: .client, "request body larger than \(proxy.limits.maxBodyBytes)")
                 }
-                upstream.body = .bytes(whole)
+                upstream.body = .whole(whole)
             case (.known(let length), nil):
-                upstream.body = .stream(LimitedRequestBody(reader: reader, limit: proxy.limits.maxBodyBytes.bytes, progress: progress),
-                                        length: .known(Int64(length)))
+                upstream.body = .stream(length: length, forwarding(reader, limit: proxy.limits.maxBodyBytes.bytes, progress: progress))
             case (.streamed, nil):
-                upstream.body = .stream(LimitedRequestBody(reader: reader, limit: proxy.limits.maxBodyBytes.bytes, progress: progress),
-                                        length: .unknown)
+                upstream.body = .stream(length: nil, forwarding(reader, limit: proxy.limits.maxBodyBytes.bytes, progress: progress))
             }
             // Without a body, the first-byte timeout bounds the wait for the response head; with one,
             // the upload itself may take long, so only the total timeout applies.
             let headDeadline = body.isNone ? min(time.now() + proxy.timeouts.firstByte.duration, totalDeadline) : totalDeadline
             let attemptStarted = time.now()
             pool.begin(instance)
-            let response: HTTPClientResponse
+            let response: UpstreamResponse
             do {
-                response = try await client.execute(upstream, deadline: .now() + .nanoseconds((headDeadline - time.now()).nanoseconds),
-                                                    logger: context.logger)
+                response = try await client.execute(upstream, to: instance.url, on: eventLoop,
+                                                    headDeadline: .now() + .nanoseconds((headDeadline - time.now()).nanoseconds))
             } catch {
                 let failure = classify(error, progress: progress)
                 let latency = time.now() - attemptStarted
@@ -100,7 +101,7 @@ struct ForwardPhase: RouterMiddleware {
                 await reader.close()
                 throw failure
             }
-            let status = Int(response.status.code)
+            let status = Int(response.head.status.code)
             if mayRetryAnswer, body.isNone, retries.statuses.contains(status), attempt <= retries.attempts, budget.tryRetry() {
                 pool.finish(instance, outcome: .response(status: status), latency: time.now() - attemptStarted)
                 pool.recordRetry(from: instance)
@@ -109,39 +110,51 @@ struct ForwardPhase: RouterMiddleware {
             }
             let headLatency = time.now() - attemptStarted
             context.record.note { $0.upstreamSeconds = headLatency.secondsValue }
-            let time = self.time
-            let headers = HeaderRewriting.clientResponseHeaders(response.headers)
-            let responseStatus = HTTPResponse.Status(code: status, reasonPhrase: response.status.reasonPhrase)
-            // A small answer is read whole and sent with its head in one write, as nginx's
-            // proxy buffering does; larger or unsized ones stream.
-            if let declared = response.headers.first(name: "content-length").flatMap(Int.init), declared <= Self.bufferedBodyLimit {
-                let body: ByteBuffer
-                do {
-                    body = try await reader.closing { try await response.body.collect(upTo: declared) }
-                } catch {
-                    pool.finish(instance, outcome: .failure, latency: time.now() - attemptStarted)
-                    throw classify(error, progress: progress)
-                }
+            let headers = HeaderRewriting.clientResponseHeaders(response.head.headers)
+            let responseStatus = HTTPResponse.Status(code: status, reasonPhrase: response.head.status.reasonPhrase)
+            // A small answer was read whole by the client and goes out with its head in one
+            // write, as nginx's proxy buffering does; larger or unsized ones stream.
+            switch response.body {
+            case .whole(let body):
+                await reader.close()
                 pool.finish(instance, outcome: .response(status: status), latency: time.now() - attemptStarted)
                 context.record.note { $0.bodyBuffered = true }
                 let noBody = request.method == .head || status == 204 || status == 304
                 return Response(status: responseStatus, headers: headers, body: noBody ? ResponseBody() : .init(byteBuffer: body))
+            case .stream(let stream):
+                return streamedResponse(stream, status: responseStatus, headers: headers, reader: reader, instance: instance, pool: pool,
+                                        started: attemptStarted, deadline: totalDeadline)
             }
-            // Made only for a streamed body: an observer finishes its request when it goes away,
-            // so one made for a buffered answer (finished above) would end it a second time.
-            let observer = BodyObserver { ending in
-                let latency = time.now() - attemptStarted
-                switch ending {
-                case .completed: pool.finish(instance, outcome: .response(status: status), latency: latency)
-                case .failed: pool.finish(instance, outcome: .failure, latency: latency)
-                case .abandoned: pool.finish(instance, outcome: .abandoned, latency: latency)
-                }
+        }
+    }
+
+    /// An answer whose body is still arriving: relayed as it comes, and its instance told how it ended.
+    private func streamedResponse(_ stream: UpstreamBodyStream, status: HTTPResponse.Status, headers: HTTPFields,
+                                  reader: BodyReader<RequestBody>, instance: Instance, pool: Pool, started attemptStarted: Instant,
+                                  deadline totalDeadline: Instant) -> Response {
+        let time = self.time
+        let code = status.code
+        // Made only for a streamed body: an observer finishes its request when it goes away,
+        // so one made for a buffered answer (finished above) would end it a second time.
+        let observer = BodyObserver { ending in
+            let latency = time.now() - attemptStarted
+            switch ending {
+            case .completed: pool.finish(instance, outcome: .response(status: code), latency: latency)
+            case .failed: pool.finish(instance, outcome: .failure, latency: latency)
+            case .abandoned: pool.finish(instance, outcome: .abandoned, latency: latency)
             }
-            let observed = ObservedResponseBody(base: response.body, observer: observer, deadline: totalDeadline, time: time)
-            let streamed = ResponseBody(asyncSequence: observed)
-            return Response(status: responseStatus, headers: headers, body: ResponseBody(contentLength: streamed.contentLength) { writer in
-                try await reader.closing { try await streamed.write(writer) }
-            })
+        }
+        let observed = ObservedResponseBody(base: stream, observer: observer, deadline: totalDeadline, time: time)
+        let streamed = ResponseBody(asyncSequence: observed)
+        return Response(status: status, headers: headers, body: ResponseBody(contentLength: streamed.contentLength) { writer in
+            try await reader.closing { try await streamed.write(writer) }
+        })
+    }
+
+    /// The client's body as the upstream client streams it: counted against the limit.
+    private func forwarding(_ reader: BodyReader<RequestBody>, limit: Int, progress: BodyProgress) -> UpstreamBodySource {
+        { send in
+            for try await chunk in LimitedRequestBody(reader: reader, limit: limit, progress: progress) { try await send(chunk) }
         }
     }
 
@@ -175,22 +188,6 @@ struct ForwardPhase: RouterMiddleware {
         if let error = error as? GatewayError { return error }
         if progress.isTooLarge {
             return GatewayError(.bodyTooLarge, origin: .client, "request body too large", underlying: error)
-        }
-        if let error = error as? HTTPClientError {
-            switch error {
-            case .connectTimeout:
-                return GatewayError(.connectTimeout, origin: .upstream, retryable: true, "connecting to the upstream timed out", underlying: error)
-            case .deadlineExceeded:
-                return GatewayError(.firstByteTimeout, origin: .upstream, "the upstream did not answer in time", underlying: error)
-            case .readTimeout:
-                return GatewayError(.idleTimeout, origin: .upstream, "the upstream stopped sending", underlying: error)
-            case .remoteConnectionClosed:
-                return GatewayError(.upstreamReset, origin: .upstream, retryable: true, "the upstream closed the connection", underlying: error)
-            case .cancelled:
-                return GatewayError(.clientClosed, origin: .client, "request cancelled", underlying: error)
-            default:
-                return GatewayError(.upstreamReset, origin: .upstream, retryable: true, "upstream error", underlying: error)
-            }
         }
         if error is NIOConnectionError || (error as? IOError)?.errnoCode == ECONNREFUSED {
             return GatewayError(.connectRefused, origin: .upstream, retryable: true, "the upstream refused the connection", underlying: error)

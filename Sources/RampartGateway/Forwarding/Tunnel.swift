@@ -286,25 +286,13 @@ enum TunnelDialer {
     static func open(instance: UpstreamURL, head: HTTPRequestHead, on eventLoop: any EventLoop, connectTimeout: TimeAmount,
                      tls: NIOSSLContext?) async throws -> TunnelHandshake {
         let promise = eventLoop.makePromise(of: TunnelHandshake.self)
-        let host = instance.host
-        let bootstrap = ClientBootstrap(group: eventLoop)
-            .connectTimeout(connectTimeout)
-            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    if let tls {
-                        let name = IPAddress(host) == nil ? host : nil  // no SNI for address literals
-                        try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: name))
-                    }
-                    try sync.addHandler(HTTPRequestEncoder())
-                    try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)))
-                    try sync.addHandler(UpstreamTunnelEnd(promise: promise))
-                }
-            }
         let channel: any Channel
         do {
-            channel = try await bootstrap.connect(host: host, port: instance.port).get()
+            // Bytes after the 101 belong to the new protocol: the decoder hands them on as it leaves.
+            channel = try await UpstreamDialer.connect(to: instance, on: eventLoop, timeout: connectTimeout, tls: tls,
+                                                       leftOverBytes: .forwardBytes) { sync in
+                try sync.addHandler(UpstreamTunnelEnd(promise: promise))
+            }
         } catch {
             promise.fail(error)
             throw error
