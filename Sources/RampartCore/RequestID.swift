@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Request identifiers: an incoming `X-Request-Id` is kept when it is safe to log and pass
 /// on; otherwise the gateway makes a new one.
 public enum RequestID {
@@ -81,16 +83,24 @@ public struct TraceContext: Hashable, Sendable, CustomStringConvertible {
     public var description: String { traceparent }
 }
 
-/// A fast generator for request and trace ids: seeded with 128 bits from the system's
-/// generator once per request, then xoshiro256**, so a request costs one seeding rather than a
-/// system call per id. Ids need to be unique and unguessable enough for correlation, not
-/// secret keys.
+/// A fast generator for request and trace ids and load-balancing picks: xoshiro256**, seeded
+/// per use from a 128-bit key drawn from the system's generator once per process and a
+/// process-wide counter, so a request costs no system call at all (drawing 128 bits from the
+/// system took two `getrandom` calls per request). Ids need to be unique and unguessable enough
+/// for correlation, not secret keys.
 public struct RequestRandom: RandomNumberGenerator {
     private var state: (UInt64, UInt64, UInt64, UInt64)
 
-    public init() {
+    private static let key: (UInt64, UInt64) = {
         var system = SystemRandomNumberGenerator()
-        self.init(seed: system.next(), system.next())
+        return (system.next(), system.next())
+    }()
+    private static let uses = Atomic<UInt64>(0)
+
+    public init() {
+        let use = Self.uses.add(1, ordering: .relaxed).newValue
+        // Both halves pass through splitmix below, so consecutive uses give unrelated states.
+        self.init(seed: Self.key.0 ^ (use &* 0xD605_BBB5_8C8A_BBFD), Self.key.1 &+ use)
     }
 
     public init(seed a: UInt64, _ b: UInt64) {

@@ -108,6 +108,12 @@ import Testing
         var ones = [Int](repeating: 0, count: 64)
         for _ in 0..<4096 { let v = system.next(); for bit in 0..<64 where v & (1 << bit) != 0 { ones[bit] += 1 } }
         #expect(ones.allSatisfy { (1700...2400).contains($0) })
+        // Generators made one after another (one per request) start from unrelated states.
+        let firsts = (0..<10_000).map { _ in var fresh = RequestRandom(); return RequestID.make(using: &fresh) }
+        #expect(Set(firsts).count == 10_000)
+        var firstOnes = [Int](repeating: 0, count: 64)
+        for _ in 0..<4096 { var fresh = RequestRandom(); let v = fresh.next(); for bit in 0..<64 where v & (1 << bit) != 0 { firstOnes[bit] += 1 } }
+        #expect(firstOnes.allSatisfy { (1700...2400).contains($0) })
     }
 
     @Test func parsesTraceparent() throws {

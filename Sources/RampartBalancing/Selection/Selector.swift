@@ -28,7 +28,7 @@ protocol Selector: Sendable {
 /// Two distinct random indices below `count` (count >= 2).
 @inline(__always)
 func twoRandomIndices(_ count: Int) -> (Int, Int) {
-    var generator = SystemRandomNumberGenerator()
+    var generator = RequestRandom()
     let a = Int.random(in: 0..<count, using: &generator)
     var b = Int.random(in: 0..<(count - 1), using: &generator)
     if b >= a { b += 1 }
