@@ -18,19 +18,25 @@ public struct LoopbackHarness: Sendable {
         public let name: String
         public let port: Int
         public let server: EchoServer
+        let group: ServiceGroup
         let task: Task<Void, Never>
 
-        init(name: String, port: Int, server: EchoServer, task: Task<Void, Never>) {
+        init(name: String, port: Int, server: EchoServer, group: ServiceGroup, task: Task<Void, Never>) {
             self.name = name
             self.port = port
             self.server = server
+            self.group = group
             self.task = task
         }
 
         public var url: String { "http://127.0.0.1:\(port)" }
 
+        /// Stops as a terminated `rampart echo` does: the listener closes, idle connections are
+        /// closed, requests in flight finish (within two seconds). Cancelling the server's task
+        /// instead would only half-close its connections, leaving a kept-alive one open and
+        /// deaf: a request sent on it would wait for the gateway's first-byte timeout.
         public func stop() async {
-            task.cancel()
+            await group.triggerGracefulShutdown()
             await task.value
         }
     }
@@ -40,10 +46,13 @@ public struct LoopbackHarness: Sendable {
         let server = EchoServer(options: .init(name: name, delay: delay, failRate: failRate))
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         let app = server.application(port: port, logger: logger) { port in continuation.yield(port) }
-        let task = Task { _ = try? await app.run() }
+        var configuration = ServiceGroupConfiguration(services: [app], logger: logger)
+        configuration.maximumGracefulShutdownDuration = .seconds(2)
+        let group = ServiceGroup(configuration: configuration)
+        let task = Task { _ = try? await group.run() }
         var iterator = ports.makeAsyncIterator()
         let port = await iterator.next() ?? 0
-        return Upstream(name: name, port: port, server: server, task: task)
+        return Upstream(name: name, port: port, server: server, group: group, task: task)
     }
 
     /// Runs a gateway for the duration of `body`, then shuts it down.
