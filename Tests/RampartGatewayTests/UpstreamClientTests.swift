@@ -18,7 +18,8 @@ import Testing
     }
 
     func get(_ path: String = "/", method: HTTPMethod = .GET) -> UpstreamRequest {
-        UpstreamRequest(head: HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: ["host": "upstream"]), body: .none)
+        UpstreamRequest(head: HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: ["host": "upstream"]), body: .none,
+                        isIdempotent: method == .GET || method == .HEAD)
     }
 
     func collect(_ response: UpstreamResponse) async throws -> [UInt8] {
@@ -162,6 +163,45 @@ import Testing
         try await upstream.stop()
     }
 
+    @Test func aRequestTheUpstreamReadBeforeHangingUpIsResentOnlyWhenIdempotent() async throws {
+        // The second request on each connection is read, then the connection closed unanswered;
+        // a request on a new connection is answered.
+        let seen = Mutex<[ObjectIdentifier: Int]>([:])
+        let upstream = try await ScriptedUpstream.start { request in
+            let count = seen.withLock { $0[request.connection, default: 0] += 1; return $0[request.connection]! }
+            return count == 2 ? .hangUp : .answer("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+        }
+        let client = client()
+        _ = try await client.execute(get(), to: upstream.url, on: loop, headDeadline: soon)
+        // GET: sent again on a new connection, and answered there.
+        let again = try await client.execute(get("/again"), to: upstream.url, on: loop, headDeadline: soon)
+        #expect(try await collect(again) == Array("ok".utf8))
+        #expect(upstream.requests.map(\.path) == ["/", "/again", "/again"])
+        // POST: the upstream may have acted on it, so it is not sent twice.
+        var post = get("/order", method: .POST)
+        post.body = .whole(ByteBuffer(string: "{}"))
+        await #expect {
+            _ = try await client.execute(post, to: upstream.url, on: loop, headDeadline: soon)
+        } throws: { ($0 as? GatewayError)?.kind == .upstreamReset }
+        #expect(upstream.requests.filter { $0.path == "/order" }.count == 1)
+        await client.shutdown()
+        try await upstream.stop()
+    }
+
+    @Test func informationalAnswersAreSkipped() async throws {
+        let upstream = try await ScriptedUpstream.start { _ in
+            .answer("HTTP/1.1 103 Early Hints\r\nlink: </app.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+        }
+        let client = client()
+        let response = try await client.execute(get(), to: upstream.url, on: loop, headDeadline: soon)
+        #expect(response.head.status == .ok)
+        #expect(try await collect(response) == Array("ok".utf8))
+        _ = try await client.execute(get(), to: upstream.url, on: loop, headDeadline: soon)
+        #expect(upstream.connections == 1)
+        await client.shutdown()
+        try await upstream.stop()
+    }
+
     @Test func anUnaskedAnswerRetiresTheConnection() async throws {
         let upstream = try await ScriptedUpstream.start { _ in
             .answer("HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nabcHTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
@@ -190,6 +230,37 @@ import Testing
         try await upstream.stop()
     }
 
+    @Test func aListenerThatNeverAcceptsRunsIntoTheConnectTimeout() async throws {
+        // A listening socket that never accepts, its queue filled: further handshakes go unanswered.
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #expect(listener >= 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0 }
+        }
+        #expect(bound && listen(listener, 0) == 0)
+        let url = UpstreamURL(scheme: .http, host: "127.0.0.1", port: Int(UInt16(bigEndian: address.sin_port)))
+        var fillers: [Int32] = []
+        defer { fillers.forEach { _ = close($0) } }
+        for _ in 0..<4 {
+            let filler = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = connect(filler, $0, length) } }
+            fillers.append(filler)
+        }
+        let client = UpstreamClient(settings: .init(connectTimeout: .milliseconds(300), idleTimeout: .seconds(60)))
+        await #expect {
+            _ = try await client.execute(get(), to: url, on: loop, headDeadline: soon)
+        } throws: { error in
+            if case .connectTimeout = error as? ChannelError { return true }
+            return false
+        }
+        await client.shutdown()
+    }
+
     @Test func aRefusedConnectionFails() async throws {
         let client = client()
         // A port that was just bound and released: nothing listens there.
@@ -207,6 +278,8 @@ import Testing
 /// body) as the script says.
 final class ScriptedUpstream: Sendable {
     struct Received: Sendable {
+        /// Which connection it came on.
+        let connection: ObjectIdentifier
         let path: String
         let headers: [String: String]
         let body: String
@@ -215,6 +288,8 @@ final class ScriptedUpstream: Sendable {
     enum Action: Sendable {
         case answer(String, close: Bool = false)
         case silence
+        /// Close the connection without answering.
+        case hangUp
     }
 
     private let channel: any Channel
@@ -289,7 +364,8 @@ final class ScriptedUpstream: Sendable {
                 let body = String(decoding: buffer[(end + 4)..<(end + 4 + length)], as: UTF8.self)
                 buffer.removeFirst(end + 4 + length)
                 let parts = lines[0].split(separator: " ")
-                let request = Received(path: parts.count > 1 ? String(parts[1]) : "", headers: headers, body: body)
+                let request = Received(connection: ObjectIdentifier(context.channel), path: parts.count > 1 ? String(parts[1]) : "",
+                                       headers: headers, body: body)
                 note(.received(request))
                 switch script(request) {
                 case .answer(let text, let close):
@@ -300,6 +376,9 @@ final class ScriptedUpstream: Sendable {
                     }
                 case .silence:
                     break
+                case .hangUp:
+                    context.close(promise: nil)
+                    return
                 }
             }
         }

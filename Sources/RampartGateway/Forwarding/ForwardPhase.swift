@@ -60,7 +60,7 @@ struct ForwardPhase: RouterMiddleware {
             let attempt = picker.attempt
             let head = HTTPRequestHead(version: .http1_1, method: method, uri: instance.url.basePath + target,
                                        headers: upstreamHeaders(request, context: context, instance: instance, trustsPeer: trustsPeer))
-            var upstream = UpstreamRequest(head: head, body: .none)
+            var upstream = UpstreamRequest(head: head, body: .none, isIdempotent: mayRetryAnswer)
             switch (body, context.bufferedBody) {
             case (.none, _): break
             case (_, let whole?):

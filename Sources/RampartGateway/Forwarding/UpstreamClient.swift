@@ -29,6 +29,15 @@ struct UpstreamRequest: Sendable {
 
     var head: HTTPRequestHead
     var body: Body
+    /// Whether the upstream may see the request twice (RFC 9110 §9.2.2): then a kept connection
+    /// that closes after the request went out, before any answer, is replaced too.
+    var isIdempotent = false
+
+    init(head: HTTPRequestHead, body: Body, isIdempotent: Bool = false) {
+        self.head = head
+        self.body = body
+        self.isIdempotent = isIdempotent
+    }
 
     /// Whether the request may be written again on another connection.
     var isReplayable: Bool { if case .stream = body { false } else { true } }
@@ -86,15 +95,16 @@ final class UpstreamClient: Sendable {
     func execute(_ request: UpstreamRequest, to instance: UpstreamURL, on eventLoop: any EventLoop,
                  headDeadline: NIODeadline) async throws -> UpstreamResponse {
         let pool = connections(on: eventLoop)
-        let prepared = Prepared(request)
+        let framed = request.framed()
         do {
-            return try await exchange(prepared, to: instance, pool: pool, fresh: false, headDeadline: headDeadline)
+            return try await exchange(framed, to: instance, pool: pool, fresh: false, headDeadline: headDeadline)
         } catch let error as StaleConnection {
-            // Nothing reached the upstream: a new connection may be tried, once.
-            guard request.isReplayable else { throw error.failure }
+            // A new connection may be tried, once: when the request never left, or when the
+            // upstream may see it twice (it may have read it before closing).
+            guard request.isReplayable, error.unsent || request.isIdempotent else { throw error.failure }
         }
         do {
-            return try await exchange(prepared, to: instance, pool: pool, fresh: true, headDeadline: headDeadline)
+            return try await exchange(framed, to: instance, pool: pool, fresh: true, headDeadline: headDeadline)
         } catch let error as StaleConnection {
             throw error.failure
         }
@@ -111,35 +121,6 @@ final class UpstreamClient: Sendable {
         }
     }
 
-    /// The request as it is written: framing fields set for its body.
-    private struct Prepared: Sendable {
-        var head: HTTPRequestHead
-        /// The body when in memory (nil inside: none); nil when streamed.
-        var whole: ByteBuffer??
-        var source: UpstreamBodySource?
-
-        init(_ request: UpstreamRequest) {
-            head = request.head
-            switch request.body {
-            case .none:
-                // A body-carrying method says it has none; the others stay as they are.
-                if [.POST, .PUT, .PATCH].contains(head.method) { head.headers.replaceOrAdd(name: "content-length", value: "0") }
-                whole = .some(nil)
-            case .whole(let bytes):
-                head.headers.replaceOrAdd(name: "content-length", value: String(bytes.readableBytes))
-                whole = .some(bytes)
-            case .stream(let length, let body):
-                if let length {
-                    head.headers.replaceOrAdd(name: "content-length", value: String(length))
-                } else {
-                    head.headers.replaceOrAdd(name: "transfer-encoding", value: "chunked")
-                }
-                whole = nil
-                source = body
-            }
-        }
-    }
-
     // MARK: Connections
 
     private func connections(on eventLoop: any EventLoop) -> NIOLoopBoundBox<LoopConnections> {
@@ -153,42 +134,32 @@ final class UpstreamClient: Sendable {
     }
 
     /// One attempt: on a kept-alive connection unless `fresh` (or none is left), else a new one.
-    private func exchange(_ request: Prepared, to instance: UpstreamURL, pool: NIOLoopBoundBox<LoopConnections>, fresh: Bool,
+    private func exchange(_ request: UpstreamRequest, to instance: UpstreamURL, pool: NIOLoopBoundBox<LoopConnections>, fresh: Bool,
                           headDeadline: NIODeadline) async throws -> UpstreamResponse {
         let eventLoop = pool.eventLoop
         let promise = eventLoop.makePromise(of: UpstreamResponse.self)
         let key = instance.origin
-        let start: @Sendable () -> (NIOLoopBound<UpstreamConnectionHandler>, Int)? = {
+        let reuse: @Sendable () -> (NIOLoopBound<UpstreamConnectionHandler>, Int)? = {
             guard !fresh, let handler = pool.value.take(key) else { return nil }
-            let exchange = handler.begin(head: request.head, body: request.whole, headDeadline: headDeadline, promise: promise)
+            let exchange = handler.begin(head: request.head, body: request.body, headDeadline: headDeadline, promise: promise)
             return (NIOLoopBound(handler, eventLoop: eventLoop), exchange)
         }
         // Usually already on the loop: request tasks run on the event loops.
-        var started: (NIOLoopBound<UpstreamConnectionHandler>, Int)?
-        if eventLoop.inEventLoop {
-            started = start()
+        let reused = eventLoop.inEventLoop ? reuse() : try await eventLoop.submit(reuse).get()
+        let (connection, exchange): (NIOLoopBound<UpstreamConnectionHandler>, Int)
+        if let reused {
+            (connection, exchange) = reused
         } else {
-            started = try await eventLoop.submit(start).get()
-        }
-        if started == nil {
-            let bound = NIOLoopBoundBox.makeBoxSendingValue(
-                UpstreamConnectionHandler(key: key, settings: settings, pool: pool), eventLoop: eventLoop)
-            let tls = instance.scheme == .https ? try self.tls() : nil
             do {
-                _ = try await UpstreamDialer.connect(to: instance, on: eventLoop, timeout: settings.connectTimeout, tls: tls,
-                                                     leftOverBytes: .dropBytes) { sync in try sync.addHandler(bound.value) }
+                (connection, exchange) = try await dial(instance, key: key, pool: pool) { handler in
+                    handler.begin(head: request.head, body: request.body, headDeadline: headDeadline, promise: promise)
+                }
             } catch {
                 promise.fail(error)
                 throw error
             }
-            started = try await eventLoop.submit {
-                (NIOLoopBound(bound.value, eventLoop: eventLoop),
-                 bound.value.begin(head: request.head, body: request.whole, headDeadline: headDeadline, promise: promise))
-            }.get()
         }
-        guard let started else { preconditionFailure("an exchange was started") }
-        let (connection, exchange) = started
-        if let source = request.source {
+        if case .stream(_, let source) = request.body {
             Task {
                 do {
                     try await source { chunk in
@@ -205,6 +176,36 @@ final class UpstreamClient: Sendable {
         } onCancel: {
             eventLoop.execute { connection.value.cancel(exchange: exchange) }
         }
+    }
+
+    /// Opens a new connection to `instance` and starts an exchange on it with `begin`.
+    private func dial(_ instance: UpstreamURL, key: String, pool: NIOLoopBoundBox<LoopConnections>,
+                      begin: @escaping @Sendable (UpstreamConnectionHandler) -> Int) async throws -> (NIOLoopBound<UpstreamConnectionHandler>, Int) {
+        let eventLoop = pool.eventLoop
+        let handler = NIOLoopBoundBox.makeBoxSendingValue(UpstreamConnectionHandler(key: key, settings: settings, pool: pool), eventLoop: eventLoop)
+        let tls = instance.scheme == .https ? try self.tls() : nil
+        _ = try await UpstreamDialer.connect(to: instance, on: eventLoop, timeout: settings.connectTimeout, tls: tls,
+                                             leftOverBytes: .dropBytes) { sync in try sync.addHandler(handler.value) }
+        return try await eventLoop.submit { (NIOLoopBound(handler.value, eventLoop: eventLoop), begin(handler.value)) }.get()
+    }
+}
+
+extension UpstreamRequest {
+    /// The request as it is written: framing fields set for its body.
+    func framed() -> UpstreamRequest {
+        var framed = self
+        switch body {
+        case .none:
+            // A body-carrying method says it has none; the others stay as they are.
+            if [.POST, .PUT, .PATCH].contains(head.method) { framed.head.headers.replaceOrAdd(name: "content-length", value: "0") }
+        case .whole(let bytes):
+            framed.head.headers.replaceOrAdd(name: "content-length", value: String(bytes.readableBytes))
+        case .stream(let length?, _):
+            framed.head.headers.replaceOrAdd(name: "content-length", value: String(length))
+        case .stream(nil, _):
+            framed.head.headers.replaceOrAdd(name: "transfer-encoding", value: "chunked")
+        }
+        return framed
     }
 }
 
@@ -241,10 +242,12 @@ final class LoopConnections {
     }
 }
 
-/// The failure of an exchange on a kept-alive connection that the upstream had closed before any
-/// of the request could matter: safe to write again on a new connection.
+/// The failure of an exchange on a kept-alive connection that the upstream closed before
+/// answering: worth one more try on a new connection when that is safe.
 struct StaleConnection: Error {
     let failure: GatewayError
+    /// Found closed before the request was written.
+    var unsent = false
 }
 
 /// One upstream connection: runs one exchange at a time and goes back to its loop's pool after a
@@ -272,7 +275,6 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     private var used = false
     /// Numbers the exchanges, so a late call about an earlier one is told apart.
     private var exchange = 0
-    private var receivedAnswer = false
     private var requestEnded = false
     private var keepAlive = true
     private var isHead = false
@@ -310,7 +312,6 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         let part = unwrapInboundIn(data)
         switch (state, part) {
         case (.awaitingHead(let promise), .head(let head)):
-            receivedAnswer = true
             headTimer?.cancel()
             headTimer = nil
             keepAlive = head.isKeepAlive && Self.isSelfDelimited(head, isHead: isHead)
@@ -373,17 +374,17 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
 
     // MARK: Exchange, called on the loop by the client
 
-    /// Starts an exchange: the head, and the body when it is in memory (`body` nil: streamed
-    /// later through `sendBody` and `endBody`). Returns the exchange's number.
-    func begin(head: HTTPRequestHead, body: ByteBuffer??, headDeadline: NIODeadline, promise: EventLoopPromise<UpstreamResponse>) -> Int {
+    /// Starts an exchange: the head, and the body when it is in memory (a streamed one follows
+    /// through `sendBody` and `endBody`). Returns the exchange's number.
+    func begin(head: HTTPRequestHead, body: UpstreamRequest.Body, headDeadline: NIODeadline,
+               promise: EventLoopPromise<UpstreamResponse>) -> Int {
         exchange += 1
         guard case .idle = state, let context, context.channel.isActive else {
             let failure = GatewayError(.upstreamReset, origin: .upstream, retryable: true, "the upstream closed the connection")
-            promise.fail(used ? StaleConnection(failure: failure) : failure)
+            promise.fail(used ? StaleConnection(failure: failure, unsent: true) : failure)
             return exchange
         }
         state = .awaitingHead(promise)
-        receivedAnswer = false
         requestEnded = false
         isHead = head.method == .HEAD
         lastActivity = .now()
@@ -391,12 +392,15 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
             fail(GatewayError(.firstByteTimeout, origin: .upstream, "the upstream did not answer in time"))
         }
         context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if let body {
-            if let bytes = body, bytes.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(bytes))), promise: nil) }
+        switch body {
+        case .stream:
+            context.flush()
+        case .whole(let bytes) where bytes.readableBytes > 0:
+            context.write(wrapOutboundOut(.body(.byteBuffer(bytes))), promise: nil)
+            fallthrough
+        case .none, .whole:
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
             requestEnded = true
-        } else {
-            context.flush()
         }
         return exchange
     }
@@ -484,8 +488,9 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         state = .closed
         switch previous {
         case .awaitingHead(let promise):
-            // The upstream closed a kept-alive connection before answering: nothing was processed.
-            if used, !receivedAnswer, let failure = error as? GatewayError, failure.kind == .upstreamReset {
+            // The upstream closed a kept-alive connection before answering: most likely it had
+            // timed the connection out as the request went, but it may have read the request.
+            if used, let failure = error as? GatewayError, failure.kind == .upstreamReset {
                 promise.fail(StaleConnection(failure: failure))
             } else {
                 promise.fail(error)
