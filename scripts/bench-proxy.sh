@@ -13,7 +13,8 @@
 # is pinned.
 #
 # With --ceiling, also benchmarks/nio-proxy-ceiling: a minimal proxy written directly on Swift
-# NIO, to show what the platform itself costs.
+# NIO, to show what the platform itself costs, once through NIO's HTTP/1 codecs (nio-codec)
+# and once on bytes (nio-raw).
 #
 # Usage: scripts/bench-proxy.sh [--duration 10s] [--connections 64] [--threads "1 2"] [--ceiling]
 # Needs: nginx, haproxy and wrk (apt-get install -y nginx haproxy wrk). Loopback only.
@@ -136,11 +137,13 @@ EOF
   stop "$pid"
 
   if [ "$ceiling" = yes ]; then
-    start ceiling "$proxy_cpus" "$ceiling_bin" $proxy_port $upstream_port "$threads"
-    pid=$started; wait_port $proxy_port
-    read -r rps p50 p99 cpu < <(run_wrk "$load_cpus" "http://127.0.0.1:$proxy_port/" "$pid")
-    echo "$threads nio-ceil $rps $p50 $p99 $(peak_rss "$pid") $cpu" >> "$results"
-    stop "$pid"
+    for mode in codec raw; do
+      start ceiling "$proxy_cpus" "$ceiling_bin" $proxy_port $upstream_port "$threads" "$mode"
+      pid=$started; wait_port $proxy_port
+      read -r rps p50 p99 cpu < <(run_wrk "$load_cpus" "http://127.0.0.1:$proxy_port/" "$pid")
+      echo "$threads nio-$mode $rps $p50 $p99 $(peak_rss "$pid") $cpu" >> "$results"
+      stop "$pid"
+    done
   fi
 
   stop "$upstream_pid"
