@@ -244,19 +244,27 @@ public final class Gateway: Service, Sendable {
         let proxy = configuration.proxy
         let router = Router(context: GatewayRequestContext.self)
         // The order of the phases; see ARCHITECTURE.md. Record is listed early because it acts last.
+        // The phase values are shared with the direct path (DirectForwarding), which runs them
+        // synchronously for the requests it serves.
+        let record = RecordPhase(accessLog: configuration.log.accessLog ? accessLogger() : nil, time: time)
+        let admit = AdmitPhase(blocklist: blocklist, flood: flood, responder: responder)
+        let endpoints = EndpointPhase(cspReports: cspReports, responder: responder, ofrep: flagRuntime.map(OFREPEndpoint.init))
+        let route = RoutePhase(flags: flagRuntime)
+        let inspect = InspectPhase(time: time, responder: responder, bruteForce: bruteForce)
+        let forward = ForwardPhase(pools: pools, client: upstreams, budget: budget, time: time)
         router.middlewares.add(SnapshotPinner(live: live, isSecure: listener.tls != nil))
-        router.middlewares.add(RecordPhase(accessLog: configuration.log.accessLog ? accessLogger() : nil, time: time))
+        router.middlewares.add(record)
         router.middlewares.add(ShapePhase())
-        router.middlewares.add(AdmitPhase(blocklist: blocklist, flood: flood, responder: responder))
+        router.middlewares.add(admit)
         router.middlewares.add(IdentifyPhase(authenticator: authenticator,
                                              apiKeyHeader: configuration.identity?.apiKeys.flatMap { HTTPField.Name($0.header) }))
-        router.middlewares.add(EndpointPhase(cspReports: cspReports, responder: responder, ofrep: flagRuntime.map(OFREPEndpoint.init)))
-        router.middlewares.add(RoutePhase(flags: flagRuntime))
+        router.middlewares.add(endpoints)
+        router.middlewares.add(route)
         router.middlewares.add(RequireIdentityPhase())
-        router.middlewares.add(InspectPhase(time: time, responder: responder, bruteForce: bruteForce))
+        router.middlewares.add(inspect)
         router.middlewares.add(LimitPhase(limiter: limiter, metrics: limitMetrics))
         router.middlewares.add(GraphQLPhase(logger: logger, cache: graphqlCache))
-        router.middlewares.add(ForwardPhase(pools: pools, client: upstreams, budget: budget, time: time))
+        router.middlewares.add(forward)
         let headerBytes = proxy.limits.maxHeaderBytes.bytes
         let headerTimeout = TimeAmount.nanoseconds(proxy.timeouts.clientHeader.duration.nanoseconds)
         let bodyTimeout = TimeAmount.nanoseconds(proxy.timeouts.clientBody.duration.nanoseconds)
@@ -270,6 +278,12 @@ public final class Gateway: Service, Sendable {
             streamConfiguration: .init(additionalChannelHandlers: [ConnectionGuard(headerTimeout: headerTimeout, bodyTimeout: bodyTimeout),
                                                                    HTTP2ResponseSanitizer()]))
         var options = TrafficChannel.Options(http2: listener.http2, prefaceTimeout: headerTimeout)
+        if proxy.directPath {
+            options.direct = DirectPhases(live: live, isSecure: listener.tls != nil, record: record, admit: admit, endpoints: endpoints,
+                                          route: route, inspect: inspect, forward: forward, authenticates: authenticator != nil,
+                                          headerTimeout: headerTimeout, idleTimeout: .nanoseconds(proxy.timeouts.clientIdle.duration.nanoseconds),
+                                          logger: logger)
+        }
         if let tls = listener.tls {
             do {
                 options.tls = try ServerTLS.context(tls, protocols: TrafficChannel.applicationProtocols(http2: listener.http2),

@@ -15,10 +15,13 @@ public struct ProxyConfiguration: Codable, Sendable, Equatable {
     public var limits: LimitsConfiguration
     public var timeouts: TimeoutsConfiguration
     public var retries: RetryConfiguration
+    /// Serve plain HTTP/1.1 `GET` and `HEAD` requests on the event loop, without a task per
+    /// request (docs/proxy.md#direct-path). Default true; read at start.
+    public var directPath: Bool
 
     public init(trustedProxies: CIDRSet = CIDRSet([]), preserveHost: Bool = true, countryHeader: String? = nil,
                 countries: [String: String] = [:], limits: LimitsConfiguration = .init(), timeouts: TimeoutsConfiguration = .init(),
-                retries: RetryConfiguration = .init()) {
+                retries: RetryConfiguration = .init(), directPath: Bool = true) {
         self.trustedProxies = trustedProxies
         self.preserveHost = preserveHost
         self.countryHeader = countryHeader
@@ -26,10 +29,11 @@ public struct ProxyConfiguration: Codable, Sendable, Equatable {
         self.limits = limits
         self.timeouts = timeouts
         self.retries = retries
+        self.directPath = directPath
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case trustedProxies, preserveHost, countryHeader, countries, limits, timeouts, retries
+        case trustedProxies, preserveHost, countryHeader, countries, limits, timeouts, retries, directPath
     }
 
     public init(from decoder: any Decoder) throws {
@@ -43,6 +47,7 @@ public struct ProxyConfiguration: Codable, Sendable, Equatable {
         limits = try c.decodeIfPresent(LimitsConfiguration.self, forKey: .limits) ?? d.limits
         timeouts = try c.decodeIfPresent(TimeoutsConfiguration.self, forKey: .timeouts) ?? d.timeouts
         retries = try c.decodeIfPresent(RetryConfiguration.self, forKey: .retries) ?? d.retries
+        directPath = try c.decodeIfPresent(Bool.self, forKey: .directPath) ?? d.directPath
     }
 
     func validate(at path: String) -> [ConfigurationIssue] {

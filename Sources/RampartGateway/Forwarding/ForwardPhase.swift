@@ -91,7 +91,7 @@ struct ForwardPhase: RouterMiddleware {
                 // A request whose body has begun to flow cannot be replayed; one that never reached
                 // the upstream (connect failure) is safe to send elsewhere whatever its method.
                 let replayable = !progress.hasStarted && (mayRetryAnswer || failure.kind == .connectRefused || failure.kind == .connectTimeout)
-                if failure.isRetryable, replayable, attempt <= retries.attempts, budget.tryRetry() {
+                if mayRetry(after: failure, replayable: replayable, attempt: attempt, retries: retries) {
                     pool.recordRetry(from: instance)
                     lastError = failure
                     context.logger.debug("retrying", metadata: ["instance": "\(instance.id)", "error": "\(failure)"])
@@ -102,7 +102,7 @@ struct ForwardPhase: RouterMiddleware {
                 throw failure
             }
             let status = Int(response.head.status.code)
-            if mayRetryAnswer, body.isNone, retries.statuses.contains(status), attempt <= retries.attempts, budget.tryRetry() {
+            if mayRetryAnswer, body.isNone, mayRetry(afterStatus: status, attempt: attempt, retries: retries) {
                 pool.finish(instance, outcome: .response(status: status), latency: time.now() - attemptStarted)
                 pool.recordRetry(from: instance)
                 lastError = GatewayError(.upstreamStatus, origin: .upstream, retryable: true, "upstream answered \(status)")
@@ -128,8 +128,19 @@ struct ForwardPhase: RouterMiddleware {
         }
     }
 
+    /// Whether a failed attempt is tried again on another instance: the failure is retryable,
+    /// the request can be sent again, attempts are left, and the retry budget allows it.
+    func mayRetry(after failure: GatewayError, replayable: Bool, attempt: Int, retries: RetryConfiguration) -> Bool {
+        failure.isRetryable && replayable && attempt <= retries.attempts && budget.tryRetry()
+    }
+
+    /// Whether an answer with `status` is retried (for an idempotent request without a body).
+    func mayRetry(afterStatus status: Int, attempt: Int, retries: RetryConfiguration) -> Bool {
+        retries.statuses.contains(status) && attempt <= retries.attempts && budget.tryRetry()
+    }
+
     /// An answer whose body is still arriving: relayed as it comes, and its instance told how it ended.
-    private func streamedResponse(_ stream: UpstreamBodyStream, status: HTTPResponse.Status, headers: HTTPFields,
+    func streamedResponse(_ stream: UpstreamBodyStream, status: HTTPResponse.Status, headers: HTTPFields,
                                   reader: BodyReader<RequestBody>, instance: Instance, pool: Pool, started attemptStarted: Instant,
                                   deadline totalDeadline: Instant) -> Response {
         let time = self.time
@@ -174,7 +185,7 @@ struct ForwardPhase: RouterMiddleware {
     }
 
     /// The affinity key for consistent hashing, from the request.
-    private func hashKey(_ request: Request, context: Context, pool: Pool) -> String? {
+    func hashKey(_ request: Request, context: Context, pool: Pool) -> String? {
         guard case .consistentHash(let source) = pool.configuration.strategy else { return nil }
         switch source {
         case .header(let name): return HTTPField.Name(name).flatMap { request.headers[$0] }
@@ -184,7 +195,7 @@ struct ForwardPhase: RouterMiddleware {
     }
 
     /// Maps a client-library error to the gateway's vocabulary.
-    private func classify(_ error: any Error, progress: BodyProgress) -> GatewayError {
+    func classify(_ error: any Error, progress: BodyProgress) -> GatewayError {
         if let error = error as? GatewayError { return error }
         if progress.isTooLarge {
             return GatewayError(.bodyTooLarge, origin: .client, "request body too large", underlying: error)

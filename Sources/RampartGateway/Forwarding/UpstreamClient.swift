@@ -99,14 +99,31 @@ final class UpstreamClient: Sendable {
         do {
             return try await exchange(framed, to: instance, pool: pool, fresh: false, headDeadline: headDeadline)
         } catch let error as StaleConnection {
-            // A new connection may be tried, once: when the request never left, or when the
-            // upstream may see it twice (it may have read it before closing).
-            guard request.isReplayable, error.unsent || request.isIdempotent else { throw error.failure }
+            guard error.allowsNewConnection(for: request) else { throw error.failure }
         }
         do {
             return try await exchange(framed, to: instance, pool: pool, fresh: true, headDeadline: headDeadline)
         } catch let error as StaleConnection {
             throw error.failure
+        }
+    }
+
+    /// `execute` without a task, for a request whose body is absent or in memory: called on
+    /// `eventLoop`, and answered there.
+    func start(_ request: UpstreamRequest, to instance: UpstreamURL, on eventLoop: any EventLoop,
+               headDeadline: NIODeadline) -> EventLoopFuture<UpstreamResponse> {
+        precondition(request.isReplayable, "a streamed body needs execute")
+        let pool = connections(on: eventLoop)
+        let framed = request.framed()
+        @Sendable func attempt(fresh: Bool) -> EventLoopFuture<UpstreamResponse> {
+            let promise = eventLoop.makePromise(of: UpstreamResponse.self)
+            _ = begin(framed, to: instance, pool: pool, fresh: fresh, headDeadline: headDeadline, promise: promise)
+            return promise.futureResult
+        }
+        return attempt(fresh: false).flatMapError { error in
+            guard let stale = error as? StaleConnection else { return eventLoop.makeFailedFuture(error) }
+            guard stale.allowsNewConnection(for: request) else { return eventLoop.makeFailedFuture(stale.failure) }
+            return attempt(fresh: true).flatMapErrorThrowing { error in throw (error as? StaleConnection)?.failure ?? error }
         }
     }
 
@@ -138,27 +155,11 @@ final class UpstreamClient: Sendable {
                           headDeadline: NIODeadline) async throws -> UpstreamResponse {
         let eventLoop = pool.eventLoop
         let promise = eventLoop.makePromise(of: UpstreamResponse.self)
-        let key = instance.origin
-        let reuse: @Sendable () -> (NIOLoopBound<UpstreamConnectionHandler>, Int)? = {
-            guard !fresh, let handler = pool.value.take(key) else { return nil }
-            let exchange = handler.begin(head: request.head, body: request.body, headDeadline: headDeadline, promise: promise)
-            return (NIOLoopBound(handler, eventLoop: eventLoop), exchange)
-        }
         // Usually already on the loop: request tasks run on the event loops.
-        let reused = eventLoop.inEventLoop ? reuse() : try await eventLoop.submit(reuse).get()
-        let (connection, exchange): (NIOLoopBound<UpstreamConnectionHandler>, Int)
-        if let reused {
-            (connection, exchange) = reused
-        } else {
-            do {
-                (connection, exchange) = try await dial(instance, key: key, pool: pool) { handler in
-                    handler.begin(head: request.head, body: request.body, headDeadline: headDeadline, promise: promise)
-                }
-            } catch {
-                promise.fail(error)
-                throw error
-            }
-        }
+        let begun = eventLoop.inEventLoop
+            ? begin(request, to: instance, pool: pool, fresh: fresh, headDeadline: headDeadline, promise: promise)
+            : eventLoop.flatSubmit { self.begin(request, to: instance, pool: pool, fresh: fresh, headDeadline: headDeadline, promise: promise) }
+        let (connection, exchange) = try await begun.get()
         if case .stream(_, let source) = request.body {
             Task {
                 do {
@@ -178,15 +179,32 @@ final class UpstreamClient: Sendable {
         }
     }
 
-    /// Opens a new connection to `instance` and starts an exchange on it with `begin`.
-    private func dial(_ instance: UpstreamURL, key: String, pool: NIOLoopBoundBox<LoopConnections>,
-                      begin: @escaping @Sendable (UpstreamConnectionHandler) -> Int) async throws -> (NIOLoopBound<UpstreamConnectionHandler>, Int) {
+    /// Starts an exchange, on a kept-alive connection unless `fresh` (or none is left), else on a
+    /// new one; `promise` gets the answer, or the failure to connect. Runs on the pool's loop.
+    private func begin(_ request: UpstreamRequest, to instance: UpstreamURL, pool: NIOLoopBoundBox<LoopConnections>, fresh: Bool,
+                       headDeadline: NIODeadline,
+                       promise: EventLoopPromise<UpstreamResponse>) -> EventLoopFuture<(NIOLoopBound<UpstreamConnectionHandler>, Int)> {
         let eventLoop = pool.eventLoop
+        let key = instance.origin
+        if !fresh, let handler = pool.value.take(key) {
+            let exchange = handler.begin(head: request.head, body: request.body, headDeadline: headDeadline, promise: promise)
+            return eventLoop.makeSucceededFuture((NIOLoopBound(handler, eventLoop: eventLoop), exchange))
+        }
         let handler = NIOLoopBoundBox.makeBoxSendingValue(UpstreamConnectionHandler(key: key, settings: settings, pool: pool), eventLoop: eventLoop)
-        let tls = instance.scheme == .https ? try self.tls() : nil
-        _ = try await UpstreamDialer.connect(to: instance, on: eventLoop, timeout: settings.connectTimeout, tls: tls,
-                                             leftOverBytes: .dropBytes) { sync in try sync.addHandler(handler.value) }
-        return try await eventLoop.submit { (NIOLoopBound(handler.value, eventLoop: eventLoop), begin(handler.value)) }.get()
+        let connected: EventLoopFuture<any Channel>
+        do {
+            let tls = instance.scheme == .https ? try self.tls() : nil
+            connected = UpstreamDialer.open(to: instance, on: eventLoop, timeout: settings.connectTimeout, tls: tls,
+                                               leftOverBytes: .dropBytes) { sync in try sync.addHandler(handler.value) }
+        } catch {
+            connected = eventLoop.makeFailedFuture(error)
+        }
+        let begun = connected.hop(to: eventLoop).map { _ in
+            (NIOLoopBound(handler.value, eventLoop: eventLoop),
+             handler.value.begin(head: request.head, body: request.body, headDeadline: headDeadline, promise: promise))
+        }
+        begun.whenFailure { promise.fail($0) }
+        return begun
     }
 }
 
@@ -248,6 +266,12 @@ struct StaleConnection: Error {
     let failure: GatewayError
     /// Found closed before the request was written.
     var unsent = false
+
+    /// Whether a new connection may be tried, once: when the request never left, or when the
+    /// upstream may see it twice (it may have read it before closing).
+    func allowsNewConnection(for request: UpstreamRequest) -> Bool {
+        request.isReplayable && (unsent || request.isIdempotent)
+    }
 }
 
 /// One upstream connection: runs one exchange at a time and goes back to its loop's pool after a
@@ -560,6 +584,13 @@ enum UpstreamDialer {
     static func connect(to instance: UpstreamURL, on eventLoop: any EventLoop, timeout: TimeAmount, tls: NIOSSLContext?,
                         leftOverBytes: RemoveAfterUpgradeStrategy,
                         configure: @escaping @Sendable (ChannelPipeline.SynchronousOperations) throws -> Void) async throws -> any Channel {
+        try await open(to: instance, on: eventLoop, timeout: timeout, tls: tls, leftOverBytes: leftOverBytes, configure: configure).get()
+    }
+
+    /// `connect` as a future, for callers on the event loop.
+    static func open(to instance: UpstreamURL, on eventLoop: any EventLoop, timeout: TimeAmount, tls: NIOSSLContext?,
+                        leftOverBytes: RemoveAfterUpgradeStrategy,
+                        configure: @escaping @Sendable (ChannelPipeline.SynchronousOperations) throws -> Void) -> EventLoopFuture<any Channel> {
         let host = instance.host
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
@@ -576,7 +607,7 @@ enum UpstreamDialer {
                     try configure(sync)
                 }
             }
-        return try await bootstrap.connect(host: host, port: instance.port).get()
+        return bootstrap.connect(host: host, port: instance.port)
     }
 }
 

@@ -14,8 +14,17 @@ struct EndpointPhase: RouterMiddleware {
     let responder: ThreatResponder
     let ofrep: OFREPEndpoint?
 
+    /// Whether this phase answers requests for `path` (the target without its query).
+    func claims(_ path: String, snapshot: GatewaySnapshot) -> Bool {
+        isOFREP(path, snapshot: snapshot) || snapshot.configuration.shield.cspReports?.path == path
+    }
+
+    private func isOFREP(_ path: String, snapshot: GatewaySnapshot) -> Bool {
+        ofrep != nil && snapshot.configuration.flags?.ofrep.enabled == true && path.hasPrefix("/ofrep/")
+    }
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if let ofrep, let flags = context.snapshot!.configuration.flags, flags.ofrep.enabled, request.uri.path.hasPrefix("/ofrep/") {
+        if let ofrep, let flags = context.snapshot!.configuration.flags, isOFREP(request.uri.path, snapshot: context.snapshot!) {
             context.record.note {
                 $0.route = "ofrep"
                 $0.bodyBuffered = true

@@ -8,6 +8,12 @@ import RampartTelemetry
 /// with the error kind, a safe message and the request id. Details go to the log only.
 enum ErrorResponse {
     static func make(status: HTTPResponse.Status, error: String, message: String, requestID: String, close: Bool = false) -> Response {
+        answer(status: status, error: error, message: message, requestID: requestID, close: close).response
+    }
+
+    static func make(_ error: GatewayError, requestID: String) -> Response { answer(error, requestID: requestID).response }
+
+    static func answer(status: HTTPResponse.Status, error: String, message: String, requestID: String, close: Bool = false) -> BufferedAnswer {
         var body = "{\"error\":"
         appendJSONString(error, to: &body)
         body += ",\"message\":"
@@ -17,13 +23,23 @@ enum ErrorResponse {
         body += "}\n"
         var headers: HTTPFields = [.contentType: "application/json", .contentLength: String(body.utf8.count)]
         if close { headers[.connection] = "close" }
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+        return BufferedAnswer(status: status, headers: headers, body: ByteBuffer(string: body))
     }
 
-    static func make(_ error: GatewayError, requestID: String) -> Response {
-        make(status: HTTPResponse.Status(code: error.status), error: error.kind.rawValue, message: error.message, requestID: requestID,
+    static func answer(_ error: GatewayError, requestID: String) -> BufferedAnswer {
+        answer(status: HTTPResponse.Status(code: error.status), error: error.kind.rawValue, message: error.message, requestID: requestID,
              close: error.origin == .client)
     }
+}
+
+/// A response whose body is in memory: what the phases answer themselves (refusals, errors,
+/// fixed responses), in a form both the Hummingbird pipeline and the direct path can send.
+struct BufferedAnswer {
+    var status: HTTPResponse.Status
+    var headers: HTTPFields
+    var body: ByteBuffer
+
+    var response: Response { Response(status: status, headers: headers, body: .init(byteBuffer: body)) }
 }
 
 extension Duration {

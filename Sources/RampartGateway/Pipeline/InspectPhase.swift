@@ -23,15 +23,7 @@ struct InspectPhase: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let snapshot = context.snapshot!
-        if let csrf = snapshot.csrf, let route = context.route, !snapshot.csrfExempt.contains(route.order) {
-            let ownOrigin = request.head.authority.map { "\(context.state.isSecure ? "https" : "http")://\($0)" }
-            if case .refuse(let reason) = csrf.check(request.head, ownOrigin: ownOrigin) {
-                context.record.note { $0.error = "csrf" }
-                ShieldMetrics.refused("csrf")
-                return ErrorResponse.make(status: .forbidden, error: "csrf", message: "cross-site request refused: \(reason)",
-                                          requestID: context.record.current.requestID)
-            }
-        }
+        if let refusal = csrfRefusal(request.head, context: context) { return refusal.response }
         let isLogin = context.route.map { snapshot.loginRoutes.contains($0.order) } ?? false
         let (mode, exclusions) = snapshot.waf(for: context.route)
         let inspector = mode == .off ? nil : snapshot.inspector
@@ -48,19 +40,40 @@ struct InspectPhase: RouterMiddleware {
         } catch {
             throw GatewayError(.badRequest, origin: .client, "the request body could not be read", underlying: error)
         }
-        if let inspector, let refusal = inspect(request, body: body, inspector: inspector, mode: mode, exclusions: exclusions, context: context) {
-            return refusal
+        if let inspector, let refusal = inspect(request.head, body: body, inspector: inspector, mode: mode, exclusions: exclusions, context: context) {
+            return refusal.response
         }
         guard isLogin else { return try await next(request, context) }
         return try await login(request, body: body, context: context, next: next)
     }
 
+    /// The whole phase for a request without a body on a route that is not a login route:
+    /// CSRF, then threat detection over the head.
+    func inspectHead(_ head: HTTPRequest, context: Context) -> BufferedAnswer? {
+        if let refusal = csrfRefusal(head, context: context) { return refusal }
+        let (mode, exclusions) = context.snapshot!.waf(for: context.route)
+        guard mode != .off, let inspector = context.snapshot!.inspector else { return nil }
+        return inspect(head, body: nil, inspector: inspector, mode: mode, exclusions: exclusions, context: context)
+    }
+
+    /// The refusal of a cross-site request on a route CSRF protection covers.
+    private func csrfRefusal(_ head: HTTPRequest, context: Context) -> BufferedAnswer? {
+        let snapshot = context.snapshot!
+        guard let csrf = snapshot.csrf, let route = context.route, !snapshot.csrfExempt.contains(route.order) else { return nil }
+        let ownOrigin = head.authority.map { "\(context.state.isSecure ? "https" : "http")://\($0)" }
+        guard case .refuse(let reason) = csrf.check(head, ownOrigin: ownOrigin) else { return nil }
+        context.record.note { $0.error = "csrf" }
+        ShieldMetrics.refused("csrf")
+        return ErrorResponse.answer(status: .forbidden, error: "csrf", message: "cross-site request refused: \(reason)",
+                                    requestID: context.record.current.requestID)
+    }
+
     /// Threat detection; the refusal when the request is blocked.
-    private func inspect(_ request: Request, body: [UInt8]?, inspector: ThreatInspector, mode: WAFConfiguration.Mode,
-                         exclusions: ExclusionList, context: Context) -> Response? {
+    private func inspect(_ head: HTTPRequest, body: [UInt8]?, inspector: ThreatInspector, mode: WAFConfiguration.Mode,
+                         exclusions: ExclusionList, context: Context) -> BufferedAnswer? {
         // Timed from here: waiting for the client's body is not inspection.
         let started = time.now()
-        let report = inspector.inspect(request.head, body: body, exclusions: exclusions)
+        let report = inspector.inspect(head, body: body, exclusions: exclusions)
         let blocking = mode == .block && report.score >= inspector.configuration.threshold
         metrics.inspected(seconds: (time.now() - started).secondsValue)
         guard let worst = report.worst else { return nil }
@@ -82,9 +95,9 @@ struct InspectPhase: RouterMiddleware {
         context.record.note { $0.error = "threat" }
         ShieldMetrics.refused("threat")
         // Names the rule and where it fired, never the payload itself.
-        return ErrorResponse.make(status: .forbidden, error: "threat_detected",
-                                  message: "request refused: \(worst.kind.rawValue) in \(worst.location.part.rawValue)",
-                                  requestID: requestID)
+        return ErrorResponse.answer(status: .forbidden, error: "threat_detected",
+                                    message: "request refused: \(worst.kind.rawValue) in \(worst.location.part.rawValue)",
+                                    requestID: requestID)
     }
 
     /// A login attempt: refused while its client or account is locked out; otherwise

@@ -44,18 +44,8 @@ struct RecordPhase: RouterMiddleware {
         var response: Response
         do {
             response = try await next(request, context)
-        } catch let error as GatewayError {
-            context.record.note { $0.error = error.kind.rawValue }
-            context.logger.debug("request failed", metadata: ["error": "\(error)"])
-            response = ErrorResponse.make(error, requestID: context.record.current.requestID)
-        } catch let error as any HTTPResponseError {
-            response = ErrorResponse.make(status: error.status, error: "http_error", message: "\(error.status.reasonPhrase)",
-                                          requestID: context.record.current.requestID)
         } catch {
-            context.record.note { $0.error = "internal" }
-            context.logger.error("unexpected error", metadata: ["error": "\(error)"])
-            response = ErrorResponse.make(status: .internalServerError, error: "internal", message: "internal error",
-                                          requestID: context.record.current.requestID)
+            response = Self.answer(for: error, context: context).response
         }
         let status = response.status.code
         let method = request.method.rawValue
@@ -89,6 +79,24 @@ struct RecordPhase: RouterMiddleware {
                              failed: failed, seconds: (time.now() - started).secondsValue, log: log, metrics: metrics)
         }
         return response
+    }
+
+    /// The answer to a request that failed with `error`, noted in its record.
+    static func answer(for error: any Error, context: Context) -> BufferedAnswer {
+        switch error {
+        case let error as GatewayError:
+            context.record.note { $0.error = error.kind.rawValue }
+            context.logger.debug("request failed", metadata: ["error": "\(error)"])
+            return ErrorResponse.answer(error, requestID: context.record.current.requestID)
+        case let error as any HTTPResponseError:
+            return ErrorResponse.answer(status: error.status, error: "http_error", message: "\(error.status.reasonPhrase)",
+                                        requestID: context.record.current.requestID)
+        default:
+            context.record.note { $0.error = "internal" }
+            context.logger.error("unexpected error", metadata: ["error": "\(error)"])
+            return ErrorResponse.answer(status: .internalServerError, error: "internal", message: "internal error",
+                                        requestID: context.record.current.requestID)
+        }
     }
 
     static func emit(record: RequestRecord.Facts, method: String, path: String, status: Int, bytes: Int, failed: Bool,
@@ -156,12 +164,16 @@ struct ShapePhase: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var response = try await next(request, context)
-        let facts = context.record.current
-        if !facts.requestID.isEmpty { response.headers[.xRequestID] = facts.requestID }
-        if facts.closeConnection { response.headers[.connection] = "close" }
-        let headers = facts.route != nil ? facts.securityHeaders : context.snapshot?.defaultHeaders
-        headers?.apply(to: &response.headers, isSecure: context.state.isSecure, nonce: facts.cspNonce)
+        Self.shape(&response.headers, context: context)
         return response
+    }
+
+    static func shape(_ fields: inout HTTPFields, context: Context) {
+        let facts = context.record.current
+        if !facts.requestID.isEmpty { fields[.xRequestID] = facts.requestID }
+        if facts.closeConnection { fields[.connection] = "close" }
+        let headers = facts.route != nil ? facts.securityHeaders : context.snapshot?.defaultHeaders
+        headers?.apply(to: &fields, isSecure: context.state.isSecure, nonce: facts.cspNonce)
     }
 }
 
@@ -178,12 +190,18 @@ struct AdmitPhase: RouterMiddleware {
     let responder: ThreatResponder
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        if let refusal = admit(request.head, context: &context) { return refusal.response }
+        return try await next(request, context)
+    }
+
+    /// The refusal of a request that may not pass, or nil (with the client address resolved).
+    func admit(_ head: HTTPRequest, context: inout Context) -> BufferedAnswer? {
         let snapshot = context.snapshot!
         let limits = snapshot.configuration.proxy.limits
-        var context = context
         // An id is made here only for a refusal; identify chooses the id of accepted requests.
         // A malformed request closes its connection; a refused client may keep its own.
-        func refuse(_ status: HTTPResponse.Status, _ kind: String, _ message: String, close: Bool = true) -> Response {
+        func refuse(_ status: HTTPResponse.Status, _ kind: String, _ message: String, close: Bool = true) -> BufferedAnswer {
             let requestID = RequestID.make()
             let client = context.state.clientAddress?.description
             context.record.note {
@@ -192,15 +210,15 @@ struct AdmitPhase: RouterMiddleware {
                 $0.closeConnection = close
                 $0.client = client
             }
-            return ErrorResponse.make(status: status, error: kind, message: message, requestID: requestID, close: close)
+            return ErrorResponse.answer(status: status, error: kind, message: message, requestID: requestID, close: close)
         }
-        if let problem = HostCheck.problem(with: request.head) {
+        if let problem = HostCheck.problem(with: head) {
             return refuse(.badRequest, "bad_request", problem)
         }
         // The real client, through trusted proxies, decides the IP rules.
         context.state.clientAddress = snapshot.clientAddresses.resolve(
-            peer: context.state.peerAddress, forwardedFor: request.headers[values: .xForwardedFor],
-            forwarded: request.headers[values: .forwarded])
+            peer: context.state.peerAddress, forwardedFor: head.headerFields[values: .xForwardedFor],
+            forwarded: head.headerFields[values: .forwarded])
         let client = context.state.clientAddress
         // Allow-listed addresses are never blocked; others answer for their blocks.
         switch client.map(snapshot.ipRules.decision) {
@@ -221,10 +239,10 @@ struct AdmitPhase: RouterMiddleware {
            let refusal = respond(to: flood, from: judged, snapshot: snapshot) {
             return refuse(.forbidden, "blocked", refusal, close: false)
         }
-        if (request.head.path?.utf8.count ?? 0) > limits.maxURIBytes.bytes {
+        if (head.path?.utf8.count ?? 0) > limits.maxURIBytes.bytes {
             return refuse(.uriTooLong, "uri_too_long", "request target longer than \(limits.maxURIBytes)")
         }
-        let lengths = request.headers[values: .contentLength]
+        let lengths = head.headerFields[values: .contentLength]
         if lengths.count > 1 {
             return refuse(.badRequest, "bad_request", "more than one Content-Length")
         }
@@ -236,7 +254,7 @@ struct AdmitPhase: RouterMiddleware {
                 return refuse(.contentTooLarge, "body_too_large", "request body larger than \(limits.maxBodyBytes)")
             }
         }
-        return try await next(request, context)
+        return nil
     }
 
     /// A client over the flood limit: blocked for `blockDuration` when configured (the
@@ -268,20 +286,35 @@ struct IdentifyPhase: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
+        Self.identify(request.head, context: &context)
+        if let authenticator {
+            let result = await authenticator.authenticate(authorization: request.headers[.authorization],
+                                                          apiKey: apiKeyHeader.flatMap { request.headers[$0] })
+            switch result {
+            case .success(let identity): context.identity = identity
+            case .failure(let error): context.identityError = error
+            }
+        }
+        return try await next(request, context)
+    }
+
+    /// Everything but the credentials: request id, trace, country.
+    static func identify(_ head: HTTPRequest, context: inout Context) {
         let snapshot = context.snapshot!
+        let headers = head.headerFields
         var generator = RequestRandom()
-        if let incoming = request.headers[.xRequestID], RequestID.isAcceptable(incoming) {
+        if let incoming = headers[.xRequestID], RequestID.isAcceptable(incoming) {
             context.state.requestID = incoming
         } else {
             context.state.requestID = RequestID.make(using: &generator)
         }
-        let incomingTrace = request.headers[.traceparent].flatMap { TraceContext(traceparent: $0) }
+        let incomingTrace = headers[.traceparent].flatMap { TraceContext(traceparent: $0) }
         context.state.incomingTrace = incomingTrace
         let trace = incomingTrace?.child(using: &generator) ?? TraceContext.start(using: &generator)
         context.state.trace = trace
         let peer = context.state.peerAddress
         if let header = snapshot.countryHeader, let peer, snapshot.clientAddresses.trustedProxies.contains(peer),
-           let country = request.headers[header.name], country.count == 2 {
+           let country = headers[header.name], country.count == 2 {
             context.state.country = country.uppercased()
         } else if let client = context.state.clientAddress {
             context.state.country = snapshot.countries.longestMatch(client)
@@ -293,15 +326,6 @@ struct IdentifyPhase: RouterMiddleware {
             $0.client = state.clientAddress?.description
         }
         context.logger[metadataKey: "request_id"] = .string(state.requestID)
-        if let authenticator {
-            let result = await authenticator.authenticate(authorization: request.headers[.authorization],
-                                                          apiKey: apiKeyHeader.flatMap { request.headers[$0] })
-            switch result {
-            case .success(let identity): context.identity = identity
-            case .failure(let error): context.identityError = error
-            }
-        }
-        return try await next(request, context)
     }
 }
 
@@ -334,7 +358,13 @@ struct RoutePhase: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
-        let target = request.head.path ?? "/"
+        if let fixed = try route(request.head, context: &context) { return fixed.response }
+        return try await next(request, context)
+    }
+
+    /// Chooses the route (set in the context); a fixed-response route's answer.
+    func route(_ head: HTTPRequest, context: inout Context) throws -> BufferedAnswer? {
+        let target = head.path ?? "/"
         let normalized: (path: String, query: String?)
         do {
             normalized = try RequestTarget.normalize(target)
@@ -344,19 +374,20 @@ struct RoutePhase: RouterMiddleware {
         }
         context.path = normalized.path
         context.query = normalized.query
-        let host = request.head.authority.map(RouteTable.hostName(ofAuthority:))
+        let host = head.authority.map(RouteTable.hostName(ofAuthority:))
         // The caller's flag context is built once, and only if a route or forwarded flag needs it.
         var flagContext: JSONValue?
+        let (identity, state) = (context.identity, context.state)
         func resolve(_ key: String) -> Resolution? {
             guard let flags else { return nil }
             if flagContext == nil {
-                flagContext = FlagContext.forRequest(identity: context.identity, state: context.state, method: request.method.rawValue,
+                flagContext = FlagContext.forRequest(identity: identity, state: state, method: head.method.rawValue,
                                                      path: normalized.path, host: host)
             }
             return flags.resolve(key, context: flagContext!)
         }
-        guard let route = context.snapshot!.routes.match(method: request.method.rawValue, host: host, path: normalized.path,
-                                                         headers: request.headers, flag: { condition in
+        guard let route = context.snapshot!.routes.match(method: head.method.rawValue, host: host, path: normalized.path,
+                                                         headers: head.headerFields, flag: { condition in
             guard let resolution = resolve(condition.key), resolution.errorCode == nil else { return false }
             if let variant = condition.variant { return resolution.variant == variant && resolution.value != nil }
             switch (condition.value, resolution.value) {
@@ -399,12 +430,28 @@ struct RoutePhase: RouterMiddleware {
             if let body = fixed.body {
                 headers[.contentType] = fixed.contentType ?? "text/plain; charset=utf-8"
                 headers[.contentLength] = String(body.utf8.count)
-                return Response(status: .init(code: fixed.status), headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+                return BufferedAnswer(status: .init(code: fixed.status), headers: headers, body: ByteBuffer(string: body))
             }
             headers[.contentLength] = "0"
-            return Response(status: .init(code: fixed.status), headers: headers)
+            return BufferedAnswer(status: .init(code: fixed.status), headers: headers, body: ByteBuffer())
         }
-        return try await next(request, context)
+        return nil
+    }
+}
+
+extension RoutePhase {
+    /// The route `head` takes when no flag condition has to be consulted to know it; nil when
+    /// the target is invalid, no route matches, or a flag would decide (those requests go the
+    /// whole way through the phases). Has no side effects.
+    static func routeWithoutFlags(_ head: HTTPRequest, snapshot: GatewaySnapshot) -> CompiledRoute? {
+        guard let normalized = try? RequestTarget.normalize(head.path ?? "/") else { return nil }
+        var consultedFlags = false
+        let route = snapshot.routes.match(method: head.method.rawValue, host: head.authority.map(RouteTable.hostName(ofAuthority:)),
+                                          path: normalized.path, headers: head.headerFields, flag: { _ in
+            consultedFlags = true
+            return false
+        })
+        return consultedFlags ? nil : route
     }
 }
 

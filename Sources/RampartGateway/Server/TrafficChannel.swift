@@ -17,6 +17,10 @@ import NIOTLS
 struct TrafficChannel: ServerChildChannel {
     enum Negotiated: Sendable {
         case http1(HTTP1Channel.Value)
+        /// HTTP/1.1 served by ``DirectForwarding``: the future completes when it hands the
+        /// connection over (never, if every request on it was served directly); the full
+        /// pipeline is then set up by the connection's task, so it is always run.
+        case http1Direct(EventLoopFuture<Void>, NIOLoopBound<DirectForwarding>)
         case http2(HTTP2Channel.Value)
     }
 
@@ -30,6 +34,9 @@ struct TrafficChannel: ServerChildChannel {
         var tls: NIOSSLContext?
         /// How long a new connection may stay silent before its protocol is known.
         var prefaceTimeout: TimeAmount = .seconds(10)
+        /// The phases for the direct path on HTTP/1 connections; nil: every request goes
+        /// through the Hummingbird pipeline.
+        var direct: DirectPhases?
     }
 
     let http1: HTTP1Channel
@@ -50,6 +57,13 @@ struct TrafficChannel: ServerChildChannel {
                 if useHTTP2 { return self.http2.setup(channel: channel, logger: logger).map { .http2($0) } }
                 do {
                     try channel.pipeline.syncOperations.addHandler(TunnelSwitch())
+                    if let direct = options.direct {
+                        let requested = channel.eventLoop.makePromise(of: Void.self)
+                        let handler = DirectForwarding(phases: direct, handOverRequested: requested)
+                        try channel.pipeline.syncOperations.addHandler(handler)
+                        return channel.eventLoop.makeSucceededFuture(.http1Direct(requested.futureResult,
+                                                                                  NIOLoopBound(handler, eventLoop: channel.eventLoop)))
+                    }
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)
                 }
@@ -79,6 +93,15 @@ struct TrafficChannel: ServerChildChannel {
         do {
             switch try await value.negotiated.get() {
             case .http1(let connection): await http1.handle(value: connection, logger: logger)
+            case .http1Direct(let requested, let direct):
+                guard (try? await requested.get()) != nil else { return }
+                let connection = try await value.channel.eventLoop.flatSubmit {
+                    self.http1.setup(channel: value.channel, logger: logger).map { connection in
+                        direct.value.resume()
+                        return connection
+                    }
+                }.get()
+                await http1.handle(value: connection, logger: logger)
             case .http2(let connection): await http2.handle(value: connection, logger: logger)
             }
         } catch {

@@ -1,0 +1,397 @@
+import Hummingbird
+import HTTPTypes
+import Logging
+import NIOCore
+import NIOHTTP1
+import RampartCore
+
+/// The phases as the direct path runs them: the same phase values the Hummingbird pipeline
+/// holds, called synchronously.
+struct DirectPhases: Sendable {
+    let live: LiveConfiguration
+    let isSecure: Bool
+    let record: RecordPhase
+    let admit: AdmitPhase
+    let endpoints: EndpointPhase
+    let route: RoutePhase
+    let inspect: InspectPhase
+    let forward: ForwardPhase
+    /// Identity (`identity:`) is configured: credentials are checked asynchronously, so every
+    /// request takes the full pipeline.
+    let authenticates: Bool
+    let headerTimeout: TimeAmount
+    let idleTimeout: TimeAmount
+    let logger: Logger
+
+    /// Whether the direct path may serve `head` whole: a route the phases can decide without
+    /// waiting (no credentials, flags, rate limit, GraphQL guard, login counting or gateway
+    /// endpoint), forwarding to a pool or answering a fixed response. Has no side effects.
+    func serves(_ head: HTTPRequest, snapshot: GatewaySnapshot) -> Bool {
+        guard !authenticates else { return false }
+        let path = head.path.map { $0.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0] } ?? "/"
+        guard !endpoints.claims(String(path), snapshot: snapshot) else { return false }
+        guard let route = RoutePhase.routeWithoutFlags(head, snapshot: snapshot), route.forwardFlags == nil else { return false }
+        return !snapshot.requiresIdentity(route) && !snapshot.loginRoutes.contains(route.order) && snapshot.limit(for: route) == nil
+            && snapshot.graphql[route.order] == nil
+    }
+}
+
+/// The first handler of a cleartext or TLS HTTP/1 connection. Plain `GET` and `HEAD` requests
+/// (see ``DirectRequestHead``) on routes the phases decide without waiting (see
+/// ``DirectPhases/serves(_:snapshot:)``) are served here, on the event loop, without a task:
+/// the same phases run in the same order as synchronous calls, the upstream exchange completes
+/// a future, and the answer is written as bytes.
+///
+/// The first request it does not serve hands the connection over for good: the Hummingbird
+/// HTTP/1 pipeline is set up behind this handler, the bytes read so far are passed to it, and
+/// from then on this handler only passes bytes through. Until then it keeps the connection's
+/// timers itself: a request head must arrive within the client header timeout of the
+/// connection opening or the previous answer ending.
+final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private enum Mode {
+        /// Waiting for (the rest of) a request head.
+        case reading
+        /// A request is being served; further bytes wait.
+        case serving
+        /// Waiting for the connection's task to set up the full pipeline; bytes wait.
+        case handingOver
+        /// The Hummingbird pipeline behind has the connection.
+        case handedOver
+        case closed
+    }
+
+    private let phases: DirectPhases
+    /// Completed when this handler gives the connection up; failed when it closes first.
+    let handOverRequested: EventLoopPromise<Void>
+    private var mode = Mode.reading
+    private var buffered: ByteBuffer?
+    private var timer: Scheduled<Void>?
+    private var quiescing = false
+    private var autoRead = false
+    /// As the channel was set up: restored for the full pipeline at hand-over.
+    private var initialAutoRead = false
+
+    /// - Parameter handOverRequested: completed when the connection needs the full pipeline:
+    ///   the connection's task then sets it up and calls ``resume(context:)``.
+    init(phases: DirectPhases, handOverRequested: EventLoopPromise<Void>) {
+        self.phases = phases
+        self.handOverRequested = handOverRequested
+    }
+
+    private var context: ChannelHandlerContext?
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        guard context.channel.isActive else { return }
+        start(context)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        start(context)
+        context.fireChannelActive()
+    }
+
+    /// Reads as bytes arrive (not one read request at a time, which costs two system calls
+    /// per request to change the socket's interest), until too much waits unserved.
+    private func start(_ context: ChannelHandlerContext) {
+        armHeaderTimer(context, phases.headerTimeout)
+        autoRead = (try? context.channel.syncOptions?.getOption(ChannelOptions.autoRead)) ?? false
+        initialAutoRead = autoRead
+        setAutoRead(true, context)
+    }
+
+    private func setAutoRead(_ on: Bool, _ context: ChannelHandlerContext) {
+        guard autoRead != on else { return }
+        autoRead = on
+        context.channel.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        disarm()
+        if mode != .handedOver { mode = .closed }
+        handOverRequested.fail(ChannelError.ioOnClosedChannel)
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        disarm()
+        self.context = nil
+        handOverRequested.fail(ChannelError.ioOnClosedChannel)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if mode == .handedOver { return context.fireChannelRead(data) }
+        var bytes = unwrapInboundIn(data)
+        if buffered == nil { buffered = bytes } else { buffered!.writeBuffer(&bytes) }
+        if mode == .reading {
+            serveNext(context)
+        } else if mode == .serving, buffered!.readableBytes > phases.live.snapshot.configuration.proxy.limits.maxHeaderBytes.bytes {
+            // A client sending ahead of its answers waits for them.
+            setAutoRead(false, context)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if mode == .handedOver { return context.fireChannelReadComplete() }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard mode != .handedOver, event is ChannelShouldQuiesceEvent else { return context.fireUserInboundEventTriggered(event) }
+        // Shutting down: an idle connection closes now, a busy one after its answer.
+        quiescing = true
+        if mode == .handingOver || (mode == .reading && (buffered?.readableBytes ?? 0) == 0) { context.close(promise: nil) }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if mode == .handedOver { return context.fireErrorCaught(error) }
+        context.close(promise: nil)
+    }
+
+    // MARK: Serving
+
+    /// Serves the request head at the front of the buffered bytes, if one is complete.
+    private func serveNext(_ context: ChannelHandlerContext) {
+        guard mode == .reading, let bytes = buffered, bytes.readableBytes > 0 else { return }
+        let snapshot = phases.live.snapshot
+        let limits = snapshot.configuration.proxy.limits
+        switch DirectRequestHead.parse(bytes, maxHeadBytes: limits.maxHeaderBytes.bytes, maxTargetBytes: limits.maxURIBytes.bytes) {
+        case .incomplete:
+            return
+        case .declined:
+            return giveUp(context)
+        case .complete(let head, let length, let keepAlive):
+            guard phases.serves(head, snapshot: snapshot) else { return giveUp(context) }
+            buffered!.moveReaderIndex(forwardBy: length)
+            disarm()
+            mode = .serving
+            serve(head, snapshot: snapshot, keepAlive: keepAlive && !quiescing, context: context)
+        }
+    }
+
+    private func serve(_ head: HTTPRequest, snapshot: GatewaySnapshot, keepAlive: Bool, context: ChannelHandlerContext) {
+        let request = Request(head: head, body: RequestBody(buffer: ByteBuffer()))
+        var gateway = GatewayRequestContext(source: ApplicationRequestContextSource(channel: context.channel, logger: phases.logger))
+        gateway.snapshot = snapshot
+        gateway.state.isSecure = phases.isSecure
+        let started = phases.record.time.now()
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+
+        let answer: EventLoopFuture<ForwardPhase.DirectAnswer>
+        do {
+            if let refusal = phases.admit.admit(head, context: &gateway) {
+                answer = context.eventLoop.makeSucceededFuture(.buffered(refusal))
+            } else {
+                IdentifyPhase.identify(head, context: &gateway)
+                if let fixed = try phases.route.route(head, context: &gateway) {
+                    answer = context.eventLoop.makeSucceededFuture(.buffered(fixed))
+                } else if let refusal = phases.inspect.inspectHead(head, context: gateway) {
+                    answer = context.eventLoop.makeSucceededFuture(.buffered(refusal))
+                } else {
+                    answer = phases.forward.forwardDirect(request, context: gateway, on: context.eventLoop)
+                }
+            }
+        } catch {
+            answer = context.eventLoop.makeSucceededFuture(.buffered(RecordPhase.answer(for: error, context: gateway)))
+        }
+        let finished = gateway
+        answer.assumeIsolated().whenComplete { result in
+            let context = loopBound.value
+            switch result {
+            case .success(.buffered(let answer)):
+                self.send(answer, request: head, context: finished, started: started, keepAlive: keepAlive, channelContext: context)
+            case .success(.streamed(let response)):
+                self.stream(response, request: head, context: finished, started: started, keepAlive: keepAlive, channelContext: context)
+            case .failure(let error):
+                let answer = RecordPhase.answer(for: error, context: finished)
+                self.send(answer, request: head, context: finished, started: started, keepAlive: keepAlive, channelContext: context)
+            }
+        }
+    }
+
+    /// Writes an answer held in memory with its head, in one write, and records it.
+    private func send(_ answer: BufferedAnswer, request: HTTPRequest, context: GatewayRequestContext, started: Instant, keepAlive: Bool,
+                      channelContext: ChannelHandlerContext) {
+        var headers = answer.headers
+        ShapePhase.shape(&headers, context: context)
+        let isHead = request.method == .head
+        let keepAlive = keepAlive && headers[.connection]?.lowercased() != "close"
+        let bodyBytes = isHead ? 0 : answer.body.readableBytes
+        if !isHead, headers[.contentLength] == nil, Self.allowsBody(answer.status) {
+            headers[.contentLength] = String(answer.body.readableBytes)
+        }
+        var out = channelContext.channel.allocator.buffer(capacity: 256 + bodyBytes)
+        Self.writeHead(status: answer.status, headers: headers, keepAlive: keepAlive, to: &out)
+        if !isHead { out.writeImmutableBuffer(answer.body) }
+        let facts = context.record.current
+        RecordPhase.emit(record: facts, method: request.method.rawValue, path: Self.pathWithoutQuery(request), status: answer.status.code,
+                         bytes: bodyBytes, failed: false, seconds: (phases.record.time.now() - started).secondsValue,
+                         log: phases.record.accessLog, metrics: phases.record.metrics)
+        let loopBound = NIOLoopBound(channelContext, eventLoop: channelContext.eventLoop)
+        channelContext.writeAndFlush(wrapOutboundOut(out)).assumeIsolated().whenComplete { result in
+            self.answered(keepAlive: keepAlive && (try? result.get()) != nil, context: loopBound.value)
+        }
+    }
+
+    /// Relays an answer whose body is still arriving: the head now, then the body as the
+    /// upstream sends it (chunked when it has no declared length), written no faster than the
+    /// client reads; recorded once the body has ended.
+    private func stream(_ response: Response, request: HTTPRequest, context: GatewayRequestContext, started: Instant, keepAlive: Bool,
+                        channelContext: ChannelHandlerContext) {
+        var headers = response.headers
+        ShapePhase.shape(&headers, context: context)
+        let isHead = request.method == .head
+        let keepAlive = keepAlive && headers[.connection]?.lowercased() != "close"
+        let chunked = !isHead && headers[.contentLength] == nil && Self.allowsBody(response.status)
+        if chunked { headers[.transferEncoding] = "chunked" }
+        var out = channelContext.channel.allocator.buffer(capacity: 256)
+        Self.writeHead(status: response.status, headers: headers, keepAlive: keepAlive, to: &out)
+        channelContext.write(wrapOutboundOut(out), promise: nil)
+        let channel = channelContext.channel
+        let loopBound = NIOLoopBound(channelContext, eventLoop: channelContext.eventLoop)
+        let handler = NIOLoopBound(self, eventLoop: channelContext.eventLoop)
+        let phases = self.phases
+        let record = context.record
+        let method = request.method.rawValue
+        let path = Self.pathWithoutQuery(request)
+        let status = response.status.code
+        let body = response.body
+        Task {
+            let writer = DirectBodyWriter(channel: channel, chunked: chunked)
+            var failed = false
+            do {
+                if isHead { try await writer.finish(nil) } else { try await body.write(writer) }
+            } catch {
+                failed = true
+            }
+            RecordPhase.emit(record: record.current, method: method, path: path, status: status, bytes: writer.bytes.value, failed: failed,
+                             seconds: (phases.record.time.now() - started).secondsValue, log: phases.record.accessLog,
+                             metrics: phases.record.metrics)
+            let reuse = keepAlive && !failed
+            channel.eventLoop.execute {
+                handler.value.answered(keepAlive: reuse, context: loopBound.value)
+            }
+        }
+    }
+
+    /// After an answer: the next request, or the end of the connection.
+    private func answered(keepAlive: Bool, context: ChannelHandlerContext) {
+        guard mode == .serving else { return }
+        guard keepAlive, !quiescing else {
+            mode = .closed
+            context.close(promise: nil)
+            return
+        }
+        mode = .reading
+        armHeaderTimer(context, min(phases.headerTimeout, phases.idleTimeout))
+        setAutoRead(true, context)
+        if let bytes = buffered, bytes.readableBytes > 0 {
+            serveNext(context)
+        } else {
+            buffered = nil
+        }
+    }
+
+    /// Asks for the full HTTP/1 pipeline. The header timer stays armed: a connection whose
+    /// task never takes it over still closes.
+    private func giveUp(_ context: ChannelHandlerContext) {
+        mode = .handingOver
+        setAutoRead(false, context)
+        handOverRequested.succeed()
+    }
+
+    /// The full pipeline is now behind this handler: it gets the bytes not yet served, and
+    /// reads as it was set up to.
+    func resume() {
+        guard mode == .handingOver, let context else { return }
+        disarm()
+        mode = .handedOver
+        if let bytes = buffered {
+            buffered = nil
+            context.fireChannelRead(wrapInboundOut(bytes))
+            context.fireChannelReadComplete()
+        }
+        setAutoRead(initialAutoRead, context)
+    }
+
+    private func armHeaderTimer(_ context: ChannelHandlerContext, _ timeout: TimeAmount) {
+        timer?.cancel()
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+            loopBound.value.close(promise: nil)
+        }
+    }
+
+    private func disarm() {
+        timer?.cancel()
+        timer = nil
+    }
+
+    // MARK: Bytes
+
+    static func allowsBody(_ status: HTTPResponse.Status) -> Bool {
+        status.code >= 200 && status.code != 204 && status.code != 304
+    }
+
+    static func pathWithoutQuery(_ request: HTTPRequest) -> String {
+        let path = request.path ?? "/"
+        guard let query = path.firstIndex(of: "?") else { return path }
+        return String(path[..<query])
+    }
+
+    /// `HTTP/1.1 status reason`, the fields, `Connection: close` when the connection ends after
+    /// this answer, and the blank line.
+    static func writeHead(status: HTTPResponse.Status, headers: HTTPFields, keepAlive: Bool, to out: inout ByteBuffer) {
+        out.writeStaticString("HTTP/1.1 ")
+        out.writeString(String(status.code))
+        out.writeStaticString(" ")
+        out.writeString(status.reasonPhrase)
+        out.writeStaticString("\r\n")
+        var saysClose = false
+        for field in headers {
+            if field.name == .connection {
+                if keepAlive { continue }
+                saysClose = true
+            }
+            out.writeString(field.name.rawName)
+            out.writeStaticString(": ")
+            out.writeString(field.value)
+            out.writeStaticString("\r\n")
+        }
+        if !keepAlive, !saysClose { out.writeStaticString("Connection: close\r\n") }
+        out.writeStaticString("\r\n")
+    }
+}
+
+/// Writes a streamed answer's body to the client connection, each write completing when the
+/// bytes are written (so the upstream is read no faster than the client takes it).
+struct DirectBodyWriter: ResponseBodyWriter {
+    let channel: any Channel
+    let chunked: Bool
+    let bytes = ByteCounter()
+
+    mutating func write(_ buffer: ByteBuffer) async throws {
+        guard buffer.readableBytes > 0 else { return }
+        bytes.add(buffer.readableBytes)
+        guard chunked else { return try await channel.writeAndFlush(buffer) }
+        var framed = channel.allocator.buffer(capacity: buffer.readableBytes + 16)
+        framed.writeString(String(buffer.readableBytes, radix: 16))
+        framed.writeStaticString("\r\n")
+        framed.writeImmutableBuffer(buffer)
+        framed.writeStaticString("\r\n")
+        try await channel.writeAndFlush(framed)
+    }
+
+    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {
+        if chunked {
+            try await channel.writeAndFlush(ByteBuffer(staticString: "0\r\n\r\n"))
+        } else {
+            // Nothing to add, but the head may still sit unflushed when the body was empty.
+            channel.flush()
+        }
+    }
+}

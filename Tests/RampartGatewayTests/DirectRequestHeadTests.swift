@@ -1,0 +1,128 @@
+import HTTPTypes
+import NIOCore
+import PropertyBased
+import Testing
+
+@testable import RampartGateway
+
+/// The direct path's recognizer: it must serve only plain heads and leave everything else,
+/// legitimate or not, to the full parser.
+@Suite struct DirectRequestHeadTests {
+    static let plain = "GET /quiz/42?lang=en HTTP/1.1\r\nHost: quiz.example:8080\r\nAccept: application/json\r\nX-Trace: a b\r\n\r\n"
+
+    static func parse(_ text: String, maxHead: Int = 8192, maxTarget: Int = 1024) -> DirectRequestHead.Outcome {
+        DirectRequestHead.parse(ByteBuffer(string: text), maxHeadBytes: maxHead, maxTargetBytes: maxTarget)
+    }
+
+    @Test func recognizesAPlainGet() throws {
+        let pipelined = Self.plain + "GET /next HTTP/1.1\r\n"
+        guard case .complete(let head, let length, let keepAlive) = Self.parse(pipelined) else {
+            Issue.record("not recognized")
+            return
+        }
+        #expect(length == Self.plain.utf8.count)
+        #expect(keepAlive)
+        #expect(head.method == .get)
+        #expect(head.path == "/quiz/42?lang=en")
+        #expect(head.authority == "quiz.example:8080")
+        // As the HTTP/1 codec gives it: Host is the authority, not a field.
+        #expect(head.headerFields[HTTPField.Name("Host")!] == nil)
+        #expect(head.headerFields[.accept] == "application/json")
+        #expect(head.headerFields[HTTPField.Name("X-Trace")!] == "a b")
+    }
+
+    @Test func connectionCloseEndsKeepAliveAndHeadIsServed() {
+        guard case .complete(let head, _, let keepAlive) = Self.parse("HEAD / HTTP/1.1\r\nHost: a\r\nConnection: Keep-Alive, close\r\n\r\n") else {
+            Issue.record("not recognized")
+            return
+        }
+        #expect(head.method == .head)
+        #expect(!keepAlive)
+    }
+
+    @Test func everyPrefixOfAPlainHeadWaitsForMore() {
+        let bytes = Array(Self.plain.utf8)
+        for end in 0..<bytes.count {
+            var buffer = ByteBuffer()
+            buffer.writeBytes(bytes[..<end])
+            let outcome = DirectRequestHead.parse(buffer, maxHeadBytes: 8192, maxTargetBytes: 1024)
+            guard case .incomplete = outcome else {
+                Issue.record("prefix of \(end) bytes: \(outcome)")
+                return
+            }
+        }
+    }
+
+    @Test(arguments: [
+        "POST /api HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi",
+        "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nConnection: X-Secret\r\n\r\n",
+        "GET / HTTP/1.0\r\nHost: a\r\n\r\n",
+        "GET / HTTP/2.0\r\nHost: a\r\n\r\n",
+        "GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET * HTTP/1.1\r\nHost: a\r\n\r\n",
+        "get / HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET  / HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET / HTTP/1.1\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nX-A : 1\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n folded\r\n\r\n",
+        "GET / HTTP/1.1\nHost: a\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\nX-A: 1\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r2\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nX-A: \u{01}\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nX-A: caf\u{e9}\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nX-A: 1 \r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\n: empty\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nX(A): 1\r\n\r\n",
+        "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+    ])
+    func declinesWhatItDoesNotServe(_ text: String) {
+        guard case .declined = Self.parse(text) else {
+            Issue.record("\(text.debugDescription): \(Self.parse(text))")
+            return
+        }
+    }
+
+    @Test func headsOverTheLimitsGoToTheFullParser() {
+        // The full parser answers these 431 and 414.
+        let outcomes = [Self.parse(Self.plain, maxHead: 40), Self.parse(Self.plain, maxTarget: 8),
+                        // A head still arriving is declined once it cannot fit any more.
+                        Self.parse(String(Self.plain.prefix(60)), maxHead: 50)]
+        for outcome in outcomes {
+            guard case .declined = outcome else {
+                Issue.record("\(outcome)")
+                continue
+            }
+        }
+    }
+
+    /// Whatever bytes arrive, a recognized head is one the full pipeline would have accepted
+    /// in the same shape: a bodiless GET or HEAD, origin-form, one valid Host, no framing fields,
+    /// ending in a blank line at the reported length.
+    @Test func mutatedHeadsAreRecognizedOnlyWhenPlain() async {
+        let base = Array(Self.plain.utf8)
+        let edits = zip(Gen.int(in: 0...(base.count - 1)), Gen.uint8()).array(of: 1...4)
+        await propertyCheck(count: 2000, input: edits) { edits in
+            var bytes = base
+            for (position, value) in edits { bytes[position] = value }
+            var buffer = ByteBuffer()
+            buffer.writeBytes(bytes)
+            guard case .complete(let head, let length, _) = DirectRequestHead.parse(buffer, maxHeadBytes: 8192, maxTargetBytes: 1024) else {
+                return
+            }
+            #expect(head.method == .get || head.method == .head)
+            #expect(head.path?.hasPrefix("/") == true)
+            #expect(head.authority.map(HostCheck.isValidAuthority) == true)
+            #expect(head.headerFields[.contentLength] == nil && head.headerFields[.transferEncoding] == nil)
+            #expect(length <= bytes.count && Array(bytes[(length - 4)..<length]) == Array("\r\n\r\n".utf8))
+            for field in head.headerFields {
+                #expect(field.value.utf8.allSatisfy { ($0 >= 0x20 && $0 < 0x7F) || $0 == 0x09 })
+            }
+        }
+    }
+}
