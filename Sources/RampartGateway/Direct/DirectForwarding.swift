@@ -23,16 +23,17 @@ struct DirectPhases: Sendable {
     let idleTimeout: TimeAmount
     let logger: Logger
 
-    /// Whether the direct path may serve `head` whole: a route the phases can decide without
-    /// waiting (no credentials, flags, rate limit, GraphQL guard, login counting or gateway
-    /// endpoint), forwarding to a pool or answering a fixed response. Has no side effects.
-    func serves(_ head: HTTPRequest, snapshot: GatewaySnapshot) -> Bool {
-        guard !authenticates else { return false }
-        let path = head.path.map { $0.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0] } ?? "/"
-        guard !endpoints.claims(String(path), snapshot: snapshot) else { return false }
-        guard let route = RoutePhase.routeWithoutFlags(head, snapshot: snapshot), route.forwardFlags == nil else { return false }
-        return !snapshot.requiresIdentity(route) && !snapshot.loginRoutes.contains(route.order) && snapshot.limit(for: route) == nil
-            && snapshot.graphql[route.order] == nil
+    /// The route of `head` when the direct path may serve it whole: a route the phases can
+    /// decide without waiting (no credentials, flags, rate limit, GraphQL guard, login counting
+    /// or gateway endpoint), forwarding to a pool or answering a fixed response; nil otherwise.
+    /// Has no side effects.
+    func route(serving head: HTTPRequest, snapshot: GatewaySnapshot) -> RoutePhase.Matched? {
+        guard !authenticates, !endpoints.claims(DirectForwarding.pathWithoutQuery(head), snapshot: snapshot),
+              let matched = RoutePhase.routeWithoutFlags(head, snapshot: snapshot) else { return nil }
+        let route = matched.route
+        guard route.forwardFlags == nil, !snapshot.requiresIdentity(route), !snapshot.loginRoutes.contains(route.order),
+              snapshot.limit(for: route) == nil, snapshot.graphql[route.order] == nil else { return nil }
+        return matched
     }
 }
 
@@ -165,15 +166,16 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
         case .declined:
             return giveUp(context)
         case .complete(let head, let length, let keepAlive):
-            guard phases.serves(head, snapshot: snapshot) else { return giveUp(context) }
+            guard let route = phases.route(serving: head, snapshot: snapshot) else { return giveUp(context) }
             buffered!.moveReaderIndex(forwardBy: length)
             disarm()
             mode = .serving
-            serve(head, snapshot: snapshot, keepAlive: keepAlive && !quiescing, context: context)
+            serve(head, route: route, snapshot: snapshot, keepAlive: keepAlive && !quiescing, context: context)
         }
     }
 
-    private func serve(_ head: HTTPRequest, snapshot: GatewaySnapshot, keepAlive: Bool, context: ChannelHandlerContext) {
+    private func serve(_ head: HTTPRequest, route: RoutePhase.Matched, snapshot: GatewaySnapshot, keepAlive: Bool,
+                       context: ChannelHandlerContext) {
         let request = Request(head: head, body: RequestBody(buffer: ByteBuffer()))
         var gateway = GatewayRequestContext(source: ApplicationRequestContextSource(channel: context.channel, logger: phases.logger))
         gateway.snapshot = snapshot
@@ -181,34 +183,35 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
         let started = phases.record.time.now()
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
 
-        let answer: EventLoopFuture<ForwardPhase.DirectAnswer>
-        do {
-            if let refusal = phases.admit.admit(head, context: &gateway) {
+        // Phases 1-8 in order; the first that answers ends the request.
+        let answer: EventLoopFuture<ForwardPhase.AttemptOutcome>
+        if let refusal = phases.admit.admit(head, context: &gateway) {
+            answer = context.eventLoop.makeSucceededFuture(.buffered(refusal))
+        } else {
+            IdentifyPhase.identify(head, context: &gateway)
+            if let fixed = phases.route.apply(route, head: head, context: &gateway) {
+                answer = context.eventLoop.makeSucceededFuture(.buffered(fixed))
+            } else if let refusal = phases.inspect.inspectHead(head, context: gateway) {
                 answer = context.eventLoop.makeSucceededFuture(.buffered(refusal))
             } else {
-                IdentifyPhase.identify(head, context: &gateway)
-                if let fixed = try phases.route.route(head, context: &gateway) {
-                    answer = context.eventLoop.makeSucceededFuture(.buffered(fixed))
-                } else if let refusal = phases.inspect.inspectHead(head, context: gateway) {
-                    answer = context.eventLoop.makeSucceededFuture(.buffered(refusal))
-                } else {
-                    answer = phases.forward.forwardDirect(request, context: gateway, on: context.eventLoop)
-                }
+                answer = phases.forward.forwardDirect(request, context: gateway, on: context.eventLoop)
             }
-        } catch {
-            answer = context.eventLoop.makeSucceededFuture(.buffered(RecordPhase.answer(for: error, context: gateway)))
         }
         let finished = gateway
         answer.assumeIsolated().whenComplete { result in
             let context = loopBound.value
             switch result {
-            case .success(.buffered(let answer)):
-                self.send(answer, request: head, context: finished, started: started, keepAlive: keepAlive, channelContext: context)
             case .success(.streamed(let response)):
                 self.stream(response, request: head, context: finished, started: started, keepAlive: keepAlive, channelContext: context)
-            case .failure(let error):
-                let answer = RecordPhase.answer(for: error, context: finished)
+            case .success(.buffered(let answer)):
                 self.send(answer, request: head, context: finished, started: started, keepAlive: keepAlive, channelContext: context)
+            case .success(.retry(let error)):
+                // Not handed out by forwardDirect, which tries the next instance itself.
+                self.send(RecordPhase.answer(for: error, context: finished), request: head, context: finished, started: started,
+                          keepAlive: keepAlive, channelContext: context)
+            case .failure(let error):
+                self.send(RecordPhase.answer(for: error, context: finished), request: head, context: finished, started: started,
+                          keepAlive: keepAlive, channelContext: context)
             }
         }
     }
@@ -216,16 +219,11 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
     /// Writes an answer held in memory with its head, in one write, and records it.
     private func send(_ answer: BufferedAnswer, request: HTTPRequest, context: GatewayRequestContext, started: Instant, keepAlive: Bool,
                       channelContext: ChannelHandlerContext) {
-        var headers = answer.headers
-        ShapePhase.shape(&headers, context: context)
         let isHead = request.method == .head
-        let keepAlive = keepAlive && headers[.connection]?.lowercased() != "close"
         let bodyBytes = isHead ? 0 : answer.body.readableBytes
-        if !isHead, headers[.contentLength] == nil, Self.allowsBody(answer.status) {
-            headers[.contentLength] = String(answer.body.readableBytes)
-        }
         var out = channelContext.channel.allocator.buffer(capacity: 256 + bodyBytes)
-        Self.writeHead(status: answer.status, headers: headers, keepAlive: keepAlive, to: &out)
+        let keepAlive = Self.writeHead(status: answer.status, headers: answer.headers, bodyLength: answer.body.readableBytes, isHead: isHead,
+                                       context: context, keepAlive: keepAlive, to: &out)
         if !isHead { out.writeImmutableBuffer(answer.body) }
         let facts = context.record.current
         RecordPhase.emit(record: facts, method: request.method.rawValue, path: Self.pathWithoutQuery(request), status: answer.status.code,
@@ -242,14 +240,11 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
     /// client reads; recorded once the body has ended.
     private func stream(_ response: Response, request: HTTPRequest, context: GatewayRequestContext, started: Instant, keepAlive: Bool,
                         channelContext: ChannelHandlerContext) {
-        var headers = response.headers
-        ShapePhase.shape(&headers, context: context)
         let isHead = request.method == .head
-        let keepAlive = keepAlive && headers[.connection]?.lowercased() != "close"
-        let chunked = !isHead && headers[.contentLength] == nil && Self.allowsBody(response.status)
-        if chunked { headers[.transferEncoding] = "chunked" }
+        let chunked = !isHead && response.headers[.contentLength] == nil && Self.allowsBody(response.status)
         var out = channelContext.channel.allocator.buffer(capacity: 256)
-        Self.writeHead(status: response.status, headers: headers, keepAlive: keepAlive, to: &out)
+        let keepAlive = Self.writeHead(status: response.status, headers: response.headers, bodyLength: nil, isHead: isHead,
+                                       context: context, keepAlive: keepAlive, to: &out)
         channelContext.write(wrapOutboundOut(out), promise: nil)
         let channel = channelContext.channel
         let loopBound = NIOLoopBound(channelContext, eventLoop: channelContext.eventLoop)
@@ -320,10 +315,7 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func armHeaderTimer(_ context: ChannelHandlerContext, _ timeout: TimeAmount) {
         timer?.cancel()
-        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
-            loopBound.value.close(promise: nil)
-        }
+        timer = context.closing(after: timeout)
     }
 
     private func disarm() {
@@ -341,6 +333,21 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
         let path = request.path ?? "/"
         guard let query = path.firstIndex(of: "?") else { return path }
         return String(path[..<query])
+    }
+
+    /// The answer's head, shaped (phase 9) and framed: `Content-Length` for a body of
+    /// `bodyLength` bytes, chunked for one of unknown length (nil), unless the fields frame it
+    /// already or it has no body. Returns whether the connection stays open after the answer.
+    static func writeHead(status: HTTPResponse.Status, headers: HTTPFields, bodyLength: Int?, isHead: Bool, context: GatewayRequestContext,
+                          keepAlive: Bool, to out: inout ByteBuffer) -> Bool {
+        var headers = headers
+        ShapePhase.shape(&headers, context: context)
+        if !isHead, headers[.contentLength] == nil, allowsBody(status) {
+            if let bodyLength { headers[.contentLength] = String(bodyLength) } else { headers[.transferEncoding] = "chunked" }
+        }
+        let keepAlive = keepAlive && headers[.connection]?.lowercased() != "close"
+        writeHead(status: status, headers: headers, keepAlive: keepAlive, to: &out)
+        return keepAlive
     }
 
     /// `HTTP/1.1 status reason`, the fields, `Connection: close` when the connection ends after

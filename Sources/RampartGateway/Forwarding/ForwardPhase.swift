@@ -24,43 +24,26 @@ struct ForwardPhase: RouterMiddleware {
     static let idempotent: Set<HTTPRequest.Method> = [.get, .head, .options, .trace, .put, .delete]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let snapshot = context.snapshot!
-        guard let route = context.route, case .pool(let poolName) = route.target, let pool = pools.pool(named: poolName) else {
-            throw GatewayError(.noRoute, origin: .gateway, "route has no pool")
-        }
-        context.record.note { $0.pool = poolName }
-        let proxy = snapshot.configuration.proxy
+        let plan = try ForwardPlan(request, context: context, phase: self)
+        let proxy = plan.proxy
         let body = RequestBodyPlan(request)
         let progress = BodyProgress()
         let reader = BodyReader(request.body)
-        let retries = proxy.retries
         let mayRetryAnswer = Self.idempotent.contains(request.method)
-        let input = SelectionInput(hashKey: hashKey(request, context: context, pool: pool), country: context.state.country)
-        let trustsPeer = context.state.peerAddress.map { proxy.trustedProxies.contains($0) } ?? false
-        let path = route.upstreamPath(for: context.path)
-        let target = context.query.map { "\(path)?\($0)" } ?? path
-        let started = time.now()
-        let totalDeadline = started + proxy.timeouts.total.duration
 
-        budget.recordRequest()
         if let upgrade = UpgradeRequest(request) {
-            return try await tunnel(request, upgrade: upgrade, context: context, pool: pool, input: input, target: target,
-                                    trustsPeer: trustsPeer)
+            return try await tunnel(request, upgrade: upgrade, context: context, pool: plan.pool, input: plan.input, target: plan.target,
+                                    trustsPeer: plan.trustsPeer)
         }
         // The upstream connection lives on the loop this task runs on, so the exchange needs no
         // thread hop; the client connection's loop otherwise.
         let eventLoop = MultiThreadedEventLoopGroup.currentEventLoop ?? context.channel.eventLoop
-        let method = NIOHTTP1.HTTPMethod(rawValue: request.method.rawValue)
-        var picker = InstancePicker(pool: pool, input: input)
+        var picker = InstancePicker(pool: plan.pool, input: plan.input)
         var lastError: GatewayError?
         while true {
-            guard let instance = picker.next(noting: context.record) else {
-                throw lastError ?? GatewayError(.noHealthyInstance, origin: .gateway, "no available instance in pool \(poolName)")
-            }
-            let attempt = picker.attempt
-            let head = HTTPRequestHead(version: .http1_1, method: method, uri: instance.url.basePath + target,
-                                       headers: upstreamHeaders(request, context: context, instance: instance, trustsPeer: trustsPeer))
-            var upstream = UpstreamRequest(head: head, body: .none, isIdempotent: mayRetryAnswer)
+            let attempt = try plan.next(&picker, after: lastError, record: context.record, now: time.now())
+            var upstream = UpstreamRequest(head: plan.head(for: attempt.instance, request: request, context: context, phase: self),
+                                           body: .none, isIdempotent: mayRetryAnswer)
             switch (body, context.bufferedBody) {
             case (.none, _): break
             case (_, let whole?):
@@ -77,54 +60,95 @@ struct ForwardPhase: RouterMiddleware {
             }
             // Without a body, the first-byte timeout bounds the wait for the response head; with one,
             // the upload itself may take long, so only the total timeout applies.
-            let headDeadline = body.isNone ? min(time.now() + proxy.timeouts.firstByte.duration, totalDeadline) : totalDeadline
-            let attemptStarted = time.now()
-            pool.begin(instance)
+            let headDeadline = body.isNone ? plan.headDeadline(now: time.now()) : plan.totalDeadline
             let response: UpstreamResponse
             do {
-                response = try await client.execute(upstream, to: instance.url, on: eventLoop,
+                response = try await client.execute(upstream, to: attempt.instance.url, on: eventLoop,
                                                     headDeadline: .now() + .nanoseconds((headDeadline - time.now()).nanoseconds))
             } catch {
-                let failure = classify(error, progress: progress)
-                let latency = time.now() - attemptStarted
-                pool.finish(instance, outcome: failure.origin == .upstream ? .failure : .abandoned, latency: latency)
-                // A request whose body has begun to flow cannot be replayed; one that never reached
-                // the upstream (connect failure) is safe to send elsewhere whatever its method.
-                let replayable = !progress.hasStarted && (mayRetryAnswer || failure.kind == .connectRefused || failure.kind == .connectTimeout)
-                if mayRetry(after: failure, replayable: replayable, attempt: attempt, retries: retries) {
-                    pool.recordRetry(from: instance)
+                let (failure, retry) = failed(error, attempt: attempt, plan: plan, mayRetryAnswer: mayRetryAnswer, progress: progress,
+                                              record: context.record)
+                if retry {
                     lastError = failure
-                    context.logger.debug("retrying", metadata: ["instance": "\(instance.id)", "error": "\(failure)"])
+                    context.logger.debug("retrying", metadata: ["instance": "\(attempt.instance.id)", "error": "\(failure)"])
                     continue
                 }
-                context.record.note { $0.upstreamSeconds = latency.secondsValue }
                 await reader.close()
                 throw failure
             }
-            let status = Int(response.head.status.code)
-            if mayRetryAnswer, body.isNone, mayRetry(afterStatus: status, attempt: attempt, retries: retries) {
-                pool.finish(instance, outcome: .response(status: status), latency: time.now() - attemptStarted)
-                pool.recordRetry(from: instance)
-                lastError = GatewayError(.upstreamStatus, origin: .upstream, retryable: true, "upstream answered \(status)")
+            switch answer(to: response, attempt: attempt, plan: plan, retriesStatus: mayRetryAnswer && body.isNone,
+                          isHead: request.method == .head, reader: reader, record: context.record) {
+            case .retry(let error):
+                lastError = error
                 continue
-            }
-            let headLatency = time.now() - attemptStarted
-            context.record.note { $0.upstreamSeconds = headLatency.secondsValue }
-            let headers = HeaderRewriting.clientResponseHeaders(response.head.headers)
-            let responseStatus = HTTPResponse.Status(code: status, reasonPhrase: response.head.status.reasonPhrase)
-            // A small answer was read whole by the client and goes out with its head in one
-            // write, as nginx's proxy buffering does; larger or unsized ones stream.
-            switch response.body {
-            case .whole(let body):
+            case .buffered(let answer):
                 await reader.close()
-                pool.finish(instance, outcome: .response(status: status), latency: time.now() - attemptStarted)
-                context.record.note { $0.bodyBuffered = true }
-                let noBody = request.method == .head || status == 204 || status == 304
-                return Response(status: responseStatus, headers: headers, body: noBody ? ResponseBody() : .init(byteBuffer: body))
-            case .stream(let stream):
-                return streamedResponse(stream, status: responseStatus, headers: headers, reader: reader, instance: instance, pool: pool,
-                                        started: attemptStarted, deadline: totalDeadline)
+                return answer.response
+            case .streamed(let response):
+                return response
             }
+        }
+    }
+
+    /// One attempt on one instance.
+    struct Attempt {
+        let instance: Instance
+        let number: Int
+        let started: Instant
+    }
+
+    /// What an upstream answer means for the client.
+    enum AttemptOutcome {
+        /// Its status is retried: the next instance, with this as the last error.
+        case retry(GatewayError)
+        /// Read whole: sent with its head in one write.
+        case buffered(BufferedAnswer)
+        /// Still arriving: relayed as it comes.
+        case streamed(Response)
+    }
+
+    /// A failed attempt, noted on its instance: the failure, and whether another instance is
+    /// tried. A request whose body has begun to flow cannot be replayed; one that never
+    /// reached the upstream (connect failure) is safe to send elsewhere whatever its method.
+    func failed(_ error: any Error, attempt: Attempt, plan: ForwardPlan, mayRetryAnswer: Bool, progress: BodyProgress,
+                record: RequestRecord) -> (GatewayError, retry: Bool) {
+        let failure = classify(error, progress: progress)
+        let latency = time.now() - attempt.started
+        plan.pool.finish(attempt.instance, outcome: failure.origin == .upstream ? .failure : .abandoned, latency: latency)
+        let replayable = !progress.hasStarted && (mayRetryAnswer || failure.kind == .connectRefused || failure.kind == .connectTimeout)
+        if mayRetry(after: failure, replayable: replayable, attempt: attempt.number, retries: plan.proxy.retries) {
+            plan.pool.recordRetry(from: attempt.instance)
+            return (failure, true)
+        }
+        record.note { $0.upstreamSeconds = latency.secondsValue }
+        return (failure, false)
+    }
+
+    /// An upstream answer: retried when its status says so (and `retriesStatus`), else the
+    /// answer for the client. A small answer was read whole by the client and goes out with its
+    /// head in one write, as nginx's proxy buffering does; larger or unsized ones stream.
+    func answer(to response: UpstreamResponse, attempt: Attempt, plan: ForwardPlan, retriesStatus: Bool, isHead: Bool,
+                reader: BodyReader<RequestBody>, record: RequestRecord) -> AttemptOutcome {
+        let status = Int(response.head.status.code)
+        let pool = plan.pool, instance = attempt.instance
+        if retriesStatus, mayRetry(afterStatus: status, attempt: attempt.number, retries: plan.proxy.retries) {
+            pool.finish(instance, outcome: .response(status: status), latency: time.now() - attempt.started)
+            pool.recordRetry(from: instance)
+            return .retry(GatewayError(.upstreamStatus, origin: .upstream, retryable: true, "upstream answered \(status)"))
+        }
+        let headLatency = time.now() - attempt.started
+        record.note { $0.upstreamSeconds = headLatency.secondsValue }
+        let headers = HeaderRewriting.clientResponseHeaders(response.head.headers)
+        let responseStatus = HTTPResponse.Status(code: status, reasonPhrase: response.head.status.reasonPhrase)
+        switch response.body {
+        case .whole(let body):
+            pool.finish(instance, outcome: .response(status: status), latency: time.now() - attempt.started)
+            record.note { $0.bodyBuffered = true }
+            let noBody = isHead || status == 204 || status == 304
+            return .buffered(BufferedAnswer(status: responseStatus, headers: headers, body: noBody ? ByteBuffer() : body))
+        case .stream(let stream):
+            return .streamed(streamedResponse(stream, status: responseStatus, headers: headers, reader: reader, instance: instance,
+                                              pool: pool, started: attempt.started, deadline: plan.totalDeadline))
         }
     }
 
@@ -211,6 +235,57 @@ struct ForwardPhase: RouterMiddleware {
         }
         return GatewayError(.upstreamReset, origin: .upstream, retryable: true, "upstream error", underlying: error)
     }
+}
+
+/// What every attempt of one request shares: its pool, selection input and upstream target,
+/// counted once against the retry budget.
+struct ForwardPlan {
+    let poolName: String
+    let pool: Pool
+    let proxy: ProxyConfiguration
+    let input: SelectionInput
+    let trustsPeer: Bool
+    /// The path and query as the upstream gets them.
+    let target: String
+    let totalDeadline: Instant
+    let method: NIOHTTP1.HTTPMethod
+
+    init(_ request: Request, context: GatewayRequestContext, phase: ForwardPhase) throws(GatewayError) {
+        guard let route = context.route, case .pool(let poolName) = route.target, let pool = phase.pools.pool(named: poolName) else {
+            throw GatewayError(.noRoute, origin: .gateway, "route has no pool")
+        }
+        context.record.note { $0.pool = poolName }
+        self.poolName = poolName
+        self.pool = pool
+        proxy = context.snapshot!.configuration.proxy
+        input = SelectionInput(hashKey: phase.hashKey(request, context: context, pool: pool), country: context.state.country)
+        let proxy = proxy
+        trustsPeer = context.state.peerAddress.map { proxy.trustedProxies.contains($0) } ?? false
+        let path = route.upstreamPath(for: context.path)
+        target = context.query.map { "\(path)?\($0)" } ?? path
+        totalDeadline = phase.time.now() + proxy.timeouts.total.duration
+        method = NIOHTTP1.HTTPMethod(rawValue: request.method.rawValue)
+        phase.budget.recordRequest()
+    }
+
+    /// The next instance to try (none tried before), or the error that ends the request.
+    func next(_ picker: inout InstancePicker, after lastError: GatewayError?, record: RequestRecord,
+              now: Instant) throws(GatewayError) -> ForwardPhase.Attempt {
+        guard let instance = picker.next(noting: record) else {
+            throw lastError ?? GatewayError(.noHealthyInstance, origin: .gateway, "no available instance in pool \(poolName)")
+        }
+        pool.begin(instance)
+        return ForwardPhase.Attempt(instance: instance, number: picker.attempt, started: now)
+    }
+
+    /// The request head `instance` gets.
+    func head(for instance: Instance, request: Request, context: GatewayRequestContext, phase: ForwardPhase) -> HTTPRequestHead {
+        HTTPRequestHead(version: .http1_1, method: method, uri: instance.url.basePath + target,
+                        headers: phase.upstreamHeaders(request, context: context, instance: instance, trustsPeer: trustsPeer))
+    }
+
+    /// When the answer's head must have arrived, for a request without a body.
+    func headDeadline(now: Instant) -> Instant { min(now + proxy.timeouts.firstByte.duration, totalDeadline) }
 }
 
 /// How the request body is sent upstream.

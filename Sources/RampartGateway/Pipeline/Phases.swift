@@ -362,8 +362,20 @@ struct RoutePhase: RouterMiddleware {
         return try await next(request, context)
     }
 
+    /// A route chosen for a request, with the normalized target it was chosen by.
+    struct Matched {
+        let route: CompiledRoute
+        let path: String
+        let query: String?
+    }
+
     /// Chooses the route (set in the context); a fixed-response route's answer.
     func route(_ head: HTTPRequest, context: inout Context) throws -> BufferedAnswer? {
+        try apply(match(head, context: context), head: head, context: &context)
+    }
+
+    /// The most specific route for `head`, flag conditions included.
+    func match(_ head: HTTPRequest, context: Context) throws -> Matched {
         let target = head.path ?? "/"
         let normalized: (path: String, query: String?)
         do {
@@ -372,20 +384,8 @@ struct RoutePhase: RouterMiddleware {
             context.record.note { $0.closeConnection = true }
             throw GatewayError(.badRequest, origin: .client, "invalid request target")
         }
-        context.path = normalized.path
-        context.query = normalized.query
         let host = head.authority.map(RouteTable.hostName(ofAuthority:))
-        // The caller's flag context is built once, and only if a route or forwarded flag needs it.
-        var flagContext: JSONValue?
-        let (identity, state) = (context.identity, context.state)
-        func resolve(_ key: String) -> Resolution? {
-            guard let flags else { return nil }
-            if flagContext == nil {
-                flagContext = FlagContext.forRequest(identity: identity, state: state, method: head.method.rawValue,
-                                                     path: normalized.path, host: host)
-            }
-            return flags.resolve(key, context: flagContext!)
-        }
+        let resolve = flagResolver(head, path: normalized.path, context: context)
         guard let route = context.snapshot!.routes.match(method: head.method.rawValue, host: host, path: normalized.path,
                                                          headers: head.headerFields, flag: { condition in
             guard let resolution = resolve(condition.key), resolution.errorCode == nil else { return false }
@@ -399,8 +399,33 @@ struct RoutePhase: RouterMiddleware {
         }) else {
             throw GatewayError(.noRoute, origin: .client, "no route for this request")
         }
+        return Matched(route: route, path: normalized.path, query: normalized.query)
+    }
+
+    /// Resolves flags for this request; the caller's flag context is built once, on first use,
+    /// and only if a route condition or a forwarded flag needs it.
+    private func flagResolver(_ head: HTTPRequest, path: String, context: Context) -> (String) -> Resolution? {
+        var flagContext: JSONValue?
+        let (identity, state) = (context.identity, context.state)
+        let host = head.authority.map(RouteTable.hostName(ofAuthority:))
+        return { key in
+            guard let flags = self.flags else { return nil }
+            if flagContext == nil {
+                flagContext = FlagContext.forRequest(identity: identity, state: state, method: head.method.rawValue, path: path, host: host)
+            }
+            return flags.resolve(key, context: flagContext!)
+        }
+    }
+
+    /// Takes `matched` as the request's route: its forwarded flags and security headers, and
+    /// the answer of a fixed-response route.
+    func apply(_ matched: Matched, head: HTTPRequest, context: inout Context) -> BufferedAnswer? {
+        let route = matched.route
+        context.path = matched.path
+        context.query = matched.query
         context.route = route
         if let forward = route.forwardFlags {
+            let resolve = flagResolver(head, path: matched.path, context: context)
             var value = ""
             for key in forward.keys {
                 guard let resolution = resolve(key), resolution.errorCode == nil, resolution.value != nil, let variant = resolution.variant else { continue }
@@ -443,7 +468,7 @@ extension RoutePhase {
     /// The route `head` takes when no flag condition has to be consulted to know it; nil when
     /// the target is invalid, no route matches, or a flag would decide (those requests go the
     /// whole way through the phases). Has no side effects.
-    static func routeWithoutFlags(_ head: HTTPRequest, snapshot: GatewaySnapshot) -> CompiledRoute? {
+    static func routeWithoutFlags(_ head: HTTPRequest, snapshot: GatewaySnapshot) -> Matched? {
         guard let normalized = try? RequestTarget.normalize(head.path ?? "/") else { return nil }
         var consultedFlags = false
         let route = snapshot.routes.match(method: head.method.rawValue, host: head.authority.map(RouteTable.hostName(ofAuthority:)),
@@ -451,7 +476,8 @@ extension RoutePhase {
             consultedFlags = true
             return false
         })
-        return consultedFlags ? nil : route
+        guard !consultedFlags, let route else { return nil }
+        return Matched(route: route, path: normalized.path, query: normalized.query)
     }
 }
 

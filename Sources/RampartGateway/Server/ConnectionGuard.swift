@@ -112,15 +112,23 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private func arm(_ context: ChannelHandlerContext, _ timeout: TimeAmount) {
         timer?.cancel()
         if tunneled { return }
-        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
-            loopBound.value.close(promise: nil)
-        }
+        timer = context.closing(after: timeout)
     }
 
     private func disarm() {
         timer?.cancel()
         timer = nil
+    }
+}
+
+extension ChannelHandlerContext {
+    /// Closes the connection after `timeout`, unless the returned task is cancelled first: the
+    /// client timeouts of HTTP/1 connections.
+    func closing(after timeout: TimeAmount) -> Scheduled<Void> {
+        let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
+        return eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+            loopBound.value.close(promise: nil)
+        }
     }
 }
 
