@@ -247,6 +247,27 @@ import Testing
         await up.stop()
     }
 
+    /// The direct path serves the first GET; the POST hands the connection to the full pipeline
+    /// with its body still to come in a later packet; the last GET is served there. Every
+    /// request is answered, once, in order.
+    @Test func aConnectionHandedOverMidWayAnswersEveryRequestInOrder() async throws {
+        let upstream = await LoopbackHarness.startEcho(name: "handover")
+        try await LoopbackHarness.withGateway(LoopbackHarness.configuration(pool: [upstream])) { _, port, _ in
+            let answer = try await rawExchange(port: port, parts: [
+                "GET /one HTTP/1.1\r\nHost: x\r\n\r\n",
+                "POST /two HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n",
+                "hello",
+                "GET /three HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            ])
+            #expect(answer.components(separatedBy: "HTTP/1.1 200 ").count == 4, "\(answer.prefix(300))")
+            let paths = ["/one", "/two", "/three"].map { answer.range(of: "\"path\":\"\($0)\"")?.lowerBound }
+            #expect(paths.allSatisfy { $0 != nil } && paths[0]! < paths[1]! && paths[1]! < paths[2]!, "\(answer.prefix(300))")
+            #expect(answer.contains("\"bodyBytes\":5"))
+        }
+        #expect(upstream.server.requests.paths == ["/one", "/two", "/three"])
+        await upstream.stop()
+    }
+
     @Test func smallAnswersHeadAnd204PassWhole() async throws {
         let upstream = await LoopbackHarness.startEcho(name: "small")
         try await LoopbackHarness.withGateway(LoopbackHarness.configuration(pool: [upstream])) { _, port, _ in
@@ -318,7 +339,13 @@ func fetch(_ url: String, headers: [(String, String)] = []) async throws -> (sta
 /// Blocking socket calls run on a thread of their own, never on the concurrency pool the
 /// in-process gateway needs.
 func rawExchange(port: Int, _ text: String) async throws -> String {
-    try await offPool { try blockingExchange(port: port, text) }
+    try await rawExchange(port: port, parts: [text])
+}
+
+/// Sends `parts` on a fresh connection, each in a packet of its own 100 ms after the one
+/// before, and reads until the server closes it (or 5 s pass).
+func rawExchange(port: Int, parts: [String]) async throws -> String {
+    try await offPool { try blockingExchange(port: port, parts) }
 }
 
 /// Runs blocking work on a separate thread.
@@ -328,7 +355,7 @@ func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async thro
     }
 }
 
-private func blockingExchange(port: Int, _ text: String) throws -> String {
+private func blockingExchange(port: Int, _ parts: [String]) throws -> String {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var address = sockaddr_in()
@@ -341,8 +368,11 @@ private func blockingExchange(port: Int, _ text: String) throws -> String {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
     guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
-    var bytes = Array(text.utf8)
-    _ = send(fd, &bytes, bytes.count, Int32(MSG_NOSIGNAL))
+    for (index, part) in parts.enumerated() {
+        if index > 0 { Thread.sleep(forTimeInterval: 0.1) }
+        var bytes = Array(part.utf8)
+        _ = send(fd, &bytes, bytes.count, Int32(MSG_NOSIGNAL))
+    }
     var result: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 65536)
     while true {
