@@ -71,7 +71,12 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
     let handOverRequested: EventLoopPromise<Void>
     private var mode = Mode.reading
     private var buffered: ByteBuffer?
+    /// When the connection closes unless a request head has arrived; nil while one is served.
+    private var headerDeadline: NIODeadline?
+    /// The one timer that enforces it, and when it fires: moved only when it fires, or when
+    /// the deadline comes earlier, so serving a request schedules nothing.
     private var timer: Scheduled<Void>?
+    private var timerDeadline = NIODeadline.distantFuture
     private var quiescing = false
     private var autoRead = false
     /// As the channel was set up: restored for the full pipeline at hand-over.
@@ -113,14 +118,14 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        disarm()
+        stopTimer()
         if mode != .handedOver { mode = .closed }
         handOverRequested.fail(ChannelError.ioOnClosedChannel)
         context.fireChannelInactive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        disarm()
+        stopTimer()
         self.context = nil
         handOverRequested.fail(ChannelError.ioOnClosedChannel)
     }
@@ -303,7 +308,7 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
     /// reads as it was set up to.
     func resume() {
         guard mode == .handingOver, let context else { return }
-        disarm()
+        stopTimer()
         mode = .handedOver
         if let bytes = buffered {
             buffered = nil
@@ -314,13 +319,37 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func armHeaderTimer(_ context: ChannelHandlerContext, _ timeout: TimeAmount) {
-        timer?.cancel()
-        timer = context.closing(after: timeout)
+        let deadline = NIODeadline.now() + timeout
+        headerDeadline = deadline
+        if timer == nil || deadline < timerDeadline { schedule(at: deadline, context) }
     }
 
+    private func schedule(at deadline: NIODeadline, _ context: ChannelHandlerContext) {
+        timer?.cancel()
+        timerDeadline = deadline
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            timer = nil
+            timerDeadline = .distantFuture
+            guard let headerDeadline else { return }
+            if NIODeadline.now() >= headerDeadline {
+                loopBound.value.close(promise: nil)
+            } else {
+                schedule(at: headerDeadline, loopBound.value)
+            }
+        }
+    }
+
+    /// While a request is served, no head is due.
     private func disarm() {
+        headerDeadline = nil
+    }
+
+    private func stopTimer() {
+        headerDeadline = nil
         timer?.cancel()
         timer = nil
+        timerDeadline = .distantFuture
     }
 
     // MARK: Bytes

@@ -79,13 +79,15 @@ enum HeaderRewriting {
         fields.reserveCapacity(upstream.count + 1)
         var via: [String] = []
         for (name, value) in upstream {
-            let lower = name.lowercased()
-            if hopByHop.contains(lower) || dropped.contains(lower) { continue }
-            if lower == "via" {
+            // The field name lowers the case once; its canonical name serves every check.
+            guard let fieldName = HTTPField.Name(name) else { continue }
+            let lower = fieldName.canonicalName
+            if hopByHop.contains(lower) || (!dropped.isEmpty && dropped.contains(lower)) { continue }
+            if fieldName == .via {
                 via.append(value)
                 continue
             }
-            if let fieldName = HTTPField.Name(name) { fields.append(HTTPField(name: fieldName, value: value)) }
+            fields.append(HTTPField(name: fieldName, value: value))
         }
         fields.append(HTTPField(name: HTTPField.Name("Via")!, value: (via + ["1.1 rampart"]).joined(separator: ", ")))
         return fields

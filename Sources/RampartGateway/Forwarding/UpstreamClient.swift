@@ -303,8 +303,11 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     private var keepAlive = true
     private var isHead = false
     private var lastActivity = NIODeadline.now()
-    private var headTimer: Scheduled<Void>?
+    /// When the answer's head must have arrived, while one is awaited.
+    private var headDeadline: NIODeadline?
+    /// The connection's one timer (see `armSilenceTimer`) and when it fires.
     private var silenceTimer: Scheduled<Void>?
+    private var silenceTimerDeadline = NIODeadline.distantFuture
     /// A read the consumer of a streamed body has no room for yet.
     private var readHeld = false
     private var consumerWantsMore = true
@@ -327,7 +330,10 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        armSilenceTimer(at: .now() + settings.idleTimeout)
+        // The first exchange may have begun already (the connect future completes first) and
+        // set the timer for its head.
+        let expiry = NIODeadline.now() + settings.idleTimeout
+        if expiry < silenceTimerDeadline { armSilenceTimer(at: expiry) }
         context.fireChannelActive()
     }
 
@@ -336,8 +342,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         let part = unwrapInboundIn(data)
         switch (state, part) {
         case (.awaitingHead(let promise), .head(let head)):
-            headTimer?.cancel()
-            headTimer = nil
+            headDeadline = nil
             keepAlive = head.isKeepAlive && Self.isSelfDelimited(head, isHead: isHead)
             let declared = head.headers.first(name: "content-length").flatMap(Int.init)
             let bodiless = isHead || head.status == .noContent || head.status == .notModified
@@ -412,9 +417,10 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         requestEnded = false
         isHead = head.method == .HEAD
         lastActivity = .now()
-        headTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: headDeadline) { [self] in
-            fail(GatewayError(.firstByteTimeout, origin: .upstream, "the upstream did not answer in time"))
-        }
+        self.headDeadline = headDeadline
+        // Rescheduled only when the head is due before the timer fires, which on a kept-alive
+        // connection is rare: no timer is made per exchange.
+        if headDeadline < silenceTimerDeadline { armSilenceTimer(at: headDeadline) }
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         switch body {
         case .stream:
@@ -491,8 +497,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     /// After a complete answer: back to the pool when the connection may carry another request.
     private func finishExchange() {
         used = true
-        headTimer?.cancel()
-        headTimer = nil
+        headDeadline = nil
         consumerWantsMore = true
         if readHeld, let context {
             // Reading resumes, so that a pooled connection hears when the upstream closes it.
@@ -506,8 +511,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
 
     /// Ends the exchange in progress, if any, with `error`, and the connection with it.
     private func fail(_ error: any Error) {
-        headTimer?.cancel()
-        headTimer = nil
+        headDeadline = nil
         let previous = state
         state = .closed
         switch previous {
@@ -526,28 +530,36 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         }
         silenceTimer?.cancel()
         silenceTimer = nil
+        silenceTimerDeadline = .distantFuture
         context?.close(promise: nil)
     }
 
-    /// One timer for the connection's whole life: closes an unused connection after the
-    /// keep-alive timeout and fails an exchange whose upstream has gone silent for the idle timeout.
+    /// One timer for the connection's whole life, rescheduled only when it fires: closes an
+    /// unused connection after the keep-alive timeout, fails an exchange whose answer's head is
+    /// overdue, and one whose upstream has gone silent for the idle timeout.
     private func armSilenceTimer(at deadline: NIODeadline) {
         guard let context else { return }
+        silenceTimer?.cancel()
+        silenceTimerDeadline = deadline
         silenceTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
             silenceTimer = nil
+            silenceTimerDeadline = .distantFuture
             let now = NIODeadline.now()
+            // Set only while a head is awaited.
+            let headDue = headDeadline ?? .distantFuture
+            if now >= headDue { return fail(GatewayError(.firstByteTimeout, origin: .upstream, "the upstream did not answer in time")) }
             switch state {
             case .idle:
                 let expiry = lastActivity + settings.keepAliveTimeout
                 if now >= expiry { return fail(ChannelError.eof) }
                 armSilenceTimer(at: expiry)
             case .awaitingHead where !requestEnded:
-                // Still uploading: the upstream owes nothing yet.
-                armSilenceTimer(at: now + settings.idleTimeout)
+                // Still uploading: the upstream owes nothing yet but the head by its deadline.
+                armSilenceTimer(at: min(now + settings.idleTimeout, headDue))
             case .awaitingHead, .collecting, .streaming:
                 let expiry = lastActivity + settings.idleTimeout
                 if now >= expiry { return fail(GatewayError(.idleTimeout, origin: .upstream, "the upstream stopped sending")) }
-                armSilenceTimer(at: expiry)
+                armSilenceTimer(at: min(expiry, headDue))
             case .closed:
                 break
             }

@@ -148,25 +148,27 @@ enum HostCheck {
         return nil
     }
 
-    /// RFC 9110 §7.2 / RFC 3986: reg-name or IP literal, optional port.
+    /// RFC 9110 §7.2 / RFC 3986: reg-name or IP literal, optional port. Read as bytes: it runs
+    /// for every request.
     static func isValidAuthority(_ authority: String) -> Bool {
-        var host = Substring(authority)
-        if authority.hasPrefix("[") {
-            guard let close = authority.firstIndex(of: "]"), IPAddress(authority[authority.index(after: authority.startIndex)..<close]) != nil else {
-                return false
-            }
-            let rest = authority[authority.index(after: close)...]
+        let bytes = authority.utf8
+        func isPort(_ digits: Substring.UTF8View, allowsEmpty: Bool) -> Bool {
+            (allowsEmpty || !digits.isEmpty) && digits.count <= 5 && digits.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
+        }
+        if bytes.first == UInt8(ascii: "[") {
+            guard let close = bytes.firstIndex(of: UInt8(ascii: "]")),
+                  IPAddress(authority[bytes.index(after: bytes.startIndex)..<close]) != nil else { return false }
+            let rest = authority[bytes.index(after: close)...].utf8
             if rest.isEmpty { return true }
-            guard rest.hasPrefix(":") else { return false }
-            return rest.dropFirst().allSatisfy(\.isNumber) && rest.count <= 6
+            return rest.first == UInt8(ascii: ":") && isPort(rest.dropFirst(), allowsEmpty: true)
         }
-        if let colon = authority.lastIndex(of: ":") {
-            let port = authority[authority.index(after: colon)...]
-            guard !port.isEmpty, port.count <= 5, port.allSatisfy({ $0.isASCII && $0.isNumber }) else { return false }
-            host = authority[..<colon]
+        var host = authority[...].utf8
+        if let colon = bytes.lastIndex(of: UInt8(ascii: ":")) {
+            guard isPort(authority[bytes.index(after: colon)...].utf8, allowsEmpty: false) else { return false }
+            host = authority[..<colon].utf8
         }
-        guard !host.isEmpty, host.utf8.count <= 255 else { return false }
-        return host.utf8.allSatisfy { b in
+        guard !host.isEmpty, host.count <= 255 else { return false }
+        return host.allSatisfy { b in
             (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || (b >= 0x30 && b <= 0x39) || b == 0x2D || b == 0x2E || b == 0x5F
         }
     }
