@@ -3,6 +3,7 @@ import HTTPTypes
 import Logging
 import NIOCore
 import RampartCore
+import ServiceLifecycle
 import Synchronization
 
 /// Runs `router` on 127.0.0.1 (a port the system picks) for as long as `body` runs.
@@ -12,11 +13,23 @@ public func serveHTTP<T: Sendable>(_ router: Router<BasicRequestContext>, _ body
     logger.logLevel = .warning
     let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
                           onServerRunning: { continuation.yield($0.localAddress?.port ?? 0) }, logger: logger)
-    let task = Task { try? await app.run() }
-    defer { task.cancel() }
+    // Stopped gracefully, not by cancelling its task: a connection accepted while the task is
+    // cancelled is dropped unserved, which Swift NIO's async channel treats as a fatal error.
+    var configuration = ServiceGroupConfiguration(services: [app], logger: logger)
+    configuration.maximumGracefulShutdownDuration = .seconds(2)
+    let group = ServiceGroup(configuration: configuration)
+    let task = Task { try? await group.run() }
     var iterator = ports.makeAsyncIterator()
     let port = await iterator.next() ?? 0
-    return try await body("http://127.0.0.1:\(port)")
+    let result: Result<T, any Error>
+    do {
+        result = .success(try await body("http://127.0.0.1:\(port)"))
+    } catch {
+        result = .failure(error)
+    }
+    await group.triggerGracefulShutdown()
+    await task.value
+    return try result.get()
 }
 
 /// A webhook receiver for tests: records every POST to `/hook` (headers and body) and answers
