@@ -129,7 +129,7 @@ struct ForwardPhase: RouterMiddleware {
     /// head in one write, as nginx's proxy buffering does; larger or unsized ones stream.
     func answer(to response: UpstreamResponse, attempt: Attempt, plan: ForwardPlan, retriesStatus: Bool, isHead: Bool,
                 reader: BodyReader<RequestBody>, record: RequestRecord) -> AttemptOutcome {
-        let status = Int(response.head.status.code)
+        let status = response.head.status.code
         let pool = plan.pool, instance = attempt.instance
         if retriesStatus, mayRetry(afterStatus: status, attempt: attempt.number, retries: plan.proxy.retries) {
             pool.finish(instance, outcome: .response(status: status), latency: time.now() - attempt.started)
@@ -138,8 +138,8 @@ struct ForwardPhase: RouterMiddleware {
         }
         let headLatency = time.now() - attempt.started
         record.note { $0.upstreamSeconds = headLatency.secondsValue }
-        let headers = HeaderRewriting.clientResponseHeaders(response.head.headers)
-        let responseStatus = HTTPResponse.Status(code: status, reasonPhrase: response.head.status.reasonPhrase)
+        let headers = HeaderRewriting.clientResponseHeaders(response.head.headerFields)
+        let responseStatus = response.head.status
         switch response.body {
         case .whole(let body):
             pool.finish(instance, outcome: .response(status: status), latency: time.now() - attempt.started)

@@ -69,27 +69,32 @@ enum HeaderRewriting {
         return address.family == .v6 ? "\"[\(address)]\"" : address.description
     }
 
-    /// The headers sent to the client: end-to-end fields of the upstream response, with Via.
+    /// `clientResponseHeaders` for a head NIO's HTTP/1 decoder read (an upgrade's answer).
     static func clientResponseHeaders(_ upstream: HTTPHeaders) -> HTTPFields {
-        var dropped = Set<String>()
-        for value in upstream["connection"] {
-            for token in value.split(separator: ",") { dropped.insert(token.trimmingASCIIWhitespace().lowercased()) }
+        var fields = HTTPFields()
+        fields.reserveCapacity(upstream.count)
+        for (name, value) in upstream {
+            if let name = HTTPField.Name(name) { fields.append(HTTPField(name: name, value: value)) }
         }
+        return clientResponseHeaders(fields)
+    }
+
+    /// The headers sent to the client: end-to-end fields of the upstream response, with Via.
+    static func clientResponseHeaders(_ upstream: HTTPFields) -> HTTPFields {
+        let dropped = upstream[.connection] == nil ? [] : connectionNamed(upstream)
         var fields = HTTPFields()
         fields.reserveCapacity(upstream.count + 1)
         var via: [String] = []
-        for (name, value) in upstream {
-            // The field name lowers the case once; its canonical name serves every check.
-            guard let fieldName = HTTPField.Name(name) else { continue }
-            let lower = fieldName.canonicalName
-            if hopByHop.contains(lower) || (!dropped.isEmpty && dropped.contains(lower)) { continue }
-            if fieldName == .via {
-                via.append(value)
+        for field in upstream {
+            let name = field.name.canonicalName
+            if hopByHop.contains(name) || (!dropped.isEmpty && dropped.contains(name)) { continue }
+            if field.name == .via {
+                via.append(field.value)
                 continue
             }
-            fields.append(HTTPField(name: fieldName, value: value))
+            fields.append(field)
         }
-        fields.append(HTTPField(name: HTTPField.Name("Via")!, value: (via + ["1.1 rampart"]).joined(separator: ", ")))
+        fields.append(HTTPField(name: .via, value: via.isEmpty ? "1.1 rampart" : (via + ["1.1 rampart"]).joined(separator: ", ")))
         return fields
     }
 }

@@ -289,8 +289,9 @@ enum TunnelDialer {
         let channel: any Channel
         do {
             // Bytes after the 101 belong to the new protocol: the decoder hands them on as it leaves.
-            channel = try await UpstreamDialer.connect(to: instance, on: eventLoop, timeout: connectTimeout, tls: tls,
-                                                       leftOverBytes: .forwardBytes) { sync in
+            channel = try await UpstreamDialer.connect(to: instance, on: eventLoop, timeout: connectTimeout, tls: tls) { sync in
+                try sync.addHandler(HTTPRequestEncoder())
+                try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)))
                 try sync.addHandler(UpstreamTunnelEnd(promise: promise))
             }
         } catch {

@@ -1,3 +1,4 @@
+import HTTPTypes
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -9,13 +10,14 @@ import Synchronization
 // The proxy's HTTP/1.1 client for upstream instances.
 //
 // Connections are kept per event loop and per instance, and an exchange runs on the loop of
-// the request that makes it: the request head is written, the answer parsed and a small answer
-// collected by one channel handler, and the request task hears back once, with the head and the
-// whole body. Larger answers stream with backpressure. Nothing hops to another thread.
+// the request that makes it: one channel handler writes the request head as bytes, reads the
+// answer out of the bytes (UpstreamResponseParser) and collects a small answer, and the request
+// hears back once, with the head and the whole body. Larger answers stream with backpressure,
+// as slices of the bytes received. Nothing hops to another thread.
 //
-//   request task --(head, body)--> UpstreamConnectionHandler --> encoder --> [TLS] --> socket
-//        ^                                 |
-//        +----(head + body, or stream)-----+ <-- decoder <-- [TLS] <-- socket
+//   request --(head, body)--> UpstreamConnectionHandler --> [TLS] --> socket
+//      ^                              |
+//      +---(head + body, or stream)---+ <-- [TLS] <-- socket
 
 /// What the proxy sends upstream for one attempt.
 struct UpstreamRequest: Sendable {
@@ -55,7 +57,8 @@ struct UpstreamResponse: Sendable {
         case stream(UpstreamBodyStream)
     }
 
-    let head: HTTPResponseHead
+    /// The upstream's head, every field as it was sent.
+    let head: HTTPResponse
     let body: Body
 }
 
@@ -194,8 +197,9 @@ final class UpstreamClient: Sendable {
         let connected: EventLoopFuture<any Channel>
         do {
             let tls = instance.scheme == .https ? try self.tls() : nil
-            connected = UpstreamDialer.open(to: instance, on: eventLoop, timeout: settings.connectTimeout, tls: tls,
-                                               leftOverBytes: .dropBytes) { sync in try sync.addHandler(handler.value) }
+            connected = UpstreamDialer.open(to: instance, on: eventLoop, timeout: settings.connectTimeout, tls: tls) { sync in
+                try sync.addHandler(handler.value)
+            }
         } catch {
             connected = eventLoop.makeFailedFuture(error)
         }
@@ -277,15 +281,15 @@ struct StaleConnection: Error {
 /// One upstream connection: runs one exchange at a time and goes back to its loop's pool after a
 /// clean end. Confined to its channel's event loop.
 final class UpstreamConnectionHandler: ChannelDuplexHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private enum State {
         /// Unused, in the pool (or about to be used for the first time).
         case idle
         case awaitingHead(EventLoopPromise<UpstreamResponse>)
-        case collecting(EventLoopPromise<UpstreamResponse>, HTTPResponseHead, ByteBuffer)
+        case collecting(EventLoopPromise<UpstreamResponse>, HTTPResponse, ByteBuffer)
         case streaming(UpstreamBodyStream.Source)
         case closed
     }
@@ -301,7 +305,11 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     private var exchange = 0
     private var requestEnded = false
     private var keepAlive = true
-    private var isHead = false
+    /// The request body goes in chunks (its length unknown).
+    private var chunkedUpload = false
+    private var parser = UpstreamResponseParser()
+    /// Bytes received and not yet parsed.
+    private var inbound: ByteBuffer?
     private var lastActivity = NIODeadline.now()
     /// When the answer's head must have arrived, while one is awaited.
     private var headDeadline: NIODeadline?
@@ -339,15 +347,30 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         lastActivity = .now()
-        let part = unwrapInboundIn(data)
-        switch (state, part) {
-        case (.awaitingHead(let promise), .head(let head)):
+        var bytes = unwrapInboundIn(data)
+        if inbound == nil || inbound!.readableBytes == 0 {
+            inbound = bytes
+        } else {
+            inbound!.writeBuffer(&bytes)
+        }
+        do {
+            while inbound != nil, let event = try parser.next(&inbound!) {
+                received(event, context: context)
+            }
+        } catch {
+            return fail(GatewayError(.upstreamReset, origin: .upstream, "the upstream sent a malformed response: \(error)"))
+        }
+        if inbound?.readableBytes == 0 { inbound = nil }
+    }
+
+    /// One step of the answer.
+    private func received(_ event: UpstreamResponseParser.Event, context: ChannelHandlerContext) {
+        switch (state, event) {
+        case (.awaitingHead(let promise), .head(let head, let declared, let keepAlive)):
             headDeadline = nil
-            keepAlive = head.isKeepAlive && Self.isSelfDelimited(head, isHead: isHead)
-            let declared = head.headers.first(name: "content-length").flatMap(Int.init)
-            let bodiless = isHead || head.status == .noContent || head.status == .notModified
-            if bodiless || (declared.map { $0 <= settings.bufferedBodyLimit } ?? false) {
-                state = .collecting(promise, head, context.channel.allocator.buffer(capacity: bodiless ? 0 : declared ?? 0))
+            self.keepAlive = keepAlive
+            if let declared, declared <= settings.bufferedBodyLimit {
+                state = .collecting(promise, head, context.channel.allocator.buffer(capacity: declared))
             } else {
                 let made = UpstreamBodyStream.makeSequence(
                     backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8), finishOnDeinit: false,
@@ -357,9 +380,6 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
                 promise.succeed(UpstreamResponse(head: head, body: .stream(made.sequence)))
             }
         case (.collecting(let promise, let head, var body), .body(var bytes)):
-            guard body.readableBytes + bytes.readableBytes <= settings.bufferedBodyLimit else {
-                return fail(GatewayError(.upstreamReset, origin: .upstream, "the upstream sent more body than it declared"))
-            }
             state = .closed  // not referenced twice while it grows: no copy
             body.writeBuffer(&bytes)
             state = .collecting(promise, head, body)
@@ -389,16 +409,15 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        // An answer without a length ends with the connection.
+        if let end = parser.connectionClosed() { received(end, context: context) }
         let failure = GatewayError(.upstreamReset, origin: .upstream, retryable: true, "the upstream closed the connection")
         fail(failure)
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        let failure = error is HTTPParserError
-            ? GatewayError(.upstreamReset, origin: .upstream, "the upstream sent a malformed response", underlying: error)
-            : GatewayError(.upstreamReset, origin: .upstream, retryable: true, "upstream connection error", underlying: error)
-        fail(failure)
+        fail(GatewayError(.upstreamReset, origin: .upstream, retryable: true, "upstream connection error", underlying: error))
     }
 
     // MARK: Exchange, called on the loop by the client
@@ -415,23 +434,29 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         }
         state = .awaitingHead(promise)
         requestEnded = false
-        isHead = head.method == .HEAD
+        parser.expectAnswer(toHead: head.method == .HEAD)
         lastActivity = .now()
         self.headDeadline = headDeadline
         // Rescheduled only when the head is due before the timer fires, which on a kept-alive
         // connection is rare: no timer is made per exchange.
         if headDeadline < silenceTimerDeadline { armSilenceTimer(at: headDeadline) }
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        var out = context.channel.allocator.buffer(capacity: 512)
+        Self.write(head, to: &out)
         switch body {
-        case .stream:
-            context.flush()
-        case .whole(let bytes) where bytes.readableBytes > 0:
-            context.write(wrapOutboundOut(.body(.byteBuffer(bytes))), promise: nil)
-            fallthrough
-        case .none, .whole:
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        case .stream(let length, _):
+            chunkedUpload = length == nil
+        case .whole(let bytes) where bytes.readableBytes <= 16 * 1024:
+            // With its head, in one write, as nginx sends a buffered body.
+            out.writeImmutableBuffer(bytes)
+            requestEnded = true
+        case .whole(let bytes):
+            context.write(wrapOutboundOut(out), promise: nil)
+            out = bytes
+            requestEnded = true
+        case .none:
             requestEnded = true
         }
+        context.writeAndFlush(wrapOutboundOut(out), promise: nil)
         return exchange
     }
 
@@ -442,7 +467,14 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
             return pool.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
         }
         lastActivity = .now()
-        return context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(chunk))))
+        guard chunkedUpload else { return context.writeAndFlush(wrapOutboundOut(chunk)) }
+        guard chunk.readableBytes > 0 else { return pool.eventLoop.makeSucceededVoidFuture() }  // would end the body
+        var framed = context.channel.allocator.buffer(capacity: chunk.readableBytes + 20)
+        framed.writeString(String(chunk.readableBytes, radix: 16))
+        framed.writeStaticString("\r\n")
+        framed.writeImmutableBuffer(chunk)
+        framed.writeStaticString("\r\n")
+        return context.writeAndFlush(wrapOutboundOut(framed))
     }
 
     func endBody(exchange: Int) -> EventLoopFuture<Void> {
@@ -451,7 +483,23 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         }
         lastActivity = .now()
         requestEnded = true
-        return context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        guard chunkedUpload else { return pool.eventLoop.makeSucceededVoidFuture() }
+        return context.writeAndFlush(wrapOutboundOut(ByteBuffer(staticString: "0\r\n\r\n")))
+    }
+
+    /// `METHOD target HTTP/1.1`, the fields, and the blank line.
+    static func write(_ head: HTTPRequestHead, to out: inout ByteBuffer) {
+        out.writeString(head.method.rawValue)
+        out.writeStaticString(" ")
+        out.writeString(head.uri)
+        out.writeStaticString(" HTTP/1.1\r\n")
+        for (name, value) in head.headers {
+            out.writeString(name)
+            out.writeStaticString(": ")
+            out.writeString(value)
+            out.writeStaticString("\r\n")
+        }
+        out.writeStaticString("\r\n")
     }
 
     /// The request body could not be read to its end: the exchange fails with its reason.
@@ -565,12 +613,6 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
             }
         }
     }
-
-    /// Whether the answer's end is known without the connection closing (RFC 9112 §6.3).
-    private static func isSelfDelimited(_ head: HTTPResponseHead, isHead: Bool) -> Bool {
-        if isHead || head.status == .noContent || head.status == .notModified { return true }
-        return head.headers.contains(name: "content-length") || head.headers.contains(name: "transfer-encoding")
-    }
 }
 
 /// Tells a connection when the consumer of its streamed body wants more, or has gone.
@@ -591,18 +633,16 @@ struct UpstreamBodyDemand: NIOAsyncSequenceProducerDelegate {
 
 /// Opens connections to upstream instances, for exchanges and for tunnels alike.
 enum UpstreamDialer {
-    /// Connects to `instance` on `eventLoop` with TLS when given, the HTTP/1 client codec, and
-    /// the handlers `configure` adds after it.
+    /// Connects to `instance` on `eventLoop` with TLS when given, and the handlers `configure`
+    /// adds after it.
     static func connect(to instance: UpstreamURL, on eventLoop: any EventLoop, timeout: TimeAmount, tls: NIOSSLContext?,
-                        leftOverBytes: RemoveAfterUpgradeStrategy,
                         configure: @escaping @Sendable (ChannelPipeline.SynchronousOperations) throws -> Void) async throws -> any Channel {
-        try await open(to: instance, on: eventLoop, timeout: timeout, tls: tls, leftOverBytes: leftOverBytes, configure: configure).get()
+        try await open(to: instance, on: eventLoop, timeout: timeout, tls: tls, configure: configure).get()
     }
 
     /// `connect` as a future, for callers on the event loop.
     static func open(to instance: UpstreamURL, on eventLoop: any EventLoop, timeout: TimeAmount, tls: NIOSSLContext?,
-                        leftOverBytes: RemoveAfterUpgradeStrategy,
-                        configure: @escaping @Sendable (ChannelPipeline.SynchronousOperations) throws -> Void) -> EventLoopFuture<any Channel> {
+                     configure: @escaping @Sendable (ChannelPipeline.SynchronousOperations) throws -> Void) -> EventLoopFuture<any Channel> {
         let host = instance.host
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
@@ -614,8 +654,6 @@ enum UpstreamDialer {
                         let name = IPAddress(host) == nil ? host : nil  // no SNI for address literals
                         try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: name))
                     }
-                    try sync.addHandler(HTTPRequestEncoder())
-                    try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: leftOverBytes)))
                     try configure(sync)
                 }
             }

@@ -1,0 +1,355 @@
+import HTTPTypes
+import NIOCore
+import RampartCore
+
+/// Reads upstream answers out of a connection's bytes (RFC 9112): the head into an
+/// `HTTPResponse`, then the body as slices of the bytes received (no copy), framed by
+/// `Content-Length`, the chunked coding or the connection's end.
+///
+/// Strict where a lenient reading could go wrong: lines end in CRLF; obs-fold, whitespace
+/// before a colon, control characters in a value, conflicting or malformed `Content-Length`,
+/// malformed chunk sizes and bytes the connection sends out of turn are errors, and a
+/// connection that saw one is never reused. Informational answers (1xx) are skipped; a `101`
+/// is an error, as an exchange never asks to switch protocols.
+struct UpstreamResponseParser {
+    enum Event {
+        /// The head: `declaredLength` when the body's length is known before it arrives (0 for
+        /// an answer without a body); `keepAlive` when the connection may carry another request
+        /// after it.
+        case head(HTTPResponse, declaredLength: Int?, keepAlive: Bool)
+        /// The next bytes of the body, as received.
+        case body(ByteBuffer)
+        case end
+    }
+
+    struct Malformed: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    private enum State {
+        /// No answer is expected.
+        case idle
+        case head
+        case fixed(remaining: Int)
+        case chunkSize
+        case chunkData(remaining: Int)
+        /// The CRLF after a chunk's data.
+        case chunkEnd
+        case trailers(seen: Int)
+        case untilClose
+    }
+
+    /// The longest head (and trailer section) accepted.
+    let maxHeadBytes: Int
+    private var state = State.idle
+    private var isHead = false
+    /// How far the search for the head's end got, so a head arriving in pieces is scanned once.
+    private var scanned = 0
+
+    init(maxHeadBytes: Int = 64 * 1024) {
+        self.maxHeadBytes = maxHeadBytes
+    }
+
+    /// The next request has been sent: its answer is expected (without a body for `HEAD`).
+    mutating func expectAnswer(toHead: Bool) {
+        state = .head
+        isHead = toHead
+        scanned = 0
+    }
+
+    /// The next event from the front of `buffer` (its bytes consumed), or nil when more bytes
+    /// are needed.
+    mutating func next(_ buffer: inout ByteBuffer) throws(Malformed) -> Event? {
+        while true {
+            switch state {
+            case .idle:
+                guard buffer.readableBytes == 0 else { throw Malformed("bytes with no answer due") }
+                return nil
+            case .head:
+                return try readHead(&buffer)
+            case .fixed(let remaining):
+                if remaining == 0 {
+                    state = .idle
+                    return .end
+                }
+                guard buffer.readableBytes > 0 else { return nil }
+                let slice = buffer.readSlice(length: min(remaining, buffer.readableBytes))!
+                state = .fixed(remaining: remaining - slice.readableBytes)
+                return .body(slice)
+            case .chunkSize:
+                guard let line = try readLine(&buffer, limit: 1024, what: "chunk size line") else { return nil }
+                let size = try Self.chunkSize(line)
+                state = size == 0 ? .trailers(seen: 0) : .chunkData(remaining: size)
+            case .chunkData(let remaining):
+                guard buffer.readableBytes > 0 else { return nil }
+                let slice = buffer.readSlice(length: min(remaining, buffer.readableBytes))!
+                let left = remaining - slice.readableBytes
+                state = left == 0 ? .chunkEnd : .chunkData(remaining: left)
+                return .body(slice)
+            case .chunkEnd:
+                guard buffer.readableBytes >= 2 else { return nil }
+                guard buffer.readInteger(as: UInt16.self) == 0x0D0A else { throw Malformed("chunk data longer than its size") }
+                state = .chunkSize
+            case .trailers(let seen):
+                // Trailer fields are not passed on; only their end is looked for.
+                guard let line = try readLine(&buffer, limit: maxHeadBytes - seen, what: "trailer section") else { return nil }
+                if line.isEmpty {
+                    state = .idle
+                    return .end
+                }
+                state = .trailers(seen: seen + line.count + 2)
+            case .untilClose:
+                guard buffer.readableBytes > 0 else { return nil }
+                return .body(buffer.readSlice(length: buffer.readableBytes)!)
+            }
+        }
+    }
+
+    /// The connection has closed: the end of a body that runs to it, or nil when the answer,
+    /// if one was due, is cut short.
+    mutating func connectionClosed() -> Event? {
+        guard case .untilClose = state else { return nil }
+        state = .idle
+        return .end
+    }
+
+    /// Whether an answer (or the rest of one) is still expected.
+    var isAwaiting: Bool {
+        if case .idle = state { false } else { true }
+    }
+
+    // MARK: Head
+
+    /// The final head from the front of `buffer`, or nil for more bytes. Informational heads
+    /// before it are read and dropped.
+    private mutating func readHead(_ buffer: inout ByteBuffer) throws(Malformed) -> Event? {
+        let headEnd: Int? = buffer.withUnsafeReadableBytes { bytes in
+            var index = max(scanned - 3, 0)
+            while index + 3 < bytes.count {
+                if bytes[index + 3] != 0x0A {
+                    index += bytes[index + 3] == 0x0D ? 1 : 4
+                    continue
+                }
+                if bytes[index] == 0x0D, bytes[index + 1] == 0x0A, bytes[index + 2] == 0x0D { return index + 4 }
+                index += 1
+            }
+            scanned = bytes.count
+            return nil
+        }
+        guard let headEnd else {
+            if buffer.readableBytes > maxHeadBytes { throw Malformed("response head larger than \(maxHeadBytes) bytes") }
+            return nil
+        }
+        guard headEnd <= maxHeadBytes else { throw Malformed("response head larger than \(maxHeadBytes) bytes") }
+        scanned = 0
+        let parsed: Result<(HTTPResponse, Framing), Malformed> = buffer.withUnsafeReadableBytes { bytes in
+            do throws(Malformed) {
+                return .success(try Self.parseHead(UnsafeRawBufferPointer(rebasing: bytes[..<headEnd])))
+            } catch {
+                return .failure(error)
+            }
+        }
+        buffer.moveReaderIndex(forwardBy: headEnd)
+        let (response, framing) = try parsed.get()
+        let code = response.status.code
+        if code < 200 {
+            guard code != 101 else { throw Malformed("an unrequested switch of protocols") }
+            return try readHead(&buffer)  // informational: the final answer follows
+        }
+        let bodiless = isHead || code == 204 || code == 304
+        var keepAlive = framing.keepAlive
+        let declared: Int?
+        switch framing.body {
+        case _ where bodiless:
+            declared = 0
+            state = .fixed(remaining: 0)
+        case .length(let length):
+            declared = length
+            state = .fixed(remaining: length)
+        case .chunked:
+            declared = nil
+            state = .chunkSize
+        case .untilClose:
+            declared = nil
+            keepAlive = false
+            state = .untilClose
+        }
+        return .head(response, declaredLength: declared, keepAlive: keepAlive)
+    }
+
+    struct Framing {
+        enum Body {
+            case length(Int)
+            case chunked
+            case untilClose
+        }
+
+        var body: Body
+        var keepAlive: Bool
+    }
+
+    /// `HTTP/1.x code reason CRLF`, then field lines, up to and including the blank line.
+    static func parseHead(_ bytes: UnsafeRawBufferPointer) throws(Malformed) -> (HTTPResponse, Framing) {
+        var index = 0
+        func line() -> Range<Int> {
+            let start = index
+            while bytes[index] != 0x0D { index += 1 }
+            defer { index += 1 }
+            return start..<index
+        }
+        // Status line. Every line ends in CR: a CR inside a line, or an LF not after one, is
+        // malformed, found below as a stray byte.
+        let status = line()
+        guard bytes[index] == 0x0A else { throw Malformed("a bare CR in the status line") }
+        index += 1
+        guard status.count >= 12, matches(bytes, at: status.lowerBound, "HTTP/1."),
+              bytes[status.lowerBound + 7] == 0x30 || bytes[status.lowerBound + 7] == 0x31, bytes[status.lowerBound + 8] == 0x20 else {
+            throw Malformed("not an HTTP/1 status line")
+        }
+        let isHTTP11 = bytes[status.lowerBound + 7] == 0x31
+        var code = 0
+        for offset in 9..<12 {
+            let digit = bytes[status.lowerBound + offset]
+            guard digit >= 0x30, digit <= 0x39 else { throw Malformed("invalid status code") }
+            code = code * 10 + Int(digit - 0x30)
+        }
+        guard code >= 100 else { throw Malformed("invalid status code") }
+        var reason = ""
+        if status.count > 12 {
+            guard bytes[status.lowerBound + 12] == 0x20 else { throw Malformed("invalid status code") }
+            let phrase = bytes[(status.lowerBound + 13)..<status.upperBound]
+            guard phrase.allSatisfy({ $0 == 0x09 || $0 >= 0x20 && $0 != 0x7F }) else { throw Malformed("control character in the reason phrase") }
+            reason = String(decoding: phrase, as: UTF8.self)
+        }
+
+        var fields = HTTPFields()
+        var lengths: [Int] = []
+        var transferCodings: [Substring] = []
+        var close = false, keepAliveToken = false
+        while true {
+            let field = line()
+            guard bytes[index] == 0x0A else { throw Malformed("a bare CR in the head") }
+            index += 1
+            if field.isEmpty { break }
+            let first = bytes[field.lowerBound]
+            guard first != 0x20, first != 0x09 else { throw Malformed("obsolete line folding") }
+            var colon = field.lowerBound
+            while colon < field.upperBound, DirectRequestHead.isTokenByte(bytes[colon]) { colon += 1 }
+            guard colon > field.lowerBound, colon < field.upperBound, bytes[colon] == UInt8(ascii: ":") else {
+                throw Malformed("invalid field name")
+            }
+            var start = colon + 1, end = field.upperBound
+            while start < end, bytes[start] == 0x20 || bytes[start] == 0x09 { start += 1 }
+            while end > start, bytes[end - 1] == 0x20 || bytes[end - 1] == 0x09 { end -= 1 }
+            let value = bytes[start..<end]
+            guard value.allSatisfy({ $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }) else {
+                throw Malformed("control character in a field value")
+            }
+            guard let name = HTTPField.Name(String(decoding: bytes[field.lowerBound..<colon], as: UTF8.self)) else {
+                throw Malformed("invalid field name")
+            }
+            switch name {
+            case .contentLength:
+                for item in String(decoding: value, as: UTF8.self).split(separator: ",", omittingEmptySubsequences: false) {
+                    let digits = item.trimmingASCIIWhitespace()
+                    guard !digits.isEmpty, digits.utf8.count <= 18, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+                          let length = Int(digits) else { throw Malformed("invalid Content-Length") }
+                    lengths.append(length)
+                }
+            case .transferEncoding:
+                transferCodings += String(decoding: value, as: UTF8.self).split(separator: ",").map { $0.trimmingASCIIWhitespace() }
+            case .connection:
+                for token in String(decoding: value, as: UTF8.self).split(separator: ",") {
+                    let token = token.trimmingASCIIWhitespace()
+                    if token.caseInsensitiveEquals("close") { close = true }
+                    if token.caseInsensitiveEquals("keep-alive") { keepAliveToken = true }
+                }
+            default:
+                break
+            }
+            fields.append(HTTPField(name: name, value: value))
+        }
+
+        // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length; a final coding other than
+        // chunked runs to the connection's end.
+        let body: Framing.Body
+        if !transferCodings.isEmpty {
+            body = transferCodings.last!.caseInsensitiveEquals("chunked") ? .chunked : .untilClose
+        } else if let length = lengths.first {
+            guard lengths.allSatisfy({ $0 == length }) else { throw Malformed("conflicting Content-Length values") }
+            body = .length(length)
+        } else {
+            body = .untilClose
+        }
+        let response = HTTPResponse(status: .init(code: code, reasonPhrase: reason), headerFields: fields)
+        return (response, Framing(body: body, keepAlive: isHTTP11 ? !close : keepAliveToken && !close))
+    }
+
+    private static func matches(_ bytes: UnsafeRawBufferPointer, at offset: Int, _ literal: StaticString) -> Bool {
+        let count = literal.utf8CodeUnitCount
+        guard offset + count <= bytes.count else { return false }
+        for i in 0..<count where bytes[offset + i] != literal.utf8Start[i] { return false }
+        return true
+    }
+
+    // MARK: Chunks
+
+    /// One line from the front of `buffer` without its CRLF (consumed), or nil when it has not
+    /// all arrived.
+    private func readLine(_ buffer: inout ByteBuffer, limit: Int, what: String) throws(Malformed) -> [UInt8]? {
+        let end: Int? = buffer.withUnsafeReadableBytes { bytes in
+            guard let cr = bytes.firstIndex(of: 0x0D) else { return nil }
+            return cr
+        }
+        guard let end else {
+            if buffer.readableBytes > limit { throw Malformed("\(what) too long") }
+            return nil
+        }
+        guard end <= limit else { throw Malformed("\(what) too long") }
+        guard buffer.readableBytes >= end + 2 else { return nil }
+        let line = buffer.readBytes(length: end)!
+        guard buffer.readInteger(as: UInt8.self) == 0x0D, buffer.readInteger(as: UInt8.self) == 0x0A else {
+            throw Malformed("a bare CR in the \(what)")
+        }
+        guard !line.contains(0x0A) else { throw Malformed("a bare LF in the \(what)") }
+        return line
+    }
+
+    /// `1*HEXDIG [ BWS ";" extensions ]`: the size; extensions are ignored.
+    static func chunkSize(_ line: [UInt8]) throws(Malformed) -> Int {
+        var size = 0, digits = 0
+        for byte in line {
+            let value: Int
+            switch byte {
+            case 0x30...0x39: value = Int(byte - 0x30)
+            case 0x41...0x46: value = Int(byte - 0x41 + 10)
+            case 0x61...0x66: value = Int(byte - 0x61 + 10)
+            default:
+                guard digits > 0, byte == 0x3B || byte == 0x20 || byte == 0x09 else { throw Malformed("invalid chunk size") }
+                guard line.allSatisfy({ $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }) else { throw Malformed("control character in a chunk extension") }
+                return size
+            }
+            digits += 1
+            guard digits <= 15 else { throw Malformed("chunk size too large") }
+            size = size * 16 + value
+        }
+        guard digits > 0 else { throw Malformed("invalid chunk size") }
+        return size
+    }
+}
+
+extension Substring {
+    /// ASCII case-insensitive equality with a lower-case `literal`.
+    func caseInsensitiveEquals(_ literal: StaticString) -> Bool {
+        let count = literal.utf8CodeUnitCount
+        guard utf8.count == count else { return false }
+        var i = 0
+        for byte in utf8 {
+            let lower = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
+            if lower != literal.utf8Start[i] { return false }
+            i += 1
+        }
+        return true
+    }
+}
