@@ -15,7 +15,7 @@ public enum RequestID {
 
     /// A new random id: 32 lowercase hex digits (128 bits).
     public static func make<G: RandomNumberGenerator>(using generator: inout G) -> String {
-        hex(generator.next() as UInt64) + hex(generator.next() as UInt64)
+        hex(generator.next() as UInt64, generator.next() as UInt64)
     }
 
     public static func make() -> String {
@@ -24,9 +24,19 @@ public enum RequestID {
     }
 }
 
-func hex(_ value: UInt64, digits: Int = 16) -> String {
-    let text = String(value, radix: 16)
-    return String(repeating: "0", count: max(0, digits - text.count)) + text
+/// `high` (then `low`, when given) in lowercase hex, 16 digits each, written straight into the
+/// string's storage: ids are made for every request.
+func hex(_ high: UInt64, _ low: UInt64? = nil) -> String {
+    String(unsafeUninitializedCapacity: low == nil ? 16 : 32) { buffer in
+        let digits: StaticString = "0123456789abcdef"
+        func write(_ value: UInt64, at start: Int) {
+            for i in 0..<16 { buffer[start + i] = digits.utf8Start[Int((value >> UInt64(60 - 4 * i)) & 0xF)] }
+        }
+        write(high, at: 0)
+        guard let low else { return 16 }
+        write(low, at: 16)
+        return 32
+    }
 }
 
 /// A W3C Trace Context `traceparent` (version 00): trace id, parent span id and flags.

@@ -95,6 +95,20 @@ import Testing
         #expect(RequestID.make().count == 32)
     }
 
+    /// Ids are the generator's words in lowercase hex, 16 digits each, leading zeros kept.
+    @Test func idsAreTheGeneratorsWordsInHex() {
+        struct Fixed: RandomNumberGenerator {
+            var words: [UInt64]
+            mutating func next() -> UInt64 { words.removeFirst() }
+        }
+        var fixed = Fixed(words: [0x0123_4567_89AB_CDEF, 0xF, 0, 0xFEDC_BA98_7654_3210])
+        #expect(RequestID.make(using: &fixed) == "0123456789abcdef000000000000000f")
+        // A trace: the next two words; a span id is never all zeros, the zero word is drawn again.
+        fixed.words = [0, 0x1A, 0, 0xFEDC_BA98_7654_3210]
+        let trace = TraceContext.start(using: &fixed)
+        #expect(trace.traceID == "0000000000000000000000000000001a" && trace.spanID == "fedcba9876543210")
+    }
+
     @Test func requestRandomIsSeededAndSpreads() {
         var a = RequestRandom(seed: 1, 2), b = RequestRandom(seed: 1, 2), c = RequestRandom(seed: 1, 3)
         let first = (0..<4).map { _ in a.next() }

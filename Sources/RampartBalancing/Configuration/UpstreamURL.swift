@@ -9,12 +9,19 @@ public struct UpstreamURL: Hashable, Sendable, CustomStringConvertible {
     public let host: String
     public let port: Int
     public let basePath: String
+    /// `host:port`, with IPv6 hosts in brackets.
+    public let authority: String
+    /// `scheme://host:port`: which connections can serve it.
+    public let origin: String
 
     public init(scheme: Scheme, host: String, port: Int, basePath: String = "") {
         self.scheme = scheme
         self.host = host
         self.port = port
         self.basePath = basePath
+        // Made once: every request to the instance needs them.
+        authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        origin = "\(scheme.rawValue)://\(authority)"
     }
 
     /// Parses an absolute http(s) URL; the port defaults to 80 or 443. Queries, fragments and
@@ -58,8 +65,5 @@ public struct UpstreamURL: Hashable, Sendable, CustomStringConvertible {
         self.init(scheme: scheme, host: String(host), port: port, basePath: base)
     }
 
-    /// `host:port`, with IPv6 hosts in brackets.
-    public var authority: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
-
-    public var description: String { "\(scheme.rawValue)://\(authority)\(basePath)" }
+    public var description: String { "\(origin)\(basePath)" }
 }

@@ -11,12 +11,15 @@ enum HeaderRewriting {
     ]
 
     /// Names listed in `Connection` (lower case): also hop-by-hop.
+    /// `keep-alive` and `close`, the usual tokens, are hop-by-hop already and left out, so
+    /// that the usual answer needs no set.
     static func connectionNamed(_ fields: HTTPFields) -> Set<String> {
         var names = Set<String>()
         for value in fields[values: .connection] {
             for token in value.split(separator: ",") {
-                let name = token.trimmingASCIIWhitespace().lowercased()
-                if !name.isEmpty { names.insert(name) }
+                let token = token.trimmingASCIIWhitespace()
+                if token.isEmpty || token.caseInsensitiveEquals("keep-alive") || token.caseInsensitiveEquals("close") { continue }
+                names.insert(token.lowercased())
             }
         }
         return names

@@ -673,7 +673,3 @@ final class UpstreamTLS: Sendable {
     func context() throws -> NIOSSLContext { try made.get() }
 }
 
-extension UpstreamURL {
-    /// `scheme://host:port`: which connections can serve it.
-    var origin: String { "\(scheme.rawValue)://\(authority)" }
-}
