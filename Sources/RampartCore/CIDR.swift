@@ -56,14 +56,17 @@ public struct CIDRBlock: Hashable, Sendable, CustomStringConvertible, Codable {
 /// A set of address ranges mapped to values, answering longest-prefix lookups in time
 /// proportional to the prefix length (a binary trie per family), never a linear scan.
 public struct CIDRTable<Value: Sendable>: Sendable {
-    private struct Node: Sendable {
-        var children: (Int32, Int32) = (-1, -1)
-        var value: Value?
+    @usableFromInline
+    struct Node: Sendable {
+        @usableFromInline var children: (Int32, Int32) = (-1, -1)
+        @usableFromInline var value: Value?
+
+        @usableFromInline init() {}
     }
 
     // Nodes live in one array; children are indices, so copies are cheap and Sendable.
-    private var v4: [Node] = [Node()]
-    private var v6: [Node] = [Node()]
+    @usableFromInline var v4: [Node] = [Node()]
+    @usableFromInline var v6: [Node] = [Node()]
     public private(set) var count = 0
 
     public init() {}
@@ -93,7 +96,9 @@ public struct CIDRTable<Value: Sendable>: Sendable {
         nodes[index].value = value
     }
 
-    /// The value of the most specific range containing `address`, if any.
+    /// The value of the most specific range containing `address`, if any. Inlinable: it runs
+    /// several times a request, and unspecialized generic code looks its types up each time.
+    @inlinable
     public func longestMatch(_ address: IPAddress) -> Value? {
         let address = address.unmapped
         let nodes = address.family == .v4 ? v4 : v6

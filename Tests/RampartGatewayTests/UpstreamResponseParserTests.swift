@@ -142,6 +142,17 @@ import Testing
         #expect(throws: UpstreamResponseParser.Malformed.self) { try Self.read([String(long.prefix(4500))]) }
     }
 
+    @Test func obsoleteTextInAValueIsKeptAsText() throws {
+        var parser = UpstreamResponseParser()
+        parser.expectAnswer(toHead: false)
+        var buffer = ByteBuffer(string: "HTTP/1.1 200 OK\r\nX-Name: caf")
+        buffer.writeBytes([0xE9])
+        buffer.writeString("\r\nContent-Length: 0\r\n\r\n")
+        guard case .head(let head, _, _)? = try parser.next(&buffer) else { Issue.record("no head"); return }
+        // Not UTF-8: the byte becomes U+FFFD rather than failing the answer.
+        #expect(head.headerFields[HTTPField.Name("x-name")!] == "caf\u{FFFD}")
+    }
+
     @Test func bytesWithNoAnswerDueAreRefused() {
         var parser = UpstreamResponseParser()
         var buffer = ByteBuffer(string: "HTTP/1.1 200 OK\r\n\r\n")

@@ -60,7 +60,7 @@ enum DirectRequestHead {
             case .matched:
                 guard let authority, HostCheck.isValidAuthority(authority) else { return .declined }
                 let request = HTTPRequest(method: method, scheme: "http", authority: authority,
-                                          path: String(decoding: target, as: UTF8.self), headerFields: fields)
+                                          path: String(bytes: target), headerFields: fields)
                 return .complete(request, length: cursor.offset, keepAlive: keepAlive)
             case .needMore: return overLimit ? .declined : .incomplete
             case .mismatch: break
@@ -81,8 +81,8 @@ enum DirectRequestHead {
             case .mismatch: return .declined  // bare CR or LF, a control byte, obs-text
             }
             if let last = valueBytes.last, last == 0x20 || last == 0x09 { return .declined }
-            let name = String(decoding: nameBytes, as: UTF8.self)
-            let value = String(decoding: valueBytes, as: UTF8.self)
+            let name = String(bytes: nameBytes)
+            let value = String(bytes: valueBytes)
             switch name.lowercased() {
             case "host":
                 guard authority == nil else { return .declined }

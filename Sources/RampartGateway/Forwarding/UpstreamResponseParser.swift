@@ -220,7 +220,7 @@ struct UpstreamResponseParser {
             guard bytes[status.lowerBound + 12] == 0x20 else { throw Malformed("invalid status code") }
             let phrase = bytes[(status.lowerBound + 13)..<status.upperBound]
             guard phrase.allSatisfy({ $0 == 0x09 || $0 >= 0x20 && $0 != 0x7F }) else { throw Malformed("control character in the reason phrase") }
-            reason = String(decoding: phrase, as: UTF8.self)
+            reason = String(bytes: phrase)
         }
 
         var fields = HTTPFields()
@@ -246,21 +246,21 @@ struct UpstreamResponseParser {
             guard value.allSatisfy({ $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }) else {
                 throw Malformed("control character in a field value")
             }
-            guard let name = HTTPField.Name(String(decoding: bytes[field.lowerBound..<colon], as: UTF8.self)) else {
+            guard let name = HTTPField.Name(String(bytes: bytes[field.lowerBound..<colon])) else {
                 throw Malformed("invalid field name")
             }
             switch name {
             case .contentLength:
-                for item in String(decoding: value, as: UTF8.self).split(separator: ",", omittingEmptySubsequences: false) {
+                for item in String(bytes: value).split(separator: ",", omittingEmptySubsequences: false) {
                     let digits = item.trimmingASCIIWhitespace()
                     guard !digits.isEmpty, digits.utf8.count <= 18, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
                           let length = Int(digits) else { throw Malformed("invalid Content-Length") }
                     lengths.append(length)
                 }
             case .transferEncoding:
-                transferCodings += String(decoding: value, as: UTF8.self).split(separator: ",").map { $0.trimmingASCIIWhitespace() }
+                transferCodings += String(bytes: value).split(separator: ",").map { $0.trimmingASCIIWhitespace() }
             case .connection:
-                for token in String(decoding: value, as: UTF8.self).split(separator: ",") {
+                for token in String(bytes: value).split(separator: ",") {
                     let token = token.trimmingASCIIWhitespace()
                     if token.caseInsensitiveEquals("close") { close = true }
                     if token.caseInsensitiveEquals("keep-alive") { keepAliveToken = true }
@@ -351,5 +351,17 @@ extension Substring {
             i += 1
         }
         return true
+    }
+}
+
+extension String {
+    /// Bytes read off a connection as text (invalid UTF-8 repaired), copied straight into the
+    /// string's storage: `String(decoding:as:)` goes through generic code that looks its types
+    /// up on every call.
+    init(bytes: Slice<UnsafeRawBufferPointer>) {
+        self.init(unsafeUninitializedCapacity: bytes.count) { buffer in
+            UnsafeMutableRawBufferPointer(buffer).copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes))
+            return bytes.count
+        }
     }
 }
