@@ -100,6 +100,12 @@ import Testing
         }
     }
 
+    @Test func fieldNamesAreReadWhateverTheirCase() throws {
+        let reading = try Self.read(["HTTP/1.1 200 OK\r\nCONTENT-LENGTH: 2\r\nconnection: KEEP-ALIVE\r\nX-Own-Name: v\r\n\r\nok"])
+        #expect(reading.heads == ["200 OK [content-length=2;connection=KEEP-ALIVE;x-own-name=v]"])
+        #expect(reading.declared == [2] && reading.keepAlive == [true] && reading.body.count == 2)
+    }
+
     @Test func identicalContentLengthsAreOneLength() throws {
         let reading = try Self.read(["HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\nContent-Length: 2\r\n\r\nok"])
         #expect(reading.declared == [2] && reading.body.count == 2)

@@ -370,7 +370,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
             headDeadline = nil
             self.keepAlive = keepAlive
             if let declared, declared <= settings.bufferedBodyLimit {
-                state = .collecting(promise, head, context.channel.allocator.buffer(capacity: declared))
+                state = .collecting(promise, head, ByteBuffer())
             } else {
                 let made = UpstreamBodyStream.makeSequence(
                     backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8), finishOnDeinit: false,
@@ -380,8 +380,10 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
                 promise.succeed(UpstreamResponse(head: head, body: .stream(made.sequence)))
             }
         case (.collecting(let promise, let head, var body), .body(var bytes)):
-            state = .closed  // not referenced twice while it grows: no copy
-            body.writeBuffer(&bytes)
+            // A body that arrived whole stays the slice of the bytes read; one in pieces is
+            // gathered (not referenced twice while it grows: no copy of what is gathered).
+            state = .closed
+            if body.readableBytes == 0 { body = bytes } else { body.writeBuffer(&bytes) }
             state = .collecting(promise, head, body)
         case (.streaming(let source), .body(let bytes)):
             if case .stopProducing = source.yield(bytes) { consumerWantsMore = false }

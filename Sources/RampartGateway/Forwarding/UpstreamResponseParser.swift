@@ -246,11 +246,17 @@ struct UpstreamResponseParser {
             guard value.allSatisfy({ $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }) else {
                 throw Malformed("control character in a field value")
             }
-            guard let name = HTTPField.Name(String(bytes: bytes[field.lowerBound..<colon])) else {
+            let nameBytes = bytes[field.lowerBound..<colon]
+            guard let name = knownName(nameBytes) ?? HTTPField.Name(String(bytes: nameBytes)) else {
                 throw Malformed("invalid field name")
             }
             switch name {
             case .contentLength:
+                // Usually plain digits: read as they are; a list takes the longer way.
+                if !value.isEmpty, value.count <= 18, value.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) {
+                    lengths.append(value.reduce(0) { $0 * 10 + Int($1 - 0x30) })
+                    break
+                }
                 for item in String(bytes: value).split(separator: ",", omittingEmptySubsequences: false) {
                     let digits = item.trimmingASCIIWhitespace()
                     guard !digits.isEmpty, digits.utf8.count <= 18, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
@@ -259,6 +265,10 @@ struct UpstreamResponseParser {
                 }
             case .transferEncoding:
                 transferCodings += String(bytes: value).split(separator: ",").map { $0.trimmingASCIIWhitespace() }
+            case .connection where equalsIgnoringCase(value, "keep-alive"):
+                keepAliveToken = true
+            case .connection where equalsIgnoringCase(value, "close"):
+                close = true
             case .connection:
                 for token in String(bytes: value).split(separator: ",") {
                     let token = token.trimmingASCIIWhitespace()
@@ -284,6 +294,40 @@ struct UpstreamResponseParser {
         }
         let response = HTTPResponse(status: .init(code: code, reasonPhrase: reason), headerFields: fields)
         return (response, Framing(body: body, keepAlive: isHTTP11 ? !close : keepAliveToken && !close))
+    }
+
+    /// The name of a field most answers carry, without making a string for it (the name then
+    /// has its usual spelling, whatever case the upstream used); nil for others.
+    static func knownName(_ bytes: Slice<UnsafeRawBufferPointer>) -> HTTPField.Name? {
+        func check(_ literal: StaticString, _ name: HTTPField.Name) -> HTTPField.Name? {
+            equalsIgnoringCase(bytes, literal) ? name : nil
+        }
+        switch bytes.count {
+        case 3: return check("via", .via)
+        case 4: return check("date", .date) ?? check("etag", .eTag) ?? check("vary", .vary)
+        case 6: return check("server", .server)
+        case 7: return check("expires", .expires)
+        case 8: return check("location", .location)
+        case 10: return check("connection", .connection) ?? check("set-cookie", .setCookie) ?? check("keep-alive", .keepAlive)
+        case 12: return check("content-type", .contentType)
+        case 13: return check("cache-control", .cacheControl) ?? check("last-modified", .lastModified) ?? check("accept-ranges", .acceptRanges)
+        case 14: return check("content-length", .contentLength)
+        case 16: return check("content-encoding", .contentEncoding)
+        case 17: return check("transfer-encoding", .transferEncoding)
+        default: return nil
+        }
+    }
+
+    /// ASCII case-insensitive equality with a lower-case `literal`.
+    static func equalsIgnoringCase(_ bytes: some Collection<UInt8>, _ literal: StaticString) -> Bool {
+        guard bytes.count == literal.utf8CodeUnitCount else { return false }
+        var i = 0
+        for byte in bytes {
+            let lower = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
+            if lower != literal.utf8Start[i] { return false }
+            i += 1
+        }
+        return true
     }
 
     private static func matches(_ bytes: UnsafeRawBufferPointer, at offset: Int, _ literal: StaticString) -> Bool {
@@ -342,15 +386,7 @@ struct UpstreamResponseParser {
 extension Substring {
     /// ASCII case-insensitive equality with a lower-case `literal`.
     func caseInsensitiveEquals(_ literal: StaticString) -> Bool {
-        let count = literal.utf8CodeUnitCount
-        guard utf8.count == count else { return false }
-        var i = 0
-        for byte in utf8 {
-            let lower = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
-            if lower != literal.utf8Start[i] { return false }
-            i += 1
-        }
-        return true
+        UpstreamResponseParser.equalsIgnoringCase(utf8, literal)
     }
 }
 
