@@ -484,6 +484,18 @@ import NIOHTTP1
         #expect(fields[.transferEncoding] == nil)
         #expect(fields[.connection] == nil)
         #expect(fields[HTTPField.Name("Via")!] == "1.0 backend, 1.1 rampart")
+        // Every hop-by-hop name, whatever its case; the usual Connection value names nothing more.
+        var upstream = HTTPFields()
+        for name in ["Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
+                     "Proxy-Authenticate", "Proxy-Authorization", "X-Kept", "Trailers"] {
+            upstream.append(HTTPField(name: HTTPField.Name(name)!, value: name == "Connection" ? " Keep-Alive " : "v"))
+        }
+        let kept = HeaderRewriting.clientResponseHeaders(upstream)
+        #expect(kept.map(\.name.canonicalName) == ["x-kept", "trailers", "via"])
+        // A field named in Connection goes, Via included.
+        let named = HeaderRewriting.clientResponseHeaders([.connection: "keep-alive, via, x-kept", HTTPField.Name("X-Kept")!: "1",
+                                                           .via: "1.0 backend", .contentType: "text/plain"])
+        #expect(named.map(\.name.canonicalName) == ["content-type", "via"] && named[.via] == "1.1 rampart")
     }
 
     @Test func retryBudgetBoundsRetriesToAShareOfTraffic() {

@@ -4,25 +4,41 @@ import RampartCore
 
 /// Header rewriting across the proxy, in both directions.
 enum HeaderRewriting {
-    /// RFC 9110 §7.6.1: fields meaningful for one connection only, never forwarded.
-    static let hopByHop: Set<String> = [
-        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
-        "proxy-authenticate", "proxy-authorization",
-    ]
+    /// RFC 9110 §7.6.1: whether a field (by its canonical, lower-case name) is meaningful for
+    /// one connection only and never forwarded. By length first: it runs for every field of
+    /// every request and answer.
+    static func isHopByHop(_ name: String) -> Bool {
+        switch name.utf8.count {
+        case 2: name == "te"
+        case 7: name == "trailer" || name == "upgrade"
+        case 10: name == "connection" || name == "keep-alive"
+        case 16: name == "proxy-connection"
+        case 17: name == "transfer-encoding"
+        case 18: name == "proxy-authenticate"
+        case 19: name == "proxy-authorization"
+        default: false
+        }
+    }
 
     /// Names listed in `Connection` (lower case): also hop-by-hop.
     /// `keep-alive` and `close`, the usual tokens, are hop-by-hop already and left out, so
-    /// that the usual answer needs no set.
+    /// that the usual message needs no set.
     static func connectionNamed(_ fields: HTTPFields) -> Set<String> {
         var names = Set<String>()
-        for value in fields[values: .connection] {
-            for token in value.split(separator: ",") {
+        for field in fields where field.name == .connection && !namesOnlyUsualTokens(field.value) {
+            for token in field.value.split(separator: ",") {
                 let token = token.trimmingASCIIWhitespace()
                 if token.isEmpty || token.caseInsensitiveEquals("keep-alive") || token.caseInsensitiveEquals("close") { continue }
                 names.insert(token.lowercased())
             }
         }
         return names
+    }
+
+    /// A `Connection` value that is just `keep-alive` or `close`.
+    static func namesOnlyUsualTokens(_ value: String) -> Bool {
+        let trimmed = value[...].trimmingASCIIWhitespace()
+        return trimmed.caseInsensitiveEquals("keep-alive") || trimmed.caseInsensitiveEquals("close")
     }
 
     /// The headers sent upstream: end-to-end fields of the request, with the proxy's own.
@@ -37,7 +53,7 @@ enum HeaderRewriting {
         var existingVia: [String] = []
         for field in request {
             let name = field.name.canonicalName
-            if hopByHop.contains(name) || dropped.contains(name) { continue }
+            if isHopByHop(name) || (!dropped.isEmpty && dropped.contains(name)) { continue }
             switch name {
             // The body framing is the client library's to decide; Host is set below.
             case "content-length", "host": continue
@@ -84,18 +100,28 @@ enum HeaderRewriting {
 
     /// The headers sent to the client: end-to-end fields of the upstream response, with Via.
     static func clientResponseHeaders(_ upstream: HTTPFields) -> HTTPFields {
-        let dropped = upstream[.connection] == nil ? [] : connectionNamed(upstream)
         var fields = HTTPFields()
         fields.reserveCapacity(upstream.count + 1)
         var via: [String] = []
+        var namesMore = false
         for field in upstream {
-            let name = field.name.canonicalName
-            if hopByHop.contains(name) || (!dropped.isEmpty && dropped.contains(name)) { continue }
+            if isHopByHop(field.name.canonicalName) {
+                if field.name == .connection, !namesOnlyUsualTokens(field.value) { namesMore = true }
+                continue
+            }
             if field.name == .via {
                 via.append(field.value)
                 continue
             }
             fields.append(field)
+        }
+        if namesMore {
+            // Fields the upstream named in Connection are hop-by-hop too.
+            let dropped = connectionNamed(upstream)
+            if dropped.contains("via") { via = [] }
+            var kept = HTTPFields()
+            for field in fields where !dropped.contains(field.name.canonicalName) { kept.append(field) }
+            fields = kept
         }
         fields.append(HTTPField(name: .via, value: via.isEmpty ? "1.1 rampart" : (via + ["1.1 rampart"]).joined(separator: ", ")))
         return fields
