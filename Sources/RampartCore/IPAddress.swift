@@ -55,8 +55,20 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
     public var description: String {
         switch family {
         case .v4:
+            // Written digit by digit: it goes into forwarding headers and logs on every request.
             let v = UInt32(truncatingIfNeeded: high >> 32)
-            return "\(v >> 24).\((v >> 16) & 0xFF).\((v >> 8) & 0xFF).\(v & 0xFF)"
+            return String(unsafeUninitializedCapacity: 15) { buffer in
+                var offset = 0
+                for shift in stride(from: 24, through: 0, by: -8) {
+                    let octet = UInt8(truncatingIfNeeded: v >> UInt32(shift))
+                    if octet >= 100 { buffer[offset] = 0x30 + octet / 100; offset += 1 }
+                    if octet >= 10 { buffer[offset] = 0x30 + octet / 10 % 10; offset += 1 }
+                    buffer[offset] = 0x30 + octet % 10
+                    offset += 1
+                    if shift > 0 { buffer[offset] = UInt8(ascii: "."); offset += 1 }
+                }
+                return offset
+            }
         case .v6:
             var groups: [UInt16] = []
             for i in 0..<4 { groups.append(UInt16(truncatingIfNeeded: high >> (48 - 16 * i))) }

@@ -5,6 +5,7 @@ import Testing
 @Suite struct CIDRTests {
     @Test func parsesAndPrintsAddresses() {
         #expect(IPAddress("10.0.0.1")?.description == "10.0.0.1")
+        #expect(IPAddress("255.100.99.0")?.description == "255.100.99.0")
         #expect(IPAddress("2001:db8::1")?.description == "2001:db8::1")
         #expect(IPAddress("::ffff:10.0.0.1")?.unmapped == IPAddress("10.0.0.1"))
         #expect(IPAddress("::")?.description == "::")

@@ -68,15 +68,20 @@ enum HeaderRewriting {
         headers.add(name: "Host", value: preserveHost ? (authority ?? instanceAuthority) : instanceAuthority)
         let peer = state.peerAddress.map { $0.description } ?? "unknown"
         let scheme = state.isSecure ? "https" : "http"
+        /// The earlier hops' values, then ours (no list to join in the usual case of none).
+        func appending(_ own: String, to earlier: [String]) -> String {
+            earlier.isEmpty ? own : (earlier + [own]).joined(separator: ", ")
+        }
         // Only hops added by trusted proxies are believed; an untrusted peer's claims are dropped.
-        let forwardedFor = (trustsPeer ? existingForwardedFor : []) + [peer]
-        headers.add(name: "X-Forwarded-For", value: forwardedFor.joined(separator: ", "))
+        headers.add(name: "X-Forwarded-For", value: appending(peer, to: trustsPeer ? existingForwardedFor : []))
         headers.add(name: "X-Forwarded-Proto", value: trustsPeer ? (existingProto ?? scheme) : scheme)
         if let authority { headers.add(name: "X-Forwarded-Host", value: authority) }
-        var element = "for=\(forwardedNode(state.peerAddress));proto=\(scheme)"
-        if let authority { element += ";host=\"\(authority)\"" }
-        headers.add(name: "Forwarded", value: ((trustsPeer ? existingForwarded : []) + [element]).joined(separator: ", "))
-        headers.add(name: "Via", value: (existingVia + ["1.1 rampart"]).joined(separator: ", "))
+        var element = "for="
+        element += state.peerAddress?.family == .v6 ? forwardedNode(state.peerAddress) : peer
+        element += state.isSecure ? ";proto=https" : ";proto=http"
+        if let authority { element += ";host=\"" + authority + "\"" }
+        headers.add(name: "Forwarded", value: appending(element, to: trustsPeer ? existingForwarded : []))
+        headers.add(name: "Via", value: appending("1.1 rampart", to: existingVia))
         headers.add(name: "X-Request-Id", value: state.requestID)
         if let trace = state.trace { headers.add(name: "traceparent", value: trace.traceparent) }
         return headers
