@@ -161,7 +161,7 @@ final class UpstreamClient: Sendable {
         // Usually already on the loop: request tasks run on the event loops.
         let begun = eventLoop.inEventLoop
             ? begin(request, to: instance, pool: pool, fresh: fresh, headDeadline: headDeadline, promise: promise)
-            : eventLoop.flatSubmit { self.begin(request, to: instance, pool: pool, fresh: fresh, headDeadline: headDeadline, promise: promise) }
+            : try await eventLoop.submit { self.begin(request, to: instance, pool: pool, fresh: fresh, headDeadline: headDeadline, promise: promise) }.get()
         let (connection, exchange) = try await begun.get()
         if case .stream(_, let source) = request.body {
             Task {
@@ -182,16 +182,29 @@ final class UpstreamClient: Sendable {
         }
     }
 
+    /// An exchange begun at once on a kept-alive connection, or once a new one is connected:
+    /// its connection and number.
+    private enum Begun: Sendable {
+        case now(NIOLoopBound<UpstreamConnectionHandler>, Int)
+        case connecting(EventLoopFuture<(NIOLoopBound<UpstreamConnectionHandler>, Int)>)
+
+        func get() async throws -> (NIOLoopBound<UpstreamConnectionHandler>, Int) {
+            switch self {
+            case .now(let connection, let exchange): (connection, exchange)
+            case .connecting(let future): try await future.get()
+            }
+        }
+    }
+
     /// Starts an exchange, on a kept-alive connection unless `fresh` (or none is left), else on a
     /// new one; `promise` gets the answer, or the failure to connect. Runs on the pool's loop.
     private func begin(_ request: UpstreamRequest, to instance: UpstreamURL, pool: NIOLoopBoundBox<LoopConnections>, fresh: Bool,
-                       headDeadline: NIODeadline,
-                       promise: EventLoopPromise<UpstreamResponse>) -> EventLoopFuture<(NIOLoopBound<UpstreamConnectionHandler>, Int)> {
+                       headDeadline: NIODeadline, promise: EventLoopPromise<UpstreamResponse>) -> Begun {
         let eventLoop = pool.eventLoop
         let key = instance.origin
         if !fresh, let handler = pool.value.take(key) {
             let exchange = handler.begin(head: request.head, body: request.body, headDeadline: headDeadline, promise: promise)
-            return eventLoop.makeSucceededFuture((NIOLoopBound(handler, eventLoop: eventLoop), exchange))
+            return .now(NIOLoopBound(handler, eventLoop: eventLoop), exchange)
         }
         let handler = NIOLoopBoundBox.makeBoxSendingValue(UpstreamConnectionHandler(key: key, settings: settings, pool: pool), eventLoop: eventLoop)
         let connected: EventLoopFuture<any Channel>
@@ -208,7 +221,7 @@ final class UpstreamClient: Sendable {
              handler.value.begin(head: request.head, body: request.body, headDeadline: headDeadline, promise: promise))
         }
         begun.whenFailure { promise.fail($0) }
-        return begun
+        return .connecting(begun)
     }
 }
 
