@@ -7,6 +7,16 @@ import Testing
 
 /// Each detector against attack strings and benign look-alikes we wrote ourselves.
 @Suite struct DetectionTests {
+    @Test func longLocationNamesAreShownCut() {
+        let long = String(repeating: "n", count: 5000)
+        #expect(InputLocation(.form, long).description == "form:" + String(repeating: "n", count: 48) + "…(5000 bytes)")
+        #expect(InputLocation(.query, long, isName: true).description.hasSuffix("…(5000 bytes)#name"))
+        let edge = String(repeating: "e", count: 64)
+        #expect(InputLocation(.header, edge).description == "header:" + edge)
+        // Only the description is cut: exclusions still see the whole name.
+        #expect(InputLocation(.form, long).name == long)
+    }
+
     func findings(_ text: String, _ detector: some ThreatDetector, at location: InputLocation = InputLocation(.query, "q")) -> [Finding] {
         var found: [Finding] = []
         detector.inspect(InspectedValue(text, at: location), into: &found)

@@ -64,8 +64,12 @@ public struct InputLocation: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// As logs, events and alerts show it. A name longer than 64 bytes is cut to its first 48
+    /// characters and its length: the client chooses names (a form body without `=` is one
+    /// long name), and must not be able to fill a log line or an event with them.
     public var description: String {
-        let base = name.isEmpty ? part.rawValue : "\(part.rawValue):\(name)"
+        let shown = name.utf8.count <= 64 ? name : "\(name.prefix(48))…(\(name.utf8.count) bytes)"
+        let base = name.isEmpty ? part.rawValue : "\(part.rawValue):\(shown)"
         return isName ? "\(base)#name" : base
     }
 }
