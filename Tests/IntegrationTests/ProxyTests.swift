@@ -268,6 +268,24 @@ import Testing
         await upstream.stop()
     }
 
+    /// A client that goes away while the upstream owes the answer's head: the direct path
+    /// calls the upstream exchange off (as nginx does by default) instead of waiting for an
+    /// answer nobody will read.
+    @Test func aClientGoingAwayCallsOffTheUpstreamExchange() async throws {
+        let slow = await LoopbackHarness.startEcho(name: "slow", delay: .seconds(20))
+        try await LoopbackHarness.withGateway(LoopbackHarness.configuration(pool: [slow])) { gateway, port, _ in
+            let pool = try #require(gateway.pools.pool(named: "app"))
+            let fd = try await offPool { try connectedSocket(port: port) }
+            send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n", on: fd)
+            #expect(await waitUntil(within: .seconds(10)) { slow.server.requests.count == 1 })
+            #expect(pool.status.instances.map(\.activeRequests) == [1])
+            close(fd)
+            // Ends with the client, not with the upstream's 20 s.
+            #expect(await waitUntil(within: .seconds(10)) { pool.status.instances.map(\.activeRequests) == [0] })
+        }
+        await slow.stop()
+    }
+
     @Test func smallAnswersHeadAnd204PassWhole() async throws {
         let upstream = await LoopbackHarness.startEcho(name: "small")
         try await LoopbackHarness.withGateway(LoopbackHarness.configuration(pool: [upstream])) { _, port, _ in
@@ -356,22 +374,11 @@ func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async thro
 }
 
 private func blockingExchange(port: Int, _ parts: [String]) throws -> String {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let fd = try connectedSocket(port: port)
     defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = UInt16(port).bigEndian
-    var timeout = timeval(tv_sec: 5, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
     for (index, part) in parts.enumerated() {
         if index > 0 { Thread.sleep(forTimeInterval: 0.1) }
-        var bytes = Array(part.utf8)
-        _ = send(fd, &bytes, bytes.count, Int32(MSG_NOSIGNAL))
+        send(part, on: fd)
     }
     var result: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 65536)
@@ -381,6 +388,30 @@ private func blockingExchange(port: Int, _ parts: [String]) throws -> String {
         result += buffer[0..<n]
     }
     return String(decoding: result, as: UTF8.self)
+}
+
+/// A blocking socket connected to 127.0.0.1:`port`, reads timing out after 5 s; the caller closes it.
+func connectedSocket(port: Int) throws -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = UInt16(port).bigEndian
+    var timeout = timeval(tv_sec: 5, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else {
+        close(fd)
+        throw POSIXError(.ECONNREFUSED)
+    }
+    return fd
+}
+
+func send(_ text: String, on fd: Int32) {
+    var bytes = Array(text.utf8)
+    _ = send(fd, &bytes, bytes.count, Int32(MSG_NOSIGNAL))
 }
 
 /// `count` copies of one buffer, as a request body stream.

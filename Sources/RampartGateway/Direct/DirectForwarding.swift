@@ -78,6 +78,10 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
     private var timer: Scheduled<Void>?
     private var timerDeadline = NIODeadline.distantFuture
     private var quiescing = false
+    /// The upstream exchange of the request being served, called off if the client goes away.
+    private var inFlight: UpstreamCancellation?
+    /// The client closed its side of the connection (the server allows half-closure).
+    private var inputClosed = false
     private var autoRead = false
     /// As the channel was set up: restored for the full pipeline at hand-over.
     private var initialAutoRead = false
@@ -119,6 +123,10 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         stopTimer()
+        // Like nginx (proxy_ignore_client_abort off): an upstream still owing the head of an
+        // answer nobody will read is not waited for.
+        inFlight?.cancel()
+        inFlight = nil
         if mode != .handedOver { mode = .closed }
         handOverRequested.fail(ChannelError.ioOnClosedChannel)
         context.fireChannelInactive()
@@ -147,6 +155,22 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if mode != .handedOver, case .inputClosed? = event as? ChannelEvent {
+            inputClosed = true
+            switch mode {
+            case .reading:
+                // Whatever waits is a head that cannot be completed any more.
+                mode = .closed
+                context.close(promise: nil)
+            case .serving:
+                // Like nginx, a client that has closed its side is gone: an upstream still
+                // owing the head of its answer is not waited for.
+                inFlight?.cancel()
+            case .handingOver, .handedOver, .closed:
+                break  // passed on to the full pipeline when it takes over
+            }
+            return
+        }
         guard mode != .handedOver, event is ChannelShouldQuiesceEvent else { return context.fireUserInboundEventTriggered(event) }
         // Shutting down: an idle connection closes now, a busy one after its answer.
         quiescing = true
@@ -199,11 +223,14 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
             } else if let refusal = phases.inspect.inspectHead(head, context: gateway) {
                 answer = context.eventLoop.makeSucceededFuture(.buffered(refusal))
             } else {
-                answer = phases.forward.forwardDirect(request, context: gateway, on: context.eventLoop)
+                let cancellation = UpstreamCancellation()
+                inFlight = cancellation
+                answer = phases.forward.forwardDirect(request, context: gateway, on: context.eventLoop, cancellation: cancellation)
             }
         }
         let finished = gateway
         answer.assumeIsolated().whenComplete { result in
+            self.inFlight = nil
             let context = loopBound.value
             switch result {
             case .success(.streamed(let response)):
@@ -281,7 +308,7 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
     /// After an answer: the next request, or the end of the connection.
     private func answered(keepAlive: Bool, context: ChannelHandlerContext) {
         guard mode == .serving else { return }
-        guard keepAlive, !quiescing else {
+        guard keepAlive, !quiescing, !inputClosed else {
             mode = .closed
             context.close(promise: nil)
             return
@@ -315,6 +342,7 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
             context.fireChannelRead(wrapInboundOut(bytes))
             context.fireChannelReadComplete()
         }
+        if inputClosed { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
         setAutoRead(initialAutoRead, context)
     }
 

@@ -7,7 +7,9 @@ extension ForwardPhase {
     /// Phases 7 and 8 for a request the direct path serves (a `GET` or `HEAD` without a body),
     /// on `eventLoop` and without a task: the same plan, attempts, retries and answers as
     /// `handle`, in futures. Fails with the error `handle` would throw.
-    func forwardDirect(_ request: Request, context: Context, on eventLoop: any EventLoop) -> EventLoopFuture<AttemptOutcome> {
+    /// `cancellation` calls the upstream exchange off when the client goes away first.
+    func forwardDirect(_ request: Request, context: Context, on eventLoop: any EventLoop,
+                       cancellation: UpstreamCancellation) -> EventLoopFuture<AttemptOutcome> {
         let plan: ForwardPlan
         do {
             plan = try ForwardPlan(request, context: context, phase: self)
@@ -29,7 +31,7 @@ extension ForwardPhase {
             let headDeadline = plan.headDeadline(now: time.now())
             let promise = eventLoop.makePromise(of: AttemptOutcome.self)
             client.start(upstream, to: attempt.instance.url, on: eventLoop,
-                         headDeadline: .now() + .nanoseconds((headDeadline - time.now()).nanoseconds))
+                         headDeadline: .now() + .nanoseconds((headDeadline - time.now()).nanoseconds), cancellation: cancellation)
                 .assumeIsolated().whenComplete { result in
                     switch result {
                     case .failure(let error):

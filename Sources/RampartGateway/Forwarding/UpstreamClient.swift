@@ -112,15 +112,32 @@ final class UpstreamClient: Sendable {
     }
 
     /// `execute` without a task, for a request whose body is absent or in memory: called on
-    /// `eventLoop`, and answered there.
+    /// `eventLoop`, and answered there. `cancellation` calls the exchange off while its answer's
+    /// head is awaited (the client went away), as cancelling `execute`'s task does.
     func start(_ request: UpstreamRequest, to instance: UpstreamURL, on eventLoop: any EventLoop,
-               headDeadline: NIODeadline) -> EventLoopFuture<UpstreamResponse> {
+               headDeadline: NIODeadline, cancellation: UpstreamCancellation? = nil) -> EventLoopFuture<UpstreamResponse> {
         precondition(request.isReplayable, "a streamed body needs execute")
         let pool = connections(on: eventLoop)
         let framed = request.framed()
+        let cancellation = cancellation.map { NIOLoopBound($0, eventLoop: eventLoop) }
         @Sendable func attempt(fresh: Bool) -> EventLoopFuture<UpstreamResponse> {
             let promise = eventLoop.makePromise(of: UpstreamResponse.self)
-            _ = begin(framed, to: instance, pool: pool, fresh: fresh, headDeadline: headDeadline, promise: promise)
+            if cancellation?.value.isCancelled == true {
+                promise.fail(CancellationError())
+                return promise.futureResult
+            }
+            switch begin(framed, to: instance, pool: pool, fresh: fresh, headDeadline: headDeadline, promise: promise) {
+            case .now(let connection, let exchange):
+                cancellation?.value.current = (connection.value, exchange)
+            case .connecting(let begun):
+                if let cancellation {
+                    begun.assumeIsolated().whenSuccess { connection, exchange in
+                        cancellation.value.current = (connection.value, exchange)
+                        // Called off while connecting.
+                        if cancellation.value.isCancelled { connection.value.cancel(exchange: exchange) }
+                    }
+                }
+            }
             return promise.futureResult
         }
         return attempt(fresh: false).flatMapError { error in
@@ -241,6 +258,21 @@ extension UpstreamRequest {
             framed.head.headers.replaceOrAdd(name: "transfer-encoding", value: "chunked")
         }
         return framed
+    }
+}
+
+/// Calls off an exchange `UpstreamClient.start` began, while its answer's head is awaited.
+/// Confined to the exchange's event loop.
+final class UpstreamCancellation {
+    /// The connection and number of the exchange in progress (the latest attempt's).
+    fileprivate var current: (UpstreamConnectionHandler, Int)?
+    private(set) var isCancelled = false
+
+    init() {}
+
+    func cancel() {
+        isCancelled = true
+        if let (connection, exchange) = current { connection.cancel(exchange: exchange) }
     }
 }
 
