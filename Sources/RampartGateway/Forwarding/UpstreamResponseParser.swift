@@ -114,11 +114,6 @@ struct UpstreamResponseParser {
         return .end
     }
 
-    /// Whether an answer (or the rest of one) is still expected.
-    var isAwaiting: Bool {
-        if case .idle = state { false } else { true }
-    }
-
     // MARK: Head
 
     /// The final head from the front of `buffer`, or nil for more bytes. Informational heads
