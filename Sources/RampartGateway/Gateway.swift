@@ -275,7 +275,7 @@ public final class Gateway: Service, Sendable {
             httpDecoderConfiguration: .init(maxHeaderFieldSize: headerBytes, maxHeaderListSize: headerBytes, maxHeaderFieldCount: 200))
         let http2 = HTTP2ChannelConfiguration(
             idleTimeout: idle,
-            streamConfiguration: .init(additionalChannelHandlers: [ConnectionGuard(headerTimeout: headerTimeout, bodyTimeout: bodyTimeout),
+            streamConfiguration: .init(additionalChannelHandlers: [ConnectionGuard(headerTimeout: headerTimeout, bodyTimeout: bodyTimeout, isStream: true),
                                                                    HTTP2ResponseSanitizer()]))
         var options = TrafficChannel.Options(http2: listener.http2, prefaceTimeout: headerTimeout)
         if proxy.directPath {

@@ -268,12 +268,15 @@ import Testing
         await upstream.stop()
     }
 
-    /// A client that goes away while the upstream owes the answer's head: the direct path
-    /// calls the upstream exchange off (as nginx does by default) instead of waiting for an
-    /// answer nobody will read.
-    @Test func aClientGoingAwayCallsOffTheUpstreamExchange() async throws {
+    /// A client that goes away while the upstream owes the answer's head: the gateway calls the
+    /// upstream exchange off (as nginx does by default) instead of waiting for an answer nobody
+    /// will read, on the direct path and on the full pipeline.
+    @Test(arguments: [true, false])
+    func aClientGoingAwayCallsOffTheUpstreamExchange(directPath: Bool) async throws {
         let slow = await LoopbackHarness.startEcho(name: "slow", delay: .seconds(20))
-        try await LoopbackHarness.withGateway(LoopbackHarness.configuration(pool: [slow])) { gateway, port, _ in
+        var configuration = LoopbackHarness.configuration(pool: [slow])
+        configuration.proxy.directPath = directPath
+        try await LoopbackHarness.withGateway(configuration) { gateway, port, _ in
             let pool = try #require(gateway.pools.pool(named: "app"))
             let fd = try await offPool { try connectedSocket(port: port) }
             send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n", on: fd)

@@ -38,6 +38,7 @@ struct ForwardPhase: RouterMiddleware {
         // The upstream connection lives on the loop this task runs on, so the exchange needs no
         // thread hop; the client connection's loop otherwise.
         let eventLoop = MultiThreadedEventLoopGroup.currentEventLoop ?? context.channel.eventLoop
+        let cancellation = clientAbort(context: context)
         var picker = InstancePicker(pool: plan.pool, input: plan.input)
         var lastError: GatewayError?
         while true {
@@ -64,7 +65,8 @@ struct ForwardPhase: RouterMiddleware {
             let response: UpstreamResponse
             do {
                 response = try await client.execute(upstream, to: attempt.instance.url, on: eventLoop,
-                                                    headDeadline: .now() + .nanoseconds((headDeadline - time.now()).nanoseconds))
+                                                    headDeadline: .now() + .nanoseconds((headDeadline - time.now()).nanoseconds),
+                                                    cancellation: cancellation)
             } catch {
                 let (failure, retry) = failed(error, attempt: attempt, plan: plan, mayRetryAnswer: mayRetryAnswer, progress: progress,
                                               record: context.record)
@@ -88,6 +90,18 @@ struct ForwardPhase: RouterMiddleware {
                 return response
             }
         }
+    }
+
+    /// What calls the upstream exchange off if the client goes away first, registered with the
+    /// connection's guard on the connection's loop.
+    private func clientAbort(context: Context) -> UpstreamCancellation {
+        let cancellation = UpstreamCancellation()
+        let channel = context.channel
+        let register: @Sendable () -> Void = {
+            (try? channel.pipeline.syncOperations.handler(type: ConnectionGuard.self))?.register(cancellation)
+        }
+        if channel.eventLoop.inEventLoop { register() } else { channel.eventLoop.execute(register) }
+        return cancellation
     }
 
     /// One attempt on one instance.

@@ -95,17 +95,18 @@ final class UpstreamClient: Sendable {
     /// head has arrived (or, for a small answer, the whole of it). `headDeadline` bounds the wait
     /// for the head. A kept-alive connection the upstream had closed meanwhile is replaced once,
     /// when the request can be written again.
+    /// `cancellation` calls the exchange off while its answer's head is awaited.
     func execute(_ request: UpstreamRequest, to instance: UpstreamURL, on eventLoop: any EventLoop,
-                 headDeadline: NIODeadline) async throws -> UpstreamResponse {
+                 headDeadline: NIODeadline, cancellation: UpstreamCancellation? = nil) async throws -> UpstreamResponse {
         let pool = connections(on: eventLoop)
         let framed = request.framed()
         do {
-            return try await exchange(framed, to: instance, pool: pool, fresh: false, headDeadline: headDeadline)
+            return try await exchange(framed, to: instance, pool: pool, fresh: false, headDeadline: headDeadline, cancellation: cancellation)
         } catch let error as StaleConnection {
             guard error.allowsNewConnection(for: request) else { throw error.failure }
         }
         do {
-            return try await exchange(framed, to: instance, pool: pool, fresh: true, headDeadline: headDeadline)
+            return try await exchange(framed, to: instance, pool: pool, fresh: true, headDeadline: headDeadline, cancellation: cancellation)
         } catch let error as StaleConnection {
             throw error.failure
         }
@@ -119,23 +120,18 @@ final class UpstreamClient: Sendable {
         precondition(request.isReplayable, "a streamed body needs execute")
         let pool = connections(on: eventLoop)
         let framed = request.framed()
-        let cancellation = cancellation.map { NIOLoopBound($0, eventLoop: eventLoop) }
         @Sendable func attempt(fresh: Bool) -> EventLoopFuture<UpstreamResponse> {
             let promise = eventLoop.makePromise(of: UpstreamResponse.self)
-            if cancellation?.value.isCancelled == true {
+            if cancellation?.isCancelled == true {
                 promise.fail(CancellationError())
                 return promise.futureResult
             }
             switch begin(framed, to: instance, pool: pool, fresh: fresh, headDeadline: headDeadline, promise: promise) {
             case .now(let connection, let exchange):
-                cancellation?.value.current = (connection.value, exchange)
+                cancellation?.track(connection, exchange: exchange)
             case .connecting(let begun):
                 if let cancellation {
-                    begun.assumeIsolated().whenSuccess { connection, exchange in
-                        cancellation.value.current = (connection.value, exchange)
-                        // Called off while connecting.
-                        if cancellation.value.isCancelled { connection.value.cancel(exchange: exchange) }
-                    }
+                    begun.whenSuccess { connection, exchange in cancellation.track(connection, exchange: exchange) }
                 }
             }
             return promise.futureResult
@@ -172,14 +168,16 @@ final class UpstreamClient: Sendable {
 
     /// One attempt: on a kept-alive connection unless `fresh` (or none is left), else a new one.
     private func exchange(_ request: UpstreamRequest, to instance: UpstreamURL, pool: NIOLoopBoundBox<LoopConnections>, fresh: Bool,
-                          headDeadline: NIODeadline) async throws -> UpstreamResponse {
+                          headDeadline: NIODeadline, cancellation: UpstreamCancellation?) async throws -> UpstreamResponse {
         let eventLoop = pool.eventLoop
+        if cancellation?.isCancelled == true { throw CancellationError() }
         let promise = eventLoop.makePromise(of: UpstreamResponse.self)
         // Usually already on the loop: request tasks run on the event loops.
         let begun = eventLoop.inEventLoop
             ? begin(request, to: instance, pool: pool, fresh: fresh, headDeadline: headDeadline, promise: promise)
             : try await eventLoop.submit { self.begin(request, to: instance, pool: pool, fresh: fresh, headDeadline: headDeadline, promise: promise) }.get()
         let (connection, exchange) = try await begun.get()
+        cancellation?.track(connection, exchange: exchange)
         if case .stream(_, let source) = request.body {
             Task {
                 do {
@@ -261,18 +259,45 @@ extension UpstreamRequest {
     }
 }
 
-/// Calls off an exchange `UpstreamClient.start` began, while its answer's head is awaited.
-/// Confined to the exchange's event loop.
-final class UpstreamCancellation {
-    /// The connection and number of the exchange in progress (the latest attempt's).
-    fileprivate var current: (UpstreamConnectionHandler, Int)?
-    private(set) var isCancelled = false
+/// Calls off the exchange of a request whose client went away, while its answer's head is
+/// awaited: made per request, told of each attempt's exchange by the client, cancelled by
+/// whoever sees the client go (from any thread).
+final class UpstreamCancellation: Sendable {
+    private struct State {
+        /// The connection and number of the exchange in progress (the latest attempt's).
+        var current: (NIOLoopBound<UpstreamConnectionHandler>, Int)?
+        var isCancelled = false
+    }
+
+    private let state = Mutex(State())
 
     init() {}
 
+    var isCancelled: Bool { state.withLock { $0.isCancelled } }
+
     func cancel() {
-        isCancelled = true
-        if let (connection, exchange) = current { connection.cancel(exchange: exchange) }
+        let current = state.withLock { state in
+            state.isCancelled = true
+            return state.current
+        }
+        if let (connection, exchange) = current { Self.callOff(connection, exchange) }
+    }
+
+    /// Notes the exchange in progress, and calls it off at once when the client is gone already.
+    fileprivate func track(_ connection: NIOLoopBound<UpstreamConnectionHandler>, exchange: Int) {
+        let cancelled = state.withLock { state in
+            state.current = (connection, exchange)
+            return state.isCancelled
+        }
+        if cancelled { Self.callOff(connection, exchange) }
+    }
+
+    private static func callOff(_ connection: NIOLoopBound<UpstreamConnectionHandler>, _ exchange: Int) {
+        if connection.eventLoop.inEventLoop {
+            connection.value.cancel(exchange: exchange)
+        } else {
+            connection.eventLoop.execute { connection.value.cancel(exchange: exchange) }
+        }
     }
 }
 

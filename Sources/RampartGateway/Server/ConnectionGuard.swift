@@ -29,10 +29,34 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var discarding = false
     /// After a 101 the connection carries another protocol: no HTTP timeouts apply any more.
     private var tunneled = false
+    /// On an HTTP/2 stream the end of the client's input is the end of its request, not of
+    /// the client.
+    private let isStream: Bool
+    /// The upstream exchange of the request in progress, called off if the client goes away.
+    private var exchange: UpstreamCancellation?
+    private var clientGone = false
 
-    init(headerTimeout: TimeAmount, bodyTimeout: TimeAmount) {
+    init(headerTimeout: TimeAmount, bodyTimeout: TimeAmount, isStream: Bool = false) {
         self.headerTimeout = headerTimeout
         self.bodyTimeout = bodyTimeout
+        self.isStream = isStream
+    }
+
+    /// Called on the connection's loop by the forward phase: `cancellation` is called off if
+    /// the client closes the connection (or, on HTTP/1, its sending side; on HTTP/2, resets the
+    /// stream) before the answer has been written, as nginx does with
+    /// `proxy_ignore_client_abort off`.
+    func register(_ cancellation: UpstreamCancellation) {
+        if clientGone { return cancellation.cancel() }
+        exchange = cancellation
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if !isStream, case .inputClosed? = event as? ChannelEvent {
+            clientGone = true
+            exchange?.cancel()
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -48,6 +72,9 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         disarm()
+        clientGone = true
+        exchange?.cancel()
+        exchange = nil
         context.fireChannelInactive()
     }
 
@@ -84,6 +111,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         case .body:
             context.write(data, promise: promise)
         case .end:
+            exchange = nil
             if closeAfterResponse {
                 let channel = context.channel
                 context.writeAndFlush(data).whenComplete { _ in channel.close(promise: nil) }
