@@ -92,10 +92,11 @@ enum DirectRequestHead {
                 return .declined
             case "connection":
                 for token in value.split(separator: ",") {
-                    switch token.trimmingASCIIWhitespace().lowercased() {
-                    case "keep-alive": break
-                    case "close": keepAlive = false
-                    default: return .declined
+                    let token = token.trimmingASCIIWhitespace()
+                    if token.caseInsensitiveEquals("close") {
+                        keepAlive = false
+                    } else if !token.caseInsensitiveEquals("keep-alive") {
+                        return .declined
                     }
                 }
             default:

@@ -260,9 +260,9 @@ struct UpstreamResponseParser {
                 }
             case .transferEncoding:
                 transferCodings += String(bytes: value).split(separator: ",").map { $0.trimmingASCIIWhitespace() }
-            case .connection where equalsIgnoringCase(value, "keep-alive"):
+            case .connection where ByteText.equalsIgnoringCase(value, "keep-alive"):
                 keepAliveToken = true
-            case .connection where equalsIgnoringCase(value, "close"):
+            case .connection where ByteText.equalsIgnoringCase(value, "close"):
                 close = true
             case .connection:
                 for token in String(bytes: value).split(separator: ",") {
@@ -295,7 +295,7 @@ struct UpstreamResponseParser {
     /// has its usual spelling, whatever case the upstream used); nil for others.
     static func knownName(_ bytes: Slice<UnsafeRawBufferPointer>) -> HTTPField.Name? {
         func check(_ literal: StaticString, _ name: HTTPField.Name) -> HTTPField.Name? {
-            equalsIgnoringCase(bytes, literal) ? name : nil
+            ByteText.equalsIgnoringCase(bytes, literal) ? name : nil
         }
         switch bytes.count {
         case 3: return check("via", .via)
@@ -311,18 +311,6 @@ struct UpstreamResponseParser {
         case 17: return check("transfer-encoding", .transferEncoding)
         default: return nil
         }
-    }
-
-    /// ASCII case-insensitive equality with a lower-case `literal`.
-    static func equalsIgnoringCase(_ bytes: some Collection<UInt8>, _ literal: StaticString) -> Bool {
-        guard bytes.count == literal.utf8CodeUnitCount else { return false }
-        var i = 0
-        for byte in bytes {
-            let lower = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
-            if lower != literal.utf8Start[i] { return false }
-            i += 1
-        }
-        return true
     }
 
     private static func matches(_ bytes: UnsafeRawBufferPointer, at offset: Int, _ literal: StaticString) -> Bool {
@@ -375,24 +363,5 @@ struct UpstreamResponseParser {
         }
         guard digits > 0 else { throw Malformed("invalid chunk size") }
         return size
-    }
-}
-
-extension Substring {
-    /// ASCII case-insensitive equality with a lower-case `literal`.
-    func caseInsensitiveEquals(_ literal: StaticString) -> Bool {
-        UpstreamResponseParser.equalsIgnoringCase(utf8, literal)
-    }
-}
-
-extension String {
-    /// Bytes read off a connection as text (invalid UTF-8 repaired), copied straight into the
-    /// string's storage: `String(decoding:as:)` goes through generic code that looks its types
-    /// up on every call.
-    init(bytes: Slice<UnsafeRawBufferPointer>) {
-        self.init(unsafeUninitializedCapacity: bytes.count) { buffer in
-            UnsafeMutableRawBufferPointer(buffer).copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes))
-            return bytes.count
-        }
     }
 }

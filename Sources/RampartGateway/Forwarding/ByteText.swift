@@ -1,0 +1,34 @@
+/// Text read off connections as bytes: compared and copied without the generic string paths,
+/// for the request and answer heads the proxy reads.
+enum ByteText {
+    /// ASCII case-insensitive equality with a lower-case `literal`.
+    static func equalsIgnoringCase(_ bytes: some Collection<UInt8>, _ literal: StaticString) -> Bool {
+        guard bytes.count == literal.utf8CodeUnitCount else { return false }
+        var i = 0
+        for byte in bytes {
+            let lower = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
+            if lower != literal.utf8Start[i] { return false }
+            i += 1
+        }
+        return true
+    }
+}
+
+extension Substring {
+    /// ASCII case-insensitive equality with a lower-case `literal`.
+    func caseInsensitiveEquals(_ literal: StaticString) -> Bool {
+        ByteText.equalsIgnoringCase(utf8, literal)
+    }
+}
+
+extension String {
+    /// Bytes read off a connection as text (invalid UTF-8 repaired), copied straight into the
+    /// string's storage: `String(decoding:as:)` goes through generic code that looks its types
+    /// up on every call.
+    init(bytes: Slice<UnsafeRawBufferPointer>) {
+        self.init(unsafeUninitializedCapacity: bytes.count) { buffer in
+            UnsafeMutableRawBufferPointer(buffer).copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes))
+            return bytes.count
+        }
+    }
+}
