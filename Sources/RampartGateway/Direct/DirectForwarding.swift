@@ -150,6 +150,13 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if mode == .handedOver { return context.fireChannelWritabilityChanged() }
+        guard mode == .reading, context.channel.isWritable else { return }
+        setAutoRead(true, context)
+        serveNext(context)
+    }
+
     func channelReadComplete(context: ChannelHandlerContext) {
         if mode == .handedOver { return context.fireChannelReadComplete() }
     }
@@ -187,6 +194,10 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
     /// Serves the request head at the front of the buffered bytes, if one is complete.
     private func serveNext(_ context: ChannelHandlerContext) {
         guard mode == .reading, let bytes = buffered, bytes.readableBytes > 0 else { return }
+        guard context.channel.isWritable else {
+            // Answers wait to be read: the next request waits for them (channelWritabilityChanged).
+            return setAutoRead(false, context)
+        }
         let snapshot = phases.live.snapshot
         let limits = snapshot.configuration.proxy.limits
         switch DirectRequestHead.parse(bytes, maxHeadBytes: limits.maxHeaderBytes.bytes, maxTargetBytes: limits.maxURIBytes.bytes) {
@@ -210,41 +221,39 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
         gateway.snapshot = snapshot
         gateway.state.isSecure = phases.isSecure
         let started = phases.record.time.now()
-        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
 
         // Phases 1-8 in order; the first that answers ends the request.
-        let answer: EventLoopFuture<ForwardPhase.AttemptOutcome>
-        if let refusal = phases.admit.admit(head, context: &gateway) {
-            answer = context.eventLoop.makeSucceededFuture(.buffered(refusal))
-        } else {
-            IdentifyPhase.identify(head, context: &gateway)
-            if let fixed = phases.route.apply(route, head: head, context: &gateway) {
-                answer = context.eventLoop.makeSucceededFuture(.buffered(fixed))
-            } else if let refusal = phases.inspect.inspectHead(head, context: gateway) {
-                answer = context.eventLoop.makeSucceededFuture(.buffered(refusal))
-            } else {
-                let cancellation = UpstreamCancellation()
-                inFlight = cancellation
-                answer = phases.forward.forwardDirect(request, context: gateway, on: context.eventLoop, cancellation: cancellation)
-            }
-        }
-        let finished = gateway
-        answer.assumeIsolated().whenComplete { result in
-            self.inFlight = nil
-            let context = loopBound.value
+        func finish(_ result: Result<ForwardPhase.AttemptOutcome, any Error>, _ finished: GatewayRequestContext) {
+            inFlight = nil
             switch result {
             case .success(.streamed(let response)):
-                self.stream(response, request: head, context: finished, started: started, keepAlive: keepAlive, channelContext: context)
+                stream(response, request: head, context: finished, started: started, keepAlive: keepAlive, channelContext: context)
             case .success(.buffered(let answer)):
-                self.send(answer, request: head, context: finished, started: started, keepAlive: keepAlive, channelContext: context)
+                send(answer, request: head, context: finished, started: started, keepAlive: keepAlive, channelContext: context)
             case .success(.retry(let error)):
                 // Not handed out by forwardDirect, which tries the next instance itself.
-                self.send(RecordPhase.answer(for: error, context: finished), request: head, context: finished, started: started,
-                          keepAlive: keepAlive, channelContext: context)
+                send(RecordPhase.answer(for: error, context: finished), request: head, context: finished, started: started,
+                     keepAlive: keepAlive, channelContext: context)
             case .failure(let error):
-                self.send(RecordPhase.answer(for: error, context: finished), request: head, context: finished, started: started,
-                          keepAlive: keepAlive, channelContext: context)
+                send(RecordPhase.answer(for: error, context: finished), request: head, context: finished, started: started,
+                     keepAlive: keepAlive, channelContext: context)
             }
+        }
+        if let refusal = phases.admit.admit(head, context: &gateway) {
+            return finish(.success(.buffered(refusal)), gateway)
+        }
+        IdentifyPhase.identify(head, context: &gateway)
+        if let fixed = phases.route.apply(route, head: head, context: &gateway) {
+            return finish(.success(.buffered(fixed)), gateway)
+        }
+        if let refusal = phases.inspect.inspectHead(head, context: gateway) {
+            return finish(.success(.buffered(refusal)), gateway)
+        }
+        let cancellation = UpstreamCancellation()
+        inFlight = cancellation
+        let finished = gateway
+        phases.forward.forwardDirect(request, context: finished, on: context.eventLoop, cancellation: cancellation) { result in
+            finish(result, finished)
         }
     }
 
@@ -261,10 +270,17 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
         RecordPhase.emit(record: facts, method: request.method.rawValue, path: Self.pathWithoutQuery(request), status: answer.status.code,
                          bytes: bodyBytes, failed: false, seconds: (phases.record.time.now() - started).secondsValue,
                          log: phases.record.accessLog, metrics: phases.record.metrics)
-        let loopBound = NIOLoopBound(channelContext, eventLoop: channelContext.eventLoop)
-        channelContext.writeAndFlush(wrapOutboundOut(out)).assumeIsolated().whenComplete { result in
-            self.answered(keepAlive: keepAlive && (try? result.get()) != nil, context: loopBound.value)
+        guard keepAlive else {
+            // Closing drops writes still pending: the connection ends once this one is out.
+            channelContext.writeAndFlush(wrapOutboundOut(out)).assumeIsolated().whenComplete { _ in
+                self.answered(keepAlive: false, context: channelContext)
+            }
+            return
         }
+        // A failed write closes the connection; a client slow to read stops the next request
+        // (see `serveNext`) rather than this one's end.
+        channelContext.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        answered(keepAlive: true, context: channelContext)
     }
 
     /// Relays an answer whose body is still arriving: the head now, then the body as the

@@ -72,7 +72,7 @@ struct ForwardPhase: RouterMiddleware {
                                               record: context.record)
                 if retry {
                     lastError = failure
-                    context.logger.debug("retrying", metadata: ["instance": "\(attempt.instance.id)", "error": "\(failure)"])
+                    context.requestLogger.debug("retrying", metadata: ["instance": "\(attempt.instance.id)", "error": "\(failure)"])
                     continue
                 }
                 await reader.close()

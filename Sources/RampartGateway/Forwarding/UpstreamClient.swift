@@ -66,6 +66,27 @@ typealias UpstreamBodyStream = NIOThrowingAsyncSequenceProducer<
     ByteBuffer, any Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, UpstreamBodyDemand
 >
 
+/// Who hears how an exchange went: a task awaiting a promise, or (the direct path, with no task
+/// and no future) a closure called on the connection's loop.
+enum UpstreamReply {
+    case promise(EventLoopPromise<UpstreamResponse>)
+    case call((Result<UpstreamResponse, any Error>) -> Void)
+
+    func succeed(_ response: UpstreamResponse) {
+        switch self {
+        case .promise(let promise): promise.succeed(response)
+        case .call(let reply): reply(.success(response))
+        }
+    }
+
+    func fail(_ error: any Error) {
+        switch self {
+        case .promise(let promise): promise.fail(error)
+        case .call(let reply): reply(.failure(error))
+        }
+    }
+}
+
 /// HTTP/1.1 exchanges with upstream instances over kept-alive connections, one pool per event
 /// loop. Every method that touches a pool runs on that pool's loop.
 final class UpstreamClient: Sendable {
@@ -112,21 +133,18 @@ final class UpstreamClient: Sendable {
         }
     }
 
-    /// `execute` without a task, for a request whose body is absent or in memory: called on
-    /// `eventLoop`, and answered there. `cancellation` calls the exchange off while its answer's
-    /// head is awaited (the client went away), as cancelling `execute`'s task does.
-    func start(_ request: UpstreamRequest, to instance: UpstreamURL, on eventLoop: any EventLoop,
-               headDeadline: NIODeadline, cancellation: UpstreamCancellation? = nil) -> EventLoopFuture<UpstreamResponse> {
+    /// `execute` without a task or a future, for a request whose body is absent or in memory:
+    /// called on `eventLoop`, where `reply` hears the answer (possibly before this returns).
+    /// `cancellation` calls the exchange off while its answer's head is awaited (the client went
+    /// away), as cancelling `execute`'s task does.
+    func start(_ request: UpstreamRequest, to instance: UpstreamURL, on eventLoop: any EventLoop, headDeadline: NIODeadline,
+               cancellation: UpstreamCancellation? = nil, reply: @escaping (Result<UpstreamResponse, any Error>) -> Void) {
         precondition(request.isReplayable, "a streamed body needs execute")
         let pool = connections(on: eventLoop)
         let framed = request.framed()
-        @Sendable func attempt(fresh: Bool) -> EventLoopFuture<UpstreamResponse> {
-            let promise = eventLoop.makePromise(of: UpstreamResponse.self)
-            if cancellation?.isCancelled == true {
-                promise.fail(CancellationError())
-                return promise.futureResult
-            }
-            switch begin(framed, to: instance, pool: pool, fresh: fresh, headDeadline: headDeadline, promise: promise) {
+        func attempt(fresh: Bool, reply: @escaping (Result<UpstreamResponse, any Error>) -> Void) {
+            if cancellation?.isCancelled == true { return reply(.failure(CancellationError())) }
+            switch begin(framed, to: instance, pool: pool, fresh: fresh, headDeadline: headDeadline, reply: .call(reply)) {
             case .now(let connection, let exchange):
                 cancellation?.track(connection, exchange: exchange)
             case .connecting(let begun):
@@ -134,12 +152,14 @@ final class UpstreamClient: Sendable {
                     begun.whenSuccess { connection, exchange in cancellation.track(connection, exchange: exchange) }
                 }
             }
-            return promise.futureResult
         }
-        return attempt(fresh: false).flatMapError { error in
-            guard let stale = error as? StaleConnection else { return eventLoop.makeFailedFuture(error) }
-            guard stale.allowsNewConnection(for: request) else { return eventLoop.makeFailedFuture(stale.failure) }
-            return attempt(fresh: true).flatMapErrorThrowing { error in throw (error as? StaleConnection)?.failure ?? error }
+        attempt(fresh: false) { result in
+            guard case .failure(let error as StaleConnection) = result else { return reply(result) }
+            guard error.allowsNewConnection(for: request) else { return reply(.failure(error.failure)) }
+            attempt(fresh: true) { result in
+                if case .failure(let error as StaleConnection) = result { return reply(.failure(error.failure)) }
+                reply(result)
+            }
         }
     }
 
@@ -174,8 +194,10 @@ final class UpstreamClient: Sendable {
         let promise = eventLoop.makePromise(of: UpstreamResponse.self)
         // Usually already on the loop: request tasks run on the event loops.
         let begun = eventLoop.inEventLoop
-            ? begin(request, to: instance, pool: pool, fresh: fresh, headDeadline: headDeadline, promise: promise)
-            : try await eventLoop.submit { self.begin(request, to: instance, pool: pool, fresh: fresh, headDeadline: headDeadline, promise: promise) }.get()
+            ? begin(request, to: instance, pool: pool, fresh: fresh, headDeadline: headDeadline, reply: .promise(promise))
+            : try await eventLoop.submit {
+                self.begin(request, to: instance, pool: pool, fresh: fresh, headDeadline: headDeadline, reply: .promise(promise))
+            }.get()
         let (connection, exchange) = try await begun.get()
         cancellation?.track(connection, exchange: exchange)
         if case .stream(_, let source) = request.body {
@@ -212,13 +234,13 @@ final class UpstreamClient: Sendable {
     }
 
     /// Starts an exchange, on a kept-alive connection unless `fresh` (or none is left), else on a
-    /// new one; `promise` gets the answer, or the failure to connect. Runs on the pool's loop.
+    /// new one; `reply` gets the answer, or the failure to connect. Runs on the pool's loop.
     private func begin(_ request: UpstreamRequest, to instance: UpstreamURL, pool: NIOLoopBoundBox<LoopConnections>, fresh: Bool,
-                       headDeadline: NIODeadline, promise: EventLoopPromise<UpstreamResponse>) -> Begun {
+                       headDeadline: NIODeadline, reply: UpstreamReply) -> Begun {
         let eventLoop = pool.eventLoop
         let key = instance.origin
         if !fresh, let handler = pool.value.take(key) {
-            let exchange = handler.begin(head: request.head, body: request.body, headDeadline: headDeadline, promise: promise)
+            let exchange = handler.begin(head: request.head, body: request.body, headDeadline: headDeadline, reply: reply)
             return .now(NIOLoopBound(handler, eventLoop: eventLoop), exchange)
         }
         let handler = NIOLoopBoundBox.makeBoxSendingValue(UpstreamConnectionHandler(key: key, settings: settings, pool: pool), eventLoop: eventLoop)
@@ -231,11 +253,12 @@ final class UpstreamClient: Sendable {
         } catch {
             connected = eventLoop.makeFailedFuture(error)
         }
+        let reply = NIOLoopBound(reply, eventLoop: eventLoop)
         let begun = connected.hop(to: eventLoop).map { _ in
             (NIOLoopBound(handler.value, eventLoop: eventLoop),
-             handler.value.begin(head: request.head, body: request.body, headDeadline: headDeadline, promise: promise))
+             handler.value.begin(head: request.head, body: request.body, headDeadline: headDeadline, reply: reply.value))
         }
-        begun.whenFailure { promise.fail($0) }
+        begun.whenFailure { reply.value.fail($0) }
         return .connecting(begun)
     }
 }
@@ -358,8 +381,8 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     private enum State {
         /// Unused, in the pool (or about to be used for the first time).
         case idle
-        case awaitingHead(EventLoopPromise<UpstreamResponse>)
-        case collecting(EventLoopPromise<UpstreamResponse>, HTTPResponse, ByteBuffer)
+        case awaitingHead(UpstreamReply)
+        case collecting(UpstreamReply, HTTPResponse, ByteBuffer)
         case streaming(UpstreamBodyStream.Source)
         case closed
     }
@@ -436,30 +459,30 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     /// One step of the answer.
     private func received(_ event: UpstreamResponseParser.Event, context: ChannelHandlerContext) {
         switch (state, event) {
-        case (.awaitingHead(let promise), .head(let head, let declared, let keepAlive)):
+        case (.awaitingHead(let reply), .head(let head, let declared, let keepAlive)):
             headDeadline = nil
             self.keepAlive = keepAlive
             if let declared, declared <= settings.bufferedBodyLimit {
-                state = .collecting(promise, head, ByteBuffer())
+                state = .collecting(reply, head, ByteBuffer())
             } else {
                 let made = UpstreamBodyStream.makeSequence(
                     backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8), finishOnDeinit: false,
                     delegate: UpstreamBodyDemand(handler: NIOLoopBound(self, eventLoop: context.eventLoop), exchange: exchange))
                 state = .streaming(made.source)
                 consumerWantsMore = true
-                promise.succeed(UpstreamResponse(head: head, body: .stream(made.sequence)))
+                reply.succeed(UpstreamResponse(head: head, body: .stream(made.sequence)))
             }
-        case (.collecting(let promise, let head, var body), .body(var bytes)):
+        case (.collecting(let reply, let head, var body), .body(var bytes)):
             // A body that arrived whole stays the slice of the bytes read; one in pieces is
             // gathered (not referenced twice while it grows: no copy of what is gathered).
             state = .closed
             if body.readableBytes == 0 { body = bytes } else { body.writeBuffer(&bytes) }
-            state = .collecting(promise, head, body)
+            state = .collecting(reply, head, body)
         case (.streaming(let source), .body(let bytes)):
             if case .stopProducing = source.yield(bytes) { consumerWantsMore = false }
-        case (.collecting(let promise, let head, let body), .end):
+        case (.collecting(let reply, let head, let body), .end):
             state = .idle
-            promise.succeed(UpstreamResponse(head: head, body: .whole(body)))
+            reply.succeed(UpstreamResponse(head: head, body: .whole(body)))
             finishExchange()
         case (.streaming(let source), .end):
             state = .idle
@@ -497,14 +520,14 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     /// Starts an exchange: the head, and the body when it is in memory (a streamed one follows
     /// through `sendBody` and `endBody`). Returns the exchange's number.
     func begin(head: HTTPRequestHead, body: UpstreamRequest.Body, headDeadline: NIODeadline,
-               promise: EventLoopPromise<UpstreamResponse>) -> Int {
+               reply: UpstreamReply) -> Int {
         exchange += 1
         guard case .idle = state, let context, context.channel.isActive else {
             let failure = GatewayError(.upstreamReset, origin: .upstream, retryable: true, "the upstream closed the connection")
-            promise.fail(used ? StaleConnection(failure: failure, unsent: true) : failure)
+            reply.fail(used ? StaleConnection(failure: failure, unsent: true) : failure)
             return exchange
         }
-        state = .awaitingHead(promise)
+        state = .awaitingHead(reply)
         requestEnded = false
         parser.expectAnswer(toHead: head.method == .HEAD)
         lastActivity = .now()
@@ -635,15 +658,15 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         let previous = state
         state = .closed
         switch previous {
-        case .awaitingHead(let promise):
+        case .awaitingHead(let reply):
             // The upstream closed a kept-alive connection before answering: most likely it had
             // timed the connection out as the request went, but it may have read the request.
             if used, let failure = error as? GatewayError, failure.kind == .upstreamReset {
-                promise.fail(StaleConnection(failure: failure))
+                reply.fail(StaleConnection(failure: failure))
             } else {
-                promise.fail(error)
+                reply.fail(error)
             }
-        case .collecting(let promise, _, _): promise.fail(error)
+        case .collecting(let reply, _, _): reply.fail(error)
         case .streaming(let source): source.finish(error)
         case .idle: pool.value.remove(self)
         case .closed: break

@@ -2,6 +2,7 @@ public import Hummingbird
 public import RampartCore
 public import RampartIdentity
 public import RampartShield
+import Logging
 import NIOCore
 import Synchronization
 public import HTTPTypes
@@ -43,6 +44,15 @@ public struct GatewayRequestContext: RequestContext {
         self.record = RequestRecord()
         let peer = source.channel.remoteAddress.flatMap(IPAddress.init(socketAddress:))
         self.state = RequestState(peerAddress: peer, isSecure: false)
+    }
+
+    /// The logger with the request's id (once the identify phase has chosen it): made when
+    /// something is logged rather than for every request.
+    var requestLogger: Logger {
+        guard !state.requestID.isEmpty else { return logger }
+        var logger = self.logger
+        logger[metadataKey: "request_id"] = .string(state.requestID)
+        return logger
     }
 }
 

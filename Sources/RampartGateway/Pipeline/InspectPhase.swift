@@ -87,7 +87,7 @@ struct InspectPhase: RouterMiddleware {
             $0.threatScore = report.score
             $0.threatRule = worst.rule
         }
-        context.logger.notice("threat detected", metadata: [
+        context.requestLogger.notice("threat detected", metadata: [
             "action": .string(action), "score": .stringConvertible(report.score),
             "findings": .array(report.findings.map { .string("\($0.rule)@\($0.location)(\($0.severity.name))") }),
         ])

@@ -86,14 +86,14 @@ struct RecordPhase: RouterMiddleware {
         switch error {
         case let error as GatewayError:
             context.record.note { $0.error = error.kind.rawValue }
-            context.logger.debug("request failed", metadata: ["error": "\(error)"])
+            context.requestLogger.debug("request failed", metadata: ["error": "\(error)"])
             return ErrorResponse.answer(error, requestID: context.record.current.requestID)
         case let error as any HTTPResponseError:
             return ErrorResponse.answer(status: error.status, error: "http_error", message: "\(error.status.reasonPhrase)",
                                         requestID: context.record.current.requestID)
         default:
             context.record.note { $0.error = "internal" }
-            context.logger.error("unexpected error", metadata: ["error": "\(error)"])
+            context.requestLogger.error("unexpected error", metadata: ["error": "\(error)"])
             return ErrorResponse.answer(status: .internalServerError, error: "internal", message: "internal error",
                                         requestID: context.record.current.requestID)
         }
@@ -325,7 +325,6 @@ struct IdentifyPhase: RouterMiddleware {
             $0.traceID = trace.traceID
             $0.client = state.clientAddress?.description
         }
-        context.logger[metadataKey: "request_id"] = .string(state.requestID)
     }
 }
 
