@@ -146,14 +146,21 @@ public struct SecurityHeaders: Sendable {
     }
 
     /// Adds the headers to a response. `nonce` fills `{nonce}` in the policy.
+    /// Runs for every answer: a field the answer lacks is appended, without the lookups and
+    /// rewrites of setting it by name.
     public func apply(to headers: inout HTTPFields, isSecure: Bool, nonce: String?) {
-        for (name, value) in fields where override || headers[name] == nil {
-            headers[name] = needsNonce && name.canonicalName == "content-security-policy"
-                ? value.replacing("{nonce}", with: nonce ?? "") : value
+        func set(_ name: HTTPField.Name, _ value: String) {
+            let present = headers.contains { $0.name == name }
+            if !present {
+                headers.append(HTTPField(name: name, value: value))
+            } else if override {
+                headers[name] = value
+            }
         }
-        if isSecure, let hsts, override || headers[Self.hstsField] == nil {
-            headers[Self.hstsField] = hsts
+        for (name, value) in fields {
+            set(name, needsNonce && name.canonicalName == "content-security-policy" ? value.replacing("{nonce}", with: nonce ?? "") : value)
         }
+        if isSecure, let hsts { set(Self.hstsField, hsts) }
     }
 
     /// A fresh nonce: 128 random bits, base64.

@@ -456,8 +456,9 @@ import NIOHTTP1
             .te: "trailers", HTTPField.Name("X-Forwarded-For")!: "6.6.6.6", .accept: "*/*", .contentLength: "3",
         ]
         let state = RequestState(requestID: "rid", peerAddress: IPAddress("203.0.113.5"))
-        let headers = HeaderRewriting.upstreamRequestHeaders(request, authority: "shop.example", state: state, preserveHost: true,
-                                                             instanceAuthority: "10.0.0.1:80", trustsPeer: false)
+        var headers = HTTPHeaders()
+        HeaderRewriting.upstreamRequestHeaders(request, authority: "shop.example", state: state, preserveHost: true,
+                                               instanceAuthority: "10.0.0.1:80", trustsPeer: false, into: &headers)
         #expect(headers["X-Secret"].isEmpty)
         #expect(headers["Keep-Alive"].isEmpty)
         #expect(headers["TE"].isEmpty)
@@ -470,8 +471,9 @@ import NIOHTTP1
         #expect(headers["Forwarded"] == ["for=203.0.113.5;proto=http;host=\"shop.example\""])
         #expect(headers["Via"] == ["1.1 rampart"])
         #expect(headers["X-Request-Id"] == ["rid"])
-        let trusted = HeaderRewriting.upstreamRequestHeaders(request, authority: "shop.example", state: state, preserveHost: false,
-                                                             instanceAuthority: "10.0.0.1:80", trustsPeer: true)
+        var trusted = HTTPHeaders()
+        HeaderRewriting.upstreamRequestHeaders(request, authority: "shop.example", state: state, preserveHost: false,
+                                               instanceAuthority: "10.0.0.1:80", trustsPeer: true, into: &trusted)
         #expect(trusted["X-Forwarded-For"] == ["6.6.6.6, 203.0.113.5"])
         #expect(trusted["Host"] == ["10.0.0.1:80"])
     }

@@ -19,7 +19,8 @@ import Testing
     }
 
     func get(_ path: String = "/", method: HTTPMethod = .GET) -> UpstreamRequest {
-        UpstreamRequest(head: HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: ["host": "upstream"]), body: .none,
+        UpstreamRequest(head: UpstreamRequestHead(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: ["host": "upstream"])),
+                        body: .none,
                         isIdempotent: method == .GET || method == .HEAD)
     }
 

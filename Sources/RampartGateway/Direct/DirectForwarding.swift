@@ -415,35 +415,40 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
                           keepAlive: Bool, to out: inout ByteBuffer) -> Bool {
         var headers = headers
         ShapePhase.shape(&headers, context: context)
-        if !isHead, headers[.contentLength] == nil, allowsBody(status) {
-            if let bodyLength { headers[.contentLength] = String(bodyLength) } else { headers[.transferEncoding] = "chunked" }
+        // One pass rather than a lookup by name for each question.
+        var framed = false, saysClose = false
+        for field in headers {
+            if field.name == .contentLength {
+                framed = true
+            } else if field.name == .connection, field.value[...].trimmingASCIIWhitespace().caseInsensitiveEquals("close") {
+                saysClose = true
+            }
         }
-        let keepAlive = keepAlive && headers[.connection]?.lowercased() != "close"
-        writeHead(status: status, headers: headers, keepAlive: keepAlive, to: &out)
-        return keepAlive
-    }
-
-    /// `HTTP/1.1 status reason`, the fields, `Connection: close` when the connection ends after
-    /// this answer, and the blank line.
-    static func writeHead(status: HTTPResponse.Status, headers: HTTPFields, keepAlive: Bool, to out: inout ByteBuffer) {
+        let keepAlive = keepAlive && !saysClose
         out.writeStaticString("HTTP/1.1 ")
         out.writeString(String(status.code))
         out.writeStaticString(" ")
         out.writeString(status.reasonPhrase)
         out.writeStaticString("\r\n")
-        var saysClose = false
         for field in headers {
-            if field.name == .connection {
-                if keepAlive { continue }
-                saysClose = true
-            }
+            if field.name == .connection, keepAlive { continue }
             out.writeString(field.name.rawName)
             out.writeStaticString(": ")
             out.writeString(field.value)
             out.writeStaticString("\r\n")
         }
+        if !isHead, !framed, allowsBody(status) {
+            if let bodyLength {
+                out.writeStaticString("Content-Length: ")
+                out.writeString(String(bodyLength))
+                out.writeStaticString("\r\n")
+            } else {
+                out.writeStaticString("Transfer-Encoding: chunked\r\n")
+            }
+        }
         if !keepAlive, !saysClose { out.writeStaticString("Connection: close\r\n") }
         out.writeStaticString("\r\n")
+        return keepAlive
     }
 }
 

@@ -42,7 +42,8 @@ extension ForwardPhase {
             guard let instance = picker.next(noting: context.record) else {
                 throw GatewayError(.noHealthyInstance, origin: .gateway, "no available instance in pool \(pool.name)")
             }
-            var headers = upstreamHeaders(request, context: context, instance: instance, trustsPeer: trustsPeer)
+            var headers = HTTPHeaders()
+            upstreamHeaders(request, context: context, instance: instance, trustsPeer: trustsPeer, into: &headers)
             headers.add(name: "Connection", value: "Upgrade")
             headers.add(name: "Upgrade", value: upgrade.protocols)
             let head = HTTPRequestHead(version: .http1_1, method: NIOHTTP1.HTTPMethod(rawValue: request.method.rawValue),

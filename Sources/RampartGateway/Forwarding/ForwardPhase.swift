@@ -156,7 +156,8 @@ struct ForwardPhase: RouterMiddleware {
         let responseStatus = response.head.status
         switch response.body {
         case .whole(let body):
-            pool.finish(instance, outcome: .response(status: status), latency: time.now() - attempt.started)
+            // Read whole with its head: the exchange took as long as the head did.
+            pool.finish(instance, outcome: .response(status: status), latency: headLatency)
             record.note { $0.bodyBuffered = true }
             let noBody = isHead || status == 204 || status == 304
             return .buffered(BufferedAnswer(status: responseStatus, headers: headers, body: noBody ? ByteBuffer() : body))
@@ -209,17 +210,16 @@ struct ForwardPhase: RouterMiddleware {
 
     /// The request's headers as the upstream gets them: end-to-end fields, the forwarding
     /// headers, and the CSP nonce when the route's policy asks for one.
-    func upstreamHeaders(_ request: Request, context: Context, instance: Instance, trustsPeer: Bool) -> HTTPHeaders {
-        var headers = HeaderRewriting.upstreamRequestHeaders(
+    func upstreamHeaders(_ request: Request, context: Context, instance: Instance, trustsPeer: Bool,
+                         into headers: inout some UpstreamHeaderSink) {
+        // Only the gateway speaks for flags: what the client sent under the name goes.
+        let flags = context.forwardedFlags
+        HeaderRewriting.upstreamRequestHeaders(
             request.headers, authority: request.head.authority, state: context.state,
-            preserveHost: context.snapshot!.configuration.proxy.preserveHost, instanceAuthority: instance.url.authority, trustsPeer: trustsPeer)
+            preserveHost: context.snapshot!.configuration.proxy.preserveHost, instanceAuthority: instance.url.authority, trustsPeer: trustsPeer,
+            replaced: flags?.name, into: &headers)
         if let nonce = context.cspNonce { headers.add(name: "X-CSP-Nonce", value: nonce) }
-        if let flags = context.forwardedFlags {
-            // Only the gateway speaks for flags: what the client sent under the name goes.
-            headers.remove(name: flags.name.rawName)
-            if !flags.value.isEmpty { headers.add(name: flags.name.rawName, value: flags.value) }
-        }
-        return headers
+        if let flags, !flags.value.isEmpty { headers.add(name: flags.name.rawName, value: flags.value) }
     }
 
     /// The affinity key for consistent hashing, from the request.
@@ -293,9 +293,10 @@ struct ForwardPlan {
     }
 
     /// The request head `instance` gets.
-    func head(for instance: Instance, request: Request, context: GatewayRequestContext, phase: ForwardPhase) -> HTTPRequestHead {
-        HTTPRequestHead(version: .http1_1, method: method, uri: instance.url.basePath + target,
-                        headers: phase.upstreamHeaders(request, context: context, instance: instance, trustsPeer: trustsPeer))
+    func head(for instance: Instance, request: Request, context: GatewayRequestContext, phase: ForwardPhase) -> UpstreamRequestHead {
+        var head = UpstreamRequestHead(method: method, uri: instance.url.basePath + target)
+        phase.upstreamHeaders(request, context: context, instance: instance, trustsPeer: trustsPeer, into: &head)
+        return head
     }
 
     /// When the answer's head must have arrived, for a request without a body.

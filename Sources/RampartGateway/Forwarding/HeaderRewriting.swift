@@ -41,19 +41,19 @@ enum HeaderRewriting {
         return trimmed.caseInsensitiveEquals("keep-alive") || trimmed.caseInsensitiveEquals("close")
     }
 
-    /// The headers sent upstream: end-to-end fields of the request, with the proxy's own.
+    /// The headers sent upstream: end-to-end fields of the request, with the proxy's own, added
+    /// to `headers`. `replaced` is a field the gateway sets itself (the client's is dropped).
     static func upstreamRequestHeaders(_ request: HTTPFields, authority: String?, state: RequestState, preserveHost: Bool,
-                                       instanceAuthority: String, trustsPeer: Bool) -> HTTPHeaders {
+                                       instanceAuthority: String, trustsPeer: Bool, replaced: HTTPField.Name? = nil,
+                                       into headers: inout some UpstreamHeaderSink) {
         let dropped = connectionNamed(request)
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(request.count + 6)
         var existingForwardedFor: [String] = []
         var existingForwarded: [String] = []
         var existingProto: String?
         var existingVia: [String] = []
         for field in request {
             let name = field.name.canonicalName
-            if isHopByHop(name) || (!dropped.isEmpty && dropped.contains(name)) { continue }
+            if isHopByHop(name) || (!dropped.isEmpty && dropped.contains(name)) || field.name == replaced { continue }
             switch name {
             // The body framing is the client library's to decide; Host is set below.
             case "content-length", "host": continue
@@ -84,7 +84,6 @@ enum HeaderRewriting {
         headers.add(name: "Via", value: appending("1.1 rampart", to: existingVia))
         headers.add(name: "X-Request-Id", value: state.requestID)
         if let trace = state.trace { headers.add(name: "traceparent", value: trace.traceparent) }
-        return headers
     }
 
     /// RFC 7239 §6: IPv6 nodes are quoted and bracketed.

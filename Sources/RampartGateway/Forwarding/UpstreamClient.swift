@@ -29,13 +29,13 @@ struct UpstreamRequest: Sendable {
         case stream(length: Int?, UpstreamBodySource)
     }
 
-    var head: HTTPRequestHead
+    var head: UpstreamRequestHead
     var body: Body
     /// Whether the upstream may see the request twice (RFC 9110 §9.2.2): then a kept connection
     /// that closes after the request went out, before any answer, is replaced too.
     var isIdempotent = false
 
-    init(head: HTTPRequestHead, body: Body, isIdempotent: Bool = false) {
+    init(head: UpstreamRequestHead, body: Body, isIdempotent: Bool = false) {
         self.head = head
         self.body = body
         self.isIdempotent = isIdempotent
@@ -43,6 +43,53 @@ struct UpstreamRequest: Sendable {
 
     /// Whether the request may be written again on another connection.
     var isReplayable: Bool { if case .stream = body { false } else { true } }
+}
+
+/// Where the proxy's rewriting puts the fields of a request it sends upstream: NIO's headers
+/// (for an upgrade, whose handshake NIO's codecs speak) or the bytes of a head.
+protocol UpstreamHeaderSink {
+    mutating func add(name: String, value: String)
+}
+
+extension HTTPHeaders: UpstreamHeaderSink {}
+
+/// A request head as it goes upstream: method, target and the fields already written as bytes
+/// (`Name: value` lines), so that nothing is collected only to be copied out again. The framing
+/// fields are added by `UpstreamRequest.framed()`.
+struct UpstreamRequestHead: UpstreamHeaderSink, Sendable {
+    var method: HTTPMethod
+    var uri: String
+    private(set) var fields: ByteBuffer
+
+    init(method: HTTPMethod, uri: String, capacity: Int = 512) {
+        self.method = method
+        self.uri = uri
+        self.fields = ByteBuffer()
+        fields.reserveCapacity(capacity)
+    }
+
+    /// A head with NIO's headers, fields in their order.
+    init(_ head: HTTPRequestHead) {
+        self.init(method: head.method, uri: head.uri)
+        for (name, value) in head.headers { add(name: name, value: value) }
+    }
+
+    mutating func add(name: String, value: String) {
+        fields.writeString(name)
+        fields.writeStaticString(": ")
+        fields.writeString(value)
+        fields.writeStaticString("\r\n")
+    }
+
+    /// `METHOD target HTTP/1.1`, the fields, and the blank line.
+    func write(to out: inout ByteBuffer) {
+        out.writeString(method.rawValue)
+        out.writeStaticString(" ")
+        out.writeString(uri)
+        out.writeStaticString(" HTTP/1.1\r\n")
+        out.writeImmutableBuffer(fields)
+        out.writeStaticString("\r\n")
+    }
 }
 
 /// Produces a streamed request body: calls `send` with each chunk in order, and returns at its end.
@@ -264,19 +311,20 @@ final class UpstreamClient: Sendable {
 }
 
 extension UpstreamRequest {
-    /// The request as it is written: framing fields set for its body.
+    /// The request as it is written: framing fields added for its body (the proxy's rewriting
+    /// never passes the client's on).
     func framed() -> UpstreamRequest {
         var framed = self
         switch body {
         case .none:
             // A body-carrying method says it has none; the others stay as they are.
-            if [.POST, .PUT, .PATCH].contains(head.method) { framed.head.headers.replaceOrAdd(name: "content-length", value: "0") }
+            if [.POST, .PUT, .PATCH].contains(head.method) { framed.head.add(name: "content-length", value: "0") }
         case .whole(let bytes):
-            framed.head.headers.replaceOrAdd(name: "content-length", value: String(bytes.readableBytes))
+            framed.head.add(name: "content-length", value: String(bytes.readableBytes))
         case .stream(let length?, _):
-            framed.head.headers.replaceOrAdd(name: "content-length", value: String(length))
+            framed.head.add(name: "content-length", value: String(length))
         case .stream(nil, _):
-            framed.head.headers.replaceOrAdd(name: "transfer-encoding", value: "chunked")
+            framed.head.add(name: "transfer-encoding", value: "chunked")
         }
         return framed
     }
@@ -519,7 +567,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
 
     /// Starts an exchange: the head, and the body when it is in memory (a streamed one follows
     /// through `sendBody` and `endBody`). Returns the exchange's number.
-    func begin(head: HTTPRequestHead, body: UpstreamRequest.Body, headDeadline: NIODeadline,
+    func begin(head: UpstreamRequestHead, body: UpstreamRequest.Body, headDeadline: NIODeadline,
                reply: UpstreamReply) -> Int {
         exchange += 1
         guard case .idle = state, let context, context.channel.isActive else {
@@ -536,7 +584,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         // connection is rare: no timer is made per exchange.
         if headDeadline < silenceTimerDeadline { armSilenceTimer(at: headDeadline) }
         var out = context.channel.allocator.buffer(capacity: 512)
-        Self.write(head, to: &out)
+        head.write(to: &out)
         switch body {
         case .stream(let length, _):
             chunkedUpload = length == nil
@@ -580,21 +628,6 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         requestEnded = true
         guard chunkedUpload else { return pool.eventLoop.makeSucceededVoidFuture() }
         return context.writeAndFlush(wrapOutboundOut(ByteBuffer(staticString: "0\r\n\r\n")))
-    }
-
-    /// `METHOD target HTTP/1.1`, the fields, and the blank line.
-    static func write(_ head: HTTPRequestHead, to out: inout ByteBuffer) {
-        out.writeString(head.method.rawValue)
-        out.writeStaticString(" ")
-        out.writeString(head.uri)
-        out.writeStaticString(" HTTP/1.1\r\n")
-        for (name, value) in head.headers {
-            out.writeString(name)
-            out.writeStaticString(": ")
-            out.writeString(value)
-            out.writeStaticString("\r\n")
-        }
-        out.writeStaticString("\r\n")
     }
 
     /// The request body could not be read to its end: the exchange fails with its reason.
