@@ -85,9 +85,31 @@ public struct TraceContext: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// The header value: `00-<trace>-<span>-<flags>`.
+    /// Written byte by byte: it goes upstream with every request.
     public var traceparent: String {
-        let f = String(flags, radix: 16)
-        return "00-\(traceID)-\(spanID)-\(f.count == 1 ? "0" + f : f)"
+        var trace = traceID, span = spanID
+        let total = 3 + trace.utf8.count + 1 + span.utf8.count + 3
+        return String(unsafeUninitializedCapacity: total) { buffer in
+            let digits: StaticString = "0123456789abcdef"
+            var at = 0
+            func put(_ byte: UInt8) {
+                buffer[at] = byte
+                at += 1
+            }
+            func put(_ text: inout String) {
+                text.withUTF8 { for byte in $0 { put(byte) } }
+            }
+            put(UInt8(ascii: "0"))
+            put(UInt8(ascii: "0"))
+            put(UInt8(ascii: "-"))
+            put(&trace)
+            put(UInt8(ascii: "-"))
+            put(&span)
+            put(UInt8(ascii: "-"))
+            put(digits.utf8Start[Int(flags >> 4)])
+            put(digits.utf8Start[Int(flags & 0xF)])
+            return at
+        }
     }
 
     public var description: String { traceparent }

@@ -25,7 +25,25 @@ public enum RequestTarget {
         }
         if let hash = pathPart.firstIndex(of: "#") { pathPart = pathPart[..<hash] }
         guard pathPart.hasPrefix("/") else { throw .notOriginForm }
+        if isNormal(pathPart) { return (String(pathPart), query) }
+        return (try normalizeSegments(pathPart), query)
+    }
 
+    /// Whether a path is its own normal form, as most are: no percent sign, no segment that
+    /// starts with a dot, no control character. One pass, and no segment is made.
+    static func isNormal(_ path: Substring) -> Bool {
+        var previous: UInt8 = 0
+        for byte in path.utf8 {
+            if byte == UInt8(ascii: "%") || byte < 0x20 || byte == 0x7F || (byte == UInt8(ascii: ".") && previous == UInt8(ascii: "/")) {
+                return false
+            }
+            previous = byte
+        }
+        return true
+    }
+
+    /// The normal form of an origin-form path (starting with `/`), segment by segment.
+    static func normalizeSegments(_ pathPart: Substring) throws(Problem) -> String {
         var output: [String] = []
         let segments = pathPart.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
         for (index, raw) in segments.enumerated() {
@@ -41,7 +59,7 @@ public enum RequestTarget {
                 output.append(segment)
             }
         }
-        return ("/" + output.joined(separator: "/"), query)
+        return "/" + output.joined(separator: "/")
     }
 
     static func canonicalSegment(_ raw: Substring) throws(Problem) -> String {

@@ -1,5 +1,5 @@
 import PropertyBased
-import RampartCore
+@testable import RampartCore
 import Testing
 
 @Suite struct CIDRTests {
@@ -140,6 +140,9 @@ import Testing
         #expect(child.traceID == trace.traceID)
         #expect(child.spanID != trace.spanID)
         #expect(TraceContext(traceparent: child.traceparent) == child)
+        #expect(trace.traceparent == "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+        #expect(TraceContext(traceID: trace.traceID, spanID: trace.spanID, flags: 0xa0).traceparent
+                == "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-a0")
         for bad in ["ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
                     "00-00000000000000000000000000000000-b7ad6b7169203331-01",
                     "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
@@ -184,6 +187,19 @@ import Testing
             #expect((try? RequestTarget.normalize(once).path) == once)
             let segments = once.split(separator: "/", omittingEmptySubsequences: false)
             #expect(!segments.contains("..") && !segments.contains("."))
+        }
+    }
+
+    /// The shortcut for paths already normal agrees with the segment-by-segment way.
+    @Test func pathsTakenAsTheyAreAreThoseTheSegmentsWouldNotChange() async {
+        let pieces = ["a", "..", ".", ".a", "a.", "%2e", "%41", "", "b~c", "\u{01}", "x.y", "%zz"]
+        await propertyCheck(input: Gen.int(in: 0...(pieces.count - 1)).array(of: 0...8)) { indices in
+            let path = Substring("/" + indices.map { pieces[$0] }.joined(separator: "/"))
+            let segmentwise = Result { () throws(RequestTarget.Problem) in try RequestTarget.normalizeSegments(path) }
+            if RequestTarget.isNormal(path) {
+                #expect((try? segmentwise.get()) == String(path))
+            }
+            #expect((try? RequestTarget.normalize(String(path)).path) == (try? segmentwise.get()))
         }
     }
 }

@@ -430,7 +430,8 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         /// Unused, in the pool (or about to be used for the first time).
         case idle
         case awaitingHead(UpstreamReply)
-        case collecting(UpstreamReply, HTTPResponse, ByteBuffer)
+        /// Reading a small answer whole (its head and body so far in `collected`).
+        case collecting(UpstreamReply)
         case streaming(UpstreamBodyStream.Source)
         case closed
     }
@@ -440,6 +441,9 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     private let pool: NIOLoopBoundBox<LoopConnections>
     private var context: ChannelHandlerContext?
     private var state = State.idle
+    /// The head and body so far of the answer being collected: beside the state, so that the
+    /// state's payload is not copied at every step of the answer.
+    private var collected: (head: HTTPResponse, body: ByteBuffer)?
     /// Whether this connection has carried an exchange already.
     private var used = false
     /// Numbers the exchanges, so a late call about an earlier one is told apart.
@@ -506,12 +510,14 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
 
     /// One step of the answer.
     private func received(_ event: UpstreamResponseParser.Event, context: ChannelHandlerContext) {
-        switch (state, event) {
-        case (.awaitingHead(let reply), .head(let head, let declared, let keepAlive)):
+        switch event {
+        case .head(let head, let declared, let keepAlive):
+            guard case .awaitingHead(let reply) = state else { return outOfTurn() }
             headDeadline = nil
             self.keepAlive = keepAlive
             if let declared, declared <= settings.bufferedBodyLimit {
-                state = .collecting(reply, head, ByteBuffer())
+                state = .collecting(reply)
+                collected = (head, ByteBuffer())
             } else {
                 let made = UpstreamBodyStream.makeSequence(
                     backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8), finishOnDeinit: false,
@@ -520,27 +526,42 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
                 consumerWantsMore = true
                 reply.succeed(UpstreamResponse(head: head, body: .stream(made.sequence)))
             }
-        case (.collecting(let reply, let head, var body), .body(var bytes)):
-            // A body that arrived whole stays the slice of the bytes read; one in pieces is
-            // gathered (not referenced twice while it grows: no copy of what is gathered).
-            state = .closed
-            if body.readableBytes == 0 { body = bytes } else { body.writeBuffer(&bytes) }
-            state = .collecting(reply, head, body)
-        case (.streaming(let source), .body(let bytes)):
-            if case .stopProducing = source.yield(bytes) { consumerWantsMore = false }
-        case (.collecting(let reply, let head, let body), .end):
-            state = .idle
-            reply.succeed(UpstreamResponse(head: head, body: .whole(body)))
-            finishExchange()
-        case (.streaming(let source), .end):
-            state = .idle
-            source.finish()
-            finishExchange()
-        default:
-            // A part without an exchange (the upstream spoke out of turn): this connection
-            // cannot be trusted with another request.
-            fail(GatewayError(.upstreamReset, origin: .upstream, "the upstream sent an unexpected response"))
+        case .body(var bytes):
+            switch state {
+            case .collecting:
+                // A body that arrived whole stays the slice of the bytes read; one in pieces is
+                // gathered (held once while it grows: no copy of what is gathered).
+                guard var pending = collected else { return outOfTurn() }
+                collected = nil
+                if pending.body.readableBytes == 0 { pending.body = bytes } else { pending.body.writeBuffer(&bytes) }
+                collected = pending
+            case .streaming(let source):
+                if case .stopProducing = source.yield(bytes) { consumerWantsMore = false }
+            case .idle, .awaitingHead, .closed:
+                outOfTurn()
+            }
+        case .end:
+            switch state {
+            case .collecting(let reply):
+                guard let pending = collected else { return outOfTurn() }
+                collected = nil
+                state = .idle
+                reply.succeed(UpstreamResponse(head: pending.head, body: .whole(pending.body)))
+                finishExchange()
+            case .streaming(let source):
+                state = .idle
+                source.finish()
+                finishExchange()
+            case .idle, .awaitingHead, .closed:
+                outOfTurn()
+            }
         }
+    }
+
+    /// A part without an exchange (the upstream spoke out of turn): this connection cannot be
+    /// trusted with another request.
+    private func outOfTurn() {
+        fail(GatewayError(.upstreamReset, origin: .upstream, "the upstream sent an unexpected response"))
     }
 
     func read(context: ChannelHandlerContext) {
@@ -699,7 +720,9 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
             } else {
                 reply.fail(error)
             }
-        case .collecting(let reply, _, _): reply.fail(error)
+        case .collecting(let reply):
+            collected = nil
+            reply.fail(error)
         case .streaming(let source): source.finish(error)
         case .idle: pool.value.remove(self)
         case .closed: break

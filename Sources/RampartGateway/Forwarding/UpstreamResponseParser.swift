@@ -238,8 +238,10 @@ struct UpstreamResponseParser {
             while start < end, bytes[start] == 0x20 || bytes[start] == 0x09 { start += 1 }
             while end > start, bytes[end - 1] == 0x20 || bytes[end - 1] == 0x09 { end -= 1 }
             let value = bytes[start..<end]
-            guard value.allSatisfy({ $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }) else {
-                throw Malformed("control character in a field value")
+            var isASCII = true
+            for byte in value {
+                guard byte == 0x09 || (byte >= 0x20 && byte != 0x7F) else { throw Malformed("control character in a field value") }
+                if byte >= 0x80 { isASCII = false }
             }
             let nameBytes = bytes[field.lowerBound..<colon]
             guard let name = knownName(nameBytes) ?? HTTPField.Name(String(bytes: nameBytes)) else {
@@ -273,7 +275,9 @@ struct UpstreamResponseParser {
             default:
                 break
             }
-            fields.append(HTTPField(name: name, value: value))
+            // ASCII, as values nearly always are, is copied as it is; other bytes go through
+            // the library's checks (and stay as they came).
+            fields.append(isASCII ? HTTPField(name: name, value: String(bytes: value)) : HTTPField(name: name, value: value))
         }
 
         // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length; a final coding other than
