@@ -1,6 +1,11 @@
 import HTTPTypes
+import Hummingbird
+import Logging
+import NIOEmbedded
+import RampartShield
 import NIOCore
 import PropertyBased
+import RampartCore
 import Testing
 
 @testable import RampartGateway
@@ -124,5 +129,47 @@ import Testing
                 #expect(field.value.utf8.allSatisfy { ($0 >= 0x20 && $0 < 0x7F) || $0 == 0x09 })
             }
         }
+    }
+}
+
+/// The direct path writes an answer's head shaped as phase 9 shapes it, in one pass.
+@Suite struct DirectAnswerHeadTests {
+    static func written(_ fields: HTTPFields, bodyLength: Int?, keepAlive: Bool, close: Bool = false) -> (text: String, keepAlive: Bool) {
+        var context = GatewayRequestContext(source: .init(channel: EmbeddedChannel(), logger: Logger(label: "test")))
+        context.state.isSecure = false
+        context.record.note {
+            $0.requestID = "rid-1"
+            $0.route = "app"
+            $0.closeConnection = close
+            $0.securityHeaders = SecurityHeaders(SecurityHeadersConfiguration(contentTypeOptions: true, frameOptions: "DENY"))
+        }
+        var out = ByteBuffer()
+        let stays = DirectForwarding.writeHead(status: .ok, headers: fields, bodyLength: bodyLength, isHead: false, context: context,
+                                               keepAlive: keepAlive, to: &out)
+        return (String(buffer: out), stays)
+    }
+
+    @Test func replacesTheRequestIDKeepsTheUpstreamsOwnHeadersAndFrames() {
+        let (text, keepAlive) = Self.written([.xRequestID: "upstream-id", HTTPField.Name("X-Frame-Options")!: "SAMEORIGIN",
+                                              .contentType: "text/plain"], bodyLength: 5, keepAlive: true)
+        #expect(keepAlive)
+        #expect(text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+        #expect(text.hasSuffix("\r\n\r\n"))
+        let lines = text.split(separator: "\r\n").dropFirst().map(String.init)
+        #expect(Set(lines) == ["X-Frame-Options: SAMEORIGIN", "Content-Type: text/plain", "X-Request-Id: rid-1",
+                               "X-Content-Type-Options: nosniff", "Content-Length: 5"], "\(lines)")
+        #expect(lines.count == 5)
+    }
+
+    @Test func closesWhenAskedOrWhenTheRequestEndsTheConnection() {
+        let closing = Self.written([.contentType: "text/plain"], bodyLength: nil, keepAlive: true, close: true)
+        #expect(!closing.keepAlive)
+        #expect(closing.text.contains("Connection: close\r\n"))
+        #expect(closing.text.contains("Transfer-Encoding: chunked\r\n"))
+        #expect(closing.text.split(separator: "\r\n").filter { $0.hasPrefix("Connection:") }.count == 1)
+        let last = Self.written([.contentLength: "3"], bodyLength: 3, keepAlive: false)
+        #expect(!last.keepAlive)
+        #expect(last.text.contains("Connection: close\r\n"))
+        #expect(last.text.split(separator: "\r\n").filter { $0.hasPrefix("Content-Length:") }.count == 1)
     }
 }
