@@ -268,6 +268,48 @@ import Testing
         await upstream.stop()
     }
 
+    /// A client that pipelines requests and does not read the answers: once the connection
+    /// stops taking writes, the gateway stops reading requests (the answers do not pile up in
+    /// memory); when the client reads again, every request is answered, in order.
+    @Test func aClientNotReadingItsAnswersHoldsItsNextRequestsBack() async throws {
+        let upstream = await LoopbackHarness.startEcho(name: "pipeline")
+        try await LoopbackHarness.withGateway(LoopbackHarness.configuration(pool: [upstream])) { _, port, _ in
+            let count = 600, size = 60_000  // 36 MB of answers, far more than the sockets hold
+            let fd = try await offPool { try connectedSocket(port: port) }
+            defer { close(fd) }
+            var requests = String(repeating: "GET /bytes/\(size) HTTP/1.1\r\nHost: x\r\n\r\n", count: count - 1)
+            requests += "GET /bytes/\(size) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            send(requests, on: fd)
+            try await Task.sleep(for: .seconds(2))
+            let forwardedUnread = upstream.server.requests.count
+            #expect(forwardedUnread > 0)
+            #expect(forwardedUnread < count / 2, "\(forwardedUnread) requests forwarded while no answer was read")
+            let (answers, bytes) = try await offPool { () -> (Int, Int) in
+                var answers = 0, total = 0
+                var buffer = [UInt8](repeating: 0, count: 1 << 16)
+                var carry: [UInt8] = []
+                let marker = Array("HTTP/1.1 200 ".utf8)
+                while true {
+                    let n = recv(fd, &buffer, buffer.count, 0)
+                    if n <= 0 { break }
+                    total += n
+                    // Count answer heads, a marker possibly cut between two reads.
+                    let window = carry + buffer[0..<n]
+                    var i = 0
+                    while i + marker.count <= window.count {
+                        if window[i] == marker[0], Array(window[i..<(i + marker.count)]) == marker { answers += 1; i += marker.count } else { i += 1 }
+                    }
+                    carry = Array(window.suffix(marker.count - 1))
+                }
+                return (answers, total)
+            }
+            #expect(answers == count)
+            #expect(bytes > count * size)
+        }
+        #expect(upstream.server.requests.count == 600)
+        await upstream.stop()
+    }
+
     /// A client that goes away while the upstream owes the answer's head: the gateway calls the
     /// upstream exchange off (as nginx does by default) instead of waiting for an answer nobody
     /// will read, on the direct path and on the full pipeline.
