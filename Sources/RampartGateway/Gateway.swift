@@ -278,12 +278,10 @@ public final class Gateway: Service, Sendable {
             streamConfiguration: .init(additionalChannelHandlers: [ConnectionGuard(headerTimeout: headerTimeout, bodyTimeout: bodyTimeout, isStream: true),
                                                                    HTTP2ResponseSanitizer()]))
         var options = TrafficChannel.Options(http2: listener.http2, prefaceTimeout: headerTimeout)
-        if proxy.directPath {
-            options.direct = DirectPhases(live: live, isSecure: listener.tls != nil, record: record, admit: admit, endpoints: endpoints,
-                                          route: route, inspect: inspect, forward: forward, authenticates: authenticator != nil,
-                                          headerTimeout: headerTimeout, idleTimeout: .nanoseconds(proxy.timeouts.clientIdle.duration.nanoseconds),
-                                          logger: logger)
-        }
+        options.direct = DirectPhases(live: live, isSecure: listener.tls != nil, record: record, admit: admit, endpoints: endpoints,
+                                      route: route, inspect: inspect, forward: forward, authenticates: authenticator != nil,
+                                      headerTimeout: headerTimeout, idleTimeout: .nanoseconds(proxy.timeouts.clientIdle.duration.nanoseconds),
+                                      logger: logger)
         if let tls = listener.tls {
             do {
                 options.tls = try ServerTLS.context(tls, protocols: TrafficChannel.applicationProtocols(http2: listener.http2),

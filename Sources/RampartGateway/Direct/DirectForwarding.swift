@@ -82,6 +82,8 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
     private var inFlight: UpstreamCancellation?
     /// The client closed its side of the connection (the server allows half-closure).
     private var inputClosed = false
+    /// The client's address, read when the connection opens.
+    private var peer: IPAddress?
     private var autoRead = false
     /// As the channel was set up: restored for the full pipeline at hand-over.
     private var initialAutoRead = false
@@ -109,6 +111,7 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
     /// Reads as bytes arrive (not one read request at a time, which costs two system calls
     /// per request to change the socket's interest), until too much waits unserved.
     private func start(_ context: ChannelHandlerContext) {
+        peer = context.channel.remoteAddress.flatMap(IPAddress.init(socketAddress:))
         armHeaderTimer(context, phases.headerTimeout)
         autoRead = (try? context.channel.syncOptions?.getOption(ChannelOptions.autoRead)) ?? false
         initialAutoRead = autoRead
@@ -217,7 +220,7 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
     private func serve(_ head: HTTPRequest, route: RoutePhase.Matched, snapshot: GatewaySnapshot, keepAlive: Bool,
                        context: ChannelHandlerContext) {
         let request = Request(head: head, body: RequestBody(buffer: ByteBuffer()))
-        var gateway = GatewayRequestContext(source: ApplicationRequestContextSource(channel: context.channel, logger: phases.logger))
+        var gateway = GatewayRequestContext(source: ApplicationRequestContextSource(channel: context.channel, logger: phases.logger), peer: peer)
         gateway.snapshot = snapshot
         gateway.state.isSecure = phases.isSecure
         let started = phases.record.time.now()

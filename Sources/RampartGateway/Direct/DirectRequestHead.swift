@@ -53,6 +53,7 @@ enum DirectRequestHead {
         }
 
         var fields = HTTPFields()
+        fields.reserveCapacity(12)
         var authority: String?
         var keepAlive = true
         while true {

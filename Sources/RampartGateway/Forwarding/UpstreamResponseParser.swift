@@ -219,7 +219,13 @@ struct UpstreamResponseParser {
         }
 
         var fields = HTTPFields()
-        var lengths: [Int] = []
+        fields.reserveCapacity(12)
+        // Every Content-Length value must agree: the first, and whether any other differs.
+        var length: Int?
+        var lengthsDiffer = false
+        func noteLength(_ value: Int) {
+            if let length { lengthsDiffer = lengthsDiffer || value != length } else { length = value }
+        }
         var transferCodings: [Substring] = []
         var close = false, keepAliveToken = false
         while true {
@@ -251,14 +257,14 @@ struct UpstreamResponseParser {
             case .contentLength:
                 // Usually plain digits: read as they are; a list takes the longer way.
                 if !value.isEmpty, value.count <= 18, value.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) {
-                    lengths.append(value.reduce(0) { $0 * 10 + Int($1 - 0x30) })
+                    noteLength(value.reduce(0) { $0 * 10 + Int($1 - 0x30) })
                     break
                 }
                 for item in String(bytes: value).split(separator: ",", omittingEmptySubsequences: false) {
                     let digits = item.trimmingASCIIWhitespace()
                     guard !digits.isEmpty, digits.utf8.count <= 18, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-                          let length = Int(digits) else { throw Malformed("invalid Content-Length") }
-                    lengths.append(length)
+                          let value = Int(digits) else { throw Malformed("invalid Content-Length") }
+                    noteLength(value)
                 }
             case .transferEncoding:
                 transferCodings += String(bytes: value).split(separator: ",").map { $0.trimmingASCIIWhitespace() }
@@ -285,8 +291,8 @@ struct UpstreamResponseParser {
         let body: Framing.Body
         if !transferCodings.isEmpty {
             body = transferCodings.last!.caseInsensitiveEquals("chunked") ? .chunked : .untilClose
-        } else if let length = lengths.first {
-            guard lengths.allSatisfy({ $0 == length }) else { throw Malformed("conflicting Content-Length values") }
+        } else if let length {
+            guard !lengthsDiffer else { throw Malformed("conflicting Content-Length values") }
             body = .length(length)
         } else {
             body = .untilClose

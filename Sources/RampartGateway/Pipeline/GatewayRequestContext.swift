@@ -39,10 +39,15 @@ public struct GatewayRequestContext: RequestContext {
     let channel: any Channel
 
     public init(source: ApplicationRequestContextSource) {
+        self.init(source: source, peer: source.channel.remoteAddress.flatMap(IPAddress.init(socketAddress:)))
+    }
+
+    /// A context for a request from `peer`, already known (the direct path reads it once per
+    /// connection rather than once per request).
+    init(source: ApplicationRequestContextSource, peer: IPAddress?) {
         self.coreContext = .init(source: source)
         self.channel = source.channel
         self.record = RequestRecord()
-        let peer = source.channel.remoteAddress.flatMap(IPAddress.init(socketAddress:))
         self.state = RequestState(peerAddress: peer, isSecure: false)
     }
 

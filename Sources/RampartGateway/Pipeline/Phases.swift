@@ -170,10 +170,18 @@ struct ShapePhase: RouterMiddleware {
 
     static func shape(_ fields: inout HTTPFields, context: Context) {
         let facts = context.record.current
-        if !facts.requestID.isEmpty { fields[.xRequestID] = facts.requestID }
-        if facts.closeConnection { fields[.connection] = "close" }
+        if !facts.requestID.isEmpty { fields.set(.xRequestID, facts.requestID) }
+        if facts.closeConnection { fields.set(.connection, "close") }
         let headers = facts.route != nil ? facts.securityHeaders : context.snapshot?.defaultHeaders
         headers?.apply(to: &fields, isSecure: context.state.isSecure, nonce: facts.cspNonce)
+    }
+}
+
+extension HTTPFields {
+    /// `self[name] = value` without its rewrite of the fields when the name is absent, as it
+    /// usually is: the field is appended.
+    mutating func set(_ name: HTTPField.Name, _ value: String) {
+        if contains(where: { $0.name == name }) { self[name] = value } else { append(HTTPField(name: name, value: value)) }
     }
 }
 

@@ -34,7 +34,8 @@ struct TrafficChannel: ServerChildChannel {
         var tls: NIOSSLContext?
         /// How long a new connection may stay silent before its protocol is known.
         var prefaceTimeout: TimeAmount = .seconds(10)
-        /// The phases for the direct path on HTTP/1 connections; nil: every request goes
+        /// The phases for the direct path on HTTP/1 connections; nil, or `proxy.directPath`
+        /// off in the configuration in force when a connection opens: every request on it goes
         /// through the Hummingbird pipeline.
         var direct: DirectPhases?
     }
@@ -57,7 +58,9 @@ struct TrafficChannel: ServerChildChannel {
                 if useHTTP2 { return self.http2.setup(channel: channel, logger: logger).map { .http2($0) } }
                 do {
                     try channel.pipeline.syncOperations.addHandler(TunnelSwitch())
-                    if let direct = options.direct {
+                    // Read per connection, so that a reload turning it on or off applies to
+                    // the connections that open after it.
+                    if let direct = options.direct, direct.live.snapshot.configuration.proxy.directPath {
                         let requested = channel.eventLoop.makePromise(of: Void.self)
                         let handler = DirectForwarding(phases: direct, handOverRequested: requested)
                         try channel.pipeline.syncOperations.addHandler(handler)
