@@ -73,10 +73,8 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
     private var buffered: ByteBuffer?
     /// When the connection closes unless a request head has arrived; nil while one is served.
     private var headerDeadline: NIODeadline?
-    /// The one timer that enforces it, and when it fires: moved only when it fires, or when
-    /// the deadline comes earlier, so serving a request schedules nothing.
-    private var timer: Scheduled<Void>?
-    private var timerDeadline = NIODeadline.distantFuture
+    /// The one timer that enforces it: serving a request schedules nothing.
+    private var timer = LazyDeadlineTimer()
     private var quiescing = false
     /// The upstream exchange of the request being served, called off if the client goes away.
     private var inFlight: UpstreamCancellation?
@@ -368,22 +366,16 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
     private func armHeaderTimer(_ context: ChannelHandlerContext, _ timeout: TimeAmount) {
         let deadline = NIODeadline.now() + timeout
         headerDeadline = deadline
-        if timer == nil || deadline < timerDeadline { schedule(at: deadline, context) }
+        timer.cover(deadline, on: context.eventLoop) { [self] in headerTimerFired(context) }
     }
 
-    private func schedule(at deadline: NIODeadline, _ context: ChannelHandlerContext) {
-        timer?.cancel()
-        timerDeadline = deadline
-        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
-            timer = nil
-            timerDeadline = .distantFuture
-            guard let headerDeadline else { return }
-            if NIODeadline.now() >= headerDeadline {
-                loopBound.value.close(promise: nil)
-            } else {
-                schedule(at: headerDeadline, loopBound.value)
-            }
+    private func headerTimerFired(_ context: ChannelHandlerContext) {
+        timer.fired()
+        guard let headerDeadline else { return }
+        if NIODeadline.now() >= headerDeadline {
+            context.close(promise: nil)
+        } else {
+            timer.set(headerDeadline, on: context.eventLoop) { [self] in headerTimerFired(context) }
         }
     }
 
@@ -394,9 +386,7 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func stopTimer() {
         headerDeadline = nil
-        timer?.cancel()
-        timer = nil
-        timerDeadline = .distantFuture
+        timer.cancel()
     }
 
     // MARK: Bytes

@@ -458,9 +458,8 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     private var lastActivity = NIODeadline.now()
     /// When the answer's head must have arrived, while one is awaited.
     private var headDeadline: NIODeadline?
-    /// The connection's one timer (see `armSilenceTimer`) and when it fires.
-    private var silenceTimer: Scheduled<Void>?
-    private var silenceTimerDeadline = NIODeadline.distantFuture
+    /// The connection's one timer (see `armSilenceTimer`).
+    private var silenceTimer = LazyDeadlineTimer()
     /// A read the consumer of a streamed body has no room for yet.
     private var readHeld = false
     private var consumerWantsMore = true
@@ -486,7 +485,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         // The first exchange may have begun already (the connect future completes first) and
         // set the timer for its head.
         let expiry = NIODeadline.now() + settings.idleTimeout
-        if expiry < silenceTimerDeadline { armSilenceTimer(at: expiry) }
+        coverSilence(until: expiry)
         context.fireChannelActive()
     }
 
@@ -603,7 +602,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         self.headDeadline = headDeadline
         // Rescheduled only when the head is due before the timer fires, which on a kept-alive
         // connection is rare: no timer is made per exchange.
-        if headDeadline < silenceTimerDeadline { armSilenceTimer(at: headDeadline) }
+        coverSilence(until: headDeadline)
         var out = context.channel.allocator.buffer(capacity: 512)
         head.write(to: &out)
         switch body {
@@ -727,9 +726,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         case .idle: pool.value.remove(self)
         case .closed: break
         }
-        silenceTimer?.cancel()
-        silenceTimer = nil
-        silenceTimerDeadline = .distantFuture
+        silenceTimer.cancel()
         context?.close(promise: nil)
     }
 
@@ -738,30 +735,35 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     /// overdue, and one whose upstream has gone silent for the idle timeout.
     private func armSilenceTimer(at deadline: NIODeadline) {
         guard let context else { return }
-        silenceTimer?.cancel()
-        silenceTimerDeadline = deadline
-        silenceTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
-            silenceTimer = nil
-            silenceTimerDeadline = .distantFuture
-            let now = NIODeadline.now()
-            // Set only while a head is awaited.
-            let headDue = headDeadline ?? .distantFuture
-            if now >= headDue { return fail(GatewayError(.firstByteTimeout, origin: .upstream, "the upstream did not answer in time")) }
-            switch state {
-            case .idle:
-                let expiry = lastActivity + settings.keepAliveTimeout
-                if now >= expiry { return fail(ChannelError.eof) }
-                armSilenceTimer(at: expiry)
-            case .awaitingHead where !requestEnded:
-                // Still uploading: the upstream owes nothing yet but the head by its deadline.
-                armSilenceTimer(at: min(now + settings.idleTimeout, headDue))
-            case .awaitingHead, .collecting, .streaming:
-                let expiry = lastActivity + settings.idleTimeout
-                if now >= expiry { return fail(GatewayError(.idleTimeout, origin: .upstream, "the upstream stopped sending")) }
-                armSilenceTimer(at: min(expiry, headDue))
-            case .closed:
-                break
-            }
+        silenceTimer.set(deadline, on: context.eventLoop) { [self] in silenceTimerFired() }
+    }
+
+    /// Makes sure the timer fires by `deadline`.
+    private func coverSilence(until deadline: NIODeadline) {
+        guard let context else { return }
+        silenceTimer.cover(deadline, on: context.eventLoop) { [self] in silenceTimerFired() }
+    }
+
+    private func silenceTimerFired() {
+        silenceTimer.fired()
+        let now = NIODeadline.now()
+        // Set only while a head is awaited.
+        let headDue = headDeadline ?? .distantFuture
+        if now >= headDue { return fail(GatewayError(.firstByteTimeout, origin: .upstream, "the upstream did not answer in time")) }
+        switch state {
+        case .idle:
+            let expiry = lastActivity + settings.keepAliveTimeout
+            if now >= expiry { return fail(ChannelError.eof) }
+            armSilenceTimer(at: expiry)
+        case .awaitingHead where !requestEnded:
+            // Still uploading: the upstream owes nothing yet but the head by its deadline.
+            armSilenceTimer(at: min(now + settings.idleTimeout, headDue))
+        case .awaitingHead, .collecting, .streaming:
+            let expiry = lastActivity + settings.idleTimeout
+            if now >= expiry { return fail(GatewayError(.idleTimeout, origin: .upstream, "the upstream stopped sending")) }
+            armSilenceTimer(at: min(expiry, headDue))
+        case .closed:
+            break
         }
     }
 }
