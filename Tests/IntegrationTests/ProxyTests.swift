@@ -268,6 +268,38 @@ import Testing
         await upstream.stop()
     }
 
+    /// Session affinity through the proxy: a cookie (or header) picks the instance, the same
+    /// one every time for the same value, on the direct path and through the full pipeline
+    /// (a POST), and different sessions spread.
+    @Test(arguments: [HashSource.cookie("sid"), .header("X-Session")])
+    func consistentHashingKeepsASessionOnOneInstance(source: HashSource) async throws {
+        let upstreams = [await LoopbackHarness.startEcho(name: "a"), await LoopbackHarness.startEcho(name: "b"), await LoopbackHarness.startEcho(name: "c")]
+        let configuration = LoopbackHarness.configuration(pool: upstreams, strategy: .consistentHash(on: source))
+        try await LoopbackHarness.withGateway(configuration) { _, port, _ in
+            func session(_ id: String) -> (String, String) {
+                if case .cookie(let name) = source { return ("Cookie", "theme=dark; \(name)=\(id)") }
+                return ("X-Session", id)
+            }
+            var seen = Set<String>()
+            for id in (0..<12).map({ "user-\($0)" }) {
+                let first = instance(of: try await fetch("http://127.0.0.1:\(port)/a", headers: [session(id)]).body)
+                #expect(first != nil)
+                for path in ["/b", "/c?x=1"] {
+                    #expect(instance(of: try await fetch("http://127.0.0.1:\(port)\(path)", headers: [session(id)]).body) == first)
+                }
+                var post = HTTPClientRequest(url: "http://127.0.0.1:\(port)/form")
+                post.method = .POST
+                post.headers.add(name: session(id).0, value: session(id).1)
+                post.body = .bytes(ByteBuffer(string: "x=1"))
+                let response = try await client.execute(post, timeout: .seconds(10))
+                #expect(instance(of: String(buffer: try await response.body.collect(upTo: 1 << 20))) == first)
+                if let first { seen.insert(first) }
+            }
+            #expect(seen.count > 1, "12 sessions all on \(seen)")
+        }
+        for upstream in upstreams { await upstream.stop() }
+    }
+
     /// A client that pipelines requests and does not read the answers: once the connection
     /// stops taking writes, the gateway stops reading requests (the answers do not pile up in
     /// memory); when the client reads again, every request is answered, in order.

@@ -161,6 +161,13 @@ import Testing
         #expect(lines.count == 5)
     }
 
+    @Test func fieldsAreWrittenWhole() {
+        var out = ByteBuffer(string: "x")
+        out.writeField(name: "X-Empty", value: "")
+        out.writeField(name: "X-Text", value: "grüße, \(String(repeating: "a", count: 300))")
+        #expect(String(buffer: out) == "xX-Empty: \r\nX-Text: grüße, \(String(repeating: "a", count: 300))\r\n")
+    }
+
     @Test func closesWhenAskedOrWhenTheRequestEndsTheConnection() {
         let closing = Self.written([.contentType: "text/plain"], bodyLength: nil, keepAlive: true, close: true)
         #expect(!closing.keepAlive)

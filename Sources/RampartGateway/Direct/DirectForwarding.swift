@@ -217,7 +217,6 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func serve(_ head: HTTPRequest, route: RoutePhase.Matched, snapshot: GatewaySnapshot, keepAlive: Bool,
                        context: ChannelHandlerContext) {
-        let request = Request(head: head, body: RequestBody(buffer: ByteBuffer()))
         var gateway = GatewayRequestContext(source: ApplicationRequestContextSource(channel: context.channel, logger: phases.logger), peer: peer)
         gateway.snapshot = snapshot
         gateway.state.isSecure = phases.isSecure
@@ -253,7 +252,7 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
         let cancellation = UpstreamCancellation()
         inFlight = cancellation
         let finished = gateway
-        phases.forward.forwardDirect(request, context: finished, on: context.eventLoop, cancellation: cancellation) { result in
+        phases.forward.forwardDirect(head, context: finished, on: context.eventLoop, cancellation: cancellation) { result in
             finish(result, finished)
         }
     }
@@ -425,10 +424,7 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
         out.writeStaticString("\r\n")
         for field in headers {
             if field.name == .connection, keepAlive { continue }
-            out.writeString(field.name.rawName)
-            out.writeStaticString(": ")
-            out.writeString(field.value)
-            out.writeStaticString("\r\n")
+            out.writeField(name: field.name.rawName, value: field.value)
         }
         if !isHead, !framed, allowsBody(status) {
             if let bodyLength {

@@ -9,7 +9,7 @@ extension ForwardPhase {
     /// as `handle`; `completion` hears the outcome on the loop (possibly before this returns), or
     /// the error `handle` would throw. `cancellation` calls the upstream exchange off when the
     /// client goes away first.
-    func forwardDirect(_ request: Request, context: Context, on eventLoop: any EventLoop, cancellation: UpstreamCancellation,
+    func forwardDirect(_ request: HTTPRequest, context: Context, on eventLoop: any EventLoop, cancellation: UpstreamCancellation,
                        completion: @escaping (Result<AttemptOutcome, any Error>) -> Void) {
         let plan: ForwardPlan
         do {
@@ -17,7 +17,6 @@ extension ForwardPhase {
         } catch {
             return completion(.failure(error))
         }
-        let reader = BodyReader(request.body)
         var picker = InstancePicker(pool: plan.pool, input: plan.input)
         var lastError: GatewayError?
         func tryNext() {
@@ -41,7 +40,7 @@ extension ForwardPhase {
                     tryNext()
                 case .success(let response):
                     let outcome = answer(to: response, attempt: attempt, plan: plan, retriesStatus: true,
-                                         isHead: request.method == .head, reader: reader, record: context.record)
+                                         isHead: request.method == .head, reader: nil, record: context.record)
                     guard case .retry(let error) = outcome else { return completion(.success(outcome)) }
                     lastError = error
                     tryNext()

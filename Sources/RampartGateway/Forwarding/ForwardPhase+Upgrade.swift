@@ -43,7 +43,7 @@ extension ForwardPhase {
                 throw GatewayError(.noHealthyInstance, origin: .gateway, "no available instance in pool \(pool.name)")
             }
             var headers = HTTPHeaders()
-            upstreamHeaders(request, context: context, instance: instance, trustsPeer: trustsPeer, into: &headers)
+            upstreamHeaders(request.head, context: context, instance: instance, trustsPeer: trustsPeer, into: &headers)
             headers.add(name: "Connection", value: "Upgrade")
             headers.add(name: "Upgrade", value: upgrade.protocols)
             let head = HTTPRequestHead(version: .http1_1, method: NIOHTTP1.HTTPMethod(rawValue: request.method.rawValue),

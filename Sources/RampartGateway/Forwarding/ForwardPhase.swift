@@ -24,7 +24,7 @@ struct ForwardPhase: RouterMiddleware {
     static let idempotent: Set<HTTPRequest.Method> = [.get, .head, .options, .trace, .put, .delete]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let plan = try ForwardPlan(request, context: context, phase: self)
+        let plan = try ForwardPlan(request.head, context: context, phase: self)
         let proxy = plan.proxy
         let body = RequestBodyPlan(request)
         let progress = BodyProgress()
@@ -43,7 +43,7 @@ struct ForwardPhase: RouterMiddleware {
         var lastError: GatewayError?
         while true {
             let attempt = try plan.next(&picker, after: lastError, record: context.record, now: time.now())
-            var upstream = UpstreamRequest(head: plan.head(for: attempt.instance, request: request, context: context, phase: self),
+            var upstream = UpstreamRequest(head: plan.head(for: attempt.instance, request: request.head, context: context, phase: self),
                                            body: .none, isIdempotent: mayRetryAnswer)
             switch (body, context.bufferedBody) {
             case (.none, _): break
@@ -142,7 +142,7 @@ struct ForwardPhase: RouterMiddleware {
     /// answer for the client. A small answer was read whole by the client and goes out with its
     /// head in one write, as nginx's proxy buffering does; larger or unsized ones stream.
     func answer(to response: UpstreamResponse, attempt: Attempt, plan: ForwardPlan, retriesStatus: Bool, isHead: Bool,
-                reader: BodyReader<RequestBody>, record: RequestRecord) -> AttemptOutcome {
+                reader: BodyReader<RequestBody>?, record: RequestRecord) -> AttemptOutcome {
         let status = response.head.status.code
         let pool = plan.pool, instance = attempt.instance
         if retriesStatus, mayRetry(afterStatus: status, attempt: attempt.number, retries: plan.proxy.retries) {
@@ -180,7 +180,7 @@ struct ForwardPhase: RouterMiddleware {
 
     /// An answer whose body is still arriving: relayed as it comes, and its instance told how it ended.
     func streamedResponse(_ stream: UpstreamBodyStream, status: HTTPResponse.Status, headers: HTTPFields,
-                                  reader: BodyReader<RequestBody>, instance: Instance, pool: Pool, started attemptStarted: Instant,
+                                  reader: BodyReader<RequestBody>?, instance: Instance, pool: Pool, started attemptStarted: Instant,
                                   deadline totalDeadline: Instant) -> Response {
         let time = self.time
         let code = status.code
@@ -197,6 +197,8 @@ struct ForwardPhase: RouterMiddleware {
         let observed = ObservedResponseBody(base: stream, observer: observer, deadline: totalDeadline, time: time)
         let streamed = ResponseBody(asyncSequence: observed)
         return Response(status: status, headers: headers, body: ResponseBody(contentLength: streamed.contentLength) { writer in
+            // A request body still coming in is closed once the answer has gone out.
+            guard let reader else { return try await streamed.write(writer) }
             try await reader.closing { try await streamed.write(writer) }
         })
     }
@@ -210,12 +212,12 @@ struct ForwardPhase: RouterMiddleware {
 
     /// The request's headers as the upstream gets them: end-to-end fields, the forwarding
     /// headers, and the CSP nonce when the route's policy asks for one.
-    func upstreamHeaders(_ request: Request, context: Context, instance: Instance, trustsPeer: Bool,
+    func upstreamHeaders(_ request: HTTPRequest, context: Context, instance: Instance, trustsPeer: Bool,
                          into headers: inout some UpstreamHeaderSink) {
         // Only the gateway speaks for flags: what the client sent under the name goes.
         let flags = context.forwardedFlags
         HeaderRewriting.upstreamRequestHeaders(
-            request.headers, authority: request.head.authority, state: context.state,
+            request.headerFields, authority: request.authority, state: context.state,
             preserveHost: context.snapshot!.configuration.proxy.preserveHost, instanceAuthority: instance.url.authority, trustsPeer: trustsPeer,
             replaced: flags?.name, into: &headers)
         if let nonce = context.cspNonce { headers.add(name: "X-CSP-Nonce", value: nonce) }
@@ -223,11 +225,11 @@ struct ForwardPhase: RouterMiddleware {
     }
 
     /// The affinity key for consistent hashing, from the request.
-    func hashKey(_ request: Request, context: Context, pool: Pool) -> String? {
+    func hashKey(_ request: HTTPRequest, context: Context, pool: Pool) -> String? {
         guard case .consistentHash(let source) = pool.configuration.strategy else { return nil }
         switch source {
-        case .header(let name): return HTTPField.Name(name).flatMap { request.headers[$0] }
-        case .cookie(let name): return request.cookies[name]?.value
+        case .header(let name): return HTTPField.Name(name).flatMap { request.headerFields[$0] }
+        case .cookie(let name): return Cookies(from: request.headerFields[values: .cookie])[name]?.value
         case .clientAddress: return context.state.clientAddress?.description
         }
     }
@@ -264,7 +266,7 @@ struct ForwardPlan {
     let totalDeadline: Instant
     let method: NIOHTTP1.HTTPMethod
 
-    init(_ request: Request, context: GatewayRequestContext, phase: ForwardPhase) throws(GatewayError) {
+    init(_ request: HTTPRequest, context: GatewayRequestContext, phase: ForwardPhase) throws(GatewayError) {
         guard let route = context.route, case .pool(let poolName) = route.target, let pool = phase.pools.pool(named: poolName) else {
             throw GatewayError(.noRoute, origin: .gateway, "route has no pool")
         }
@@ -293,7 +295,7 @@ struct ForwardPlan {
     }
 
     /// The request head `instance` gets.
-    func head(for instance: Instance, request: Request, context: GatewayRequestContext, phase: ForwardPhase) -> UpstreamRequestHead {
+    func head(for instance: Instance, request: HTTPRequest, context: GatewayRequestContext, phase: ForwardPhase) -> UpstreamRequestHead {
         var head = UpstreamRequestHead(method: method, uri: instance.url.basePath + target)
         phase.upstreamHeaders(request, context: context, instance: instance, trustsPeer: trustsPeer, into: &head)
         return head

@@ -75,10 +75,7 @@ struct UpstreamRequestHead: UpstreamHeaderSink, Sendable {
     }
 
     mutating func add(name: String, value: String) {
-        fields.writeString(name)
-        fields.writeStaticString(": ")
-        fields.writeString(value)
-        fields.writeStaticString("\r\n")
+        fields.writeField(name: name, value: value)
     }
 
     /// `METHOD target HTTP/1.1`, the fields, and the blank line.
