@@ -13,7 +13,9 @@ import NIOTLS
 /// so the same phases, serve the request.
 ///
 /// HTTP/1.1 connections also carry a ``TunnelSwitch`` in front of the parser, so a forwarded
-/// protocol upgrade (WebSocket) can turn the connection into a byte tunnel.
+/// protocol upgrade (WebSocket) can turn the connection into a byte tunnel; on a connection the
+/// direct path serves first, it joins when the full pipeline takes over (upgrades are never
+/// served directly).
 struct TrafficChannel: ServerChildChannel {
     enum Negotiated: Sendable {
         case http1(HTTP1Channel.Value)
@@ -57,16 +59,18 @@ struct TrafficChannel: ServerChildChannel {
             let configure: @Sendable (Bool) -> EventLoopFuture<Negotiated> = { useHTTP2 in
                 if useHTTP2 { return self.http2.setup(channel: channel, logger: logger).map { .http2($0) } }
                 do {
-                    try channel.pipeline.syncOperations.addHandler(TunnelSwitch())
                     // Read per connection, so that a reload turning it on or off applies to
                     // the connections that open after it.
                     if let direct = options.direct, direct.live.snapshot.configuration.proxy.directPath {
+                        // The tunnel switch (for upgrades, which only the full pipeline serves)
+                        // joins at hand-over: until then no byte passes an idle handler.
                         let requested = channel.eventLoop.makePromise(of: Void.self)
                         let handler = DirectForwarding(phases: direct, handOverRequested: requested)
                         try channel.pipeline.syncOperations.addHandler(handler)
                         return channel.eventLoop.makeSucceededFuture(.http1Direct(requested.futureResult,
                                                                                   NIOLoopBound(handler, eventLoop: channel.eventLoop)))
                     }
+                    try channel.pipeline.syncOperations.addHandler(TunnelSwitch())
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)
                 }
@@ -98,8 +102,13 @@ struct TrafficChannel: ServerChildChannel {
             case .http1(let connection): await http1.handle(value: connection, logger: logger)
             case .http1Direct(let requested, let direct):
                 guard (try? await requested.get()) != nil else { return }
-                let connection = try await value.channel.eventLoop.flatSubmit {
-                    self.http1.setup(channel: value.channel, logger: logger).map { connection in
+                let connection = try await value.channel.eventLoop.flatSubmit { () -> EventLoopFuture<HTTP1Channel.Value> in
+                    do {
+                        try value.channel.pipeline.syncOperations.addHandler(TunnelSwitch())
+                    } catch {
+                        return value.channel.eventLoop.makeFailedFuture(error)
+                    }
+                    return self.http1.setup(channel: value.channel, logger: logger).map { connection in
                         direct.value.resume()
                         return connection
                     }
