@@ -307,7 +307,9 @@ import Testing
         let upstream = await LoopbackHarness.startEcho(name: "pipeline")
         try await LoopbackHarness.withGateway(LoopbackHarness.configuration(pool: [upstream])) { _, port, _ in
             let count = 600, size = 60_000  // 36 MB of answers, far more than the sockets hold
-            let fd = try await offPool { try connectedSocket(port: port) }
+            // A small receive buffer, whatever the machine's settings: what the sockets can hold
+            // stays far below the answers.
+            let fd = try await offPool { try connectedSocket(port: port, receiveBuffer: 64 * 1024) }
             defer { close(fd) }
             var requests = String(repeating: "GET /bytes/\(size) HTTP/1.1\r\nHost: x\r\n\r\n", count: count - 1)
             requests += "GET /bytes/\(size) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
@@ -468,8 +470,10 @@ private func blockingExchange(port: Int, _ parts: [String]) throws -> String {
 }
 
 /// A blocking socket connected to 127.0.0.1:`port`, reads timing out after 5 s; the caller closes it.
-func connectedSocket(port: Int) throws -> Int32 {
+/// `receiveBuffer` fixes the socket's receive buffer (the kernel otherwise sizes it).
+func connectedSocket(port: Int, receiveBuffer: Int32? = nil) throws -> Int32 {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    if var size = receiveBuffer { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size)) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
