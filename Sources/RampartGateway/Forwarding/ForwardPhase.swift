@@ -333,7 +333,11 @@ struct InstancePicker {
     let pool: Pool
     let input: SelectionInput
     private(set) var attempt = 0
+    /// The instances tried before the last one.
     private var tried = Set<String>()
+    /// The last one: joins `tried` only when another pick is asked for, so that a request
+    /// answered at its first attempt (nearly all) makes no set.
+    private var last: String?
 
     init(pool: Pool, input: SelectionInput) {
         self.pool = pool
@@ -341,10 +345,11 @@ struct InstancePicker {
     }
 
     mutating func next(noting record: RequestRecord) -> Instance? {
+        if let last { tried.insert(last) }
         var selection = input
         selection.excluding = tried
         guard let instance = pool.select(for: selection) else { return nil }
-        tried.insert(instance.id)
+        last = instance.id
         attempt += 1
         let attempt = self.attempt
         record.note {
