@@ -144,8 +144,8 @@ import Testing
             $0.securityHeaders = SecurityHeaders(SecurityHeadersConfiguration(contentTypeOptions: true, frameOptions: "DENY"))
         }
         var out = ByteBuffer()
-        let stays = DirectForwarding.writeHead(status: .ok, headers: fields, bodyLength: bodyLength, isHead: false, context: context,
-                                               keepAlive: keepAlive, to: &out)
+        let stays = DirectForwarding.writeHead(status: .ok, headers: fields, bodyLength: bodyLength, isHead: false,
+                                               facts: context.record.current, context: context, keepAlive: keepAlive, to: &out)
         return (String(buffer: out), stays)
     }
 

@@ -263,10 +263,10 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
         let isHead = request.method == .head
         let bodyBytes = isHead ? 0 : answer.body.readableBytes
         var out = channelContext.channel.allocator.buffer(capacity: 256 + bodyBytes)
-        let keepAlive = Self.writeHead(status: answer.status, headers: answer.headers, bodyLength: answer.body.readableBytes, isHead: isHead,
-                                       context: context, keepAlive: keepAlive, to: &out)
-        if !isHead { out.writeImmutableBuffer(answer.body) }
         let facts = context.record.current
+        let keepAlive = Self.writeHead(status: answer.status, headers: answer.headers, bodyLength: answer.body.readableBytes, isHead: isHead,
+                                       facts: facts, context: context, keepAlive: keepAlive, to: &out)
+        if !isHead { out.writeImmutableBuffer(answer.body) }
         RecordPhase.emit(record: facts, method: request.method.rawValue, path: Self.pathWithoutQuery(request), status: answer.status.code,
                          bytes: bodyBytes, failed: false, seconds: (phases.record.time.now() - started).secondsValue,
                          log: phases.record.accessLog, metrics: phases.record.metrics)
@@ -292,7 +292,7 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
         let chunked = !isHead && response.headers[.contentLength] == nil && Self.allowsBody(response.status)
         var out = channelContext.channel.allocator.buffer(capacity: 256)
         let keepAlive = Self.writeHead(status: response.status, headers: response.headers, bodyLength: nil, isHead: isHead,
-                                       context: context, keepAlive: keepAlive, to: &out)
+                                       facts: context.record.current, context: context, keepAlive: keepAlive, to: &out)
         channelContext.write(wrapOutboundOut(out), promise: nil)
         let channel = channelContext.channel
         let loopBound = NIOLoopBound(channelContext, eventLoop: channelContext.eventLoop)
@@ -402,11 +402,12 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The answer's head, shaped (phase 9) and framed: `Content-Length` for a body of
     /// `bodyLength` bytes, chunked for one of unknown length (nil), unless the fields frame it
-    /// already or it has no body. Returns whether the connection stays open after the answer.
-    static func writeHead(status: HTTPResponse.Status, headers: HTTPFields, bodyLength: Int?, isHead: Bool, context: GatewayRequestContext,
-                          keepAlive: Bool, to out: inout ByteBuffer) -> Bool {
+    /// already or it has no body. `facts` are the request record's, as read once for the answer.
+    /// Returns whether the connection stays open after the answer.
+    static func writeHead(status: HTTPResponse.Status, headers: HTTPFields, bodyLength: Int?, isHead: Bool, facts: RequestRecord.Facts,
+                          context: GatewayRequestContext, keepAlive: Bool, to out: inout ByteBuffer) -> Bool {
         var headers = headers
-        ShapePhase.shape(&headers, context: context)
+        ShapePhase.shape(&headers, facts: facts, context: context)
         // One pass rather than a lookup by name for each question.
         var framed = false, saysClose = false
         for field in headers {
