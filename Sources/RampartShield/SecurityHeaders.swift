@@ -149,18 +149,11 @@ public struct SecurityHeaders: Sendable {
     /// Runs for every answer: a field the answer lacks is appended, without the lookups and
     /// rewrites of setting it by name.
     public func apply(to headers: inout HTTPFields, isSecure: Bool, nonce: String?) {
-        func set(_ name: HTTPField.Name, _ value: String) {
-            let present = headers.contains { $0.name == name }
-            if !present {
-                headers.append(HTTPField(name: name, value: value))
-            } else if override {
-                headers[name] = value
-            }
-        }
         for (name, value) in fields {
-            set(name, needsNonce && name.canonicalName == "content-security-policy" ? value.replacing("{nonce}", with: nonce ?? "") : value)
+            headers.set(name, needsNonce && name.canonicalName == "content-security-policy" ? value.replacing("{nonce}", with: nonce ?? "") : value,
+                        replacing: override)
         }
-        if isSecure, let hsts { set(Self.hstsField, hsts) }
+        if isSecure, let hsts { headers.set(Self.hstsField, hsts, replacing: override) }
     }
 
     /// A fresh nonce: 128 random bits, base64.
@@ -192,4 +185,17 @@ private func base64(_ bytes: [UInt8]) -> String {
         out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)], alphabet[Int(n >> 6 & 63)], UInt8(ascii: "=")]
     }
     return String(decoding: out, as: UTF8.self)
+}
+
+extension HTTPFields {
+    /// Gives the fields `name: value`: appended when the name is absent, as it usually is
+    /// (without the rewrite of the fields that setting by name does); when it is present, put in
+    /// place of the present ones if `replacing`, else left as it was.
+    public mutating func set(_ name: HTTPField.Name, _ value: String, replacing: Bool = true) {
+        if !contains(where: { $0.name == name }) {
+            append(HTTPField(name: name, value: value))
+        } else if replacing {
+            self[name] = value
+        }
+    }
 }

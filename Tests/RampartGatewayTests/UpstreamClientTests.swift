@@ -396,3 +396,11 @@ final class ScriptedUpstream: Sendable {
         }
     }
 }
+
+extension UpstreamRequestHead {
+    /// A head with NIO's headers, fields in their order.
+    init(_ head: HTTPRequestHead) {
+        self.init(method: head.method, uri: head.uri)
+        for (name, value) in head.headers { add(name: name, value: value) }
+    }
+}

@@ -8,7 +8,7 @@ import NIOCore
 struct LazyDeadlineTimer {
     private var task: Scheduled<Void>?
     /// When the task fires; the distant future while none is set.
-    private(set) var firesAt = NIODeadline.distantFuture
+    private var firesAt = NIODeadline.distantFuture
 
     /// Makes sure the task fires by `deadline`: sets it when none fires before.
     mutating func cover(_ deadline: NIODeadline, on loop: any EventLoop, fire: @escaping () -> Void) {

@@ -68,12 +68,6 @@ struct UpstreamRequestHead: UpstreamHeaderSink, Sendable {
         fields.reserveCapacity(capacity)
     }
 
-    /// A head with NIO's headers, fields in their order.
-    init(_ head: HTTPRequestHead) {
-        self.init(method: head.method, uri: head.uri)
-        for (name, value) in head.headers { add(name: name, value: value) }
-    }
-
     mutating func add(name: String, value: String) {
         fields.writeField(name: name, value: value)
     }

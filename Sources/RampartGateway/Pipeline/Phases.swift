@@ -181,14 +181,6 @@ struct ShapePhase: RouterMiddleware {
     }
 }
 
-extension HTTPFields {
-    /// `self[name] = value` without its rewrite of the fields when the name is absent, as it
-    /// usually is: the field is appended.
-    mutating func set(_ name: HTTPField.Name, _ value: String) {
-        if contains(where: { $0.name == name }) { self[name] = value } else { append(HTTPField(name: name, value: value)) }
-    }
-}
-
 // MARK: - Admit
 
 /// Phase 1: refuses what must never be forwarded, as RFC 9112 §3.2 and §11 ask of an
