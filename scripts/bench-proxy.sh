@@ -7,7 +7,10 @@
 #
 # The upstream is an nginx instance answering every request with the same 1 KiB body, so the
 # proxies, not the upstream, are what is measured. Each proxy keeps connections to it alive,
-# adds X-Forwarded-For, and writes no access log. Like is compared with like: Rampart's
+# adds X-Forwarded-For, and writes no access log. Rampart runs twice: configured like the
+# others (threat inspection and flood counting off, as neither nginx nor HAProxy does them
+# here; its target is judged on this row), then with its shield at the defaults
+# (rampart-shield). Like is compared with like: Rampart's
 # event-loop threads equal nginx's worker processes and HAProxy's threads, first 1 then 2.
 # With 1, every proxy is pinned to CPU 0 and wrk and the upstream to CPU 1; with 2 nothing
 # is pinned.
@@ -128,13 +131,19 @@ EOF
   echo "$threads haproxy $rps $p50 $p99 $(peak_rss "$pid") $cpu" >> "$results"
   stop "$pid"
 
-  # Rampart
+  # Rampart twice: configured as the other proxies are (no threat inspection, no flood
+  # counting: nginx and HAProxy do neither here), then with its shield at the defaults.
+  rampart_config "$work/rampart-like.yml" "  waf: {mode: \"off\"}
+  flood: {enabled: false}"
   rampart_config "$work/rampart.yml"
-  start rampart "$proxy_cpus" env RAMPART_THREADS="$threads" "$rampart" serve --config "$work/rampart.yml"
-  pid=$started; wait_port $proxy_port
-  read -r rps p50 p99 cpu < <(run_wrk "$load_cpus" "http://127.0.0.1:$proxy_port/" "$pid")
-  echo "$threads rampart $rps $p50 $p99 $(peak_rss "$pid") $cpu" >> "$results"
-  stop "$pid"
+  for variant in like defaults; do
+    if [ "$variant" = like ]; then config="$work/rampart-like.yml"; label=rampart; else config="$work/rampart.yml"; label=rampart-shield; fi
+    start rampart "$proxy_cpus" env RAMPART_THREADS="$threads" "$rampart" serve --config "$config"
+    pid=$started; wait_port $proxy_port
+    read -r rps p50 p99 cpu < <(run_wrk "$load_cpus" "http://127.0.0.1:$proxy_port/" "$pid")
+    echo "$threads $label $rps $p50 $p99 $(peak_rss "$pid") $cpu" >> "$results"
+    stop "$pid"
+  done
 
   if [ "$ceiling" = yes ]; then
     for mode in codec raw; do
@@ -154,11 +163,11 @@ echo "wrk -t2 -c$connections -d$duration, 1 KiB responses, keep-alive on both si
 awk '
   { rows[NR] = $0; split($0, f, " "); if (f[2] == "nginx") { nginx_rps[f[1]] = f[3]; nginx_p99[f[1]] = f[5] } }
   END {
-    printf "%-8s %-8s %12s %10s %10s %10s %12s %12s %12s\n", "threads", "target", "req/s", "p50 ms", "p99 ms", "rss MiB", "cpu us/req", "rps/nginx", "p99/nginx"
+    printf "%-8s %-15s %12s %10s %10s %10s %12s %12s %12s\n", "threads", "target", "req/s", "p50 ms", "p99 ms", "rss MiB", "cpu us/req", "rps/nginx", "p99/nginx"
     for (i = 1; i <= NR; i++) {
       split(rows[i], f, " ")
       rr = (f[1] in nginx_rps) ? sprintf("%.2fx", f[3] / nginx_rps[f[1]]) : "-"
       pr = (f[1] in nginx_p99 && nginx_p99[f[1]] > 0) ? sprintf("%.2fx", f[5] / nginx_p99[f[1]]) : "-"
-      printf "%-8s %-8s %12.0f %10.3f %10.3f %10s %12s %12s %12s\n", f[1], f[2], f[3], f[4], f[5], f[6], f[7], rr, pr
+      printf "%-8s %-15s %12.0f %10.3f %10.3f %10s %12s %12s %12s\n", f[1], f[2], f[3], f[4], f[5], f[6], f[7], rr, pr
     }
   }' "$results"
