@@ -149,11 +149,25 @@ public struct SecurityHeaders: Sendable {
     /// Runs for every answer: a field the answer lacks is appended, without the lookups and
     /// rewrites of setting it by name.
     public func apply(to headers: inout HTTPFields, isSecure: Bool, nonce: String?) {
-        for (name, value) in fields {
-            headers.set(name, needsNonce && name.canonicalName == "content-security-policy" ? value.replacing("{nonce}", with: nonce ?? "") : value,
-                        replacing: override)
+        forEachField(isSecure: isSecure, nonce: nonce) { _, name, value in headers.set(name, value, replacing: override) }
+    }
+
+    /// Whether a value the answer already has for one of these fields gives way to the policy's.
+    public var overrides: Bool { override }
+
+    /// The fields a response gets, each with its position among them (below 8): `nonce` fills
+    /// `{nonce}` in the policy; HSTS only when `isSecure`.
+    public func forEachField(isSecure: Bool, nonce: String?, _ body: (Int, HTTPField.Name, String) -> Void) {
+        for (index, (name, value)) in fields.enumerated() {
+            body(index, name, needsNonce && name.canonicalName == "content-security-policy" ? value.replacing("{nonce}", with: nonce ?? "") : value)
         }
-        if isSecure, let hsts { headers.set(Self.hstsField, hsts, replacing: override) }
+        if isSecure, let hsts { body(fields.count, Self.hstsField, hsts) }
+    }
+
+    /// The position `forEachField` gives `name`, or nil when the policy does not set it.
+    public func position(of name: HTTPField.Name, isSecure: Bool) -> Int? {
+        if let index = fields.firstIndex(where: { $0.name == name }) { return index }
+        return isSecure && hsts != nil && name == Self.hstsField ? fields.count : nil
     }
 
     /// A fresh nonce: 128 random bits, base64.

@@ -134,19 +134,60 @@ import Testing
 
 /// The direct path writes an answer's head shaped as phase 9 shapes it, in one pass.
 @Suite struct DirectAnswerHeadTests {
-    static func written(_ fields: HTTPFields, bodyLength: Int?, keepAlive: Bool, close: Bool = false) -> (text: String, keepAlive: Bool) {
+    static func context(close: Bool = false, security: SecurityHeadersConfiguration? = nil) -> GatewayRequestContext {
         var context = GatewayRequestContext(source: .init(channel: EmbeddedChannel(), logger: Logger(label: "test")))
         context.state.isSecure = false
         context.record.note {
             $0.requestID = "rid-1"
             $0.route = "app"
             $0.closeConnection = close
-            $0.securityHeaders = SecurityHeaders(SecurityHeadersConfiguration(contentTypeOptions: true, frameOptions: "DENY"))
+            $0.securityHeaders = SecurityHeaders(security ?? SecurityHeadersConfiguration(contentTypeOptions: true, frameOptions: "DENY"))
         }
+        return context
+    }
+
+    static func written(_ fields: HTTPFields, relayed: Bool = false, bodyLength: Int?, keepAlive: Bool, close: Bool = false,
+                        security: SecurityHeadersConfiguration? = nil) -> (text: String, keepAlive: Bool) {
+        let context = context(close: close, security: security)
         var out = ByteBuffer()
-        let stays = DirectForwarding.writeHead(status: .ok, headers: fields, bodyLength: bodyLength, isHead: false,
+        let stays = DirectForwarding.writeHead(status: .ok, headers: fields, relayed: relayed, bodyLength: bodyLength, isHead: false,
                                                facts: context.record.current, context: context, keepAlive: keepAlive, to: &out)
         return (String(buffer: out), stays)
+    }
+
+    static func lines(_ text: String) -> [String] { text.split(separator: "\r\n").dropFirst().map(String.init) }
+
+    @Test func relayedUpstreamFieldsLoseTheirHopByHopFieldsAndGainVia() {
+        let (text, keepAlive) = Self.written([.connection: "keep-alive, X-Hop", HTTPField.Name("X-Hop")!: "1", .keepAlive: "timeout=5",
+                                              .via: "1.0 cache", .xRequestID: "upstream-id", .contentType: "text/plain",
+                                              HTTPField.Name("X-Frame-Options")!: "SAMEORIGIN", .contentLength: "5"],
+                                             relayed: true, bodyLength: 5, keepAlive: true)
+        #expect(keepAlive)
+        #expect(Set(Self.lines(text)) == ["Content-Type: text/plain", "X-Frame-Options: SAMEORIGIN", "Content-Length: 5",
+                                          "Via: 1.0 cache, 1.1 rampart", "X-Request-Id: rid-1", "X-Content-Type-Options: nosniff"], "\(text)")
+        #expect(Self.lines(text).count == 6)
+    }
+
+    /// The direct path writes the head the full pipeline would send: the upstream's fields
+    /// rewritten for the client, then shaped (phase 9).
+    @Test(arguments: [false, true])
+    func relayedHeadsAgreeWithTheFullPipeline(override: Bool) {
+        let security = SecurityHeadersConfiguration(contentSecurityPolicy: "default-src 'self'", contentTypeOptions: true, frameOptions: "DENY",
+                                                    referrerPolicy: "no-referrer", override: override)
+        let upstreams: [HTTPFields] = [
+            [.contentType: "text/html", .contentLength: "5"],
+            [.connection: "close", HTTPField.Name("Content-Security-Policy")!: "script-src 'none'", .contentLength: "5"],
+            [.connection: "X-A, Via", HTTPField.Name("X-A")!: "a", .via: "1.0 x", HTTPField.Name("X-B")!: "b", .contentLength: "5",
+             .transferEncoding: "chunked", .te: "trailers", HTTPField.Name("Referrer-Policy")!: "origin", .xRequestID: "theirs"],
+        ]
+        for upstream in upstreams {
+            let direct = Self.written(upstream, relayed: true, bodyLength: 5, keepAlive: true, security: security)
+            var full = HeaderRewriting.clientResponseHeaders(upstream)
+            ShapePhase.shape(&full, context: Self.context(security: security))
+            #expect(direct.keepAlive)
+            #expect(Set(Self.lines(direct.text)) == Set(full.map { "\($0.name.rawName): \($0.value)" }), "\(upstream)")
+            #expect(Self.lines(direct.text).count == full.count)
+        }
     }
 
     @Test func replacesTheRequestIDKeepsTheUpstreamsOwnHeadersAndFrames() {
@@ -155,7 +196,7 @@ import Testing
         #expect(keepAlive)
         #expect(text.hasPrefix("HTTP/1.1 200 OK\r\n"))
         #expect(text.hasSuffix("\r\n\r\n"))
-        let lines = text.split(separator: "\r\n").dropFirst().map(String.init)
+        let lines = Self.lines(text)
         #expect(Set(lines) == ["X-Frame-Options: SAMEORIGIN", "Content-Type: text/plain", "X-Request-Id: rid-1",
                                "X-Content-Type-Options: nosniff", "Content-Length: 5"], "\(lines)")
         #expect(lines.count == 5)

@@ -8,58 +8,48 @@ protocol DirectExchangeOwner: AnyObject {
     func exchangeEnded(_ exchange: DirectExchange, _ result: Result<ForwardPhase.AttemptOutcome, any Error>)
 }
 
-/// One request the direct path serves: its head, its context, and (once phases 7 and 8 run)
-/// its attempts. The context lives here from the start, so the phases work on it in place and
-/// it is never copied; the upstream client and the owner call back to this object, so a
-/// request costs no closures.
+/// One request the direct path forwards, once phases 1-6 have let it through: its head, its
+/// context, its plan and its attempts (phases 7 and 8). Everything a request needs is held here
+/// as constants, so nothing is copied to be passed on, and the upstream client and the owner call
+/// back to this object, so a request costs no closures.
 final class DirectExchange: UpstreamReplyTarget {
     let request: HTTPRequest
-    var context: GatewayRequestContext
+    let context: GatewayRequestContext
     let started: Instant
     let keepAlive: Bool
     /// The client connection's handler context, for the answer.
     let channelContext: ChannelHandlerContext
     /// Calls the upstream exchange off when the client goes away first.
     let cancellation = UpstreamCancellation()
-
-    // Phases 7 and 8, once they run.
-    private var phase: ForwardPhase?
-    private var plan: ForwardPlan?
-    private var picker: InstancePicker?
+    private let phase: ForwardPhase
+    private let plan: ForwardPlan
+    private var picker: InstancePicker
     private var lastError: GatewayError?
     private var attempt: ForwardPhase.Attempt?
+    /// Until it has heard the outcome.
     private var owner: (any DirectExchangeOwner)?
 
-    init(request: HTTPRequest, context: GatewayRequestContext, started: Instant, keepAlive: Bool, channelContext: ChannelHandlerContext) {
+    init(request: HTTPRequest, context: GatewayRequestContext, started: Instant, keepAlive: Bool, channelContext: ChannelHandlerContext,
+         phase: ForwardPhase, plan: ForwardPlan, owner: any DirectExchangeOwner) {
         self.request = request
         self.context = context
         self.started = started
         self.keepAlive = keepAlive
         self.channelContext = channelContext
-    }
-
-    /// Phases 7 and 8 for a `GET` or `HEAD` without a body, on the connection's loop, without a
-    /// task or a future: the same plan, attempts, retries and answers as `ForwardPhase.handle`.
-    /// `owner` hears the outcome (possibly before this returns), or the error `handle` would throw.
-    func forward(_ phase: ForwardPhase, owner: any DirectExchangeOwner) {
-        let plan: ForwardPlan
-        do {
-            plan = try ForwardPlan(request, context: context, phase: phase)
-        } catch {
-            return owner.exchangeEnded(self, .failure(error))
-        }
         self.phase = phase
         self.plan = plan
         self.picker = InstancePicker(pool: plan.pool, input: plan.input)
         self.owner = owner
-        tryNext(phase, plan)
     }
 
-    private func tryNext(_ phase: ForwardPhase, _ plan: ForwardPlan) {
+    /// Phases 7 and 8 for a `GET` or `HEAD` without a body, on the connection's loop, without a
+    /// task or a future: the same attempts, retries and answers as `ForwardPhase.handle`. The
+    /// owner hears the outcome (possibly before this returns), or the error `handle` would throw.
+    func start() {
         let now = phase.time.now()
         let attempt: ForwardPhase.Attempt
         do {
-            attempt = try plan.next(&picker!, after: lastError, record: context.record, now: now)
+            attempt = try plan.next(&picker, after: lastError, record: context.record, now: now)
         } catch {
             return end(.failure(error))
         }
@@ -72,30 +62,28 @@ final class DirectExchange: UpstreamReplyTarget {
     }
 
     func upstreamReplied(_ result: Result<UpstreamResponse, any Error>) {
-        guard let phase, let plan, let attempt else { return }
+        guard let attempt else { return }
+        self.attempt = nil
         switch result {
         case .failure(let error):
             let (failure, retry) = phase.failed(error, attempt: attempt, plan: plan, mayRetryAnswer: true, progress: BodyProgress(),
                                                 record: context.record)
             guard retry else { return end(.failure(failure)) }
             lastError = failure
-            tryNext(phase, plan)
+            start()
         case .success(let response):
             let outcome = phase.answer(to: response, attempt: attempt, plan: plan, retriesStatus: true,
-                                       isHead: request.method == .head, reader: nil, record: context.record)
+                                       isHead: request.method == .head, reader: nil, record: context.record, relaysFields: true)
             guard case .retry(let error) = outcome else { return end(.success(outcome)) }
             lastError = error
-            tryNext(phase, plan)
+            start()
         }
     }
 
-    /// Tells the owner, once, and lets go of it and of the plan.
+    /// Tells the owner, once, and lets go of it.
     private func end(_ result: Result<ForwardPhase.AttemptOutcome, any Error>) {
         guard let owner else { return }
         self.owner = nil
-        phase = nil
-        plan = nil
-        attempt = nil
         owner.exchangeEnded(self, result)
     }
 }

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import RampartCore
+import RampartShield
 
 /// The phases as the direct path runs them: the same phase values the Hummingbird pipeline
 /// holds, called synchronously.
@@ -48,7 +49,7 @@ struct DirectPhases: Sendable {
 /// from then on this handler only passes bytes through. Until then it keeps the connection's
 /// timers itself: a request head must arrive within the client header timeout of the
 /// connection opening or the previous answer ending.
-final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
+final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, DirectExchangeOwner {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -221,39 +222,52 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
         gateway.snapshot = snapshot
         gateway.state.isSecure = phases.isSecure
         let started = phases.record.time.now()
-
         // Phases 1-8 in order; the first that answers ends the request.
-        func finish(_ result: Result<ForwardPhase.AttemptOutcome, any Error>, _ finished: GatewayRequestContext) {
-            inFlight = nil
-            switch result {
-            case .success(.streamed(let response)):
-                stream(response, request: head, context: finished, started: started, keepAlive: keepAlive, channelContext: context)
-            case .success(.buffered(let answer)):
-                send(answer, request: head, context: finished, started: started, keepAlive: keepAlive, channelContext: context)
-            case .success(.retry(let error)):
-                // Not handed out by forwardDirect, which tries the next instance itself.
-                send(RecordPhase.answer(for: error, context: finished), request: head, context: finished, started: started,
-                     keepAlive: keepAlive, channelContext: context)
-            case .failure(let error):
-                send(RecordPhase.answer(for: error, context: finished), request: head, context: finished, started: started,
-                     keepAlive: keepAlive, channelContext: context)
-            }
+        if let answer = answerBeforeForwarding(head, route: route, context: &gateway) {
+            return send(answer, request: head, context: gateway, started: started, keepAlive: keepAlive, channelContext: context)
         }
-        if let refusal = phases.admit.admit(head, context: &gateway) {
-            return finish(.success(.buffered(refusal)), gateway)
+        let plan: ForwardPlan
+        do {
+            plan = try ForwardPlan(head, context: gateway, phase: phases.forward)
+        } catch {
+            return send(RecordPhase.answer(for: error, context: gateway), request: head, context: gateway, started: started, keepAlive: keepAlive,
+                        channelContext: context)
         }
-        IdentifyPhase.identify(head, context: &gateway)
-        if let fixed = phases.route.apply(route, head: head, context: &gateway) {
-            return finish(.success(.buffered(fixed)), gateway)
-        }
-        if let refusal = phases.inspect.inspectHead(head, context: gateway) {
-            return finish(.success(.buffered(refusal)), gateway)
-        }
-        let cancellation = UpstreamCancellation()
-        inFlight = cancellation
-        let finished = gateway
-        phases.forward.forwardDirect(head, context: finished, on: context.eventLoop, cancellation: cancellation) { result in
-            finish(result, finished)
+        let exchange = DirectExchange(request: head, context: gateway, started: started, keepAlive: keepAlive, channelContext: context,
+                                      phase: phases.forward, plan: plan, owner: self)
+        inFlight = exchange.cancellation
+        exchange.start()
+    }
+
+    /// Phases 1-6: the answer when one of them ends the request.
+    private func answerBeforeForwarding(_ head: HTTPRequest, route: RoutePhase.Matched, context: inout GatewayRequestContext) -> BufferedAnswer? {
+        if let refusal = phases.admit.admit(head, context: &context) { return refusal }
+        IdentifyPhase.identify(head, context: &context)
+        if let fixed = phases.route.apply(route, head: head, context: &context) { return fixed }
+        return phases.inspect.inspectHead(head, context: context)
+    }
+
+    func exchangeEnded(_ exchange: DirectExchange, _ result: Result<ForwardPhase.AttemptOutcome, any Error>) {
+        inFlight = nil
+        finish(result, request: exchange.request, context: exchange.context, started: exchange.started, keepAlive: exchange.keepAlive,
+               channelContext: exchange.channelContext)
+    }
+
+    /// Answers the request being served.
+    private func finish(_ result: Result<ForwardPhase.AttemptOutcome, any Error>, request: HTTPRequest, context: GatewayRequestContext,
+                        started: Instant, keepAlive: Bool, channelContext: ChannelHandlerContext) {
+        switch result {
+        case .success(.streamed(let response)):
+            stream(response, request: request, context: context, started: started, keepAlive: keepAlive, channelContext: channelContext)
+        case .success(.buffered(let answer)):
+            send(answer, request: request, context: context, started: started, keepAlive: keepAlive, channelContext: channelContext)
+        case .success(.retry(let error)):
+            // Not handed out by the exchange, which tries the next instance itself.
+            send(RecordPhase.answer(for: error, context: context), request: request, context: context, started: started, keepAlive: keepAlive,
+                 channelContext: channelContext)
+        case .failure(let error):
+            send(RecordPhase.answer(for: error, context: context), request: request, context: context, started: started, keepAlive: keepAlive,
+                 channelContext: channelContext)
         }
     }
 
@@ -264,7 +278,8 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
         let bodyBytes = isHead ? 0 : answer.body.readableBytes
         var out = channelContext.channel.allocator.buffer(capacity: 256 + bodyBytes)
         let facts = context.record.current
-        let keepAlive = Self.writeHead(status: answer.status, headers: answer.headers, bodyLength: answer.body.readableBytes, isHead: isHead,
+        let keepAlive = Self.writeHead(status: answer.status, headers: answer.headers, relayed: answer.relayed,
+                                       bodyLength: answer.body.readableBytes, isHead: isHead,
                                        facts: facts, context: context, keepAlive: keepAlive, to: &out)
         if !isHead { out.writeImmutableBuffer(answer.body) }
         RecordPhase.emit(record: facts, method: request.method.rawValue, path: Self.pathWithoutQuery(request), status: answer.status.code,
@@ -291,7 +306,7 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
         let isHead = request.method == .head
         let chunked = !isHead && response.headers[.contentLength] == nil && Self.allowsBody(response.status)
         var out = channelContext.channel.allocator.buffer(capacity: 256)
-        let keepAlive = Self.writeHead(status: response.status, headers: response.headers, bodyLength: nil, isHead: isHead,
+        let keepAlive = Self.writeHead(status: response.status, headers: response.headers, relayed: false, bodyLength: nil, isHead: isHead,
                                        facts: context.record.current, context: context, keepAlive: keepAlive, to: &out)
         channelContext.write(wrapOutboundOut(out), promise: nil)
         let channel = channelContext.channel
@@ -400,32 +415,56 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
         return String(path[..<query])
     }
 
-    /// The answer's head, shaped (phase 9) and framed: `Content-Length` for a body of
-    /// `bodyLength` bytes, chunked for one of unknown length (nil), unless the fields frame it
-    /// already or it has no body. `facts` are the request record's, as read once for the answer.
-    /// Returns whether the connection stays open after the answer.
-    static func writeHead(status: HTTPResponse.Status, headers: HTTPFields, bodyLength: Int?, isHead: Bool, facts: RequestRecord.Facts,
-                          context: GatewayRequestContext, keepAlive: Bool, to out: inout ByteBuffer) -> Bool {
-        var headers = headers
-        ShapePhase.shape(&headers, facts: facts, context: context)
-        // One pass rather than a lookup by name for each question.
-        var framed = false, saysClose = false
-        for field in headers {
-            if field.name == .contentLength {
-                framed = true
-            } else if field.name == .connection, field.value[...].trimmingASCIIWhitespace().caseInsensitiveEquals("close") {
-                saysClose = true
-            }
-        }
-        let keepAlive = keepAlive && !saysClose
+    /// The answer's head, shaped (phase 9) and framed, written in one pass over its fields:
+    /// `Content-Length` for a body of `bodyLength` bytes, chunked for one of unknown length
+    /// (nil), unless the fields frame it already or it has no body. `relayed` fields are the
+    /// upstream's own, rewritten for the client here (as `HeaderRewriting.clientResponseHeaders`
+    /// does); the others are the gateway's or rewritten already. Shaping gives the same head as
+    /// `ShapePhase.shape`: the request id replaces the answer's, the security headers are added
+    /// (or replace the answer's when they override), `Connection: close` ends the connection.
+    /// `facts` are the request record's, as read once for the answer. Returns whether the
+    /// connection stays open after the answer.
+    static func writeHead(status: HTTPResponse.Status, headers: HTTPFields, relayed: Bool, bodyLength: Int?, isHead: Bool,
+                          facts: RequestRecord.Facts, context: GatewayRequestContext, keepAlive: Bool, to out: inout ByteBuffer) -> Bool {
+        let security = facts.route != nil ? facts.securityHeaders : context.snapshot?.defaultHeaders
+        let isSecure = context.state.isSecure
+        let replacesID = !facts.requestID.isEmpty
+        var keepAlive = keepAlive && !facts.closeConnection
+        var framed = false
+        // The security fields the answer has already, by position.
+        var present: UInt8 = 0
         out.writeStaticString("HTTP/1.1 ")
         out.writeString(String(status.code))
         out.writeStaticString(" ")
         out.writeString(status.reasonPhrase)
         out.writeStaticString("\r\n")
-        for field in headers {
-            if field.name == .connection, keepAlive { continue }
+        func take(_ field: HTTPField) {
+            switch field.name {
+            case .xRequestID where replacesID:
+                return
+            case .connection:
+                // Written below, once, when the connection ends.
+                if field.value[...].trimmingASCIIWhitespace().caseInsensitiveEquals("close") { keepAlive = false }
+                return
+            case .contentLength:
+                framed = true
+            default:
+                if let security, let position = security.position(of: field.name, isSecure: isSecure) {
+                    present |= 1 << position
+                    if security.overrides { return }
+                }
+            }
             out.writeField(name: field.name.rawName, value: field.value)
+        }
+        if relayed {
+            let via = HeaderRewriting.forEachClientResponseField(headers, take)
+            out.writeField(name: "Via", value: via)
+        } else {
+            for field in headers { take(field) }
+        }
+        if replacesID { out.writeField(name: "X-Request-Id", value: facts.requestID) }
+        security?.forEachField(isSecure: isSecure, nonce: facts.cspNonce) { position, name, value in
+            if present & (1 << position) == 0 || security!.overrides { out.writeField(name: name.rawName, value: value) }
         }
         if !isHead, !framed, allowsBody(status) {
             if let bodyLength {
@@ -436,7 +475,7 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler {
                 out.writeStaticString("Transfer-Encoding: chunked\r\n")
             }
         }
-        if !keepAlive, !saysClose { out.writeStaticString("Connection: close\r\n") }
+        if !keepAlive { out.writeStaticString("Connection: close\r\n") }
         out.writeStaticString("\r\n")
         return keepAlive
     }

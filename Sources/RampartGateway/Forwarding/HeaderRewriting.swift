@@ -106,28 +106,28 @@ enum HeaderRewriting {
     static func clientResponseHeaders(_ upstream: HTTPFields) -> HTTPFields {
         var fields = HTTPFields()
         fields.reserveCapacity(upstream.count + 1)
-        var via: [String] = []
+        let via = forEachClientResponseField(upstream) { fields.append($0) }
+        fields.append(HTTPField(name: .via, value: via))
+        return fields
+    }
+
+    /// The end-to-end fields of an upstream response, in order, except Via; returns the Via
+    /// the client gets (the upstream's, then the gateway's own). Hop-by-hop fields, and those
+    /// the upstream named in Connection, are left out.
+    static func forEachClientResponseField(_ upstream: HTTPFields, _ body: (HTTPField) -> Void) -> String {
         var namesMore = false
+        for field in upstream where field.name == .connection && !namesOnlyUsualTokens(field.value) { namesMore = true }
+        let dropped = namesMore ? connectionNamed(upstream) : []
+        var via: [String] = []
         for field in upstream {
-            if isHopByHop(field.name.canonicalName) {
-                if field.name == .connection, !namesOnlyUsualTokens(field.value) { namesMore = true }
-                continue
-            }
+            let name = field.name.canonicalName
+            if isHopByHop(name) || (namesMore && dropped.contains(name)) { continue }
             if field.name == .via {
                 via.append(field.value)
                 continue
             }
-            fields.append(field)
+            body(field)
         }
-        if namesMore {
-            // Fields the upstream named in Connection are hop-by-hop too.
-            let dropped = connectionNamed(upstream)
-            if dropped.contains("via") { via = [] }
-            var kept = HTTPFields()
-            for field in fields where !dropped.contains(field.name.canonicalName) { kept.append(field) }
-            fields = kept
-        }
-        fields.append(HTTPField(name: .via, value: via.isEmpty ? "1.1 rampart" : (via + ["1.1 rampart"]).joined(separator: ", ")))
-        return fields
+        return via.isEmpty ? "1.1 rampart" : (via + ["1.1 rampart"]).joined(separator: ", ")
     }
 }

@@ -105,24 +105,30 @@ typealias UpstreamBodyStream = NIOThrowingAsyncSequenceProducer<
 >
 
 /// Who hears how an exchange went: a task awaiting a promise, or (the direct path, with no task
-/// and no future) a closure called on the connection's loop.
+/// and no future) an object called on the connection's loop.
 enum UpstreamReply {
     case promise(EventLoopPromise<UpstreamResponse>)
-    case call((Result<UpstreamResponse, any Error>) -> Void)
+    case target(any UpstreamReplyTarget)
 
     func succeed(_ response: UpstreamResponse) {
         switch self {
         case .promise(let promise): promise.succeed(response)
-        case .call(let reply): reply(.success(response))
+        case .target(let target): target.upstreamReplied(.success(response))
         }
     }
 
     func fail(_ error: any Error) {
         switch self {
         case .promise(let promise): promise.fail(error)
-        case .call(let reply): reply(.failure(error))
+        case .target(let target): target.upstreamReplied(.failure(error))
         }
     }
+}
+
+/// Hears the outcome of an exchange begun with ``UpstreamClient/start(_:to:on:headDeadline:cancellation:reply:)``,
+/// on the connection's loop: an object the caller has already, so a request costs no closure.
+protocol UpstreamReplyTarget: AnyObject {
+    func upstreamReplied(_ result: Result<UpstreamResponse, any Error>)
 }
 
 /// HTTP/1.1 exchanges with upstream instances over kept-alive connections, one pool per event
@@ -176,13 +182,40 @@ final class UpstreamClient: Sendable {
     /// `cancellation` calls the exchange off while its answer's head is awaited (the client went
     /// away), as cancelling `execute`'s task does.
     func start(_ request: UpstreamRequest, to instance: UpstreamURL, on eventLoop: any EventLoop, headDeadline: NIODeadline,
-               cancellation: UpstreamCancellation? = nil, reply: @escaping (Result<UpstreamResponse, any Error>) -> Void) {
+               cancellation: UpstreamCancellation? = nil, reply: any UpstreamReplyTarget) {
         precondition(request.isReplayable, "a streamed body needs execute")
-        let pool = connections(on: eventLoop)
-        let framed = request.framed()
-        func attempt(fresh: Bool, reply: @escaping (Result<UpstreamResponse, any Error>) -> Void) {
-            if cancellation?.isCancelled == true { return reply(.failure(CancellationError())) }
-            switch begin(framed, to: instance, pool: pool, fresh: fresh, headDeadline: headDeadline, reply: .call(reply)) {
+        Started(client: self, request: request, instance: instance, pool: connections(on: eventLoop), headDeadline: headDeadline,
+                cancellation: cancellation, reply: reply).attempt(fresh: false)
+    }
+
+    /// An exchange of `start`: tried on a kept-alive connection, then once on a new one when
+    /// that connection turns out stale (as `execute` does).
+    private final class Started: UpstreamReplyTarget {
+        let client: UpstreamClient
+        /// The request as written (its framing fields added).
+        let framed: UpstreamRequest
+        let instance: UpstreamURL
+        let pool: NIOLoopBoundBox<LoopConnections>
+        let headDeadline: NIODeadline
+        let cancellation: UpstreamCancellation?
+        let reply: any UpstreamReplyTarget
+        var fresh = false
+
+        init(client: UpstreamClient, request: UpstreamRequest, instance: UpstreamURL, pool: NIOLoopBoundBox<LoopConnections>,
+             headDeadline: NIODeadline, cancellation: UpstreamCancellation?, reply: any UpstreamReplyTarget) {
+            self.client = client
+            self.framed = request.framed()
+            self.instance = instance
+            self.pool = pool
+            self.headDeadline = headDeadline
+            self.cancellation = cancellation
+            self.reply = reply
+        }
+
+        func attempt(fresh: Bool) {
+            self.fresh = fresh
+            if cancellation?.isCancelled == true { return reply.upstreamReplied(.failure(CancellationError())) }
+            switch client.begin(framed, to: instance, pool: pool, fresh: fresh, headDeadline: headDeadline, reply: .target(self)) {
             case .now(let connection, let exchange):
                 cancellation?.track(connection, exchange: exchange)
             case .connecting(let begun):
@@ -191,13 +224,11 @@ final class UpstreamClient: Sendable {
                 }
             }
         }
-        attempt(fresh: false) { result in
-            guard case .failure(let error as StaleConnection) = result else { return reply(result) }
-            guard error.allowsNewConnection(for: request) else { return reply(.failure(error.failure)) }
-            attempt(fresh: true) { result in
-                if case .failure(let error as StaleConnection) = result { return reply(.failure(error.failure)) }
-                reply(result)
-            }
+
+        func upstreamReplied(_ result: Result<UpstreamResponse, any Error>) {
+            guard case .failure(let error as StaleConnection) = result else { return reply.upstreamReplied(result) }
+            guard !fresh, error.allowsNewConnection(for: framed) else { return reply.upstreamReplied(.failure(error.failure)) }
+            attempt(fresh: true)
         }
     }
 

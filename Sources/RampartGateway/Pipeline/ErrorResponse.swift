@@ -38,8 +38,14 @@ struct BufferedAnswer {
     var status: HTTPResponse.Status
     var headers: HTTPFields
     var body: ByteBuffer
+    /// `headers` are the upstream's own, hop-by-hop fields still in: only the direct path asks
+    /// for these, and rewrites them as it writes the head (see `DirectForwarding.writeHead`).
+    var relayed = false
 
-    var response: Response { Response(status: status, headers: headers, body: .init(byteBuffer: body)) }
+    var response: Response {
+        assert(!relayed, "an upstream's own fields go to the client only through the direct path's rewriting")
+        return Response(status: status, headers: headers, body: .init(byteBuffer: body))
+    }
 }
 
 extension Duration {

@@ -168,12 +168,9 @@ struct ShapePhase: RouterMiddleware {
         return response
     }
 
+    /// The direct path shapes as it writes the head, alike (`DirectForwarding.writeHead`).
     static func shape(_ fields: inout HTTPFields, context: Context) {
-        shape(&fields, facts: context.record.current, context: context)
-    }
-
-    /// `shape` with the record's facts as already read (reading them takes its lock and copies them).
-    static func shape(_ fields: inout HTTPFields, facts: RequestRecord.Facts, context: Context) {
+        let facts = context.record.current
         if !facts.requestID.isEmpty { fields.set(.xRequestID, facts.requestID) }
         if facts.closeConnection { fields.set(.connection, "close") }
         let headers = facts.route != nil ? facts.securityHeaders : context.snapshot?.defaultHeaders
