@@ -9,9 +9,9 @@ protocol DirectExchangeOwner: AnyObject {
 }
 
 /// One request the direct path forwards, once phases 1-6 have let it through: its head, its
-/// context, its plan and its attempts (phases 7 and 8). Everything a request needs is held here
-/// as constants, so nothing is copied to be passed on, and the upstream client and the owner call
-/// back to this object, so a request costs no closures.
+/// context, its plan and its attempts (phases 7 and 8). The head, context and plan are held as
+/// constants, so they are lent to each call rather than copied for it, and the upstream client
+/// and the owner call back to this object, so a request costs no closures.
 final class DirectExchange: UpstreamReplyTarget {
     let request: HTTPRequest
     let context: GatewayRequestContext

@@ -40,9 +40,9 @@ struct DirectPhases: Sendable {
 
 /// The first handler of a cleartext or TLS HTTP/1 connection. Plain `GET` and `HEAD` requests
 /// (see ``DirectRequestHead``) on routes the phases decide without waiting (see
-/// ``DirectPhases/serves(_:snapshot:)``) are served here, on the event loop, without a task:
-/// the same phases run in the same order as synchronous calls, the upstream exchange completes
-/// a future, and the answer is written as bytes.
+/// ``DirectPhases/route(serving:snapshot:)``) are served here, on the event loop, without a
+/// task: the same phases run in the same order as synchronous calls, the upstream client calls
+/// back to the request's ``DirectExchange``, and the answer is written as bytes.
 ///
 /// The first request it does not serve hands the connection over for good: the Hummingbird
 /// HTTP/1 pipeline is set up behind this handler, the bytes read so far are passed to it, and
