@@ -164,10 +164,11 @@ public struct SecurityHeaders: Sendable {
         if isSecure, let hsts { body(fields.count, Self.hstsField, hsts) }
     }
 
-    /// The position `forEachField` gives `name`, or nil when the policy does not set it.
-    public func position(of name: HTTPField.Name, isSecure: Bool) -> Int? {
-        if let index = fields.firstIndex(where: { $0.name == name }) { return index }
-        return isSecure && hsts != nil && name == Self.hstsField ? fields.count : nil
+    /// The position `forEachField` gives the field whose name `matches`, or nil when the
+    /// policy sets none such.
+    public func position(where matches: (HTTPField.Name) -> Bool, isSecure: Bool) -> Int? {
+        if let index = fields.firstIndex(where: { matches($0.name) }) { return index }
+        return isSecure && hsts != nil && matches(Self.hstsField) ? fields.count : nil
     }
 
     /// A fresh nonce: 128 random bits, base64.

@@ -146,19 +146,29 @@ import Testing
         return context
     }
 
+    /// `fields` written by the direct path: as its own answer's, or (`relayed`) as an upstream's
+    /// head that sent them, read by the upstream client's parser.
     static func written(_ fields: HTTPFields, relayed: Bool = false, bodyLength: Int?, keepAlive: Bool, close: Bool = false,
-                        security: SecurityHeadersConfiguration? = nil) -> (text: String, keepAlive: Bool) {
+                        security: SecurityHeadersConfiguration? = nil) throws -> (text: String, keepAlive: Bool) {
         let context = context(close: close, security: security)
+        var upstream: UpstreamHead?
+        if relayed {
+            var parser = UpstreamResponseParser()
+            parser.expectAnswer(toHead: false)
+            var bytes = ByteBuffer(string: "HTTP/1.1 200 OK\r\n" + fields.map { "\($0.name.rawName): \($0.value)\r\n" }.joined() + "\r\n")
+            guard case .head(let head, _, _)? = try parser.next(&bytes) else { throw UpstreamResponseParser.Malformed("no head") }
+            upstream = head
+        }
         var out = ByteBuffer()
-        let stays = DirectForwarding.writeHead(status: .ok, headers: fields, relayed: relayed, bodyLength: bodyLength, isHead: false,
-                                               facts: context.record.current, context: context, keepAlive: keepAlive, to: &out)
+        let stays = DirectForwarding.writeHead(status: .ok, headers: relayed ? [:] : fields, relayed: upstream, bodyLength: bodyLength,
+                                               isHead: false, facts: context.record.current, context: context, keepAlive: keepAlive, to: &out)
         return (String(buffer: out), stays)
     }
 
     static func lines(_ text: String) -> [String] { text.split(separator: "\r\n").dropFirst().map(String.init) }
 
-    @Test func relayedUpstreamFieldsLoseTheirHopByHopFieldsAndGainVia() {
-        let (text, keepAlive) = Self.written([.connection: "keep-alive, X-Hop", HTTPField.Name("X-Hop")!: "1", .keepAlive: "timeout=5",
+    @Test func relayedUpstreamFieldsLoseTheirHopByHopFieldsAndGainVia() throws {
+        let (text, keepAlive) = try Self.written([.connection: "keep-alive, X-Hop", HTTPField.Name("X-Hop")!: "1", .keepAlive: "timeout=5",
                                               .via: "1.0 cache", .xRequestID: "upstream-id", .contentType: "text/plain",
                                               HTTPField.Name("X-Frame-Options")!: "SAMEORIGIN", .contentLength: "5"],
                                              relayed: true, bodyLength: 5, keepAlive: true)
@@ -171,7 +181,7 @@ import Testing
     /// The direct path writes the head the full pipeline would send: the upstream's fields
     /// rewritten for the client, then shaped (phase 9).
     @Test(arguments: [false, true])
-    func relayedHeadsAgreeWithTheFullPipeline(override: Bool) {
+    func relayedHeadsAgreeWithTheFullPipeline(override: Bool) throws {
         let security = SecurityHeadersConfiguration(contentSecurityPolicy: "default-src 'self'", contentTypeOptions: true, frameOptions: "DENY",
                                                     referrerPolicy: "no-referrer", override: override)
         let upstreams: [HTTPFields] = [
@@ -181,7 +191,7 @@ import Testing
              .transferEncoding: "chunked", .te: "trailers", HTTPField.Name("Referrer-Policy")!: "origin", .xRequestID: "theirs"],
         ]
         for upstream in upstreams {
-            let direct = Self.written(upstream, relayed: true, bodyLength: 5, keepAlive: true, security: security)
+            let direct = try Self.written(upstream, relayed: true, bodyLength: 5, keepAlive: true, security: security)
             var full = HeaderRewriting.clientResponseHeaders(upstream)
             ShapePhase.shape(&full, context: Self.context(security: security))
             #expect(direct.keepAlive)
@@ -190,8 +200,8 @@ import Testing
         }
     }
 
-    @Test func replacesTheRequestIDKeepsTheUpstreamsOwnHeadersAndFrames() {
-        let (text, keepAlive) = Self.written([.xRequestID: "upstream-id", HTTPField.Name("X-Frame-Options")!: "SAMEORIGIN",
+    @Test func replacesTheRequestIDKeepsTheUpstreamsOwnHeadersAndFrames() throws {
+        let (text, keepAlive) = try Self.written([.xRequestID: "upstream-id", HTTPField.Name("X-Frame-Options")!: "SAMEORIGIN",
                                               .contentType: "text/plain"], bodyLength: 5, keepAlive: true)
         #expect(keepAlive)
         #expect(text.hasPrefix("HTTP/1.1 200 OK\r\n"))
@@ -202,6 +212,15 @@ import Testing
         #expect(lines.count == 5)
     }
 
+    /// The upstream head's names the direct path recognizes are hop-by-hop exactly when the
+    /// full pipeline's rewriting says so.
+    @Test func recognizedNamesAgreeOnHopByHop() {
+        for raw in UInt8(0)...UInt8.max {
+            guard let known = UpstreamHead.Known(rawValue: raw) else { continue }
+            #expect(known.isHopByHop == HeaderRewriting.isHopByHop(known.name.canonicalName), "\(known.name)")
+        }
+    }
+
     @Test func fieldsAreWrittenWhole() {
         var out = ByteBuffer(string: "x")
         out.writeField(name: "X-Empty", value: "")
@@ -209,13 +228,13 @@ import Testing
         #expect(String(buffer: out) == "xX-Empty: \r\nX-Text: grüße, \(String(repeating: "a", count: 300))\r\n")
     }
 
-    @Test func closesWhenAskedOrWhenTheRequestEndsTheConnection() {
-        let closing = Self.written([.contentType: "text/plain"], bodyLength: nil, keepAlive: true, close: true)
+    @Test func closesWhenAskedOrWhenTheRequestEndsTheConnection() throws {
+        let closing = try Self.written([.contentType: "text/plain"], bodyLength: nil, keepAlive: true, close: true)
         #expect(!closing.keepAlive)
         #expect(closing.text.contains("Connection: close\r\n"))
         #expect(closing.text.contains("Transfer-Encoding: chunked\r\n"))
         #expect(closing.text.split(separator: "\r\n").filter { $0.hasPrefix("Connection:") }.count == 1)
-        let last = Self.written([.contentLength: "3"], bodyLength: 3, keepAlive: false)
+        let last = try Self.written([.contentLength: "3"], bodyLength: 3, keepAlive: false)
         #expect(!last.keepAlive)
         #expect(last.text.contains("Connection: close\r\n"))
         #expect(last.text.split(separator: "\r\n").filter { $0.hasPrefix("Content-Length:") }.count == 1)

@@ -306,7 +306,7 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
         let isHead = request.method == .head
         let chunked = !isHead && response.headers[.contentLength] == nil && Self.allowsBody(response.status)
         var out = channelContext.channel.allocator.buffer(capacity: 256)
-        let keepAlive = Self.writeHead(status: response.status, headers: response.headers, relayed: false, bodyLength: nil, isHead: isHead,
+        let keepAlive = Self.writeHead(status: response.status, headers: response.headers, relayed: nil, bodyLength: nil, isHead: isHead,
                                        facts: context.record.current, context: context, keepAlive: keepAlive, to: &out)
         channelContext.write(wrapOutboundOut(out), promise: nil)
         let channel = channelContext.channel
@@ -417,56 +417,126 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
 
     /// The answer's head, shaped (phase 9) and framed, written in one pass over its fields:
     /// `Content-Length` for a body of `bodyLength` bytes, chunked for one of unknown length
-    /// (nil), unless the fields frame it already or it has no body. `relayed` fields are the
-    /// upstream's own, rewritten for the client here (as `HeaderRewriting.clientResponseHeaders`
-    /// does); the others are the gateway's or rewritten already. Shaping gives the same head as
-    /// `ShapePhase.shape`: the request id replaces the answer's, the security headers are added
-    /// (or replace the answer's when they override), `Connection: close` ends the connection.
-    /// `facts` are the request record's, as read once for the answer. Returns whether the
-    /// connection stays open after the answer.
-    static func writeHead(status: HTTPResponse.Status, headers: HTTPFields, relayed: Bool, bodyLength: Int?, isHead: Bool,
+    /// (nil), unless the fields frame it already or it has no body. With `relayed`, the fields
+    /// are that upstream head's, rewritten for the client as they are copied from its bytes
+    /// (see ``AnswerShaping/writeRelayed(_:to:)``); else `headers`, the gateway's own or
+    /// rewritten already. `facts` are the request record's, as read once for the answer.
+    /// Returns whether the connection stays open after the answer.
+    static func writeHead(status: HTTPResponse.Status, headers: HTTPFields, relayed: UpstreamHead?, bodyLength: Int?, isHead: Bool,
                           facts: RequestRecord.Facts, context: GatewayRequestContext, keepAlive: Bool, to out: inout ByteBuffer) -> Bool {
-        let security = facts.route != nil ? facts.securityHeaders : context.snapshot?.defaultHeaders
-        let isSecure = context.state.isSecure
-        let replacesID = !facts.requestID.isEmpty
-        var keepAlive = keepAlive && !facts.closeConnection
-        var framed = false
-        // The security fields the answer has already, by position.
-        var present: UInt8 = 0
+        var shaping = AnswerShaping(facts: facts, context: context, keepAlive: keepAlive)
         out.writeStaticString("HTTP/1.1 ")
         out.writeString(String(status.code))
         out.writeStaticString(" ")
         out.writeString(status.reasonPhrase)
         out.writeStaticString("\r\n")
-        func take(_ field: HTTPField) {
-            switch field.name {
-            case .xRequestID where replacesID:
-                return
-            case .connection:
-                // Written below, once, when the connection ends.
-                if field.value[...].trimmingASCIIWhitespace().caseInsensitiveEquals("close") { keepAlive = false }
-                return
-            case .contentLength:
-                framed = true
-            default:
-                if let security, let position = security.position(of: field.name, isSecure: isSecure) {
-                    present |= 1 << position
-                    if security.overrides { return }
-                }
-            }
-            out.writeField(name: field.name.rawName, value: field.value)
-        }
-        if relayed {
-            let via = HeaderRewriting.forEachClientResponseField(headers, take)
-            out.writeField(name: "Via", value: via)
+        if let relayed {
+            shaping.writeRelayed(relayed, to: &out)
         } else {
-            for field in headers { take(field) }
+            for field in headers { shaping.write(field, to: &out) }
         }
-        if replacesID { out.writeField(name: "X-Request-Id", value: facts.requestID) }
-        security?.forEachField(isSecure: isSecure, nonce: facts.cspNonce) { position, name, value in
-            if present & (1 << position) == 0 || security!.overrides { out.writeField(name: name.rawName, value: value) }
+        return shaping.finish(status: status, bodyLength: bodyLength, isHead: isHead, to: &out)
+    }
+}
+
+/// Phase 9 as the direct path writes a head, field by field, with the same outcome as
+/// `ShapePhase.shape`: the request id replaces the answer's, the security headers are added (or
+/// replace the answer's when they override), `Connection: close` ends the connection.
+struct AnswerShaping {
+    let facts: RequestRecord.Facts
+    let security: SecurityHeaders?
+    let isSecure: Bool
+    private(set) var keepAlive: Bool
+    /// The answer has its own `Content-Length`.
+    private var framed = false
+    /// The security fields the answer has already, by position (see `SecurityHeaders.forEachField`).
+    private var present: UInt8 = 0
+
+    init(facts: RequestRecord.Facts, context: GatewayRequestContext, keepAlive: Bool) {
+        self.facts = facts
+        security = facts.route != nil ? facts.securityHeaders : context.snapshot?.defaultHeaders
+        isSecure = context.state.isSecure
+        self.keepAlive = keepAlive && !facts.closeConnection
+    }
+
+    enum Role {
+        case requestID, connection, contentLength, other
+    }
+
+    /// Whether a field the answer has goes out as it is; notes what it says.
+    private mutating func keeps(_ role: Role, saysClose: () -> Bool, isNamed: (HTTPField.Name) -> Bool) -> Bool {
+        switch role {
+        case .requestID:
+            return facts.requestID.isEmpty
+        case .connection:
+            // Written in `finish`, once, when the connection ends.
+            if saysClose() { keepAlive = false }
+            return false
+        case .contentLength:
+            framed = true
+            return true
+        case .other:
+            guard let security, let position = security.position(where: isNamed, isSecure: isSecure) else { return true }
+            present |= 1 << position
+            return !security.overrides
         }
-        if !isHead, !framed, allowsBody(status) {
+    }
+
+    /// A field of an answer the gateway made, or rewrote already.
+    mutating func write(_ field: HTTPField, to out: inout ByteBuffer) {
+        let role: Role = switch field.name {
+        case .xRequestID: .requestID
+        case .connection: .connection
+        case .contentLength: .contentLength
+        default: .other
+        }
+        guard keeps(role, saysClose: { field.value[...].trimmingASCIIWhitespace().caseInsensitiveEquals("close") }, isNamed: { $0 == field.name })
+        else { return }
+        out.writeField(name: field.name.rawName, value: field.value)
+    }
+
+    /// The fields of an upstream's head, copied from its bytes and rewritten for the client as
+    /// `HeaderRewriting.clientResponseHeaders` does: hop-by-hop fields and those the upstream
+    /// named in `Connection` stay behind, and `Via` gains the gateway's.
+    mutating func writeRelayed(_ head: UpstreamHead, to out: inout ByteBuffer) {
+        var connectionValues: [String] = []
+        for field in head.fields where field.known == .connection { connectionValues.append(head.value(of: field)) }
+        let named = connectionValues.contains { !HeaderRewriting.namesOnlyUsualTokens($0) }
+            ? HeaderRewriting.connectionNamed(values: connectionValues) : []
+        var via: [String] = []
+        head.bytes.withUnsafeReadableBytes { bytes in
+            for field in head.fields {
+                if field.known?.isHopByHop == true { continue }
+                let name = UnsafeRawBufferPointer(rebasing: bytes[Int(field.name.lowerBound)..<Int(field.name.upperBound)])
+                if !named.isEmpty, named.contains(head.name(of: field).lowercased()) { continue }
+                let value = UnsafeRawBufferPointer(rebasing: bytes[Int(field.value.lowerBound)..<Int(field.value.upperBound)])
+                let role: Role
+                switch field.known {
+                case .via?:
+                    via.append(head.value(of: field))
+                    continue
+                case .xRequestID?: role = .requestID
+                case .contentLength?: role = .contentLength
+                default: role = .other
+                }
+                guard keeps(role, saysClose: { false }, isNamed: { ByteText.equalsIgnoringCase(name, lowercased: $0.canonicalName) }) else { continue }
+                out.writeField(name: name, value: value)
+            }
+        }
+        out.writeField(name: "Via", value: HeaderRewriting.via(after: via))
+    }
+
+    /// The fields the gateway adds, the framing and the blank line. Returns whether the
+    /// connection stays open after the answer.
+    mutating func finish(status: HTTPResponse.Status, bodyLength: Int?, isHead: Bool, to out: inout ByteBuffer) -> Bool {
+        if !facts.requestID.isEmpty { out.writeField(name: "X-Request-Id", value: facts.requestID) }
+        if let security {
+            let present = present
+            security.forEachField(isSecure: isSecure, nonce: facts.cspNonce) { position, name, value in
+                if present & (1 << position) == 0 || security.overrides { out.writeField(name: name.rawName, value: value) }
+            }
+        }
+        if !isHead, !framed, DirectForwarding.allowsBody(status) {
             if let bodyLength {
                 out.writeStaticString("Content-Length: ")
                 out.writeString(String(bodyLength))

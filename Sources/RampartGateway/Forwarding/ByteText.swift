@@ -14,6 +14,12 @@ enum ByteText {
         }
         return true
     }
+
+    /// ASCII case-insensitive equality with `lowercased` (a name's canonical form).
+    static func equalsIgnoringCase(_ bytes: some Collection<UInt8>, lowercased: String) -> Bool {
+        guard bytes.count == lowercased.utf8.count else { return false }
+        return zip(bytes, lowercased.utf8).allSatisfy { byte, lower in (byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte) == lower }
+    }
 }
 
 extension Substring {
@@ -41,18 +47,21 @@ extension ByteBuffer {
     mutating func writeField(name: String, value: String) {
         var name = name, value = value
         name.withUTF8 { name in
-            value.withUTF8 { value in
-                let total = name.count + value.count + 4
-                writeWithUnsafeMutableBytes(minimumWritableBytes: total) { out in
-                    out.copyMemory(from: UnsafeRawBufferPointer(name))
-                    out[name.count] = UInt8(ascii: ":")
-                    out[name.count + 1] = UInt8(ascii: " ")
-                    UnsafeMutableRawBufferPointer(rebasing: out[(name.count + 2)...]).copyMemory(from: UnsafeRawBufferPointer(value))
-                    out[total - 2] = UInt8(ascii: "\r")
-                    out[total - 1] = UInt8(ascii: "\n")
-                    return total
-                }
-            }
+            value.withUTF8 { value in writeField(name: UnsafeRawBufferPointer(name), value: UnsafeRawBufferPointer(value)) }
+        }
+    }
+
+    /// `writeField` for a name and value that are bytes already (an upstream head's).
+    mutating func writeField(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        let total = name.count + value.count + 4
+        writeWithUnsafeMutableBytes(minimumWritableBytes: total) { out in
+            out.copyMemory(from: name)
+            out[name.count] = UInt8(ascii: ":")
+            out[name.count + 1] = UInt8(ascii: " ")
+            UnsafeMutableRawBufferPointer(rebasing: out[(name.count + 2)...]).copyMemory(from: value)
+            out[total - 2] = UInt8(ascii: "\r")
+            out[total - 1] = UInt8(ascii: "\n")
+            return total
         }
     }
 }

@@ -141,11 +141,11 @@ struct ForwardPhase: RouterMiddleware {
     /// An upstream answer: retried when its status says so (and `retriesStatus`), else the
     /// answer for the client. A small answer was read whole by the client and goes out with its
     /// head in one write, as nginx's proxy buffering does; larger or unsized ones stream.
-    /// `relaysFields`: an answer read whole keeps the upstream's own fields (see
-    /// `BufferedAnswer.relayed`), for the direct path, which rewrites them as it writes them.
+    /// `relaysFields`: an answer read whole keeps the upstream's head as it arrived (see
+    /// `BufferedAnswer.relayed`), for the direct path, which rewrites its fields as it writes them.
     func answer(to response: UpstreamResponse, attempt: Attempt, plan: ForwardPlan, retriesStatus: Bool, isHead: Bool,
                 reader: BodyReader<RequestBody>?, record: RequestRecord, relaysFields: Bool = false) -> AttemptOutcome {
-        let status = response.head.status.code
+        let status = response.upstreamHead.code
         let pool = plan.pool, instance = attempt.instance
         if retriesStatus, mayRetry(afterStatus: status, attempt: attempt.number, retries: plan.proxy.retries) {
             pool.finish(instance, outcome: .response(status: status), latency: time.now() - attempt.started)
@@ -154,18 +154,20 @@ struct ForwardPhase: RouterMiddleware {
         }
         let headLatency = time.now() - attempt.started
         record.note { $0.upstreamSeconds = headLatency.secondsValue }
-        let responseStatus = response.head.status
+        let responseStatus = response.upstreamHead.status
         switch response.body {
         case .whole(let body):
             // Read whole with its head: the exchange took as long as the head did.
             pool.finish(instance, outcome: .response(status: status), latency: headLatency)
             record.note { $0.bodyBuffered = true }
             let noBody = isHead || status == 204 || status == 304
-            let fields = response.head.headerFields
-            return .buffered(BufferedAnswer(status: responseStatus, headers: relaysFields ? fields : HeaderRewriting.clientResponseHeaders(fields),
-                                            body: noBody ? ByteBuffer() : body, relayed: relaysFields))
+            if relaysFields {
+                return .buffered(BufferedAnswer(status: responseStatus, headers: [:], body: noBody ? ByteBuffer() : body, relayed: response.upstreamHead))
+            }
+            return .buffered(BufferedAnswer(status: responseStatus, headers: HeaderRewriting.clientResponseHeaders(response.upstreamHead.headerFields),
+                                            body: noBody ? ByteBuffer() : body))
         case .stream(let stream):
-            let headers = HeaderRewriting.clientResponseHeaders(response.head.headerFields)
+            let headers = HeaderRewriting.clientResponseHeaders(response.upstreamHead.headerFields)
             return .streamed(streamedResponse(stream, status: responseStatus, headers: headers, reader: reader, instance: instance,
                                               pool: pool, started: attempt.started, deadline: plan.totalDeadline))
         }

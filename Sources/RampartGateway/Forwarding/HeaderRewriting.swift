@@ -24,9 +24,14 @@ enum HeaderRewriting {
     /// `keep-alive` and `close`, the usual tokens, are hop-by-hop already and left out, so
     /// that the usual message needs no set.
     static func connectionNamed(_ fields: HTTPFields) -> Set<String> {
+        connectionNamed(values: fields.lazy.filter { $0.name == .connection }.map(\.value))
+    }
+
+    /// `connectionNamed` for the values of `Connection` fields.
+    static func connectionNamed(values: some Sequence<String>) -> Set<String> {
         var names = Set<String>()
-        for field in fields where field.name == .connection && !namesOnlyUsualTokens(field.value) {
-            for token in field.value.split(separator: ",") {
+        for value in values where !namesOnlyUsualTokens(value) {
+            for token in value.split(separator: ",") {
                 let token = token.trimmingASCIIWhitespace()
                 if token.isEmpty || token.caseInsensitiveEquals("keep-alive") || token.caseInsensitiveEquals("close") { continue }
                 names.insert(token.lowercased())
@@ -128,6 +133,11 @@ enum HeaderRewriting {
             }
             body(field)
         }
-        return via.isEmpty ? "1.1 rampart" : (via + ["1.1 rampart"]).joined(separator: ", ")
+        return Self.via(after: via)
+    }
+
+    /// The Via the client gets: the upstream's, then the gateway's own.
+    static func via(after upstream: [String]) -> String {
+        upstream.isEmpty ? "1.1 rampart" : (upstream + ["1.1 rampart"]).joined(separator: ", ")
     }
 }

@@ -95,9 +95,17 @@ struct UpstreamResponse: Sendable {
         case stream(UpstreamBodyStream)
     }
 
-    /// The upstream's head, every field as it was sent.
-    let head: HTTPResponse
+    /// The upstream's head as it arrived (see ``UpstreamHead``).
+    let upstreamHead: UpstreamHead
     let body: Body
+
+    init(head: UpstreamHead, body: Body) {
+        self.upstreamHead = head
+        self.body = body
+    }
+
+    /// The upstream's head, every field as it was sent: made on each call.
+    var head: HTTPResponse { upstreamHead.response }
 }
 
 typealias UpstreamBodyStream = NIOThrowingAsyncSequenceProducer<
@@ -465,7 +473,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     private var state = State.idle
     /// The head and body so far of the answer being collected: beside the state, so that the
     /// state's payload is not copied at every step of the answer.
-    private var collected: (head: HTTPResponse, body: ByteBuffer)?
+    private var collected: (head: UpstreamHead, body: ByteBuffer)?
     /// Whether this connection has carried an exchange already.
     private var used = false
     /// Numbers the exchanges, so a late call about an earlier one is told apart.

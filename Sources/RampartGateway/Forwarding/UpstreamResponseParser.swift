@@ -16,7 +16,7 @@ struct UpstreamResponseParser {
         /// The head: `declaredLength` when the body's length is known before it arrives (0 for
         /// an answer without a body); `keepAlive` when the connection may carry another request
         /// after it.
-        case head(HTTPResponse, declaredLength: Int?, keepAlive: Bool)
+        case head(UpstreamHead, declaredLength: Int?, keepAlive: Bool)
         /// The next bytes of the body, as received.
         case body(ByteBuffer)
         case end
@@ -138,16 +138,18 @@ struct UpstreamResponseParser {
         }
         guard headEnd <= maxHeadBytes else { throw Malformed("response head larger than \(maxHeadBytes) bytes") }
         scanned = 0
-        let parsed: Result<(HTTPResponse, Framing), Malformed> = buffer.withUnsafeReadableBytes { bytes in
+        let parsed: Result<(Parsed, Framing), Malformed> = buffer.withUnsafeReadableBytes { bytes in
             do throws(Malformed) {
                 return .success(try Self.parseHead(UnsafeRawBufferPointer(rebasing: bytes[..<headEnd])))
             } catch {
                 return .failure(error)
             }
         }
-        buffer.moveReaderIndex(forwardBy: headEnd)
-        let (response, framing) = try parsed.get()
-        let code = response.status.code
+        // The head's bytes stay, as a slice of those read: its fields are ranges of them.
+        let headBytes = buffer.readSlice(length: headEnd)!
+        let (parsedHead, framing) = try parsed.get()
+        let response = UpstreamHead(code: parsedHead.code, reason: parsedHead.reason, bytes: headBytes, fields: parsedHead.fields)
+        let code = response.code
         if code < 200 {
             guard code != 101 else { throw Malformed("an unrequested switch of protocols") }
             return try readHead(&buffer)  // informational: the final answer follows
@@ -184,8 +186,15 @@ struct UpstreamResponseParser {
         var keepAlive: Bool
     }
 
+    /// A head as `parseHead` reads it: its fields are ranges of the bytes it was given.
+    struct Parsed {
+        var code: Int
+        var reason: String
+        var fields: [UpstreamHead.Field]
+    }
+
     /// `HTTP/1.x code reason CRLF`, then field lines, up to and including the blank line.
-    static func parseHead(_ bytes: UnsafeRawBufferPointer) throws(Malformed) -> (HTTPResponse, Framing) {
+    static func parseHead(_ bytes: UnsafeRawBufferPointer) throws(Malformed) -> (Parsed, Framing) {
         var index = 0
         func line() -> Range<Int> {
             let start = index
@@ -218,7 +227,7 @@ struct UpstreamResponseParser {
             reason = String(bytes: phrase)
         }
 
-        var fields = HTTPFields()
+        var fields: [UpstreamHead.Field] = []
         fields.reserveCapacity(12)
         // Every Content-Length value must agree: the first, and whether any other differs.
         var length: Int?
@@ -250,11 +259,9 @@ struct UpstreamResponseParser {
                 if byte >= 0x80 { isASCII = false }
             }
             let nameBytes = bytes[field.lowerBound..<colon]
-            guard let name = knownName(nameBytes) ?? HTTPField.Name(String(bytes: nameBytes)) else {
-                throw Malformed("invalid field name")
-            }
-            switch name {
-            case .contentLength:
+            let known = UpstreamHead.Known(nameBytes)
+            switch known {
+            case .contentLength?:
                 // Usually plain digits: read as they are; a list takes the longer way.
                 if !value.isEmpty, value.count <= 18, value.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) {
                     noteLength(value.reduce(0) { $0 * 10 + Int($1 - 0x30) })
@@ -266,13 +273,13 @@ struct UpstreamResponseParser {
                           let value = Int(digits) else { throw Malformed("invalid Content-Length") }
                     noteLength(value)
                 }
-            case .transferEncoding:
+            case .transferEncoding?:
                 transferCodings += String(bytes: value).split(separator: ",").map { $0.trimmingASCIIWhitespace() }
-            case .connection where ByteText.equalsIgnoringCase(value, "keep-alive"):
+            case .connection? where ByteText.equalsIgnoringCase(value, "keep-alive"):
                 keepAliveToken = true
-            case .connection where ByteText.equalsIgnoringCase(value, "close"):
+            case .connection? where ByteText.equalsIgnoringCase(value, "close"):
                 close = true
-            case .connection:
+            case .connection?:
                 for token in String(bytes: value).split(separator: ",") {
                     let token = token.trimmingASCIIWhitespace()
                     if token.caseInsensitiveEquals("close") { close = true }
@@ -281,9 +288,9 @@ struct UpstreamResponseParser {
             default:
                 break
             }
-            // ASCII, as values nearly always are, is copied as it is; other bytes go through
-            // the library's checks (and stay as they came).
-            fields.append(isASCII ? HTTPField(name: name, value: String(bytes: value)) : HTTPField(name: name, value: value))
+            // Every name is a token (checked above), so a valid field name.
+            fields.append(UpstreamHead.Field(name: Int32(field.lowerBound)..<Int32(colon), value: Int32(start)..<Int32(end), known: known,
+                                             isASCII: isASCII))
         }
 
         // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length; a final coding other than
@@ -297,30 +304,7 @@ struct UpstreamResponseParser {
         } else {
             body = .untilClose
         }
-        let response = HTTPResponse(status: .init(code: code, reasonPhrase: reason), headerFields: fields)
-        return (response, Framing(body: body, keepAlive: isHTTP11 ? !close : keepAliveToken && !close))
-    }
-
-    /// The name of a field most answers carry, without making a string for it (the name then
-    /// has its usual spelling, whatever case the upstream used); nil for others.
-    static func knownName(_ bytes: Slice<UnsafeRawBufferPointer>) -> HTTPField.Name? {
-        func check(_ literal: StaticString, _ name: HTTPField.Name) -> HTTPField.Name? {
-            ByteText.equalsIgnoringCase(bytes, literal) ? name : nil
-        }
-        switch bytes.count {
-        case 3: return check("via", .via)
-        case 4: return check("date", .date) ?? check("etag", .eTag) ?? check("vary", .vary)
-        case 6: return check("server", .server)
-        case 7: return check("expires", .expires)
-        case 8: return check("location", .location)
-        case 10: return check("connection", .connection) ?? check("set-cookie", .setCookie) ?? check("keep-alive", .keepAlive)
-        case 12: return check("content-type", .contentType)
-        case 13: return check("cache-control", .cacheControl) ?? check("last-modified", .lastModified) ?? check("accept-ranges", .acceptRanges)
-        case 14: return check("content-length", .contentLength)
-        case 16: return check("content-encoding", .contentEncoding)
-        case 17: return check("transfer-encoding", .transferEncoding)
-        default: return nil
-        }
+        return (Parsed(code: code, reason: reason, fields: fields), Framing(body: body, keepAlive: isHTTP11 ? !close : keepAliveToken && !close))
     }
 
     private static func matches(_ bytes: UnsafeRawBufferPointer, at offset: Int, _ literal: StaticString) -> Bool {
@@ -373,5 +357,124 @@ struct UpstreamResponseParser {
         }
         guard digits > 0 else { throw Malformed("invalid chunk size") }
         return size
+    }
+}
+
+/// An upstream answer's head as it arrived: its status, and each field as the byte ranges of
+/// its name and value in `bytes` (checked as the parser read them). The `HTTPResponse` is made
+/// only when asked for: the direct path writes the fields on from these bytes.
+struct UpstreamHead: Sendable {
+    /// A field name answers often carry, or one the gateway acts on: recognized once, as the
+    /// head is read, without making a string for it.
+    enum Known: UInt8, Sendable {
+        case via, date, etag, vary, server, expires, location, connection, setCookie, keepAlive, contentType, cacheControl,
+             lastModified, acceptRanges, contentLength, contentEncoding, transferEncoding, te, trailer, upgrade, proxyConnection,
+             proxyAuthenticate, proxyAuthorization, xRequestID
+
+        init?(_ bytes: Slice<UnsafeRawBufferPointer>) {
+            func check(_ literal: StaticString, _ known: Known) -> Known? { ByteText.equalsIgnoringCase(bytes, literal) ? known : nil }
+            let found: Known?
+            switch bytes.count {
+            case 2: found = check("te", .te)
+            case 3: found = check("via", .via)
+            case 4: found = check("date", .date) ?? check("etag", .etag) ?? check("vary", .vary)
+            case 6: found = check("server", .server)
+            case 7: found = check("expires", .expires) ?? check("trailer", .trailer) ?? check("upgrade", .upgrade)
+            case 8: found = check("location", .location)
+            case 10: found = check("connection", .connection) ?? check("set-cookie", .setCookie) ?? check("keep-alive", .keepAlive)
+            case 12: found = check("content-type", .contentType) ?? check("x-request-id", .xRequestID)
+            case 13: found = check("cache-control", .cacheControl) ?? check("last-modified", .lastModified) ?? check("accept-ranges", .acceptRanges)
+            case 14: found = check("content-length", .contentLength)
+            case 16: found = check("content-encoding", .contentEncoding) ?? check("proxy-connection", .proxyConnection)
+            case 17: found = check("transfer-encoding", .transferEncoding)
+            case 18: found = check("proxy-authenticate", .proxyAuthenticate)
+            case 19: found = check("proxy-authorization", .proxyAuthorization)
+            default: found = nil
+            }
+            guard let found else { return nil }
+            self = found
+        }
+
+        /// With its usual spelling, whatever case the upstream used.
+        var name: HTTPField.Name {
+            switch self {
+            case .via: .via
+            case .date: .date
+            case .etag: .eTag
+            case .vary: .vary
+            case .server: .server
+            case .expires: .expires
+            case .location: .location
+            case .connection: .connection
+            case .setCookie: .setCookie
+            case .keepAlive: .keepAlive
+            case .contentType: .contentType
+            case .cacheControl: .cacheControl
+            case .lastModified: .lastModified
+            case .acceptRanges: .acceptRanges
+            case .contentLength: .contentLength
+            case .contentEncoding: .contentEncoding
+            case .transferEncoding: .transferEncoding
+            case .te: .te
+            case .trailer: .trailer
+            case .upgrade: .upgrade
+            case .proxyConnection: .proxyConnection
+            case .proxyAuthenticate: .proxyAuthenticate
+            case .proxyAuthorization: .proxyAuthorization
+            case .xRequestID: .xRequestID
+            }
+        }
+
+        /// Hop-by-hop (RFC 9110 §7.6.1), as `HeaderRewriting.isHopByHop` says of names.
+        var isHopByHop: Bool {
+            switch self {
+            case .connection, .keepAlive, .transferEncoding, .te, .trailer, .upgrade, .proxyConnection, .proxyAuthenticate, .proxyAuthorization: true
+            default: false
+            }
+        }
+    }
+
+    struct Field: Sendable {
+        let name: Range<Int32>
+        let value: Range<Int32>
+        let known: Known?
+        let isASCII: Bool
+    }
+
+    let code: Int
+    let reason: String
+    /// The head's bytes, from the status line to the blank line.
+    let bytes: ByteBuffer
+    let fields: [Field]
+
+    var status: HTTPResponse.Status { .init(code: code, reasonPhrase: reason) }
+
+    /// The fields, every one as it was sent.
+    var headerFields: HTTPFields {
+        var made = HTTPFields()
+        made.reserveCapacity(fields.count)
+        bytes.withUnsafeReadableBytes { bytes in
+            for field in fields {
+                let value = bytes[Int(field.value.lowerBound)..<Int(field.value.upperBound)]
+                // A token, so always a valid name.
+                let name = field.known?.name ?? HTTPField.Name(String(bytes: bytes[Int(field.name.lowerBound)..<Int(field.name.upperBound)]))!
+                // ASCII, as values nearly always are, is copied as it is; other bytes go through
+                // the library's checks (and stay as they came).
+                made.append(field.isASCII ? HTTPField(name: name, value: String(bytes: value)) : HTTPField(name: name, value: value))
+            }
+        }
+        return made
+    }
+
+    var response: HTTPResponse { HTTPResponse(status: status, headerFields: headerFields) }
+
+    /// The field's name as text, as it was sent.
+    func name(of field: Field) -> String {
+        bytes.withUnsafeReadableBytes { String(bytes: $0[Int(field.name.lowerBound)..<Int(field.name.upperBound)]) }
+    }
+
+    /// The field's value as text.
+    func value(of field: Field) -> String {
+        bytes.withUnsafeReadableBytes { String(bytes: $0[Int(field.value.lowerBound)..<Int(field.value.upperBound)]) }
     }
 }

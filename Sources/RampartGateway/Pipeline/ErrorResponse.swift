@@ -38,12 +38,13 @@ struct BufferedAnswer {
     var status: HTTPResponse.Status
     var headers: HTTPFields
     var body: ByteBuffer
-    /// `headers` are the upstream's own, hop-by-hop fields still in: only the direct path asks
-    /// for these, and rewrites them as it writes the head (see `DirectForwarding.writeHead`).
-    var relayed = false
+    /// The upstream's head as it arrived, hop-by-hop fields still in, in place of `headers`:
+    /// only the direct path asks for this, and rewrites its fields as it writes the head (see
+    /// `DirectForwarding.writeHead`).
+    var relayed: UpstreamHead?
 
     var response: Response {
-        assert(!relayed, "an upstream's own fields go to the client only through the direct path's rewriting")
+        assert(relayed == nil, "an upstream's own fields go to the client only through the direct path's rewriting")
         return Response(status: status, headers: headers, body: .init(byteBuffer: body))
     }
 }
