@@ -218,13 +218,13 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
 
     private func serve(_ head: HTTPRequest, route: RoutePhase.Matched, snapshot: GatewaySnapshot, keepAlive: Bool,
                        context: ChannelHandlerContext) {
-        var gateway = GatewayRequestContext(source: ApplicationRequestContextSource(channel: context.channel, logger: phases.logger), peer: peer)
-        gateway.snapshot = snapshot
-        gateway.state.isSecure = phases.isSecure
         let started = phases.record.time.now()
-        // Phases 1-8 in order; the first that answers ends the request.
-        if let answer = answerBeforeForwarding(head, route: route, context: &gateway) {
-            return send(answer, request: head, context: gateway, started: started, keepAlive: keepAlive, channelContext: context)
+        // Phases 1-8 in order; the first that answers ends the request. The context is made by
+        // a function so that it arrives here as a constant, which moves into the exchange
+        // rather than being copied into it.
+        let (gateway, early) = answerBeforeForwarding(head, route: route, snapshot: snapshot, context: context)
+        if let early {
+            return send(early, request: head, context: gateway, started: started, keepAlive: keepAlive, channelContext: context)
         }
         let plan: ForwardPlan
         do {
@@ -233,18 +233,23 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
             return send(RecordPhase.answer(for: error, context: gateway), request: head, context: gateway, started: started, keepAlive: keepAlive,
                         channelContext: context)
         }
-        let exchange = DirectExchange(request: head, context: gateway, started: started, keepAlive: keepAlive, channelContext: context,
+        let exchange = DirectExchange(request: head, context: consume gateway, started: started, keepAlive: keepAlive, channelContext: context,
                                       phase: phases.forward, plan: plan, owner: self)
         inFlight = exchange.cancellation
         exchange.start()
     }
 
-    /// Phases 1-6: the answer when one of them ends the request.
-    private func answerBeforeForwarding(_ head: HTTPRequest, route: RoutePhase.Matched, context: inout GatewayRequestContext) -> BufferedAnswer? {
-        if let refusal = phases.admit.admit(head, context: &context) { return refusal }
+    /// The request's context through phases 1-6, and the answer when one of them ends the request.
+    private func answerBeforeForwarding(_ head: HTTPRequest, route: RoutePhase.Matched, snapshot: GatewaySnapshot,
+                                        context channelContext: ChannelHandlerContext) -> (GatewayRequestContext, BufferedAnswer?) {
+        var context = GatewayRequestContext(source: ApplicationRequestContextSource(channel: channelContext.channel, logger: phases.logger),
+                                            peer: peer)
+        context.snapshot = snapshot
+        context.state.isSecure = phases.isSecure
+        if let refusal = phases.admit.admit(head, context: &context) { return (context, refusal) }
         IdentifyPhase.identify(head, context: &context)
-        if let fixed = phases.route.apply(route, head: head, context: &context) { return fixed }
-        return phases.inspect.inspectHead(head, context: context)
+        if let fixed = phases.route.apply(route, head: head, context: &context) { return (context, fixed) }
+        return (context, phases.inspect.inspectHead(head, context: context))
     }
 
     func exchangeEnded(_ exchange: DirectExchange, _ result: Result<ForwardPhase.AttemptOutcome, any Error>) {
@@ -424,7 +429,7 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
     /// Returns whether the connection stays open after the answer.
     static func writeHead(status: HTTPResponse.Status, headers: HTTPFields, relayed: UpstreamHead?, bodyLength: Int?, isHead: Bool,
                           facts: RequestRecord.Facts, context: GatewayRequestContext, keepAlive: Bool, to out: inout ByteBuffer) -> Bool {
-        var shaping = AnswerShaping(facts: facts, context: context, keepAlive: keepAlive)
+        var shaping = AnswerShaping(facts: facts, snapshot: context.snapshot, isSecure: context.state.isSecure, keepAlive: keepAlive)
         out.writeStaticString("HTTP/1.1 ")
         out.writeString(String(status.code))
         out.writeStaticString(" ")
@@ -452,10 +457,11 @@ struct AnswerShaping {
     /// The security fields the answer has already, by position (see `SecurityHeaders.forEachField`).
     private var present: UInt8 = 0
 
-    init(facts: RequestRecord.Facts, context: GatewayRequestContext, keepAlive: Bool) {
+    /// The context's parts are taken rather than the context: an initializer would copy it.
+    init(facts: RequestRecord.Facts, snapshot: GatewaySnapshot?, isSecure: Bool, keepAlive: Bool) {
         self.facts = facts
-        security = facts.route != nil ? facts.securityHeaders : context.snapshot?.defaultHeaders
-        isSecure = context.state.isSecure
+        security = facts.route != nil ? facts.securityHeaders : snapshot?.defaultHeaders
+        self.isSecure = isSecure
         self.keepAlive = keepAlive && !facts.closeConnection
     }
 
