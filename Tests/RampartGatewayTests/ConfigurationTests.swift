@@ -434,6 +434,31 @@ import Testing
         #expect(route("/api/x", headers: [HTTPField.Name("x-canary")!: "1"]) == "canary")
     }
 
+    @Test func prefixesMatchWholeSegmentsByteForByte() {
+        #expect(RouteTable.path("/api", hasPrefix: "/api"))
+        #expect(RouteTable.path("/api/", hasPrefix: "/api"))
+        #expect(RouteTable.path("/api/v1", hasPrefix: "/api/"))
+        #expect(!RouteTable.path("/apix", hasPrefix: "/api"))
+        #expect(!RouteTable.path("/apï/x", hasPrefix: "/ap"))
+        #expect(RouteTable.path("/ünï/x", hasPrefix: "/ünï"))
+        #expect(!RouteTable.path("/ap", hasPrefix: "/api"))
+    }
+
+    /// The host is worked out once, and only when a route names hosts.
+    @Test func theHostIsWorkedOutOnlyWhenARouteNamesHosts() {
+        final class Asked { var count = 0 }
+        let asked = Asked()
+        func host() -> String? {
+            asked.count += 1
+            return "example.org"
+        }
+        _ = table.match(method: "GET", host: host(), path: "/", headers: [:])
+        #expect(asked.count == 1)
+        let plain = RouteTable([RouteConfiguration(name: "all", match: .init(pathPrefix: "/"), pool: "app")], pools: [])
+        #expect(plain.match(method: "GET", host: host(), path: "/x", headers: [:])?.name == "all")
+        #expect(asked.count == 1)
+    }
+
     @Test func stripsThePrefix() {
         let api = table.match(method: "GET", host: nil, path: "/api/users", headers: [:])!
         #expect(api.upstreamPath(for: "/api/users") == "/users")

@@ -29,7 +29,8 @@ struct DirectPhases: Sendable {
     /// or gateway endpoint), forwarding to a pool or answering a fixed response; nil otherwise.
     /// Has no side effects.
     func route(serving head: HTTPRequest, snapshot: GatewaySnapshot) -> RoutePhase.Matched? {
-        guard !authenticates, !endpoints.claims(DirectForwarding.pathWithoutQuery(head), snapshot: snapshot),
+        let target = head.path ?? "/"
+        guard !authenticates, !endpoints.claims(target[..<(target.utf8.firstIndex(of: UInt8(ascii: "?")) ?? target.endIndex)], snapshot: snapshot),
               let matched = RoutePhase.routeWithoutFlags(head, snapshot: snapshot) else { return nil }
         let route = matched.route
         guard route.forwardFlags == nil, !snapshot.requiresIdentity(route), !snapshot.loginRoutes.contains(route.order),
@@ -416,7 +417,7 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
 
     static func pathWithoutQuery(_ request: HTTPRequest) -> String {
         let path = request.path ?? "/"
-        guard let query = path.firstIndex(of: "?") else { return path }
+        guard let query = path.utf8.firstIndex(of: UInt8(ascii: "?")) else { return path }
         return String(path[..<query])
     }
 

@@ -15,11 +15,11 @@ struct EndpointPhase: RouterMiddleware {
     let ofrep: OFREPEndpoint?
 
     /// Whether this phase answers requests for `path` (the target without its query).
-    func claims(_ path: String, snapshot: GatewaySnapshot) -> Bool {
-        isOFREP(path, snapshot: snapshot) || snapshot.configuration.shield.cspReports?.path == path
+    func claims(_ path: some StringProtocol, snapshot: GatewaySnapshot) -> Bool {
+        isOFREP(path, snapshot: snapshot) || snapshot.configuration.shield.cspReports.map { $0.path == path } == true
     }
 
-    private func isOFREP(_ path: String, snapshot: GatewaySnapshot) -> Bool {
+    private func isOFREP(_ path: some StringProtocol, snapshot: GatewaySnapshot) -> Bool {
         ofrep != nil && snapshot.configuration.flags?.ofrep.enabled == true && path.hasPrefix("/ofrep/")
     }
 

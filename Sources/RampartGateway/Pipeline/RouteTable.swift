@@ -78,27 +78,31 @@ public struct RouteTable: Sendable {
     }
 
     /// The most specific route taking the request, if any. `host` is the request authority
-    /// without port, lower case; `path` is normalized. `flag` answers whether the caller gets
-    /// a flag value a route asks for; it is called only for routes that match otherwise.
-    public func match(method: String, host: String?, path: String, headers: HTTPFields,
+    /// without port, lower case (worked out only if a route names hosts); `path` is normalized.
+    /// `flag` answers whether the caller gets a flag value a route asks for; it is called only
+    /// for routes that match otherwise.
+    public func match(method: String, host: @autoclosure () -> String?, path: String, headers: HTTPFields,
                       flag: (FlagMatch) -> Bool = { _ in false }) -> CompiledRoute? {
-        routes.first { route in
+        var knownHost: String??
+        for route in routes {
             if let pattern = route.host {
-                guard let host, pattern.matches(host) else { return false }
+                if knownHost == nil { knownHost = .some(host()) }
+                guard let host = knownHost!, pattern.matches(host) else { continue }
             }
-            if let prefix = route.pathPrefix, !Self.path(path, hasPrefix: prefix) { return false }
-            if let methods = route.methods, !methods.contains(method) { return false }
-            for (name, value) in route.headers where headers[name] != value { return false }
-            if let condition = route.flag, !flag(condition) { return false }
-            return true
+            if let prefix = route.pathPrefix, !Self.path(path, hasPrefix: prefix) { continue }
+            if let methods = route.methods, !methods.contains(method) { continue }
+            if route.headers.contains(where: { name, value in headers[name] != value }) { continue }
+            if let condition = route.flag, !flag(condition) { continue }
+            return route
         }
+        return nil
     }
 
-    /// Prefix match on segment boundaries.
+    /// Prefix match on segment boundaries (compared as UTF-8, without counting characters).
     static func path(_ path: String, hasPrefix prefix: String) -> Bool {
-        guard path.hasPrefix(prefix) else { return false }
-        if prefix.hasSuffix("/") || path.count == prefix.count { return true }
-        return path[path.index(path.startIndex, offsetBy: prefix.count)] == "/"
+        guard path.utf8.starts(with: prefix.utf8) else { return false }
+        let rest = path.utf8.dropFirst(prefix.utf8.count)
+        return prefix.utf8.last == UInt8(ascii: "/") || rest.isEmpty || rest.first == UInt8(ascii: "/")
     }
 
     /// `host` of an authority (`Example.com:8080` -> `example.com`, `[::1]:80` -> `::1`).
