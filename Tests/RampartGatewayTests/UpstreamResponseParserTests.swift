@@ -41,6 +41,30 @@ import Testing
         return reading
     }
 
+    /// The parser accepts as a field name exactly what HTTPTypes takes for one, so a name kept
+    /// as bytes always becomes an `HTTPField.Name` when the fields are made.
+    @Test func tokenBytesAreTheNamesHTTPTypesTakes() {
+        for byte in UInt8(0)...UInt8(0x7F) {
+            let text = String(UnicodeScalar(byte))
+            #expect(DirectRequestHead.isTokenByte(byte) == (HTTPField.Name(text) != nil), "\(byte)")
+        }
+    }
+
+    @Test func keepsTheHeadsBytesAndMakesItsFieldsOnDemand() throws {
+        var parser = UpstreamResponseParser()
+        parser.expectAnswer(toHead: false)
+        var buffer = ByteBuffer(string: "HTTP/1.1 201 Made\r\nX-Odd: caf\u{E9}\r\nCONTENT-LENGTH: 2\r\nVia: 1.0 a\r\n\r\nok")
+        guard case .head(let head, let declared, _)? = try parser.next(&buffer) else {
+            Issue.record("no head")
+            return
+        }
+        #expect(declared == 2 && head.code == 201 && head.reason == "Made")
+        #expect(head.fields.map(\.known) == [nil, .contentLength, .via])
+        #expect(head.headerFields[HTTPField.Name("x-odd")!] == "caf\u{E9}")
+        #expect(head.headerFields.map(\.name.rawName) == ["X-Odd", "Content-Length", "Via"])
+        #expect(String(buffer: head.bytes).hasPrefix("HTTP/1.1 201 Made\r\n") && String(buffer: head.bytes).hasSuffix("\r\n\r\n"))
+    }
+
     @Test func readsALengthFramedAnswer() throws {
         let reading = try Self.read(["HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nX-Empty:\r\n\r\nhello"])
         #expect(reading.heads == ["200 OK [content-type=text/plain;content-length=5;x-empty=]"])

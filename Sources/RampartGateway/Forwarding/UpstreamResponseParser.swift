@@ -456,8 +456,9 @@ struct UpstreamHead: Sendable {
         bytes.withUnsafeReadableBytes { bytes in
             for field in fields {
                 let value = bytes[Int(field.value.lowerBound)..<Int(field.value.upperBound)]
-                // A token, so always a valid name.
-                let name = field.known?.name ?? HTTPField.Name(String(bytes: bytes[Int(field.name.lowerBound)..<Int(field.name.upperBound)]))!
+                // A token (the parser checked), so a valid name; never trusted to be one blindly.
+                guard let name = field.known?.name ?? HTTPField.Name(String(bytes: bytes[Int(field.name.lowerBound)..<Int(field.name.upperBound)]))
+                else { continue }
                 // ASCII, as values nearly always are, is copied as it is; other bytes go through
                 // the library's checks (and stay as they came).
                 made.append(field.isASCII ? HTTPField(name: name, value: String(bytes: value)) : HTTPField(name: name, value: value))
