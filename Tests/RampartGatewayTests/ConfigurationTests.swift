@@ -475,6 +475,19 @@ import HTTPTypes
 import NIOHTTP1
 
 @Suite struct ForwardingRulesTests {
+    @Test func fieldsTheGatewaySetsOrExtendsAreToldApartFromTheRest() {
+        let roles: [String: HeaderRewriting.ForwardingRole] = [
+            "host": .setByTheGateway, "content-length": .setByTheGateway, "x-forwarded-host": .setByTheGateway,
+            "x-request-id": .setByTheGateway, "traceparent": .setByTheGateway, "x-csp-nonce": .setByTheGateway,
+            "x-forwarded-for": .forwardedFor, "forwarded": .forwarded, "x-forwarded-proto": .forwardedProto, "via": .via,
+        ]
+        for (name, role) in roles { #expect(HeaderRewriting.forwardingRole(name) == role, "\(name)") }
+        // Names of the same lengths, and others, pass on.
+        for name in ["age", "date", "warning", "tracestate1", "content-type", "content-encoding", "x-forwarded-port", "accept", "x-forwarded-foo"] {
+            #expect(HeaderRewriting.forwardingRole(name) == .passedOn, "\(name)")
+        }
+    }
+
     @Test func hopByHopHeadersAreRemovedAndForwardingHeadersAdded() {
         let request: HTTPFields = [
             .connection: "keep-alive, X-Secret", HTTPField.Name("X-Secret")!: "1", HTTPField.Name("Keep-Alive")!: "timeout=5",

@@ -59,15 +59,13 @@ enum HeaderRewriting {
         for field in request {
             let name = field.name.canonicalName
             if isHopByHop(name) || (!dropped.isEmpty && dropped.contains(name)) || field.name == replaced { continue }
-            switch name {
-            // The body framing is the client library's to decide; Host is set below.
-            case "content-length", "host": continue
-            case "x-forwarded-for": existingForwardedFor.append(field.value)
-            case "forwarded": existingForwarded.append(field.value)
-            case "x-forwarded-proto": existingProto = field.value
-            case "x-forwarded-host", "x-request-id", "traceparent", "x-csp-nonce": continue
-            case "via": existingVia.append(field.value)
-            default: headers.add(name: field.name.rawName, value: field.value)
+            switch forwardingRole(name) {
+            case .setByTheGateway: continue
+            case .forwardedFor: existingForwardedFor.append(field.value)
+            case .forwarded: existingForwarded.append(field.value)
+            case .forwardedProto: existingProto = field.value
+            case .via: existingVia.append(field.value)
+            case .passedOn: headers.add(name: field.name.rawName, value: field.value)
             }
         }
         headers.add(name: "Host", value: preserveHost ? (authority ?? instanceAuthority) : instanceAuthority)
@@ -82,6 +80,7 @@ enum HeaderRewriting {
         headers.add(name: "X-Forwarded-Proto", value: trustsPeer ? (existingProto ?? scheme) : scheme)
         if let authority { headers.add(name: "X-Forwarded-Host", value: authority) }
         var element = "for="
+        element.reserveCapacity(64 + (authority?.utf8.count ?? 0))
         element += state.peerAddress?.family == .v6 ? forwardedNode(state.peerAddress) : peer
         element += state.isSecure ? ";proto=https" : ";proto=http"
         if let authority { element += ";host=\"" + authority + "\"" }
@@ -89,6 +88,34 @@ enum HeaderRewriting {
         headers.add(name: "Via", value: appending("1.1 rampart", to: existingVia))
         headers.add(name: "X-Request-Id", value: state.requestID)
         if let trace = state.trace { headers.add(name: "traceparent", value: trace.traceparent) }
+    }
+
+    /// What the upstream request does with a client field that is not hop-by-hop.
+    enum ForwardingRole {
+        /// Framing is the upstream client's to decide; Host, the forwarding fields, the request
+        /// id, the trace and the CSP nonce are the gateway's to set.
+        case setByTheGateway
+        /// Earlier hops' values, kept when the peer is a trusted proxy.
+        case forwardedFor, forwarded, forwardedProto
+        case via
+        case passedOn
+    }
+
+    /// The role of a field by its canonical name: its length first, so that most names are
+    /// told apart without comparing text.
+    static func forwardingRole(_ name: String) -> ForwardingRole {
+        switch name.utf8.count {
+        case 3: name == "via" ? .via : .passedOn
+        case 4: name == "host" ? .setByTheGateway : .passedOn
+        case 9: name == "forwarded" ? .forwarded : .passedOn
+        case 11: name == "traceparent" || name == "x-csp-nonce" ? .setByTheGateway : .passedOn
+        case 12: name == "x-request-id" ? .setByTheGateway : .passedOn
+        case 14: name == "content-length" ? .setByTheGateway : .passedOn
+        case 15: name == "x-forwarded-for" ? .forwardedFor : .passedOn
+        case 16: name == "x-forwarded-host" ? .setByTheGateway : .passedOn
+        case 17: name == "x-forwarded-proto" ? .forwardedProto : .passedOn
+        default: .passedOn
+        }
     }
 
     /// RFC 7239 §6: IPv6 nodes are quoted and bracketed.
