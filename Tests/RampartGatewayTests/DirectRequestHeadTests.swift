@@ -215,9 +215,23 @@ import Testing
     /// The upstream head's names the direct path recognizes are hop-by-hop exactly when the
     /// full pipeline's rewriting says so.
     @Test func recognizedNamesAgreeOnHopByHop() {
-        for raw in UInt8(0)...UInt8.max {
-            guard let known = UpstreamHead.Known(rawValue: raw) else { continue }
+        for known in KnownField.allCases {
             #expect(known.isHopByHop == HeaderRewriting.isHopByHop(known.name.canonicalName), "\(known.name)")
+        }
+    }
+
+    /// Each recognized name is found in its own spelling and in any case, and names of the
+    /// same length that are not it are not taken for it.
+    @Test func knownNamesAreRecognizedInAnyCase() {
+        func recognized(_ text: String) -> KnownField? {
+            Array(text.utf8).withUnsafeBytes { KnownField($0[...]) }
+        }
+        for known in KnownField.allCases {
+            let name = known.name.canonicalName
+            #expect(recognized(name) == known)
+            #expect(recognized(name.uppercased()) == known)
+            #expect(recognized(known.name.rawName) == known)
+            #expect(recognized("x" + name.dropFirst()) == (name.first == "x" ? known : nil), "\(name)")
         }
     }
 

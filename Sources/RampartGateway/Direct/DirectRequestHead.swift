@@ -82,16 +82,16 @@ enum DirectRequestHead {
             case .mismatch: return .declined  // bare CR or LF, a control byte, obs-text
             }
             if let last = valueBytes.last, last == 0x20 || last == 0x09 { return .declined }
-            let name = String(bytes: nameBytes)
+            let known = KnownField(nameBytes)
             let value = String(bytes: valueBytes)
-            switch name.lowercased() {
-            case "host":
+            switch known {
+            case .host?:
                 guard authority == nil else { return .declined }
                 authority = value
                 continue
-            case "content-length", "transfer-encoding", "upgrade", "expect", "http2-settings":
+            case .contentLength?, .transferEncoding?, .upgrade?, .expect?, .http2Settings?:
                 return .declined
-            case "connection":
+            case .connection?:
                 for token in value.split(separator: ",") {
                     let token = token.trimmingASCIIWhitespace()
                     if token.caseInsensitiveEquals("close") {
@@ -103,7 +103,8 @@ enum DirectRequestHead {
             default:
                 break
             }
-            guard let fieldName = HTTPField.Name(name) else { return .declined }
+            // A recognized name is made once; another is checked and lower-cased here.
+            guard let fieldName = known?.name ?? HTTPField.Name(String(bytes: nameBytes)) else { return .declined }
             fields.append(HTTPField(name: fieldName, value: value))
         }
     }

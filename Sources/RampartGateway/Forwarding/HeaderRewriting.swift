@@ -24,7 +24,10 @@ enum HeaderRewriting {
     /// `keep-alive` and `close`, the usual tokens, are hop-by-hop already and left out, so
     /// that the usual message needs no set.
     static func connectionNamed(_ fields: HTTPFields) -> Set<String> {
-        connectionNamed(values: fields.lazy.filter { $0.name == .connection }.map(\.value))
+        // Usually there is no such value: nothing is collected then.
+        var values: [String] = []
+        for field in fields where field.name == .connection && !namesOnlyUsualTokens(field.value) { values.append(field.value) }
+        return values.isEmpty ? [] : connectionNamed(values: values)
     }
 
     /// `connectionNamed` for the values of `Connection` fields.

@@ -259,7 +259,7 @@ struct UpstreamResponseParser {
                 if byte >= 0x80 { isASCII = false }
             }
             let nameBytes = bytes[field.lowerBound..<colon]
-            let known = UpstreamHead.Known(nameBytes)
+            let known = KnownField(nameBytes)
             switch known {
             case .contentLength?:
                 // Usually plain digits: read as they are; a list takes the longer way.
@@ -364,80 +364,10 @@ struct UpstreamResponseParser {
 /// its name and value in `bytes` (checked as the parser read them). The `HTTPResponse` is made
 /// only when asked for: the direct path writes the fields on from these bytes.
 struct UpstreamHead: Sendable {
-    /// A field name answers often carry, or one the gateway acts on: recognized once, as the
-    /// head is read, without making a string for it.
-    enum Known: UInt8, Sendable {
-        case via, date, etag, vary, server, expires, location, connection, setCookie, keepAlive, contentType, cacheControl,
-             lastModified, acceptRanges, contentLength, contentEncoding, transferEncoding, te, trailer, upgrade, proxyConnection,
-             proxyAuthenticate, proxyAuthorization, xRequestID
-
-        init?(_ bytes: Slice<UnsafeRawBufferPointer>) {
-            func check(_ literal: StaticString, _ known: Known) -> Known? { ByteText.equalsIgnoringCase(bytes, literal) ? known : nil }
-            let found: Known?
-            switch bytes.count {
-            case 2: found = check("te", .te)
-            case 3: found = check("via", .via)
-            case 4: found = check("date", .date) ?? check("etag", .etag) ?? check("vary", .vary)
-            case 6: found = check("server", .server)
-            case 7: found = check("expires", .expires) ?? check("trailer", .trailer) ?? check("upgrade", .upgrade)
-            case 8: found = check("location", .location)
-            case 10: found = check("connection", .connection) ?? check("set-cookie", .setCookie) ?? check("keep-alive", .keepAlive)
-            case 12: found = check("content-type", .contentType) ?? check("x-request-id", .xRequestID)
-            case 13: found = check("cache-control", .cacheControl) ?? check("last-modified", .lastModified) ?? check("accept-ranges", .acceptRanges)
-            case 14: found = check("content-length", .contentLength)
-            case 16: found = check("content-encoding", .contentEncoding) ?? check("proxy-connection", .proxyConnection)
-            case 17: found = check("transfer-encoding", .transferEncoding)
-            case 18: found = check("proxy-authenticate", .proxyAuthenticate)
-            case 19: found = check("proxy-authorization", .proxyAuthorization)
-            default: found = nil
-            }
-            guard let found else { return nil }
-            self = found
-        }
-
-        /// With its usual spelling, whatever case the upstream used.
-        var name: HTTPField.Name {
-            switch self {
-            case .via: .via
-            case .date: .date
-            case .etag: .eTag
-            case .vary: .vary
-            case .server: .server
-            case .expires: .expires
-            case .location: .location
-            case .connection: .connection
-            case .setCookie: .setCookie
-            case .keepAlive: .keepAlive
-            case .contentType: .contentType
-            case .cacheControl: .cacheControl
-            case .lastModified: .lastModified
-            case .acceptRanges: .acceptRanges
-            case .contentLength: .contentLength
-            case .contentEncoding: .contentEncoding
-            case .transferEncoding: .transferEncoding
-            case .te: .te
-            case .trailer: .trailer
-            case .upgrade: .upgrade
-            case .proxyConnection: .proxyConnection
-            case .proxyAuthenticate: .proxyAuthenticate
-            case .proxyAuthorization: .proxyAuthorization
-            case .xRequestID: .xRequestID
-            }
-        }
-
-        /// Hop-by-hop (RFC 9110 §7.6.1), as `HeaderRewriting.isHopByHop` says of names.
-        var isHopByHop: Bool {
-            switch self {
-            case .connection, .keepAlive, .transferEncoding, .te, .trailer, .upgrade, .proxyConnection, .proxyAuthenticate, .proxyAuthorization: true
-            default: false
-            }
-        }
-    }
-
     struct Field: Sendable {
         let name: Range<Int32>
         let value: Range<Int32>
-        let known: Known?
+        let known: KnownField?
         let isASCII: Bool
     }
 
