@@ -255,26 +255,21 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
 
     func exchangeEnded(_ exchange: DirectExchange, _ result: Result<ForwardPhase.AttemptOutcome, any Error>) {
         inFlight = nil
-        finish(result, request: exchange.request, context: exchange.context, started: exchange.started, keepAlive: exchange.keepAlive,
-               channelContext: exchange.channelContext)
-    }
-
-    /// Answers the request being served.
-    private func finish(_ result: Result<ForwardPhase.AttemptOutcome, any Error>, request: HTTPRequest, context: GatewayRequestContext,
-                        started: Instant, keepAlive: Bool, channelContext: ChannelHandlerContext) {
+        let answer: BufferedAnswer
         switch result {
         case .success(.streamed(let response)):
-            stream(response, request: request, context: context, started: started, keepAlive: keepAlive, channelContext: channelContext)
-        case .success(.buffered(let answer)):
-            send(answer, request: request, context: context, started: started, keepAlive: keepAlive, channelContext: channelContext)
+            return stream(response, request: exchange.request, context: exchange.context, started: exchange.started,
+                          keepAlive: exchange.keepAlive, channelContext: exchange.channelContext)
+        case .success(.buffered(let buffered)):
+            answer = buffered
         case .success(.retry(let error)):
             // Not handed out by the exchange, which tries the next instance itself.
-            send(RecordPhase.answer(for: error, context: context), request: request, context: context, started: started, keepAlive: keepAlive,
-                 channelContext: channelContext)
+            answer = RecordPhase.answer(for: error, context: exchange.context)
         case .failure(let error):
-            send(RecordPhase.answer(for: error, context: context), request: request, context: context, started: started, keepAlive: keepAlive,
-                 channelContext: channelContext)
+            answer = RecordPhase.answer(for: error, context: exchange.context)
         }
+        send(answer, request: exchange.request, context: exchange.context, started: exchange.started, keepAlive: exchange.keepAlive,
+             channelContext: exchange.channelContext)
     }
 
     /// Writes an answer held in memory with its head, in one write, and records it.
@@ -485,7 +480,7 @@ struct AnswerShaping {
         case .other:
             guard let security, let position = security.position(where: isNamed, isSecure: isSecure) else { return true }
             present |= 1 << position
-            return !security.overrides
+            return !security.override
         }
     }
 
@@ -506,10 +501,13 @@ struct AnswerShaping {
     /// `HeaderRewriting.clientResponseHeaders` does: hop-by-hop fields and those the upstream
     /// named in `Connection` stay behind, and `Via` gains the gateway's.
     mutating func writeRelayed(_ head: UpstreamHead, to out: inout ByteBuffer) {
-        var connectionValues: [String] = []
-        for field in head.fields where field.known == .connection { connectionValues.append(head.value(of: field)) }
-        let named = connectionValues.contains { !HeaderRewriting.namesOnlyUsualTokens($0) }
-            ? HeaderRewriting.connectionNamed(values: connectionValues) : []
+        // Usually Connection says only keep-alive or close: nothing is collected then.
+        var unusual: [String] = []
+        for field in head.fields where field.known == .connection {
+            let value = head.value(of: field)
+            if !HeaderRewriting.namesOnlyUsualTokens(value) { unusual.append(value) }
+        }
+        let named = unusual.isEmpty ? [] : HeaderRewriting.connectionNamed(values: unusual)
         var via: [String] = []
         head.bytes.withUnsafeReadableBytes { bytes in
             for field in head.fields {
@@ -540,7 +538,7 @@ struct AnswerShaping {
         if let security {
             let present = present
             security.forEachField(isSecure: isSecure, nonce: facts.cspNonce) { position, name, value in
-                if present & (1 << position) == 0 || security.overrides { out.writeField(name: name.rawName, value: value) }
+                if present & (1 << position) == 0 || security.override { out.writeField(name: name.rawName, value: value) }
             }
         }
         if !isHead, !framed, DirectForwarding.allowsBody(status) {
