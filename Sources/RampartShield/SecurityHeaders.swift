@@ -115,7 +115,8 @@ public struct SecurityHeadersConfiguration: Codable, Sendable, Equatable {
 public struct SecurityHeaders: Sendable {
     private let fields: [(name: HTTPField.Name, value: String)]
     private let hsts: String?
-    private let override: Bool
+    /// Whether a value the answer already has for one of these fields gives way to the policy's.
+    public let override: Bool
     /// Whether the policy asks for a nonce per response.
     public let needsNonce: Bool
 
@@ -151,9 +152,6 @@ public struct SecurityHeaders: Sendable {
     public func apply(to headers: inout HTTPFields, isSecure: Bool, nonce: String?) {
         forEachField(isSecure: isSecure, nonce: nonce) { _, name, value in headers.set(name, value, replacing: override) }
     }
-
-    /// Whether a value the answer already has for one of these fields gives way to the policy's.
-    public var overrides: Bool { override }
 
     /// The fields a response gets, each with its position among them (below 8): `nonce` fills
     /// `{nonce}` in the policy; HSTS only when `isSecure`.

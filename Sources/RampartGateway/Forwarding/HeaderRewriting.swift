@@ -150,13 +150,11 @@ enum HeaderRewriting {
     /// the client gets (the upstream's, then the gateway's own). Hop-by-hop fields, and those
     /// the upstream named in Connection, are left out.
     static func forEachClientResponseField(_ upstream: HTTPFields, _ body: (HTTPField) -> Void) -> String {
-        var namesMore = false
-        for field in upstream where field.name == .connection && !namesOnlyUsualTokens(field.value) { namesMore = true }
-        let dropped = namesMore ? connectionNamed(upstream) : []
+        let dropped = connectionNamed(upstream)
         var via: [String] = []
         for field in upstream {
             let name = field.name.canonicalName
-            if isHopByHop(name) || (namesMore && dropped.contains(name)) { continue }
+            if isHopByHop(name) || (!dropped.isEmpty && dropped.contains(name)) { continue }
             if field.name == .via {
                 via.append(field.value)
                 continue
