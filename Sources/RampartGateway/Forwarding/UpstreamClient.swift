@@ -251,13 +251,21 @@ final class UpstreamClient: Sendable {
         }
     }
 
+    /// The flushes of `eventLoop`, which its upstream connections make at the end of each turn
+    /// (see ``FlushBatch``): a client connection on the loop writing there too joins them. Called
+    /// on the loop.
+    func flushes(on eventLoop: any EventLoop) -> FlushBatch {
+        connections(on: eventLoop).value.flushes
+    }
+
     // MARK: Connections
 
     private func connections(on eventLoop: any EventLoop) -> NIOLoopBoundBox<LoopConnections> {
         let key = ObjectIdentifier(eventLoop)
         return loops.withLock { loops in
             if let found = loops[key] { return found }
-            let made = NIOLoopBoundBox.makeBoxSendingValue(LoopConnections(maxIdle: settings.maxIdlePerInstance), eventLoop: eventLoop)
+            let made = NIOLoopBoundBox.makeBoxSendingValue(LoopConnections(maxIdle: settings.maxIdlePerInstance, eventLoop: eventLoop),
+                                                    eventLoop: eventLoop)
             loops[key] = made
             return made
         }
@@ -402,13 +410,19 @@ final class UpstreamCancellation: Sendable {
     }
 }
 
-/// The unused connections of one event loop, by instance origin, most recently used first.
+/// The unused connections of one event loop, by instance origin, most recently used first, and
+/// the loop's flushes.
 final class LoopConnections {
     private var idle: [String: [UpstreamConnectionHandler]] = [:]
     private let maxIdle: Int
     private(set) var isShutDown = false
+    /// Shared by the loop's upstream connections and the client connections that use them.
+    let flushes: FlushBatch
 
-    init(maxIdle: Int) { self.maxIdle = maxIdle }
+    init(maxIdle: Int, eventLoop: any EventLoop) {
+        self.maxIdle = maxIdle
+        flushes = FlushBatch(eventLoop: eventLoop)
+    }
 
     func take(_ key: String) -> UpstreamConnectionHandler? {
         while let handler = idle[key]?.popLast() {
@@ -469,6 +483,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     let key: String
     private let settings: UpstreamClient.Settings
     private let pool: NIOLoopBoundBox<LoopConnections>
+    private let flushes: FlushBatch
     private var context: ChannelHandlerContext?
     private var state = State.idle
     /// The head and body so far of the answer being collected: beside the state, so that the
@@ -498,6 +513,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         self.key = key
         self.settings = settings
         self.pool = pool
+        flushes = pool.value.flushes
     }
 
     var isUsable: Bool {
@@ -649,7 +665,8 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         case .none:
             requestEnded = true
         }
-        context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        context.write(wrapOutboundOut(out), promise: nil)
+        flushes.flushAtEndOfTurn(context)
         return exchange
     }
 

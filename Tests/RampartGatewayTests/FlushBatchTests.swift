@@ -1,0 +1,72 @@
+import NIOCore
+import NIOEmbedded
+import Testing
+
+@testable import RampartGateway
+
+/// Flushes gathered in a turn of the loop are made together after it, none lost.
+@Suite struct FlushBatchTests {
+    /// Keeps its context, so a test can write and flush as a handler would.
+    final class Held: ChannelOutboundHandler {
+        typealias OutboundIn = ByteBuffer
+        var context: ChannelHandlerContext?
+        func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    }
+
+    static func channel(on loop: EmbeddedEventLoop) throws -> (EmbeddedChannel, ChannelHandlerContext) {
+        let held = Held()
+        let channel = EmbeddedChannel(handler: held, loop: loop)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        return (channel, try #require(held.context))
+    }
+
+    /// A loop, its batch, and two connected channels on it.
+    static func twoChannels() throws -> (EmbeddedEventLoop, FlushBatch, (EmbeddedChannel, ChannelHandlerContext),
+                                         (EmbeddedChannel, ChannelHandlerContext)) {
+        let loop = EmbeddedEventLoop()
+        return (loop, FlushBatch(eventLoop: loop), try channel(on: loop), try channel(on: loop))
+    }
+
+    /// Writes `text` through `context` and asks `batch` to flush it.
+    static func write(_ text: String, _ context: ChannelHandlerContext, _ batch: FlushBatch, promise: EventLoopPromise<Void>? = nil) {
+        context.write(NIOAny(ByteBuffer(string: text)), promise: promise)
+        batch.flushAtEndOfTurn(context)
+    }
+
+    @Test func writesWaitForTheEndOfTheTurnThenAllGoOut() throws {
+        let (loop, batch, (first, firstContext), (second, secondContext)) = try Self.twoChannels()
+        Self.write("one", firstContext, batch)
+        Self.write("two", secondContext, batch)
+        // Written, not yet flushed: nothing has left either channel.
+        #expect(try first.readOutbound(as: ByteBuffer.self) == nil)
+        #expect(try second.readOutbound(as: ByteBuffer.self) == nil)
+        loop.run()
+        #expect(try first.readOutbound(as: ByteBuffer.self) == ByteBuffer(string: "one"))
+        #expect(try second.readOutbound(as: ByteBuffer.self) == ByteBuffer(string: "two"))
+    }
+
+    @Test func aFlushAskedForWhileFlushingIsMadeInALaterTask() throws {
+        let (loop, batch, (first, firstContext), (second, secondContext)) = try Self.twoChannels()
+        // The first flush completes a write whose completion writes on the second channel, as a
+        // failed write's retry on another connection would.
+        let promise = loop.makePromise(of: Void.self)
+        promise.futureResult.whenComplete { _ in Self.write("after", secondContext, batch) }
+        Self.write("before", firstContext, batch, promise: promise)
+        loop.run()
+        #expect(try first.readOutbound(as: ByteBuffer.self) == ByteBuffer(string: "before"))
+        #expect(try second.readOutbound(as: ByteBuffer.self) == ByteBuffer(string: "after"))
+        // And the batch is usable again afterwards.
+        Self.write("again", firstContext, batch)
+        loop.run()
+        #expect(try first.readOutbound(as: ByteBuffer.self) == ByteBuffer(string: "again"))
+    }
+
+    @Test func aClosedChannelInTheBatchDoesNotStopTheOthers() throws {
+        let (loop, batch, (first, firstContext), (second, secondContext)) = try Self.twoChannels()
+        Self.write("lost", firstContext, batch)
+        Self.write("kept", secondContext, batch)
+        _ = try? first.finish()
+        loop.run()
+        #expect(try second.readOutbound(as: ByteBuffer.self) == ByteBuffer(string: "kept"))
+    }
+}
