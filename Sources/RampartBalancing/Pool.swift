@@ -89,7 +89,8 @@ public final class Pool: Sendable {
         let (groups, threshold, selector) = state.withLock { ($0.groups, $0.configuration.failoverThreshold, $0.selector) }
         var fallback: (candidates: [Instance], group: [Instance])?
         for group in groups {
-            let available = group.filter { $0.isAvailable(at: now) }
+            // Usually every instance is: the group itself then, rather than a copy of it.
+            let available = group.allSatisfy { $0.isAvailable(at: now) } ? group : group.filter { $0.isAvailable(at: now) }
             let candidates = input.excluding.isEmpty ? available : available.filter { !input.excluding.contains($0.id) }
             if candidates.isEmpty { continue }
             // A group takes traffic while enough of it is up; otherwise the next group does,

@@ -36,6 +36,27 @@ import Testing
 
     var soon: NIODeadline { .now() + .seconds(10) }
 
+    /// The head is the bytes that go out: request line, fields in order, the framing fields for
+    /// its body, and the blank line once framed.
+    @Test func aFramedHeadIsTheBytesWritten() {
+        var head = UpstreamRequestHead(method: .POST, uri: "/quiz?x=1")
+        head.add(name: "Host", value: "app")
+        head.add(name: "X-Request-Id", value: "r1")
+        #expect(!head.isEnded)
+        let none = UpstreamRequest(head: head, body: .none).framed()
+        #expect(none.head.isEnded)
+        #expect(String(buffer: none.head.bytes) == "POST /quiz?x=1 HTTP/1.1\r\nHost: app\r\nX-Request-Id: r1\r\ncontent-length: 0\r\n\r\n")
+        let whole = UpstreamRequest(head: head, body: .whole(ByteBuffer(string: "abc"))).framed()
+        #expect(String(buffer: whole.head.bytes) == "POST /quiz?x=1 HTTP/1.1\r\nHost: app\r\nX-Request-Id: r1\r\ncontent-length: 3\r\n\r\n")
+        let streamed = UpstreamRequest(head: head, body: .stream(length: nil) { _ in }).framed()
+        #expect(String(buffer: streamed.head.bytes).hasSuffix("X-Request-Id: r1\r\ntransfer-encoding: chunked\r\n\r\n"))
+        // Framing one copy leaves the others as they were.
+        #expect(!head.isEnded)
+        #expect(String(buffer: head.bytes) == "POST /quiz?x=1 HTTP/1.1\r\nHost: app\r\nX-Request-Id: r1\r\n")
+        let get = UpstreamRequest(head: UpstreamRequestHead(method: .GET, uri: "/"), body: .none).framed()
+        #expect(String(buffer: get.head.bytes) == "GET / HTTP/1.1\r\n\r\n")
+    }
+
     @Test func keepsOneConnectionAliveAcrossExchanges() async throws {
         let upstream = try await ScriptedUpstream.start { request in
             .answer("HTTP/1.1 200 OK\r\ncontent-length: 5\r\nx-path: \(request.path)\r\n\r\nhello")
@@ -112,8 +133,7 @@ import Testing
             .answer("HTTP/1.1 200 OK\r\ncontent-length: \(request.body.count)\r\n\r\n\(request.body)")
         }
         let client = client()
-        var request = get()
-        request.head.method = .PUT
+        var request = get(method: .PUT)
         request.body = .stream(length: 9) { send in
             for piece in ["one", "two", "six"] { try await send(ByteBuffer(string: piece)) }
         }
@@ -224,8 +244,7 @@ import Testing
             .answer("HTTP/1.1 200 OK\r\ncontent-length: \(request.body.count)\r\n\r\n\(request.body)")
         }
         let client = client()
-        var request = get()
-        request.head.method = .POST
+        var request = get(method: .POST)
         request.body = .whole(ByteBuffer(string: "{\"quiz\":1}"))
         let response = try await client.execute(request, to: upstream.url, on: loop, headDeadline: soon)
         #expect(String(decoding: try await collect(response), as: UTF8.self) == "{\"quiz\":1}")

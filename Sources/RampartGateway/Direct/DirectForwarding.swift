@@ -277,7 +277,9 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
                       channelContext: ChannelHandlerContext) {
         let isHead = request.method == .head
         let bodyBytes = isHead ? 0 : answer.body.readableBytes
-        var out = channelContext.channel.allocator.buffer(capacity: 256 + bodyBytes)
+        // Room for the head as the upstream sent it, and for what shaping adds, so that the
+        // buffer is not grown (and copied) while the head is written.
+        var out = channelContext.channel.allocator.buffer(capacity: 768 + (answer.relayed?.bytes.readableBytes ?? 0) + bodyBytes)
         let facts = context.record.current
         let keepAlive = Self.writeHead(status: answer.status, headers: answer.headers, relayed: answer.relayed,
                                        bodyLength: answer.body.readableBytes, isHead: isHead,
@@ -381,7 +383,7 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
     private func armHeaderTimer(_ context: ChannelHandlerContext, _ timeout: TimeAmount) {
         let deadline = NIODeadline.now() + timeout
         headerDeadline = deadline
-        timer.cover(deadline, on: context.eventLoop) { [self] in headerTimerFired(context) }
+        timer.cover(deadline, on: context.eventLoop, fire: { [self] in headerTimerFired(context) })
     }
 
     private func headerTimerFired(_ context: ChannelHandlerContext) {

@@ -86,7 +86,12 @@ enum HeaderRewriting {
         element.reserveCapacity(64 + (authority?.utf8.count ?? 0))
         element += state.peerAddress?.family == .v6 ? forwardedNode(state.peerAddress) : peer
         element += state.isSecure ? ";proto=https" : ";proto=http"
-        if let authority { element += ";host=\"" + authority + "\"" }
+        if let authority {
+            // Appended piece by piece: `+` would make a string per piece.
+            element += ";host=\""
+            element += authority
+            element += "\""
+        }
         headers.add(name: "Forwarded", value: appending(element, to: trustsPeer ? existingForwarded : []))
         headers.add(name: "Via", value: appending("1.1 rampart", to: existingVia))
         headers.add(name: "X-Request-Id", value: state.requestID)

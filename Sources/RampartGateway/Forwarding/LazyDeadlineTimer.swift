@@ -10,9 +10,10 @@ struct LazyDeadlineTimer {
     /// When the task fires; the distant future while none is set.
     private var firesAt = NIODeadline.distantFuture
 
-    /// Makes sure the task fires by `deadline`: sets it when none fires before.
-    mutating func cover(_ deadline: NIODeadline, on loop: any EventLoop, fire: @escaping () -> Void) {
-        if deadline < firesAt { set(deadline, on: loop, fire: fire) }
+    /// Makes sure the task fires by `deadline`: sets it when none fires before. `fire` is made
+    /// only then (a closure capturing its owner is an allocation).
+    mutating func cover(_ deadline: NIODeadline, on loop: any EventLoop, fire: @autoclosure () -> () -> Void) {
+        if deadline < firesAt { set(deadline, on: loop, fire: fire()) }
     }
 
     /// Sets the task for `deadline`, in place of any other.

@@ -53,33 +53,37 @@ protocol UpstreamHeaderSink {
 
 extension HTTPHeaders: UpstreamHeaderSink {}
 
-/// A request head as it goes upstream: method, target and the fields already written as bytes
-/// (`Name: value` lines), so that nothing is collected only to be copied out again. The framing
-/// fields are added by `UpstreamRequest.framed()`.
+/// A request head as it goes upstream, written as the bytes that are sent as fields are added
+/// (`METHOD target HTTP/1.1`, then `Name: value` lines), so that nothing is collected only to be
+/// copied out again. `UpstreamRequest.framed()` adds the framing fields and ends it with the blank
+/// line; the connection then writes the bytes as they are, on each attempt.
 struct UpstreamRequestHead: UpstreamHeaderSink, Sendable {
-    var method: HTTPMethod
-    var uri: String
-    private(set) var fields: ByteBuffer
+    let method: HTTPMethod
+    let uri: String
+    /// The request line and the fields so far; the blank line too once ended.
+    private(set) var bytes: ByteBuffer
+    private(set) var isEnded = false
 
-    init(method: HTTPMethod, uri: String, capacity: Int = 512) {
+    init(method: HTTPMethod, uri: String, capacity: Int = 1024) {
         self.method = method
         self.uri = uri
-        self.fields = ByteBuffer()
-        fields.reserveCapacity(capacity)
+        bytes = ByteBufferAllocator().buffer(capacity: capacity)
+        bytes.writeString(method.rawValue)
+        bytes.writeStaticString(" ")
+        bytes.writeString(uri)
+        bytes.writeStaticString(" HTTP/1.1\r\n")
     }
 
     mutating func add(name: String, value: String) {
-        fields.writeField(name: name, value: value)
+        precondition(!isEnded, "a field added to an ended head")
+        bytes.writeField(name: name, value: value)
     }
 
-    /// `METHOD target HTTP/1.1`, the fields, and the blank line.
-    func write(to out: inout ByteBuffer) {
-        out.writeString(method.rawValue)
-        out.writeStaticString(" ")
-        out.writeString(uri)
-        out.writeStaticString(" HTTP/1.1\r\n")
-        out.writeImmutableBuffer(fields)
-        out.writeStaticString("\r\n")
+    /// The blank line: no field follows.
+    mutating func end() {
+        guard !isEnded else { return }
+        isEnded = true
+        bytes.writeStaticString("\r\n")
     }
 }
 
@@ -189,10 +193,10 @@ final class UpstreamClient: Sendable {
     /// called on `eventLoop`, where `reply` hears the answer (possibly before this returns).
     /// `cancellation` calls the exchange off while its answer's head is awaited (the client went
     /// away), as cancelling `execute`'s task does.
-    func start(_ request: UpstreamRequest, to instance: UpstreamURL, on eventLoop: any EventLoop, headDeadline: NIODeadline,
+    func start(_ request: consuming UpstreamRequest, to instance: UpstreamURL, on eventLoop: any EventLoop, headDeadline: NIODeadline,
                cancellation: UpstreamCancellation? = nil, reply: any UpstreamReplyTarget) {
         precondition(request.isReplayable, "a streamed body needs execute")
-        Started(client: self, request: request, instance: instance, pool: connections(on: eventLoop), headDeadline: headDeadline,
+        Started(client: self, request: consume request, instance: instance, pool: connections(on: eventLoop), headDeadline: headDeadline,
                 cancellation: cancellation, reply: reply).attempt(fresh: false)
     }
 
@@ -209,10 +213,10 @@ final class UpstreamClient: Sendable {
         let reply: any UpstreamReplyTarget
         var fresh = false
 
-        init(client: UpstreamClient, request: UpstreamRequest, instance: UpstreamURL, pool: NIOLoopBoundBox<LoopConnections>,
+        init(client: UpstreamClient, request: consuming UpstreamRequest, instance: UpstreamURL, pool: NIOLoopBoundBox<LoopConnections>,
              headDeadline: NIODeadline, cancellation: UpstreamCancellation?, reply: any UpstreamReplyTarget) {
             self.client = client
-            self.framed = request.framed()
+            self.framed = (consume request).framed()
             self.instance = instance
             self.pool = pool
             self.headDeadline = headDeadline
@@ -350,13 +354,17 @@ final class UpstreamClient: Sendable {
 
 extension UpstreamRequest {
     /// The request as it is written: framing fields added for its body (the proxy's rewriting
-    /// never passes the client's on).
-    func framed() -> UpstreamRequest {
+    /// never passes the client's on), and the head ended.
+    consuming func framed() -> UpstreamRequest {
+        // Consumed, so that ending the head writes into its bytes rather than a copy of them.
         var framed = self
-        switch body {
+        switch framed.body {
         case .none:
             // A body-carrying method says it has none; the others stay as they are.
-            if [.POST, .PUT, .PATCH].contains(head.method) { framed.head.add(name: "content-length", value: "0") }
+            switch framed.head.method {
+            case .POST, .PUT, .PATCH: framed.head.add(name: "content-length", value: "0")
+            default: break
+            }
         case .whole(let bytes):
             framed.head.add(name: "content-length", value: String(bytes.readableBytes))
         case .stream(let length?, _):
@@ -364,6 +372,7 @@ extension UpstreamRequest {
         case .stream(nil, _):
             framed.head.add(name: "transfer-encoding", value: "chunked")
         }
+        framed.head.end()
         return framed
     }
 }
@@ -649,8 +658,8 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         // Rescheduled only when the head is due before the timer fires, which on a kept-alive
         // connection is rare: no timer is made per exchange.
         coverSilence(until: headDeadline)
-        var out = context.channel.allocator.buffer(capacity: 512)
-        head.write(to: &out)
+        precondition(head.isEnded, "a head written before it is framed")
+        var out = head.bytes
         switch body {
         case .stream(let length, _):
             chunkedUpload = length == nil
@@ -788,7 +797,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     /// Makes sure the timer fires by `deadline`.
     private func coverSilence(until deadline: NIODeadline) {
         guard let context else { return }
-        silenceTimer.cover(deadline, on: context.eventLoop) { [self] in silenceTimerFired() }
+        silenceTimer.cover(deadline, on: context.eventLoop, fire: { [self] in silenceTimerFired() })
     }
 
     private func silenceTimerFired() {
