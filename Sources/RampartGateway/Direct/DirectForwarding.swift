@@ -202,8 +202,9 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
             return setAutoRead(false, context)
         }
         let snapshot = phases.live.snapshot
-        let limits = snapshot.configuration.proxy.limits
-        switch DirectRequestHead.parse(bytes, maxHeadBytes: limits.maxHeaderBytes.bytes, maxTargetBytes: limits.maxURIBytes.bytes) {
+        // The two limits, read where they are: a copy of the limits would copy all of them.
+        switch DirectRequestHead.parse(bytes, maxHeadBytes: snapshot.configuration.proxy.limits.maxHeaderBytes.bytes,
+                                       maxTargetBytes: snapshot.configuration.proxy.limits.maxURIBytes.bytes) {
         case .incomplete:
             return
         case .declined:
@@ -247,7 +248,7 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
                                             peer: peer)
         context.snapshot = snapshot
         context.state.isSecure = phases.isSecure
-        if let refusal = phases.admit.admit(head, context: &context) { return (context, refusal) }
+        if let refusal = phases.admit.admit(head, context: &context, hostIsValid: true) { return (context, refusal) }
         IdentifyPhase.identify(head, context: &context)
         if let fixed = phases.route.apply(route, head: head, context: &context) { return (context, fixed) }
         return (context, phases.inspect.inspectHead(head, context: context))

@@ -197,7 +197,9 @@ struct AdmitPhase: RouterMiddleware {
     }
 
     /// The refusal of a request that may not pass, or nil (with the client address resolved).
-    func admit(_ head: HTTPRequest, context: inout Context) -> BufferedAnswer? {
+    /// `hostIsValid` says the caller has already found exactly one valid Host in the head (the
+    /// direct path's recognizer declines any other).
+    func admit(_ head: HTTPRequest, context: inout Context, hostIsValid: Bool = false) -> BufferedAnswer? {
         let snapshot = context.snapshot!
         let limits = snapshot.configuration.proxy.limits
         // An id is made here only for a refusal; identify chooses the id of accepted requests.
@@ -213,7 +215,7 @@ struct AdmitPhase: RouterMiddleware {
             }
             return ErrorResponse.answer(status: status, error: kind, message: message, requestID: requestID, close: close)
         }
-        if let problem = HostCheck.problem(with: head) {
+        if !hostIsValid, let problem = HostCheck.problem(with: head) {
             return refuse(.badRequest, "bad_request", problem)
         }
         // The real client, through trusted proxies, decides the IP rules.

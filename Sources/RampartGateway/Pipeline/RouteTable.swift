@@ -2,7 +2,10 @@ import RampartCore
 public import HTTPTypes
 
 /// A route compiled for matching.
-public struct CompiledRoute: Sendable {
+/// A route as the table matches it. A class of constants: a request holds its route (in the
+/// match, the context and the forwarding plan) by reference rather than copying a dozen fields
+/// each time.
+public final class CompiledRoute: Sendable {
     public enum Target: Sendable {
         case pool(String)
         case respond(FixedResponse)
@@ -22,6 +25,22 @@ public struct CompiledRoute: Sendable {
     /// Higher is more specific: host, then path prefix length, then methods and headers.
     let specificity: (Int, Int, Int, Int)
     let order: Int
+
+    init(name: String, target: Target, host: HostPattern?, pathPrefix: String?, methods: Set<String>?, headers: [(HTTPField.Name, String)],
+         flag: FlagMatch?, forwardFlags: (header: HTTPField.Name, keys: [String])?, stripPrefix: Bool, specificity: (Int, Int, Int, Int),
+         order: Int) {
+        self.name = name
+        self.target = target
+        self.host = host
+        self.pathPrefix = pathPrefix
+        self.methods = methods
+        self.headers = headers
+        self.flag = flag
+        self.forwardFlags = forwardFlags
+        self.stripPrefix = stripPrefix
+        self.specificity = specificity
+        self.order = order
+    }
 
     /// The path to forward: the prefix removed when `stripPrefix` is set.
     public func upstreamPath(for path: String) -> String {
