@@ -228,11 +228,11 @@ final class UpstreamClient: Sendable {
             self.fresh = fresh
             if cancellation?.isCancelled == true { return reply.upstreamReplied(.failure(CancellationError())) }
             switch client.begin(framed, to: instance, pool: pool, fresh: fresh, headDeadline: headDeadline, reply: .target(self)) {
-            case .now(let connection, let exchange):
-                cancellation?.track(connection, exchange: exchange)
+            case .now(let exchange):
+                cancellation?.track(exchange)
             case .connecting(let begun):
                 if let cancellation {
-                    begun.whenSuccess { connection, exchange in cancellation.track(connection, exchange: exchange) }
+                    begun.whenSuccess { cancellation.track($0) }
                 }
             }
         }
@@ -287,8 +287,9 @@ final class UpstreamClient: Sendable {
             : try await eventLoop.submit {
                 self.begin(request, to: instance, pool: pool, fresh: fresh, headDeadline: headDeadline, reply: .promise(promise))
             }.get()
-        let (connection, exchange) = try await begun.get()
-        cancellation?.track(connection, exchange: exchange)
+        let begunExchange = try await begun.get()
+        cancellation?.track(begunExchange)
+        let connection = begunExchange.connection, exchange = begunExchange.number
         if case .stream(_, let source) = request.body {
             Task {
                 do {
@@ -311,12 +312,12 @@ final class UpstreamClient: Sendable {
     /// An exchange begun at once on a kept-alive connection, or once a new one is connected:
     /// its connection and number.
     private enum Begun: Sendable {
-        case now(NIOLoopBound<UpstreamConnectionHandler>, Int)
-        case connecting(EventLoopFuture<(NIOLoopBound<UpstreamConnectionHandler>, Int)>)
+        case now(UpstreamExchange)
+        case connecting(EventLoopFuture<UpstreamExchange>)
 
-        func get() async throws -> (NIOLoopBound<UpstreamConnectionHandler>, Int) {
+        func get() async throws -> UpstreamExchange {
             switch self {
-            case .now(let connection, let exchange): (connection, exchange)
+            case .now(let exchange): exchange
             case .connecting(let future): try await future.get()
             }
         }
@@ -330,7 +331,7 @@ final class UpstreamClient: Sendable {
         let key = instance.origin
         if !fresh, let handler = pool.value.take(key) {
             let exchange = handler.begin(head: request.head, body: request.body, headDeadline: headDeadline, reply: reply)
-            return .now(NIOLoopBound(handler, eventLoop: eventLoop), exchange)
+            return .now(UpstreamExchange(connection: NIOLoopBound(handler, eventLoop: eventLoop), number: exchange))
         }
         let handler = NIOLoopBoundBox.makeBoxSendingValue(UpstreamConnectionHandler(key: key, settings: settings, pool: pool), eventLoop: eventLoop)
         let connected: EventLoopFuture<any Channel>
@@ -344,8 +345,8 @@ final class UpstreamClient: Sendable {
         }
         let reply = NIOLoopBound(reply, eventLoop: eventLoop)
         let begun = connected.hop(to: eventLoop).map { _ in
-            (NIOLoopBound(handler.value, eventLoop: eventLoop),
-             handler.value.begin(head: request.head, body: request.body, headDeadline: headDeadline, reply: reply.value))
+            UpstreamExchange(connection: NIOLoopBound(handler.value, eventLoop: eventLoop),
+                             number: handler.value.begin(head: request.head, body: request.body, headDeadline: headDeadline, reply: reply.value))
         }
         begun.whenFailure { reply.value.fail($0) }
         return .connecting(begun)
@@ -377,13 +378,21 @@ extension UpstreamRequest {
     }
 }
 
+/// An exchange begun on an upstream connection: the connection and the exchange's number on it.
+/// A struct rather than a tuple, so that copying and destroying it are not done through the
+/// runtime's generic tuple witnesses on every request.
+struct UpstreamExchange: Sendable {
+    let connection: NIOLoopBound<UpstreamConnectionHandler>
+    let number: Int
+}
+
 /// Calls off the exchange of a request whose client went away, while its answer's head is
 /// awaited: made per request, told of each attempt's exchange by the client, cancelled by
 /// whoever sees the client go (from any thread).
 final class UpstreamCancellation: Sendable {
     private struct State {
         /// The connection and number of the exchange in progress (the latest attempt's).
-        var current: (NIOLoopBound<UpstreamConnectionHandler>, Int)?
+        var current: UpstreamExchange?
         var isCancelled = false
     }
 
@@ -398,23 +407,24 @@ final class UpstreamCancellation: Sendable {
             state.isCancelled = true
             return state.current
         }
-        if let (connection, exchange) = current { Self.callOff(connection, exchange) }
+        if let current { Self.callOff(current) }
     }
 
     /// Notes the exchange in progress, and calls it off at once when the client is gone already.
-    fileprivate func track(_ connection: NIOLoopBound<UpstreamConnectionHandler>, exchange: Int) {
+    fileprivate func track(_ exchange: UpstreamExchange) {
         let cancelled = state.withLock { state in
-            state.current = (connection, exchange)
+            state.current = exchange
             return state.isCancelled
         }
-        if cancelled { Self.callOff(connection, exchange) }
+        if cancelled { Self.callOff(exchange) }
     }
 
-    private static func callOff(_ connection: NIOLoopBound<UpstreamConnectionHandler>, _ exchange: Int) {
+    private static func callOff(_ exchange: UpstreamExchange) {
+        let connection = exchange.connection, number = exchange.number
         if connection.eventLoop.inEventLoop {
-            connection.value.cancel(exchange: exchange)
+            connection.value.cancel(exchange: number)
         } else {
-            connection.eventLoop.execute { connection.value.cancel(exchange: exchange) }
+            connection.eventLoop.execute { connection.value.cancel(exchange: number) }
         }
     }
 }
