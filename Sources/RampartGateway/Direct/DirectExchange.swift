@@ -29,7 +29,8 @@ final class DirectExchange: UpstreamReplyTarget {
     /// Until it has heard the outcome.
     private var owner: (any DirectExchangeOwner)?
 
-    init(request: HTTPRequest, context: GatewayRequestContext, started: Instant, keepAlive: Bool, channelContext: ChannelHandlerContext,
+    /// `context` is consumed: stored, not copied.
+    init(request: HTTPRequest, context: consuming GatewayRequestContext, started: Instant, keepAlive: Bool, channelContext: ChannelHandlerContext,
          phase: ForwardPhase, plan: ForwardPlan, owner: any DirectExchangeOwner) {
         self.request = request
         self.context = context

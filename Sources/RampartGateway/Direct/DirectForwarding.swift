@@ -84,6 +84,11 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
     private var inputClosed = false
     /// The client's address, read when the connection opens.
     private var peer: IPAddress?
+    /// Hummingbird's part of each request's context (logger, endpoint path, parameters), made
+    /// once for the connection and copied into each context: made per request it costs two
+    /// objects (the endpoint path and its lock). The direct path never runs Hummingbird's router,
+    /// the only writer of the endpoint path and parameters, so the copies stay as made.
+    private var core: CoreRequestContextStorage?
     private var autoRead = false
     /// As the channel was set up: restored for the full pipeline at hand-over.
     private var initialAutoRead = false
@@ -112,10 +117,15 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
     /// per request to change the socket's interest), until too much waits unserved.
     private func start(_ context: ChannelHandlerContext) {
         peer = context.channel.remoteAddress.flatMap(IPAddress.init(socketAddress:))
+        core = Self.core(for: context.channel, logger: phases.logger)
         armHeaderTimer(context, phases.headerTimeout)
         autoRead = (try? context.channel.syncOptions?.getOption(ChannelOptions.autoRead)) ?? false
         initialAutoRead = autoRead
         setAutoRead(true, context)
+    }
+
+    private static func core(for channel: any Channel, logger: Logger) -> CoreRequestContextStorage {
+        CoreRequestContextStorage(source: ApplicationRequestContextSource(channel: channel, logger: logger))
     }
 
     private func setAutoRead(_ on: Bool, _ context: ChannelHandlerContext) {
@@ -244,8 +254,8 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
     /// The request's context through phases 1-6, and the answer when one of them ends the request.
     private func answerBeforeForwarding(_ head: HTTPRequest, route: RoutePhase.Matched, snapshot: GatewaySnapshot,
                                         context channelContext: ChannelHandlerContext) -> (GatewayRequestContext, BufferedAnswer?) {
-        var context = GatewayRequestContext(source: ApplicationRequestContextSource(channel: channelContext.channel, logger: phases.logger),
-                                            peer: peer)
+        let core = self.core ?? Self.core(for: channelContext.channel, logger: phases.logger)
+        var context = GatewayRequestContext(core: core, channel: channelContext.channel, peer: peer)
         context.snapshot = snapshot
         context.state.isSecure = phases.isSecure
         if let refusal = phases.admit.admit(head, context: &context, hostIsValid: true) { return (context, refusal) }

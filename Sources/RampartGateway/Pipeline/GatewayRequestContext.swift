@@ -45,8 +45,13 @@ public struct GatewayRequestContext: RequestContext {
     /// A context for a request from `peer`, already known (the direct path reads it once per
     /// connection rather than once per request).
     init(source: ApplicationRequestContextSource, peer: IPAddress?) {
-        self.coreContext = .init(source: source)
-        self.channel = source.channel
+        self.init(core: .init(source: source), channel: source.channel, peer: peer)
+    }
+
+    /// A context whose Hummingbird part is `core`, made before (see `DirectForwarding`).
+    init(core: CoreRequestContextStorage, channel: any Channel, peer: IPAddress?) {
+        self.coreContext = core
+        self.channel = channel
         self.record = RequestRecord()
         self.state = RequestState(peerAddress: peer, isSecure: false)
     }
