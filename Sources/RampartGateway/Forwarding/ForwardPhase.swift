@@ -25,7 +25,7 @@ struct ForwardPhase: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let plan = try ForwardPlan(request.head, context: context, phase: self)
-        let proxy = plan.proxy
+        let maxBodyBytes = plan.snapshot.configuration.proxy.limits.maxBodyBytes
         let body = RequestBodyPlan(request)
         let progress = BodyProgress()
         let reader = BodyReader(request.body)
@@ -50,14 +50,14 @@ struct ForwardPhase: RouterMiddleware {
             case (_, let whole?):
                 // Read whole already (for inspection): one write, as nginx sends a buffered
                 // body, and replayable.
-                guard whole.readableBytes <= proxy.limits.maxBodyBytes.bytes else {
-                    throw GatewayError(.bodyTooLarge, origin: .client, "request body larger than \(proxy.limits.maxBodyBytes)")
+                guard whole.readableBytes <= maxBodyBytes.bytes else {
+                    throw GatewayError(.bodyTooLarge, origin: .client, "request body larger than \(maxBodyBytes)")
                 }
                 upstream.body = .whole(whole)
             case (.known(let length), nil):
-                upstream.body = .stream(length: length, forwarding(reader, limit: proxy.limits.maxBodyBytes.bytes, progress: progress))
+                upstream.body = .stream(length: length, forwarding(reader, limit: maxBodyBytes.bytes, progress: progress))
             case (.streamed, nil):
-                upstream.body = .stream(length: nil, forwarding(reader, limit: proxy.limits.maxBodyBytes.bytes, progress: progress))
+                upstream.body = .stream(length: nil, forwarding(reader, limit: maxBodyBytes.bytes, progress: progress))
             }
             // Without a body, the first-byte timeout bounds the wait for the response head; with one,
             // the upload itself may take long, so only the total timeout applies.
@@ -130,7 +130,7 @@ struct ForwardPhase: RouterMiddleware {
         let latency = time.now() - attempt.started
         plan.pool.finish(attempt.instance, outcome: failure.origin == .upstream ? .failure : .abandoned, latency: latency)
         let replayable = !progress.hasStarted && (mayRetryAnswer || failure.kind == .connectRefused || failure.kind == .connectTimeout)
-        if mayRetry(after: failure, replayable: replayable, attempt: attempt.number, retries: plan.proxy.retries) {
+        if mayRetry(after: failure, replayable: replayable, attempt: attempt.number, retries: plan.snapshot.configuration.proxy.retries) {
             plan.pool.recordRetry(from: attempt.instance)
             return (failure, true)
         }
@@ -147,7 +147,7 @@ struct ForwardPhase: RouterMiddleware {
                 reader: BodyReader<RequestBody>?, record: RequestRecord, relaysFields: Bool = false) -> AttemptOutcome {
         let status = response.upstreamHead.code
         let pool = plan.pool, instance = attempt.instance
-        if retriesStatus, mayRetry(afterStatus: status, attempt: attempt.number, retries: plan.proxy.retries) {
+        if retriesStatus, mayRetry(afterStatus: status, attempt: attempt.number, retries: plan.snapshot.configuration.proxy.retries) {
             pool.finish(instance, outcome: .response(status: status), latency: time.now() - attempt.started)
             pool.recordRetry(from: instance)
             return .retry(GatewayError(.upstreamStatus, origin: .upstream, retryable: true, "upstream answered \(status)"))
@@ -264,7 +264,9 @@ struct ForwardPhase: RouterMiddleware {
 struct ForwardPlan {
     let poolName: String
     let pool: Pool
-    let proxy: ProxyConfiguration
+    /// The configuration in force for the request, read in place: a copy of the proxy section
+    /// per request would retain each of its arrays and strings.
+    let snapshot: GatewaySnapshot
     let input: SelectionInput
     let trustsPeer: Bool
     /// The path and query as the upstream gets them.
@@ -279,13 +281,13 @@ struct ForwardPlan {
         context.record.note { $0.pool = poolName }
         self.poolName = poolName
         self.pool = pool
-        proxy = context.snapshot!.configuration.proxy
+        let snapshot = context.snapshot!
+        self.snapshot = snapshot
         input = SelectionInput(hashKey: phase.hashKey(request, context: context, pool: pool), country: context.state.country)
-        let proxy = proxy
-        trustsPeer = context.state.peerAddress.map { proxy.trustedProxies.contains($0) } ?? false
+        trustsPeer = context.state.peerAddress.map { snapshot.configuration.proxy.trustedProxies.contains($0) } ?? false
         let path = route.upstreamPath(for: context.path)
         target = context.query.map { "\(path)?\($0)" } ?? path
-        totalDeadline = phase.time.now() + proxy.timeouts.total.duration
+        totalDeadline = phase.time.now() + snapshot.configuration.proxy.timeouts.total.duration
         method = NIOHTTP1.HTTPMethod(rawValue: request.method.rawValue)
         phase.budget.recordRequest()
     }
@@ -308,7 +310,7 @@ struct ForwardPlan {
     }
 
     /// When the answer's head must have arrived, for a request without a body.
-    func headDeadline(now: Instant) -> Instant { min(now + proxy.timeouts.firstByte.duration, totalDeadline) }
+    func headDeadline(now: Instant) -> Instant { min(now + snapshot.configuration.proxy.timeouts.firstByte.duration, totalDeadline) }
 }
 
 /// How the request body is sent upstream.
