@@ -52,8 +52,9 @@ enum DirectRequestHead {
         case .mismatch: return .declined
         }
 
+        // Room is made with the first field kept (Host is not one): a head of Host alone, as
+        // API clients and load tools send, then needs no storage for its fields.
         var fields = HTTPFields()
-        fields.reserveCapacity(12)
         var authority: String?
         var keepAlive = true
         while true {
@@ -105,6 +106,7 @@ enum DirectRequestHead {
             }
             // A recognized name is made once; another is checked and lower-cased here.
             guard let fieldName = known?.name ?? HTTPField.Name(String(bytes: nameBytes)) else { return .declined }
+            if fields.isEmpty { fields.reserveCapacity(12) }
             fields.append(HTTPField(name: fieldName, value: value))
         }
     }

@@ -507,7 +507,14 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     private var state = State.idle
     /// The head and body so far of the answer being collected: beside the state, so that the
     /// state's payload is not copied at every step of the answer.
-    private var collected: (head: UpstreamHead, body: ByteBuffer)?
+    private var collected: Collected?
+
+    /// A struct rather than a tuple: an optional tuple is copied and destroyed through the
+    /// runtime's generic witnesses, on every buffered answer.
+    private struct Collected {
+        let head: UpstreamHead
+        var body: ByteBuffer
+    }
     /// Whether this connection has carried an exchange already.
     private var used = false
     /// Numbers the exchanges, so a late call about an earlier one is told apart.
@@ -581,7 +588,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
             self.keepAlive = keepAlive
             if let declared, declared <= settings.bufferedBodyLimit {
                 state = .collecting(reply)
-                collected = (head, ByteBuffer())
+                collected = Collected(head: head, body: ByteBuffer())
             } else {
                 let made = UpstreamBodyStream.makeSequence(
                     backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8), finishOnDeinit: false,
