@@ -161,11 +161,9 @@ struct ForwardPhase: RouterMiddleware {
             pool.finish(instance, outcome: .response(status: status), latency: headLatency)
             record.note { $0.bodyBuffered = true }
             let noBody = isHead || status == 204 || status == 304
-            if relaysFields {
-                return .buffered(BufferedAnswer(status: responseStatus, headers: [:], body: noBody ? ByteBuffer() : body, relayed: response.upstreamHead))
-            }
-            return .buffered(BufferedAnswer(status: responseStatus, headers: HeaderRewriting.clientResponseHeaders(response.upstreamHead.headerFields),
-                                            body: noBody ? ByteBuffer() : body))
+            let headers = relaysFields ? [:] : HeaderRewriting.clientResponseHeaders(response.upstreamHead.headerFields)
+            return .buffered(BufferedAnswer(status: responseStatus, headers: headers, body: noBody ? ByteBuffer() : body,
+                                            relayed: relaysFields ? response.upstreamHead : nil))
         case .stream(let stream):
             let headers = HeaderRewriting.clientResponseHeaders(response.upstreamHead.headerFields)
             return .streamed(streamedResponse(stream, status: responseStatus, headers: headers, reader: reader, instance: instance,
