@@ -190,7 +190,7 @@ import Testing
     @Test func aRequestTheUpstreamReadBeforeHangingUpIsResentOnlyWhenIdempotent() async throws {
         // The second request on each connection is read, then the connection closed unanswered;
         // a request on a new connection is answered.
-        let seen = Mutex<[ObjectIdentifier: Int]>([:])
+        let seen = Mutex<[Int: Int]>([:])
         let upstream = try await ScriptedUpstream.start { request in
             let count = seen.withLock { $0[request.connection, default: 0] += 1; return $0[request.connection]! }
             return count == 2 ? .hangUp : .answer("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
@@ -301,8 +301,9 @@ import Testing
 /// body) as the script says.
 final class ScriptedUpstream: Sendable {
     struct Received: Sendable {
-        /// Which connection it came on.
-        let connection: ObjectIdentifier
+        /// Which connection it came on, numbered from 1 in the order they opened (an object's
+        /// identity would not do: a closed connection's may be reused by the next one).
+        let connection: Int
         let path: String
         let headers: [String: String]
         let body: String
@@ -329,10 +330,11 @@ final class ScriptedUpstream: Sendable {
 
     static func start(_ script: @escaping @Sendable (Received) -> Action) async throws -> ScriptedUpstream {
         let holder = Mutex<ScriptedUpstream?>(nil)
+        let numbers = ConnectionNumbers()
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .childChannelInitializer { child in
                 child.eventLoop.makeCompletedFuture {
-                    try child.pipeline.syncOperations.addHandler(Connection(script: script) { event in
+                    try child.pipeline.syncOperations.addHandler(Connection(number: numbers.next(), script: script) { event in
                         holder.withLock { $0?.note(event) }
                     })
                 }
@@ -356,14 +358,21 @@ final class ScriptedUpstream: Sendable {
         }
     }
 
+    private final class ConnectionNumbers: Sendable {
+        private let last = Mutex(0)
+        func next() -> Int { last.withLock { $0 += 1; return $0 } }
+    }
+
     private final class Connection: ChannelInboundHandler {
         typealias InboundIn = ByteBuffer
         typealias OutboundOut = ByteBuffer
+        let number: Int
         let script: @Sendable (Received) -> Action
         let note: @Sendable (Event) -> Void
         var buffer: [UInt8] = []
 
-        init(script: @escaping @Sendable (Received) -> Action, note: @escaping @Sendable (Event) -> Void) {
+        init(number: Int, script: @escaping @Sendable (Received) -> Action, note: @escaping @Sendable (Event) -> Void) {
+            self.number = number
             self.script = script
             self.note = note
         }
@@ -387,7 +396,7 @@ final class ScriptedUpstream: Sendable {
                 let body = String(decoding: buffer[(end + 4)..<(end + 4 + length)], as: UTF8.self)
                 buffer.removeFirst(end + 4 + length)
                 let parts = lines[0].split(separator: " ")
-                let request = Received(connection: ObjectIdentifier(context.channel), path: parts.count > 1 ? String(parts[1]) : "",
+                let request = Received(connection: number, path: parts.count > 1 ? String(parts[1]) : "",
                                        headers: headers, body: body)
                 note(.received(request))
                 switch script(request) {
