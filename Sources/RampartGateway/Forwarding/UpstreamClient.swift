@@ -432,7 +432,14 @@ final class UpstreamCancellation: Sendable {
 /// The unused connections of one event loop, by instance origin, most recently used first, and
 /// the loop's flushes.
 final class LoopConnections {
-    private var idle: [String: [UpstreamConnectionHandler]] = [:]
+    /// The unused connections to one origin, most recently used last. A reference, so taking
+    /// and keeping one reads the dictionary rather than modifying it in place (which costs a
+    /// heap-allocated accessor frame per call).
+    private final class Stack {
+        var handlers: [UpstreamConnectionHandler] = []
+    }
+
+    private var idle: [String: Stack] = [:]
     private let maxIdle: Int
     private(set) var isShutDown = false
     /// Shared by the loop's upstream connections and the client connections that use them.
@@ -444,7 +451,8 @@ final class LoopConnections {
     }
 
     func take(_ key: String) -> UpstreamConnectionHandler? {
-        while let handler = idle[key]?.popLast() {
+        guard let stack = idle[key] else { return nil }
+        while let handler = stack.handlers.popLast() {
             if handler.isUsable { return handler }
         }
         return nil
@@ -452,17 +460,25 @@ final class LoopConnections {
 
     /// Keeps a connection whose exchange ended cleanly, or closes it when there is no room.
     func put(_ handler: UpstreamConnectionHandler) {
-        guard !isShutDown, idle[handler.key, default: []].count < maxIdle else { return handler.close() }
-        idle[handler.key, default: []].append(handler)
+        guard !isShutDown else { return handler.close() }
+        let stack: Stack
+        if let found = idle[handler.key] {
+            stack = found
+        } else {
+            stack = Stack()
+            idle[handler.key] = stack
+        }
+        guard stack.handlers.count < maxIdle else { return handler.close() }
+        stack.handlers.append(handler)
     }
 
     func remove(_ handler: UpstreamConnectionHandler) {
-        idle[handler.key]?.removeAll { $0 === handler }
+        idle[handler.key]?.handlers.removeAll { $0 === handler }
     }
 
     func shutdown() {
         isShutDown = true
-        let all = idle.values.flatMap { $0 }
+        let all = idle.values.flatMap(\.handlers)
         idle = [:]
         for handler in all { handler.close() }
     }
