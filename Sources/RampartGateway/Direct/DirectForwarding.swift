@@ -89,6 +89,8 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
     /// objects (the endpoint path and its lock). The direct path never runs Hummingbird's router,
     /// the only writer of the endpoint path and parameters, so the copies stay as made.
     private var core: CoreRequestContextStorage?
+    /// The loop's flushes, which the answers join (see ``FlushBatch``).
+    private var flushes: FlushBatch?
     private var autoRead = false
     /// As the channel was set up: restored for the full pipeline at hand-over.
     private var initialAutoRead = false
@@ -118,6 +120,7 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
     private func start(_ context: ChannelHandlerContext) {
         peer = context.channel.remoteAddress.flatMap(IPAddress.init(socketAddress:))
         core = Self.core(for: context.channel, logger: phases.logger)
+        flushes = phases.forward.client.flushes(on: context.eventLoop)
         armHeaderTimer(context, phases.headerTimeout)
         autoRead = (try? context.channel.syncOptions?.getOption(ChannelOptions.autoRead)) ?? false
         initialAutoRead = autoRead
@@ -181,7 +184,7 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
             case .reading:
                 // Whatever waits is a head that cannot be completed any more.
                 mode = .closed
-                context.close(promise: nil)
+                closeAfterWrites(context)
             case .serving:
                 // Like nginx, a client that has closed its side is gone: an upstream still
                 // owing the head of its answer is not waited for.
@@ -194,7 +197,7 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
         guard mode != .handedOver, event is ChannelShouldQuiesceEvent else { return context.fireUserInboundEventTriggered(event) }
         // Shutting down: an idle connection closes now, a busy one after its answer.
         quiescing = true
-        if mode == .handingOver || (mode == .reading && (buffered?.readableBytes ?? 0) == 0) { context.close(promise: nil) }
+        if mode == .handingOver || (mode == .reading && (buffered?.readableBytes ?? 0) == 0) { closeAfterWrites(context) }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -221,7 +224,9 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
             return giveUp(context)
         case .complete(let head, let length, let keepAlive):
             guard let route = phases.route(serving: head, snapshot: snapshot) else { return giveUp(context) }
-            buffered!.moveReaderIndex(forwardBy: length)
+            // Usually the head was all there was: the buffer is let go rather than moved past,
+            // which would copy it while `bytes` still holds it.
+            if length == bytes.readableBytes { buffered = nil } else { buffered!.moveReaderIndex(forwardBy: length) }
             disarm()
             mode = .serving
             serve(head, route: route, snapshot: snapshot, keepAlive: keepAlive && !quiescing, context: context)
@@ -307,8 +312,13 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
             return
         }
         // A failed write closes the connection; a client slow to read stops the next request
-        // (see `serveNext`) rather than this one's end.
-        channelContext.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        // (see `serveNext`) rather than this one's end. Flushed with the loop's other writes.
+        if let flushes {
+            channelContext.write(wrapOutboundOut(out), promise: nil)
+            flushes.flushAtEndOfTurn(channelContext)
+        } else {
+            channelContext.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        }
         answered(keepAlive: true, context: channelContext)
     }
 
@@ -355,7 +365,7 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
         guard mode == .serving else { return }
         guard keepAlive, !quiescing, !inputClosed else {
             mode = .closed
-            context.close(promise: nil)
+            closeAfterWrites(context)
             return
         }
         mode = .reading
@@ -365,6 +375,15 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
             serveNext(context)
         } else {
             buffered = nil
+        }
+    }
+
+    /// Closes the connection once what was written to it is out: an answer may still wait for
+    /// the end of the loop's turn to be flushed, and closing drops writes still pending. Writes
+    /// complete in order, so an empty one written last completes after them.
+    private func closeAfterWrites(_ context: ChannelHandlerContext) {
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
         }
     }
 
