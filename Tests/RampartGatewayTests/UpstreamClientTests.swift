@@ -55,6 +55,21 @@ import Testing
         #expect(String(buffer: head.bytes) == "POST /quiz?x=1 HTTP/1.1\r\nHost: app\r\nX-Request-Id: r1\r\n")
         let get = UpstreamRequest(head: UpstreamRequestHead(method: .GET, uri: "/"), body: .none).framed()
         #expect(String(buffer: get.head.bytes) == "GET / HTTP/1.1\r\n\r\n")
+        // Framing a framed request adds nothing (the direct path frames before the client does).
+        #expect(String(buffer: none.framed().head.bytes) == String(buffer: none.head.bytes))
+    }
+
+    /// A head written into a buffer still held elsewhere (by a socket's pending write) leaves
+    /// that buffer's bytes as they were; one no longer shared is written over.
+    @Test func aHeadReusesABufferOnlyWhenNothingElseHoldsIt() {
+        let sent = UpstreamRequest(head: UpstreamRequestHead(method: .GET, uri: "/first"), body: .none).framed().head.bytes
+        let next = UpstreamRequest(head: UpstreamRequestHead(method: .GET, uri: "/second", reusing: sent), body: .none).framed()
+        #expect(String(buffer: sent) == "GET /first HTTP/1.1\r\n\r\n")
+        #expect(String(buffer: next.head.bytes) == "GET /second HTTP/1.1\r\n\r\n")
+        var unshared = ByteBuffer(string: "left over from before")
+        unshared.moveReaderIndex(forwardBy: 5)
+        let reused = UpstreamRequestHead(method: .HEAD, uri: "/third", reusing: unshared)
+        #expect(String(buffer: reused.bytes) == "HEAD /third HTTP/1.1\r\n")
     }
 
     @Test func keepsOneConnectionAliveAcrossExchanges() async throws {

@@ -28,10 +28,14 @@ final class DirectExchange: UpstreamReplyTarget {
     private var attempt: ForwardPhase.Attempt?
     /// Until it has heard the outcome.
     private var owner: (any DirectExchangeOwner)?
+    /// The buffer the next upstream head is written into; then the bytes of the last one sent,
+    /// for the connection's next request to write into once the socket has let go of them.
+    private(set) var headBuffer: ByteBuffer?
 
     /// `context` is consumed: stored, not copied.
     init(request: HTTPRequest, context: consuming GatewayRequestContext, started: Instant, keepAlive: Bool, channelContext: ChannelHandlerContext,
-         phase: ForwardPhase, plan: ForwardPlan, owner: any DirectExchangeOwner) {
+         phase: ForwardPhase, plan: ForwardPlan, headBuffer: consuming ByteBuffer?, owner: any DirectExchangeOwner) {
+        self.headBuffer = headBuffer
         self.request = request
         self.context = context
         self.started = started
@@ -55,8 +59,11 @@ final class DirectExchange: UpstreamReplyTarget {
             return end(.failure(error))
         }
         self.attempt = attempt
-        let upstream = UpstreamRequest(head: plan.head(for: attempt.instance, request: request, context: context, phase: phase),
-                                       body: .none, isIdempotent: true)
+        // Framed here, so that the bytes kept for the next request are those written.
+        let upstream = UpstreamRequest(head: plan.head(for: attempt.instance, request: request, context: context, phase: phase,
+                                                       reusing: headBuffer.take()),
+                                       body: .none, isIdempotent: true).framed()
+        headBuffer = upstream.head.bytes
         let headDeadline = NIODeadline.now() + .nanoseconds((plan.headDeadline(now: now) - now).nanoseconds)
         phase.client.start(upstream, to: attempt.instance.url, on: channelContext.eventLoop, headDeadline: headDeadline,
                            cancellation: cancellation, reply: self)

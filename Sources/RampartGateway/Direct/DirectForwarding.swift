@@ -91,6 +91,13 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
     private var core: CoreRequestContextStorage?
     /// The loop's flushes, which the answers join (see ``FlushBatch``).
     private var flushes: FlushBatch?
+    /// The buffers of the last answer and the last upstream head, written into again by the
+    /// next request once the sockets have let go of them (by then they have: writes are flushed
+    /// at the end of the loop's turn), so a request allocates neither. Kept up to
+    /// `keptBufferCapacity` each.
+    private var answerBuffer: ByteBuffer?
+    private var headBuffer: ByteBuffer?
+    static let keptBufferCapacity = 16 * 1024
     private var autoRead = false
     /// As the channel was set up: restored for the full pipeline at hand-over.
     private var initialAutoRead = false
@@ -251,7 +258,7 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
                         channelContext: context)
         }
         let exchange = DirectExchange(request: head, context: consume gateway, started: started, keepAlive: keepAlive, channelContext: context,
-                                      phase: phases.forward, plan: plan, owner: self)
+                                      phase: phases.forward, plan: plan, headBuffer: headBuffer.take(), owner: self)
         inFlight = exchange.cancellation
         exchange.start()
     }
@@ -271,6 +278,7 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
 
     func exchangeEnded(_ exchange: DirectExchange, _ result: Result<ForwardPhase.AttemptOutcome, any Error>) {
         inFlight = nil
+        if let sent = exchange.headBuffer, sent.capacity <= Self.keptBufferCapacity { headBuffer = sent }
         let answer: BufferedAnswer
         switch result {
         case .success(.streamed(let response)):
@@ -295,7 +303,14 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
         let bodyBytes = isHead ? 0 : answer.body.readableBytes
         // Room for the head as the upstream sent it, and for what shaping adds, so that the
         // buffer is not grown (and copied) while the head is written.
-        var out = channelContext.channel.allocator.buffer(capacity: 768 + (answer.relayed?.bytes.readableBytes ?? 0) + bodyBytes)
+        let capacity = 768 + (answer.relayed?.bytes.readableBytes ?? 0) + bodyBytes
+        var out: ByteBuffer
+        if var kept = answerBuffer.take() {
+            kept.clear(minimumCapacity: capacity)
+            out = kept
+        } else {
+            out = channelContext.channel.allocator.buffer(capacity: capacity)
+        }
         let facts = context.record.current
         let keepAlive = Self.writeHead(status: answer.status, headers: answer.headers, relayed: answer.relayed,
                                        bodyLength: answer.body.readableBytes, isHead: isHead,
@@ -316,6 +331,7 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
         if let flushes {
             channelContext.write(wrapOutboundOut(out), promise: nil)
             flushes.flushAtEndOfTurn(channelContext)
+            if out.capacity <= Self.keptBufferCapacity { answerBuffer = out }
         } else {
             channelContext.writeAndFlush(wrapOutboundOut(out), promise: nil)
         }

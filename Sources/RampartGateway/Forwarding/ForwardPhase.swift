@@ -301,8 +301,9 @@ struct ForwardPlan {
     }
 
     /// The request head `instance` gets.
-    func head(for instance: Instance, request: HTTPRequest, context: GatewayRequestContext, phase: ForwardPhase) -> UpstreamRequestHead {
-        var head = UpstreamRequestHead(method: method, uri: instance.url.basePath + target)
+    func head(for instance: Instance, request: HTTPRequest, context: GatewayRequestContext, phase: ForwardPhase,
+              reusing buffer: consuming ByteBuffer? = nil) -> UpstreamRequestHead {
+        var head = UpstreamRequestHead(method: method, uri: instance.url.basePath + target, reusing: buffer)
         phase.upstreamHeaders(request, context: context, instance: instance, trustsPeer: trustsPeer, into: &head)
         return head
     }

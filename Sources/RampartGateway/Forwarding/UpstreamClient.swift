@@ -64,10 +64,17 @@ struct UpstreamRequestHead: UpstreamHeaderSink, Sendable {
     private(set) var bytes: ByteBuffer
     private(set) var isEnded = false
 
-    init(method: HTTPMethod, uri: String, capacity: Int = 1024) {
+    /// - Parameter reusing: a buffer to write into, when its storage is no longer shared (see
+    ///   `ByteBuffer.clear(minimumCapacity:)`); else one is allocated.
+    init(method: HTTPMethod, uri: String, capacity: Int = 1024, reusing buffer: consuming ByteBuffer? = nil) {
         self.method = method
         self.uri = uri
-        bytes = ByteBufferAllocator().buffer(capacity: capacity)
+        if var buffer {
+            buffer.clear(minimumCapacity: capacity)
+            bytes = buffer
+        } else {
+            bytes = ByteBufferAllocator().buffer(capacity: capacity)
+        }
         bytes.writeString(method.rawValue)
         bytes.writeStaticString(" ")
         bytes.writeString(uri)
@@ -355,10 +362,12 @@ final class UpstreamClient: Sendable {
 
 extension UpstreamRequest {
     /// The request as it is written: framing fields added for its body (the proxy's rewriting
-    /// never passes the client's on), and the head ended.
+    /// never passes the client's on), and the head ended. A request framed already is returned
+    /// as it is.
     consuming func framed() -> UpstreamRequest {
         // Consumed, so that ending the head writes into its bytes rather than a copy of them.
         var framed = self
+        guard !framed.head.isEnded else { return framed }
         switch framed.body {
         case .none:
             // A body-carrying method says it has none; the others stay as they are.
