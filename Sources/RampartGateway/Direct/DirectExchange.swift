@@ -23,6 +23,8 @@ final class DirectExchange: UpstreamReplyTarget {
     let cancellation = UpstreamCancellation()
     private let phase: ForwardPhase
     private let plan: ForwardPlan
+    /// The upstream connections of the client connection's loop.
+    private let upstreams: UpstreamClient.LoopHandle
     private var picker: InstancePicker
     private var lastError: GatewayError?
     private var attempt: ForwardPhase.Attempt?
@@ -34,7 +36,9 @@ final class DirectExchange: UpstreamReplyTarget {
 
     /// `context` is consumed: stored, not copied.
     init(request: HTTPRequest, context: consuming GatewayRequestContext, started: Instant, keepAlive: Bool, channelContext: ChannelHandlerContext,
-         phase: ForwardPhase, plan: ForwardPlan, headBuffer: consuming ByteBuffer?, owner: any DirectExchangeOwner) {
+         phase: ForwardPhase, plan: ForwardPlan, upstreams: UpstreamClient.LoopHandle, headBuffer: consuming ByteBuffer?,
+         owner: any DirectExchangeOwner) {
+        self.upstreams = upstreams
         self.headBuffer = headBuffer
         self.request = request
         self.context = context
@@ -51,7 +55,8 @@ final class DirectExchange: UpstreamReplyTarget {
     /// task or a future: the same attempts, retries and answers as `ForwardPhase.handle`. The
     /// owner hears the outcome (possibly before this returns), or the error `handle` would throw.
     func start() {
-        let now = phase.time.now()
+        // The first attempt starts as the plan was made; a retry, later.
+        let now = lastError == nil ? plan.made : phase.time.now()
         let attempt: ForwardPhase.Attempt
         do {
             attempt = try plan.next(&picker, after: lastError, record: context.record, now: now)
@@ -65,7 +70,7 @@ final class DirectExchange: UpstreamReplyTarget {
                                        body: .none, isIdempotent: true).framed()
         headBuffer = upstream.head.bytes
         let headDeadline = NIODeadline.now() + .nanoseconds((plan.headDeadline(now: now) - now).nanoseconds)
-        phase.client.start(upstream, to: attempt.instance.url, on: channelContext.eventLoop, headDeadline: headDeadline,
+        phase.client.start(upstream, to: attempt.instance.url, on: upstreams, headDeadline: headDeadline,
                            cancellation: cancellation, reply: self)
     }
 

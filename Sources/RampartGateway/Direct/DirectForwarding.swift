@@ -89,7 +89,9 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
     /// objects (the endpoint path and its lock). The direct path never runs Hummingbird's router,
     /// the only writer of the endpoint path and parameters, so the copies stay as made.
     private var core: CoreRequestContextStorage?
-    /// The loop's flushes, which the answers join (see ``FlushBatch``).
+    /// The upstream connections of the connection's loop, and the loop's flushes, which the
+    /// answers join (see ``FlushBatch``).
+    private var upstreams: UpstreamClient.LoopHandle?
     private var flushes: FlushBatch?
     /// The buffers of the last answer and the last upstream head, written into again by the
     /// next request once the sockets have let go of them (by then they have: writes are flushed
@@ -127,7 +129,9 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
     private func start(_ context: ChannelHandlerContext) {
         peer = context.channel.remoteAddress.flatMap(IPAddress.init(socketAddress:))
         core = Self.core(for: context.channel, logger: phases.logger)
-        flushes = phases.forward.client.flushes(on: context.eventLoop)
+        let upstreams = phases.forward.client.connections(of: context.eventLoop)
+        self.upstreams = upstreams
+        flushes = upstreams.flushes
         armHeaderTimer(context, phases.headerTimeout)
         autoRead = (try? context.channel.syncOptions?.getOption(ChannelOptions.autoRead)) ?? false
         initialAutoRead = autoRead
@@ -257,8 +261,9 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
             return send(RecordPhase.answer(for: error, context: gateway), request: head, context: gateway, started: started, keepAlive: keepAlive,
                         channelContext: context)
         }
+        let upstreams = self.upstreams ?? phases.forward.client.connections(of: context.eventLoop)
         let exchange = DirectExchange(request: head, context: consume gateway, started: started, keepAlive: keepAlive, channelContext: context,
-                                      phase: phases.forward, plan: plan, headBuffer: headBuffer.take(), owner: self)
+                                      phase: phases.forward, plan: plan, upstreams: upstreams, headBuffer: headBuffer.take(), owner: self)
         inFlight = exchange.cancellation
         exchange.start()
     }

@@ -42,7 +42,8 @@ struct ForwardPhase: RouterMiddleware {
         var picker = InstancePicker(pool: plan.pool, input: plan.input)
         var lastError: GatewayError?
         while true {
-            let attempt = try plan.next(&picker, after: lastError, record: context.record, now: time.now())
+            // The first attempt starts as the plan was made; a retry, later.
+            let attempt = try plan.next(&picker, after: lastError, record: context.record, now: lastError == nil ? plan.made : time.now())
             var upstream = UpstreamRequest(head: plan.head(for: attempt.instance, request: request.head, context: context, phase: self),
                                            body: .none, isIdempotent: mayRetryAnswer)
             switch (body, context.bufferedBody) {
@@ -272,6 +273,10 @@ struct ForwardPlan {
     let totalDeadline: Instant
     let method: NIOHTTP1.HTTPMethod
 
+    /// When the plan was made: the first attempt, made right after, may start at that moment
+    /// rather than read the clock again.
+    let made: Instant
+
     init(_ request: HTTPRequest, context: GatewayRequestContext, phase: ForwardPhase) throws(GatewayError) {
         guard let route = context.route, case .pool(let poolName) = route.target, let pool = phase.pools.pool(named: poolName) else {
             throw GatewayError(.noRoute, origin: .gateway, "route has no pool")
@@ -285,9 +290,11 @@ struct ForwardPlan {
         trustsPeer = context.state.peerAddress.map { snapshot.configuration.proxy.trustedProxies.contains($0) } ?? false
         let path = route.upstreamPath(for: context.path)
         target = context.query.map { "\(path)?\($0)" } ?? path
-        totalDeadline = phase.time.now() + snapshot.configuration.proxy.timeouts.total.duration
+        let now = phase.time.now()
+        made = now
+        totalDeadline = now + snapshot.configuration.proxy.timeouts.total.duration
         method = NIOHTTP1.HTTPMethod(rawValue: request.method.rawValue)
-        phase.budget.recordRequest()
+        phase.budget.recordRequest(at: now)
     }
 
     /// The next instance to try (none tried before), or the error that ends the request.

@@ -52,9 +52,9 @@ public final class RetryBudget: Sendable {
         }
     }
 
-    /// Counts a first attempt.
-    public func recordRequest() {
-        let now = time.now()
+    /// Counts a first attempt, made at `now` (read from the budget's time source when not given).
+    public func recordRequest(at now: Instant? = nil) {
+        let now = now ?? time.now()
         window.withLock { w in
             let i = w.slot(for: now)
             w.requests[i] += 1

@@ -200,11 +200,23 @@ final class UpstreamClient: Sendable {
     /// called on `eventLoop`, where `reply` hears the answer (possibly before this returns).
     /// `cancellation` calls the exchange off while its answer's head is awaited (the client went
     /// away), as cancelling `execute`'s task does.
-    func start(_ request: consuming UpstreamRequest, to instance: UpstreamURL, on eventLoop: any EventLoop, headDeadline: NIODeadline,
+    /// `loop` is the connections of the caller's event loop (see ``connections(of:)``), looked up
+    /// once by a caller that starts many exchanges there.
+    func start(_ request: consuming UpstreamRequest, to instance: UpstreamURL, on loop: LoopHandle, headDeadline: NIODeadline,
                cancellation: UpstreamCancellation? = nil, reply: any UpstreamReplyTarget) {
         precondition(request.isReplayable, "a streamed body needs execute")
-        Started(client: self, request: consume request, instance: instance, pool: connections(on: eventLoop), headDeadline: headDeadline,
+        Started(client: self, request: consume request, instance: instance, pool: loop.box, headDeadline: headDeadline,
                 cancellation: cancellation, reply: reply).attempt(fresh: false)
+    }
+
+    /// The upstream connections of one event loop, and its flushes.
+    struct LoopHandle {
+        fileprivate let box: NIOLoopBoundBox<LoopConnections>
+
+        /// The loop's flushes, which its upstream connections make at the end of each turn (see
+        /// ``FlushBatch``): a client connection on the loop writing there too joins them. Read
+        /// on the loop.
+        var flushes: FlushBatch { box.value.flushes }
     }
 
     /// An exchange of `start`: tried on a kept-alive connection, then once on a new one when
@@ -262,11 +274,11 @@ final class UpstreamClient: Sendable {
         }
     }
 
-    /// The flushes of `eventLoop`, which its upstream connections make at the end of each turn
-    /// (see ``FlushBatch``): a client connection on the loop writing there too joins them. Called
-    /// on the loop.
-    func flushes(on eventLoop: any EventLoop) -> FlushBatch {
-        connections(on: eventLoop).value.flushes
+    /// The connections of `eventLoop`, for ``start(_:to:on:headDeadline:cancellation:reply:)``:
+    /// looked up under a lock shared by every loop, so a caller keeps the handle rather than
+    /// asking per request.
+    func connections(of eventLoop: any EventLoop) -> LoopHandle {
+        LoopHandle(box: connections(on: eventLoop))
     }
 
     // MARK: Connections
