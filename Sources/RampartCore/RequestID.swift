@@ -85,11 +85,15 @@ public struct TraceContext: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// The header value: `00-<trace>-<span>-<flags>`.
-    /// Written byte by byte: it goes upstream with every request.
-    public var traceparent: String {
+    public var traceparent: String { withTraceparent { String(decoding: $0, as: UTF8.self) } }
+
+    /// The header value, written byte by byte into temporary storage and lent to `body`: it goes
+    /// upstream with every request, and a head written as bytes copies it from there without
+    /// making a string of it.
+    public func withTraceparent<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         var trace = traceID, span = spanID
         let total = 3 + trace.utf8.count + 1 + span.utf8.count + 3
-        return String(unsafeUninitializedCapacity: total) { buffer in
+        return try withUnsafeTemporaryAllocation(byteCount: total, alignment: 1) { buffer in
             let digits: StaticString = "0123456789abcdef"
             var at = 0
             func put(_ byte: UInt8) {
@@ -108,7 +112,7 @@ public struct TraceContext: Hashable, Sendable, CustomStringConvertible {
             put(UInt8(ascii: "-"))
             put(digits.utf8Start[Int(flags >> 4)])
             put(digits.utf8Start[Int(flags & 0xF)])
-            return at
+            return try body(UnsafeRawBufferPointer(rebasing: buffer[..<at]))
         }
     }
 

@@ -514,6 +514,20 @@ import NIOHTTP1
                                                instanceAuthority: "10.0.0.1:80", trustsPeer: true, into: &trusted)
         #expect(trusted["X-Forwarded-For"] == ["6.6.6.6, 203.0.113.5"])
         #expect(trusted["Host"] == ["10.0.0.1:80"])
+        // The trace goes as the same text into a head written as bytes (copied from the
+        // trace's temporary bytes) as into one collected as fields.
+        var traced = state
+        traced.trace = TraceContext(traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+        var fields = HTTPHeaders()
+        HeaderRewriting.upstreamRequestHeaders(request, authority: "shop.example", state: traced, preserveHost: true,
+                                               instanceAuthority: "10.0.0.1:80", trustsPeer: false, into: &fields)
+        #expect(fields["traceparent"] == ["00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"])
+        var head = UpstreamRequestHead(method: .GET, uri: "/")
+        HeaderRewriting.upstreamRequestHeaders(request, authority: "shop.example", state: traced, preserveHost: true,
+                                               instanceAuthority: "10.0.0.1:80", trustsPeer: false, into: &head)
+        let text = String(buffer: head.bytes)
+        let written = fields.map { "\($0.name): \($0.value)\r\n" }.joined()
+        #expect(text == "GET / HTTP/1.1\r\n" + written, "\(text)")
     }
 
     @Test func responseHopByHopHeadersAreRemoved() {

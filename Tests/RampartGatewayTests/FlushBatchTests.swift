@@ -50,7 +50,7 @@ import Testing
         // The first flush completes a write whose completion writes on the second channel, as a
         // failed write's retry on another connection would.
         let promise = loop.makePromise(of: Void.self)
-        promise.futureResult.whenComplete { _ in Self.write("after", secondContext, batch) }
+        promise.futureResult.assumeIsolated().whenComplete { _ in Self.write("after", secondContext, batch) }
         Self.write("before", firstContext, batch, promise: promise)
         loop.run()
         #expect(try first.readOutbound(as: ByteBuffer.self) == ByteBuffer(string: "before"))

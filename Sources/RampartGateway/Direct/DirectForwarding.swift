@@ -247,11 +247,11 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
     private func serve(_ head: HTTPRequest, route: RoutePhase.Matched, snapshot: GatewaySnapshot, keepAlive: Bool,
                        context: ChannelHandlerContext) {
         let started = phases.record.time.now()
-        // Phases 1-8 in order; the first that answers ends the request. The context is made by
-        // a function so that it arrives here as a constant, which moves into the exchange
-        // rather than being copied into it.
-        let (gateway, early) = answerBeforeForwarding(head, route: route, snapshot: snapshot, context: context)
-        if let early {
+        // Phases 1-8 in order; the first that answers ends the request. The context is made
+        // here and lent to phases 1-6, then moves into the exchange.
+        let core = self.core ?? Self.core(for: context.channel, logger: phases.logger)
+        var gateway = GatewayRequestContext(core: core, channel: context.channel, peer: peer)
+        if let early = answerBeforeForwarding(head, route: route, snapshot: snapshot, context: &gateway) {
             return send(early, request: head, context: gateway, started: started, keepAlive: keepAlive, channelContext: context)
         }
         let plan: ForwardPlan
@@ -268,17 +268,15 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
         exchange.start()
     }
 
-    /// The request's context through phases 1-6, and the answer when one of them ends the request.
+    /// Phases 1-6 on the request's context: the answer when one of them ends the request.
     private func answerBeforeForwarding(_ head: HTTPRequest, route: RoutePhase.Matched, snapshot: GatewaySnapshot,
-                                        context channelContext: ChannelHandlerContext) -> (GatewayRequestContext, BufferedAnswer?) {
-        let core = self.core ?? Self.core(for: channelContext.channel, logger: phases.logger)
-        var context = GatewayRequestContext(core: core, channel: channelContext.channel, peer: peer)
+                                        context: inout GatewayRequestContext) -> BufferedAnswer? {
         context.snapshot = snapshot
         context.state.isSecure = phases.isSecure
-        if let refusal = phases.admit.admit(head, context: &context, hostIsValid: true) { return (context, refusal) }
+        if let refusal = phases.admit.admit(head, context: &context, hostIsValid: true) { return refusal }
         IdentifyPhase.identify(head, context: &context)
-        if let fixed = phases.route.apply(route, head: head, context: &context) { return (context, fixed) }
-        return (context, phases.inspect.inspectHead(head, context: context))
+        if let fixed = phases.route.apply(route, head: head, context: &context) { return fixed }
+        return phases.inspect.inspectHead(head, context: context)
     }
 
     func exchangeEnded(_ exchange: DirectExchange, _ result: Result<ForwardPhase.AttemptOutcome, any Error>) {

@@ -10,12 +10,22 @@ import RampartCore
 /// Phases 7 and 8, one terminal middleware: pick an instance, forward, and on a retryable
 /// failure pick again (another instance, within the retry budget). Nothing before this
 /// phase runs twice. Bodies stream in both directions.
-struct ForwardPhase: RouterMiddleware {
+///
+/// A class of constants: the direct path keeps it in every request's exchange, and holding it
+/// costs one reference rather than one per part.
+final class ForwardPhase: RouterMiddleware, Sendable {
     typealias Context = GatewayRequestContext
     let pools: PoolRegistry
     let client: UpstreamClient
     let budget: RetryBudget
     let time: any TimeSource
+
+    init(pools: PoolRegistry, client: UpstreamClient, budget: RetryBudget, time: any TimeSource) {
+        self.pools = pools
+        self.client = client
+        self.budget = budget
+        self.time = time
+    }
 
     /// Upstream answers declaring at most this many bytes are read whole before being sent on.
     static let bufferedBodyLimit = 64 * 1024

@@ -95,7 +95,7 @@ enum HeaderRewriting {
         headers.add(name: "Forwarded", value: appending(element, to: trustsPeer ? existingForwarded : []))
         headers.add(name: "Via", value: appending("1.1 rampart", to: existingVia))
         headers.add(name: "X-Request-Id", value: state.requestID)
-        if let trace = state.trace { headers.add(name: "traceparent", value: trace.traceparent) }
+        if let trace = state.trace { trace.withTraceparent { headers.add(name: "traceparent", bytes: $0) } }
     }
 
     /// What the upstream request does with a client field that is not hop-by-hop.

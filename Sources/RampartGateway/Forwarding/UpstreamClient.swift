@@ -49,6 +49,14 @@ struct UpstreamRequest: Sendable {
 /// (for an upgrade, whose handshake NIO's codecs speak) or the bytes of a head.
 protocol UpstreamHeaderSink {
     mutating func add(name: String, value: String)
+    /// A field whose value is `bytes` (visible ASCII), lent for the call.
+    mutating func add(name: String, bytes: UnsafeRawBufferPointer)
+}
+
+extension UpstreamHeaderSink {
+    mutating func add(name: String, bytes: UnsafeRawBufferPointer) {
+        add(name: name, value: String(decoding: bytes, as: UTF8.self))
+    }
 }
 
 extension HTTPHeaders: UpstreamHeaderSink {}
@@ -84,6 +92,13 @@ struct UpstreamRequestHead: UpstreamHeaderSink, Sendable {
     mutating func add(name: String, value: String) {
         precondition(!isEnded, "a field added to an ended head")
         bytes.writeField(name: name, value: value)
+    }
+
+    /// Copied into the head as they are, with no string made of them.
+    mutating func add(name: String, bytes value: UnsafeRawBufferPointer) {
+        precondition(!isEnded, "a field added to an ended head")
+        var name = name
+        name.withUTF8 { bytes.writeField(name: UnsafeRawBufferPointer($0), value: value) }
     }
 
     /// The blank line: no field follows.
