@@ -119,6 +119,8 @@ public struct SecurityHeaders: Sendable {
     public let override: Bool
     /// Whether the policy asks for a nonce per response.
     public let needsNonce: Bool
+    /// Bit n set when one of the fields (HSTS included) has a name of n bytes.
+    private let nameLengths: UInt64
 
     public static let nonceField = HTTPField.Name("X-CSP-Nonce")!
     static let hstsField = HTTPField.Name("Strict-Transport-Security")!
@@ -144,6 +146,17 @@ public struct SecurityHeaders: Sendable {
         }
         self.override = configuration.override ?? false
         self.needsNonce = configuration.contentSecurityPolicy?.contains("{nonce}") ?? false
+        var lengths: UInt64 = 0
+        for name in fields.map(\.0) + (hsts == nil ? [] : [Self.hstsField]) where name.canonicalName.utf8.count < 64 {
+            lengths |= 1 << UInt64(name.canonicalName.utf8.count)
+        }
+        self.nameLengths = lengths
+    }
+
+    /// Whether a field name `length` bytes long may be one of these fields' (HSTS included,
+    /// whether or not the connection is secure): false rules the name out without comparing it.
+    public func mayName(length: Int) -> Bool {
+        length < 64 && nameLengths & (1 << UInt64(length)) != 0
     }
 
     /// Adds the headers to a response. `nonce` fills `{nonce}` in the policy.

@@ -77,6 +77,23 @@ import Glibc
         #expect(routeFields[HTTPField.Name("X-Content-Type-Options")!] == "nosniff")
     }
 
+    /// The length check that rules most of an answer's field names out before any comparison:
+    /// every name the policy sets passes it, the usual others do not.
+    @Test func aNamesLengthRulesItOutOrIn() {
+        var configuration = SecurityHeadersConfiguration.recommended
+        configuration.permissionsPolicy = "camera=()"
+        let headers = SecurityHeaders(configuration)
+        var names: [String] = []
+        headers.forEachField(isSecure: true, nonce: nil) { _, name, _ in names.append(name.canonicalName) }
+        #expect(names.contains("strict-transport-security"))
+        for name in names { #expect(headers.mayName(length: name.utf8.count), "\(name)") }
+        for name in ["date", "server", "content-type", "etag", "cache-control", "vary"] {
+            #expect(!headers.mayName(length: name.utf8.count), "\(name)")
+        }
+        #expect(!headers.mayName(length: 200))
+        #expect(!SecurityHeaders(SecurityHeadersConfiguration()).mayName(length: 15))
+    }
+
     @Test func theNonceFillsThePolicy() {
         let headers = SecurityHeaders(SecurityHeadersConfiguration(contentSecurityPolicy: "script-src 'nonce-{nonce}' 'strict-dynamic'"))
         #expect(headers.needsNonce)

@@ -517,7 +517,8 @@ struct AnswerShaping {
     }
 
     /// Whether a field the answer has goes out as it is; notes what it says.
-    private mutating func keeps(_ role: Role, saysClose: () -> Bool, isNamed: (HTTPField.Name) -> Bool) -> Bool {
+    /// `nameLength` is the field name's length in bytes: most names are ruled out by it.
+    private mutating func keeps(_ role: Role, nameLength: Int, saysClose: () -> Bool, isNamed: (HTTPField.Name) -> Bool) -> Bool {
         switch role {
         case .requestID:
             return facts.requestID.isEmpty
@@ -529,7 +530,8 @@ struct AnswerShaping {
             framed = true
             return true
         case .other:
-            guard let security, let position = security.position(where: isNamed, isSecure: isSecure) else { return true }
+            guard let security, security.mayName(length: nameLength), let position = security.position(where: isNamed, isSecure: isSecure)
+            else { return true }
             present |= 1 << position
             return !security.override
         }
@@ -543,7 +545,8 @@ struct AnswerShaping {
         case .contentLength: .contentLength
         default: .other
         }
-        guard keeps(role, saysClose: { field.value[...].trimmingASCIIWhitespace().caseInsensitiveEquals("close") }, isNamed: { $0 == field.name })
+        guard keeps(role, nameLength: field.name.canonicalName.utf8.count,
+                    saysClose: { field.value[...].trimmingASCIIWhitespace().caseInsensitiveEquals("close") }, isNamed: { $0 == field.name })
         else { return }
         out.writeField(name: field.name.rawName, value: field.value)
     }
@@ -575,7 +578,8 @@ struct AnswerShaping {
                 case .contentLength?: role = .contentLength
                 default: role = .other
                 }
-                guard keeps(role, saysClose: { false }, isNamed: { ByteText.equalsIgnoringCase(name, lowercased: $0.canonicalName) }) else { continue }
+                guard keeps(role, nameLength: name.count, saysClose: { false },
+                            isNamed: { ByteText.equalsIgnoringCase(name, lowercased: $0.canonicalName) }) else { continue }
                 out.writeField(name: name, value: value)
             }
         }
