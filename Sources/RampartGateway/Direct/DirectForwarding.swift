@@ -92,7 +92,6 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
     /// The upstream connections of the connection's loop, and the loop's flushes, which the
     /// answers join (see ``FlushBatch``).
     private var upstreams: UpstreamClient.LoopHandle?
-    private var flushes: FlushBatch?
     /// The buffers of the last answer and the last upstream head, written into again by the
     /// next request once the sockets have let go of them (by then they have: writes are flushed
     /// at the end of the loop's turn), so a request allocates neither. Kept up to
@@ -129,9 +128,7 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
     private func start(_ context: ChannelHandlerContext) {
         peer = context.channel.remoteAddress.flatMap(IPAddress.init(socketAddress:))
         core = Self.core(for: context.channel, logger: phases.logger)
-        let upstreams = phases.forward.client.connections(of: context.eventLoop)
-        self.upstreams = upstreams
-        flushes = upstreams.flushes
+        upstreams = phases.forward.client.connections(of: context.eventLoop)
         armHeaderTimer(context, phases.headerTimeout)
         autoRead = (try? context.channel.syncOptions?.getOption(ChannelOptions.autoRead)) ?? false
         initialAutoRead = autoRead
@@ -331,9 +328,9 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
         }
         // A failed write closes the connection; a client slow to read stops the next request
         // (see `serveNext`) rather than this one's end. Flushed with the loop's other writes.
-        if let flushes {
+        if let upstreams {
             channelContext.write(wrapOutboundOut(out), promise: nil)
-            flushes.flushAtEndOfTurn(channelContext)
+            upstreams.flushes.flushAtEndOfTurn(channelContext)
             if out.capacity <= Self.keptBufferCapacity { answerBuffer = out }
         } else {
             channelContext.writeAndFlush(wrapOutboundOut(out), promise: nil)

@@ -227,11 +227,9 @@ final class UpstreamClient: Sendable {
     /// The upstream connections of one event loop, and its flushes.
     struct LoopHandle {
         fileprivate let box: NIOLoopBoundBox<LoopConnections>
-
         /// The loop's flushes, which its upstream connections make at the end of each turn (see
-        /// ``FlushBatch``): a client connection on the loop writing there too joins them. Read
-        /// on the loop.
-        var flushes: FlushBatch { box.value.flushes }
+        /// ``FlushBatch``): a client connection on the loop writing there too joins them.
+        let flushes: FlushBatch
     }
 
     /// An exchange of `start`: tried on a kept-alive connection, then once on a new one when
@@ -291,9 +289,10 @@ final class UpstreamClient: Sendable {
 
     /// The connections of `eventLoop`, for ``start(_:to:on:headDeadline:cancellation:reply:)``:
     /// looked up under a lock shared by every loop, so a caller keeps the handle rather than
-    /// asking per request.
+    /// asking per request. Called on the loop.
     func connections(of eventLoop: any EventLoop) -> LoopHandle {
-        LoopHandle(box: connections(on: eventLoop))
+        let box = connections(on: eventLoop)
+        return LoopHandle(box: box, flushes: box.value.flushes)
     }
 
     // MARK: Connections
