@@ -94,11 +94,11 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
     private var upstreams: UpstreamClient.LoopHandle?
     /// The buffers of the last answer and the last upstream head, written into again by the
     /// next request once the sockets have let go of them (by then they have: writes are flushed
-    /// at the end of the loop's turn), so a request allocates neither. Kept up to
-    /// `keptBufferCapacity` each.
+    /// at the end of the loop's turn), so a request allocates neither. Kept only up to
+    /// `keptBufferCapacity` each: an idle keep-alive connection holds at most that twice.
     private var answerBuffer: ByteBuffer?
     private var headBuffer: ByteBuffer?
-    static let keptBufferCapacity = 16 * 1024
+    static let keptBufferCapacity = 4 * 1024
     private var autoRead = false
     /// As the channel was set up: restored for the full pipeline at hand-over.
     private var initialAutoRead = false
