@@ -530,6 +530,41 @@ import NIOHTTP1
         #expect(text == "GET / HTTP/1.1\r\n" + written, "\(text)")
     }
 
+    /// A connection's forwarding fields, kept as bytes, are what writing them afresh gives, for
+    /// each client address, security and authority; a request whose client sent forwarding
+    /// fields of its own does not use them.
+    @Test func keptForwardingFieldsAreThoseWrittenAfresh() {
+        let cache = ForwardingFieldsCache()
+        let plain = HTTPFields([HTTPField(name: .accept, value: "*/*")])
+        func head(_ request: HTTPFields, _ state: RequestState, authority: String?, cache: ForwardingFieldsCache?, trusts: Bool = false) -> String {
+            var head = UpstreamRequestHead(method: .GET, uri: "/")
+            HeaderRewriting.upstreamRequestHeaders(request, authority: authority, state: state, preserveHost: true,
+                                                   instanceAuthority: "10.0.0.1:80", trustsPeer: trusts, forwarding: cache, into: &head)
+            return String(buffer: head.bytes)
+        }
+        for (peer, secure) in [(IPAddress("203.0.113.5"), false), (IPAddress("2001:db8::1"), true), (nil, false)] {
+            let state = RequestState(requestID: "rid", peerAddress: peer, isSecure: secure)
+            for authority in ["shop.example", "other.example", nil] as [String?] {
+                // Twice: filled, then read back.
+                for _ in 0..<2 {
+                    #expect(head(plain, state, authority: authority, cache: cache) == head(plain, state, authority: authority, cache: nil))
+                }
+            }
+        }
+        let state = RequestState(requestID: "rid", peerAddress: IPAddress("203.0.113.5"))
+        let hops = HTTPFields([HTTPField(name: .accept, value: "*/*"), HTTPField(name: HTTPField.Name("X-Forwarded-For")!, value: "6.6.6.6")])
+        let trusted = head(hops, state, authority: "shop.example", cache: cache, trusts: true)
+        #expect(trusted.contains("X-Forwarded-For: 6.6.6.6, 203.0.113.5\r\n"))
+        #expect(trusted == head(hops, state, authority: "shop.example", cache: nil, trusts: true))
+        // Sinks that collect fields read the kept lines as fields.
+        var fields = HTTPHeaders()
+        HeaderRewriting.upstreamRequestHeaders(plain, authority: "shop.example", state: state, preserveHost: true,
+                                               instanceAuthority: "10.0.0.1:80", trustsPeer: false, forwarding: cache, into: &fields)
+        #expect(fields["Forwarded"] == ["for=203.0.113.5;proto=http;host=\"shop.example\""])
+        #expect(fields["X-Forwarded-Host"] == ["shop.example"])
+        #expect(fields["Via"] == ["1.1 rampart"])
+    }
+
     @Test func responseHopByHopHeadersAreRemoved() {
         let fields = HeaderRewriting.clientResponseHeaders(["Connection": "close, X-Internal", "X-Internal": "1", "Transfer-Encoding": "chunked",
                                                             "Content-Type": "text/plain", "Via": "1.0 backend"])

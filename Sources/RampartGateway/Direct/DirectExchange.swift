@@ -25,6 +25,8 @@ final class DirectExchange: UpstreamReplyTarget {
     private let plan: ForwardPlan
     /// The upstream connections of the client connection's loop.
     private let upstreams: UpstreamClient.LoopHandle
+    /// The client connection's forwarding fields.
+    private let forwarding: ForwardingFieldsCache
     private var picker: InstancePicker
     private var lastError: GatewayError?
     private var attempt: ForwardPhase.Attempt?
@@ -36,9 +38,10 @@ final class DirectExchange: UpstreamReplyTarget {
 
     /// `context` is consumed: stored, not copied.
     init(request: HTTPRequest, context: consuming GatewayRequestContext, started: Instant, keepAlive: Bool, channelContext: ChannelHandlerContext,
-         phase: ForwardPhase, plan: ForwardPlan, upstreams: UpstreamClient.LoopHandle, headBuffer: consuming ByteBuffer?,
-         owner: any DirectExchangeOwner) {
+         phase: ForwardPhase, plan: ForwardPlan, upstreams: UpstreamClient.LoopHandle, forwarding: ForwardingFieldsCache,
+         headBuffer: consuming ByteBuffer?, owner: any DirectExchangeOwner) {
         self.upstreams = upstreams
+        self.forwarding = forwarding
         self.headBuffer = headBuffer
         self.request = request
         self.context = context
@@ -66,7 +69,7 @@ final class DirectExchange: UpstreamReplyTarget {
         self.attempt = attempt
         // Framed here, so that the bytes kept for the next request are those written.
         let upstream = UpstreamRequest(head: plan.head(for: attempt.instance, request: request, context: context, phase: phase,
-                                                       reusing: headBuffer.take()),
+                                                       reusing: headBuffer.take(), forwarding: forwarding),
                                        body: .none, isIdempotent: true).framed()
         headBuffer = upstream.head.bytes
         let headDeadline = NIODeadline.now() + .nanoseconds((plan.headDeadline(now: now) - now).nanoseconds)

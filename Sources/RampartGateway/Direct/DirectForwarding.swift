@@ -98,6 +98,8 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
     /// `keptBufferCapacity` each: an idle keep-alive connection holds at most that twice.
     private var answerBuffer: ByteBuffer?
     private var headBuffer: ByteBuffer?
+    /// The forwarding fields of the connection's requests, formatted once while they stay the same.
+    private let forwarding = ForwardingFieldsCache()
     static let keptBufferCapacity = 4 * 1024
     private var autoRead = false
     /// As the channel was set up: restored for the full pipeline at hand-over.
@@ -260,7 +262,8 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
         }
         let upstreams = self.upstreams ?? phases.forward.client.connections(of: context.eventLoop)
         let exchange = DirectExchange(request: head, context: consume gateway, started: started, keepAlive: keepAlive, channelContext: context,
-                                      phase: phases.forward, plan: plan, upstreams: upstreams, headBuffer: headBuffer.take(), owner: self)
+                                      phase: phases.forward, plan: plan, upstreams: upstreams, forwarding: forwarding,
+                                      headBuffer: headBuffer.take(), owner: self)
         inFlight = exchange.cancellation
         exchange.start()
     }

@@ -228,13 +228,13 @@ final class ForwardPhase: RouterMiddleware, Sendable {
     /// The request's headers as the upstream gets them: end-to-end fields, the forwarding
     /// headers, and the CSP nonce when the route's policy asks for one.
     func upstreamHeaders(_ request: HTTPRequest, context: Context, instance: Instance, trustsPeer: Bool,
-                         into headers: inout some UpstreamHeaderSink) {
+                         forwarding: ForwardingFieldsCache? = nil, into headers: inout some UpstreamHeaderSink) {
         // Only the gateway speaks for flags: what the client sent under the name goes.
         let flags = context.forwardedFlags
         HeaderRewriting.upstreamRequestHeaders(
             request.headerFields, authority: request.authority, state: context.state,
             preserveHost: context.snapshot!.configuration.proxy.preserveHost, instanceAuthority: instance.url.authority, trustsPeer: trustsPeer,
-            replaced: flags?.name, into: &headers)
+            replaced: flags?.name, forwarding: forwarding, into: &headers)
         if let nonce = context.cspNonce { headers.add(name: "X-CSP-Nonce", value: nonce) }
         if let flags, !flags.value.isEmpty { headers.add(name: flags.name.rawName, value: flags.value) }
     }
@@ -319,9 +319,9 @@ struct ForwardPlan {
 
     /// The request head `instance` gets.
     func head(for instance: Instance, request: HTTPRequest, context: GatewayRequestContext, phase: ForwardPhase,
-              reusing buffer: consuming ByteBuffer? = nil) -> UpstreamRequestHead {
+              reusing buffer: consuming ByteBuffer? = nil, forwarding: ForwardingFieldsCache? = nil) -> UpstreamRequestHead {
         var head = UpstreamRequestHead(method: method, uri: instance.url.basePath + target, reusing: buffer)
-        phase.upstreamHeaders(request, context: context, instance: instance, trustsPeer: trustsPeer, into: &head)
+        phase.upstreamHeaders(request, context: context, instance: instance, trustsPeer: trustsPeer, forwarding: forwarding, into: &head)
         return head
     }
 

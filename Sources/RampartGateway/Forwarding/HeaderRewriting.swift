@@ -1,4 +1,5 @@
 import HTTPTypes
+import NIOCore
 import NIOHTTP1
 import RampartCore
 
@@ -51,51 +52,73 @@ enum HeaderRewriting {
 
     /// The headers sent upstream: end-to-end fields of the request, with the proxy's own, added
     /// to `headers`. `replaced` is a field the gateway sets itself (the client's is dropped).
+    /// `forwarding` keeps the forwarding fields of a connection's requests, for those whose
+    /// client sent none of its own.
     static func upstreamRequestHeaders(_ request: HTTPFields, authority: String?, state: RequestState, preserveHost: Bool,
                                        instanceAuthority: String, trustsPeer: Bool, replaced: HTTPField.Name? = nil,
-                                       into headers: inout some UpstreamHeaderSink) {
+                                       forwarding: ForwardingFieldsCache? = nil, into headers: inout some UpstreamHeaderSink) {
         let dropped = connectionNamed(request)
-        var existingForwardedFor: [String] = []
-        var existingForwarded: [String] = []
-        var existingProto: String?
-        var existingVia: [String] = []
+        var earlier = EarlierHops()
         for field in request {
             let name = field.name.canonicalName
             if isHopByHop(name) || (!dropped.isEmpty && dropped.contains(name)) || field.name == replaced { continue }
             switch forwardingRole(name) {
             case .setByTheGateway: continue
-            case .forwardedFor: existingForwardedFor.append(field.value)
-            case .forwarded: existingForwarded.append(field.value)
-            case .forwardedProto: existingProto = field.value
-            case .via: existingVia.append(field.value)
+            case .forwardedFor: earlier.forwardedFor.append(field.value)
+            case .forwarded: earlier.forwarded.append(field.value)
+            case .forwardedProto: earlier.proto = field.value
+            case .via: earlier.via.append(field.value)
             case .passedOn: headers.add(name: field.name.rawName, value: field.value)
             }
         }
         headers.add(name: "Host", value: preserveHost ? (authority ?? instanceAuthority) : instanceAuthority)
-        let peer = state.peerAddress.map { $0.description } ?? "unknown"
-        let scheme = state.isSecure ? "https" : "http"
+        if let forwarding, earlier.isEmpty {
+            headers.add(fields: forwarding.fields(peer: state.peerAddress, isSecure: state.isSecure, authority: authority))
+        } else {
+            forwardingFields(peer: state.peerAddress, isSecure: state.isSecure, authority: authority, trustsPeer: trustsPeer,
+                             earlier: earlier, into: &headers)
+        }
+        headers.add(name: "X-Request-Id", value: state.requestID)
+        if let trace = state.trace { trace.withTraceparent { headers.add(name: "traceparent", bytes: $0) } }
+    }
+
+    /// What earlier proxies said in a request's forwarding fields.
+    struct EarlierHops {
+        var forwardedFor: [String] = []
+        var forwarded: [String] = []
+        var proto: String?
+        var via: [String] = []
+
+        /// No forwarding field at all: the gateway's own fields depend on nothing else.
+        var isEmpty: Bool { forwardedFor.isEmpty && forwarded.isEmpty && proto == nil && via.isEmpty }
+    }
+
+    /// `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host`, `Forwarded` and `Via`: the
+    /// earlier hops' values (those of trusted proxies; any `Via`), then the gateway's.
+    static func forwardingFields(peer address: IPAddress?, isSecure: Bool, authority: String?, trustsPeer: Bool, earlier: EarlierHops,
+                                 into headers: inout some UpstreamHeaderSink) {
+        let peer = address.map { $0.description } ?? "unknown"
+        let scheme = isSecure ? "https" : "http"
         /// The earlier hops' values, then ours (no list to join in the usual case of none).
         func appending(_ own: String, to earlier: [String]) -> String {
             earlier.isEmpty ? own : (earlier + [own]).joined(separator: ", ")
         }
         // Only hops added by trusted proxies are believed; an untrusted peer's claims are dropped.
-        headers.add(name: "X-Forwarded-For", value: appending(peer, to: trustsPeer ? existingForwardedFor : []))
-        headers.add(name: "X-Forwarded-Proto", value: trustsPeer ? (existingProto ?? scheme) : scheme)
+        headers.add(name: "X-Forwarded-For", value: appending(peer, to: trustsPeer ? earlier.forwardedFor : []))
+        headers.add(name: "X-Forwarded-Proto", value: trustsPeer ? (earlier.proto ?? scheme) : scheme)
         if let authority { headers.add(name: "X-Forwarded-Host", value: authority) }
         var element = "for="
         element.reserveCapacity(64 + (authority?.utf8.count ?? 0))
-        element += state.peerAddress?.family == .v6 ? forwardedNode(state.peerAddress) : peer
-        element += state.isSecure ? ";proto=https" : ";proto=http"
+        element += address?.family == .v6 ? forwardedNode(address) : peer
+        element += isSecure ? ";proto=https" : ";proto=http"
         if let authority {
             // Appended piece by piece: `+` would make a string per piece.
             element += ";host=\""
             element += authority
             element += "\""
         }
-        headers.add(name: "Forwarded", value: appending(element, to: trustsPeer ? existingForwarded : []))
-        headers.add(name: "Via", value: appending("1.1 rampart", to: existingVia))
-        headers.add(name: "X-Request-Id", value: state.requestID)
-        if let trace = state.trace { trace.withTraceparent { headers.add(name: "traceparent", bytes: $0) } }
+        headers.add(name: "Forwarded", value: appending(element, to: trustsPeer ? earlier.forwarded : []))
+        headers.add(name: "Via", value: appending("1.1 rampart", to: earlier.via))
     }
 
     /// What the upstream request does with a client field that is not hop-by-hop.
@@ -172,5 +195,37 @@ enum HeaderRewriting {
     /// The Via the client gets: the upstream's, then the gateway's own.
     static func via(after upstream: [String]) -> String {
         upstream.isEmpty ? "1.1 rampart" : (upstream + ["1.1 rampart"]).joined(separator: ", ")
+    }
+}
+
+/// The forwarding fields of one client connection's requests, kept as the bytes written last:
+/// when the client sends no forwarding fields of its own they depend only on its address, the
+/// connection's security and the request's authority, which on a kept-alive connection rarely
+/// change, so most requests copy them instead of formatting them. Confined to the connection's
+/// event loop.
+final class ForwardingFieldsCache {
+    private var key: (peer: IPAddress?, isSecure: Bool, authority: String?)?
+    private var bytes = ByteBuffer()
+
+    init() {}
+
+    /// The fields' lines (`Name: value` and CRLF each) for a request without earlier hops.
+    func fields(peer: IPAddress?, isSecure: Bool, authority: String?) -> ByteBuffer {
+        if let key, key.peer == peer, key.isSecure == isSecure, key.authority == authority { return bytes }
+        var lines = FieldLines()
+        HeaderRewriting.forwardingFields(peer: peer, isSecure: isSecure, authority: authority, trustsPeer: false,
+                                         earlier: .init(), into: &lines)
+        key = (peer, isSecure, authority)
+        bytes = lines.bytes
+        return bytes
+    }
+}
+
+/// Header fields written as the lines of a head.
+struct FieldLines: UpstreamHeaderSink {
+    private(set) var bytes = ByteBuffer()
+
+    mutating func add(name: String, value: String) {
+        bytes.writeField(name: name, value: value)
     }
 }

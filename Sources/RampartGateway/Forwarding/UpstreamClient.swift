@@ -51,11 +51,20 @@ protocol UpstreamHeaderSink {
     mutating func add(name: String, value: String)
     /// A field whose value is `bytes` (visible ASCII), lent for the call.
     mutating func add(name: String, bytes: UnsafeRawBufferPointer)
+    /// Fields as the lines of a head: `Name: value` and CRLF each (see ``FieldLines``).
+    mutating func add(fields lines: ByteBuffer)
 }
 
 extension UpstreamHeaderSink {
     mutating func add(name: String, bytes: UnsafeRawBufferPointer) {
         add(name: name, value: String(decoding: bytes, as: UTF8.self))
+    }
+
+    mutating func add(fields lines: ByteBuffer) {
+        for line in String(buffer: lines).split(separator: "\r\n") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            add(name: String(line[..<colon]), value: String(line[line.index(colon, offsetBy: 2)...]))
+        }
     }
 }
 
@@ -92,6 +101,12 @@ struct UpstreamRequestHead: UpstreamHeaderSink, Sendable {
     mutating func add(name: String, value: String) {
         precondition(!isEnded, "a field added to an ended head")
         bytes.writeField(name: name, value: value)
+    }
+
+    /// Copied into the head as they are.
+    mutating func add(fields lines: ByteBuffer) {
+        precondition(!isEnded, "a field added to an ended head")
+        bytes.writeImmutableBuffer(lines)
     }
 
     /// Copied into the head as they are, with no string made of them.
