@@ -85,15 +85,20 @@ public struct TraceContext: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// The header value: `00-<trace>-<span>-<flags>`.
-    public var traceparent: String { withTraceparent { String(decoding: $0, as: UTF8.self) } }
+    public var traceparent: String {
+        var text = ""
+        withTraceparent { text = String(decoding: $0, as: UTF8.self) }
+        return text
+    }
 
     /// The header value, written byte by byte into temporary storage and lent to `body`: it goes
     /// upstream with every request, and a head written as bytes copies it from there without
-    /// making a string of it.
-    public func withTraceparent<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    /// making a string of it. Not generic, so that a caller in another module does not look up
+    /// generic metadata on every call.
+    public func withTraceparent(_ body: (UnsafeRawBufferPointer) -> Void) {
         var trace = traceID, span = spanID
         let total = 3 + trace.utf8.count + 1 + span.utf8.count + 3
-        return try withUnsafeTemporaryAllocation(byteCount: total, alignment: 1) { buffer in
+        withUnsafeTemporaryAllocation(byteCount: total, alignment: 1) { buffer in
             let digits: StaticString = "0123456789abcdef"
             var at = 0
             func put(_ byte: UInt8) {
@@ -112,7 +117,7 @@ public struct TraceContext: Hashable, Sendable, CustomStringConvertible {
             put(UInt8(ascii: "-"))
             put(digits.utf8Start[Int(flags >> 4)])
             put(digits.utf8Start[Int(flags & 0xF)])
-            return try body(UnsafeRawBufferPointer(rebasing: buffer[..<at]))
+            body(UnsafeRawBufferPointer(rebasing: buffer[..<at]))
         }
     }
 

@@ -636,10 +636,12 @@ import NIOHTTP1
     }
 
     @Test func hostValidation() {
-        for good in ["example.com", "example.com:8080", "[::1]:80", "10.0.0.1", "a_b.internal"] {
+        for good in ["example.com", "example.com:8080", "[::1]:80", "10.0.0.1", "a_b.internal", "[::1]", "[::1]:", "[2001:db8::1]:65535",
+                     String(repeating: "a", count: 255), String(repeating: "a", count: 255) + ":1"] {
             #expect(HostCheck.isValidAuthority(good), "\(good)")
         }
-        for bad in ["exa mple.com", "example.com:", "example.com:abc", "[::1", "a@b", "x:123456", "[zz]:1"] {
+        for bad in ["exa mple.com", "example.com:", "example.com:abc", "[::1", "a@b", "x:123456", "[zz]:1", "", ":80", "[::1]x",
+                    "[::1]:8x", String(repeating: "a", count: 256), "h\u{e9}te"] {
             #expect(!HostCheck.isValidAuthority(bad), "\(bad)")
         }
     }

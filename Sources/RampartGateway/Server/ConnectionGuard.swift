@@ -179,25 +179,30 @@ enum HostCheck {
     /// RFC 9110 §7.2 / RFC 3986: reg-name or IP literal, optional port. Read as bytes: it runs
     /// for every request.
     static func isValidAuthority(_ authority: String) -> Bool {
-        let bytes = authority.utf8
-        func isPort(_ digits: Substring.UTF8View, allowsEmpty: Bool) -> Bool {
-            (allowsEmpty || !digits.isEmpty) && digits.count <= 5 && digits.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
-        }
-        if bytes.first == UInt8(ascii: "[") {
-            guard let close = bytes.firstIndex(of: UInt8(ascii: "]")),
-                  IPAddress(authority[bytes.index(after: bytes.startIndex)..<close]) != nil else { return false }
-            let rest = authority[bytes.index(after: close)...].utf8
-            if rest.isEmpty { return true }
-            return rest.first == UInt8(ascii: ":") && isPort(rest.dropFirst(), allowsEmpty: true)
-        }
-        var host = authority[...].utf8
-        if let colon = bytes.lastIndex(of: UInt8(ascii: ":")) {
-            guard isPort(authority[bytes.index(after: colon)...].utf8, allowsEmpty: false) else { return false }
-            host = authority[..<colon].utf8
-        }
-        guard !host.isEmpty, host.count <= 255 else { return false }
-        return host.allSatisfy { b in
-            (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || (b >= 0x30 && b <= 0x39) || b == 0x2D || b == 0x2E || b == 0x5F
+        // By offset over the contiguous bytes.
+        var authority = authority
+        return authority.withUTF8 { bytes in
+            func isPort(_ digits: Range<Int>, allowsEmpty: Bool) -> Bool {
+                (allowsEmpty || !digits.isEmpty) && digits.count <= 5 && digits.allSatisfy { bytes[$0] >= 0x30 && bytes[$0] <= 0x39 }
+            }
+            if bytes.first == UInt8(ascii: "[") {
+                guard let close = bytes.firstIndex(of: UInt8(ascii: "]")),
+                      IPAddress(String(decoding: UnsafeBufferPointer(rebasing: bytes[1..<close]), as: UTF8.self)) != nil else { return false }
+                let rest = (close + 1)..<bytes.count
+                if rest.isEmpty { return true }
+                return bytes[rest.lowerBound] == UInt8(ascii: ":") && isPort((rest.lowerBound + 1)..<rest.upperBound, allowsEmpty: true)
+            }
+            var hostEnd = bytes.count
+            if let colon = bytes.lastIndex(of: UInt8(ascii: ":")) {
+                guard isPort((colon + 1)..<bytes.count, allowsEmpty: false) else { return false }
+                hostEnd = colon
+            }
+            guard hostEnd > 0, hostEnd <= 255 else { return false }
+            for b in bytes[..<hostEnd] {
+                guard (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || (b >= 0x30 && b <= 0x39) || b == 0x2D || b == 0x2E || b == 0x5F
+                else { return false }
+            }
+            return true
         }
     }
 }
