@@ -17,15 +17,18 @@ public enum RequestTarget {
     /// escapes of unreserved characters are decoded and the others are upper-cased; an encoded
     /// slash (`%2F`) stays encoded, so it never splits a segment.
     public static func normalize(_ target: String) throws(Problem) -> (path: String, query: String?) {
+        // Split on the bytes `?` and `#` (RFC 3986 delimiters are ASCII), not on characters,
+        // which is both what the RFC means and cheaper: every request's target comes here.
+        let bytes = target.utf8
         var pathPart = Substring(target)
         var query: String?
-        if let q = target.firstIndex(of: "?") {
+        if let q = bytes.firstIndex(of: UInt8(ascii: "?")) {
             pathPart = target[..<q]
-            query = String(target[target.index(after: q)...])
+            query = String(target[bytes.index(after: q)...])
         }
-        if let hash = pathPart.firstIndex(of: "#") { pathPart = pathPart[..<hash] }
-        guard pathPart.hasPrefix("/") else { throw .notOriginForm }
-        if isNormal(pathPart) { return (String(pathPart), query) }
+        if let hash = pathPart.utf8.firstIndex(of: UInt8(ascii: "#")) { pathPart = pathPart[..<hash] }
+        guard pathPart.utf8.first == UInt8(ascii: "/") else { throw .notOriginForm }
+        if isNormal(pathPart) { return (pathPart.endIndex == target.endIndex ? target : String(pathPart), query) }
         return (try normalizeSegments(pathPart), query)
     }
 

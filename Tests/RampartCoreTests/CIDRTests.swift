@@ -177,6 +177,13 @@ import Testing
         #expect(throws: RequestTarget.Problem.controlCharacter) { try RequestTarget.normalize("/a%00b") }
         #expect(throws: RequestTarget.Problem.badPercentEncoding) { try RequestTarget.normalize("/a%zz") }
         #expect(throws: RequestTarget.Problem.notOriginForm) { try RequestTarget.normalize("http://x/") }
+        // The query starts at the first `?`; a `#` ends the path (and stays in the raw query).
+        #expect(try RequestTarget.normalize("/a?b?c#d") == ("/a", "b?c#d"))
+        #expect(try RequestTarget.normalize("/a#frag") == ("/a", nil))
+        #expect(try RequestTarget.normalize("/caf\u{e9}?q=\u{e9}") == ("/caf\u{e9}", "q=\u{e9}"))
+        #expect(try RequestTarget.normalize("/?") == ("/", ""))
+        #expect(throws: RequestTarget.Problem.notOriginForm) { try RequestTarget.normalize("?x") }
+        #expect(throws: RequestTarget.Problem.notOriginForm) { try RequestTarget.normalize("") }
     }
 
     @Test func normalizationIsIdempotentAndLeavesNoDotSegments() async {
