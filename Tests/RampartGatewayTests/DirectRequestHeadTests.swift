@@ -189,6 +189,9 @@ import Testing
             [.connection: "close", HTTPField.Name("Content-Security-Policy")!: "script-src 'none'", .contentLength: "5"],
             [.connection: "X-A, Via", HTTPField.Name("X-A")!: "a", .via: "1.0 x", HTTPField.Name("X-B")!: "b", .contentLength: "5",
              .transferEncoding: "chunked", .te: "trailers", HTTPField.Name("Referrer-Policy")!: "origin", .xRequestID: "theirs"],
+            // The usual token in any case, beside a field naming another.
+            HTTPFields([HTTPField(name: .connection, value: "Keep-Alive"), HTTPField(name: .connection, value: "x-c"),
+                        HTTPField(name: HTTPField.Name("X-C")!, value: "c"), HTTPField(name: .contentLength, value: "5")]),
         ]
         for upstream in upstreams {
             let direct = try Self.written(upstream, relayed: true, bodyLength: 5, keepAlive: true, security: security)

@@ -558,6 +558,12 @@ struct AnswerShaping {
         // Usually Connection says only keep-alive or close: nothing is collected then.
         var unusual: [String] = []
         for field in head.fields where field.known == .connection {
+            // The usual value is told from its bytes (trimmed already by the parser).
+            let usual = head.bytes.withUnsafeReadableBytes { bytes in
+                let value = bytes[Int(field.value.lowerBound)..<Int(field.value.upperBound)]
+                return ByteText.equalsIgnoringCase(value, "keep-alive") || ByteText.equalsIgnoringCase(value, "close")
+            }
+            if usual { continue }
             let value = head.value(of: field)
             if !HeaderRewriting.namesOnlyUsualTokens(value) { unusual.append(value) }
         }
