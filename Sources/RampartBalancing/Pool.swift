@@ -119,9 +119,10 @@ public final class Pool: Sendable {
     }
 
     /// Records the end of a request started with `begin`.
-    public func finish(_ instance: Instance, outcome: Outcome, latency: Duration) {
+    /// `now`: the time the caller read as the attempt ended, if it did (else the pool reads it).
+    public func finish(_ instance: Instance, outcome: Outcome, latency: Duration, at now: Instant? = nil) {
         instance.endRequest()
-        let now = time.now()
+        let now = now ?? time.now()
         let (outlier, decay) = state.withLock { s -> (OutlierDetectionConfiguration, Duration) in
             if case .peakEWMA(let decay) = s.configuration.strategy { return (s.configuration.outlierDetection, decay.duration) }
             return (s.configuration.outlierDetection, .seconds(10))
@@ -138,8 +139,14 @@ public final class Pool: Sendable {
         case .response(let status):
             instance.metrics.recordRequest(status: status)
             instance.metrics.duration.recordNanoseconds(latency.nanoseconds)
-            instance.withLiveState { $0.latency.record(latency: latency.secondsValue, at: now, decay: decay) }
             failed = status >= 500
+            // A success's latency and its note for outlier detection under one lock.
+            let succeeded = !failed && outlier.enabled
+            instance.withLiveState { state in
+                state.latency.record(latency: latency.secondsValue, at: now, decay: decay)
+                if succeeded { state.ejection.recordSuccess(at: now) }
+            }
+            if succeeded { return }
         case .failure:
             instance.metrics.recordRequest(status: nil)
             // A failed attempt counts as slow, so peak-EWMA steers away even before ejection.
@@ -148,11 +155,8 @@ public final class Pool: Sendable {
         case .abandoned:
             return
         }
-        guard outlier.enabled else { return }
-        if !failed {
-            instance.withLiveState { $0.ejection.recordSuccess(at: now) }
-            return
-        }
+        // Here only failures remain (a success has returned above).
+        guard outlier.enabled, failed else { return }
         let reachedThreshold = instance.withLiveState { $0.ejection.recordFailure(threshold: outlier.consecutiveFailures, at: now) }
         if reachedThreshold { ejectIfAllowed(instance, outlier: outlier, now: now) }
     }

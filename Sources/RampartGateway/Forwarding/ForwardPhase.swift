@@ -163,19 +163,23 @@ final class ForwardPhase: RouterMiddleware, Sendable {
             pool.recordRetry(from: instance)
             return .retry(GatewayError(.upstreamStatus, origin: .upstream, retryable: true, "upstream answered \(status)"))
         }
-        let headLatency = time.now() - attempt.started
-        record.note { $0.upstreamSeconds = headLatency.secondsValue }
+        let now = time.now()
+        let headLatency = now - attempt.started
         let responseStatus = response.upstreamHead.status
         switch response.body {
         case .whole(let body):
             // Read whole with its head: the exchange took as long as the head did.
-            pool.finish(instance, outcome: .response(status: status), latency: headLatency)
-            record.note { $0.bodyBuffered = true }
+            pool.finish(instance, outcome: .response(status: status), latency: headLatency, at: now)
+            record.note {
+                $0.upstreamSeconds = headLatency.secondsValue
+                $0.bodyBuffered = true
+            }
             let noBody = isHead || status == 204 || status == 304
             let headers = relaysFields ? [:] : HeaderRewriting.clientResponseHeaders(response.upstreamHead.headerFields)
             return .buffered(BufferedAnswer(status: responseStatus, headers: headers, body: noBody ? ByteBuffer() : body,
                                             relayed: relaysFields ? response.upstreamHead : nil))
         case .stream(let stream):
+            record.note { $0.upstreamSeconds = headLatency.secondsValue }
             let headers = HeaderRewriting.clientResponseHeaders(response.upstreamHead.headerFields)
             return .streamed(streamedResponse(stream, status: responseStatus, headers: headers, reader: reader, instance: instance,
                                               pool: pool, started: attempt.started, deadline: plan.totalDeadline))
