@@ -98,9 +98,9 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
     /// `keptBufferCapacity` each: an idle keep-alive connection holds at most that twice.
     private var answerBuffer: ByteBuffer?
     private var headBuffer: ByteBuffer?
+    static let keptBufferCapacity = 4 * 1024
     /// The forwarding fields of the connection's requests, formatted once while they stay the same.
     private let forwarding = ForwardingFieldsCache()
-    static let keptBufferCapacity = 4 * 1024
     private var autoRead = false
     /// As the channel was set up: restored for the full pipeline at hand-over.
     private var initialAutoRead = false
