@@ -137,6 +137,11 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
         setAutoRead(true, context)
     }
 
+    /// The loop's upstream connections, as looked up when the connection opened.
+    private func loopUpstreams(_ context: ChannelHandlerContext) -> UpstreamClient.LoopHandle {
+        upstreams ?? phases.forward.client.connections(of: context.eventLoop)
+    }
+
     private static func core(for channel: any Channel, logger: Logger) -> CoreRequestContextStorage {
         CoreRequestContextStorage(source: ApplicationRequestContextSource(channel: channel, logger: logger))
     }
@@ -260,9 +265,8 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
             return send(RecordPhase.answer(for: error, context: gateway), request: head, context: gateway, started: started, keepAlive: keepAlive,
                         channelContext: context)
         }
-        let upstreams = self.upstreams ?? phases.forward.client.connections(of: context.eventLoop)
         let exchange = DirectExchange(request: head, context: consume gateway, started: started, keepAlive: keepAlive, channelContext: context,
-                                      phase: phases.forward, plan: plan, upstreams: upstreams, forwarding: forwarding,
+                                      phase: phases.forward, plan: plan, upstreams: loopUpstreams(context), forwarding: forwarding,
                                       headBuffer: headBuffer.take(), owner: self)
         inFlight = exchange.cancellation
         exchange.start()
@@ -331,13 +335,9 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
         }
         // A failed write closes the connection; a client slow to read stops the next request
         // (see `serveNext`) rather than this one's end. Flushed with the loop's other writes.
-        if let upstreams {
-            channelContext.write(wrapOutboundOut(out), promise: nil)
-            upstreams.flushes.flushAtEndOfTurn(channelContext)
-            if out.capacity <= Self.keptBufferCapacity { answerBuffer = out }
-        } else {
-            channelContext.writeAndFlush(wrapOutboundOut(out), promise: nil)
-        }
+        channelContext.write(wrapOutboundOut(out), promise: nil)
+        loopUpstreams(channelContext).flushes.flushAtEndOfTurn(channelContext)
+        if out.capacity <= Self.keptBufferCapacity { answerBuffer = out }
         answered(keepAlive: true, context: channelContext)
     }
 

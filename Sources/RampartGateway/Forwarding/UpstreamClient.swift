@@ -76,7 +76,6 @@ extension HTTPHeaders: UpstreamHeaderSink {}
 /// line; the connection then writes the bytes as they are, on each attempt.
 struct UpstreamRequestHead: UpstreamHeaderSink, Sendable {
     let method: HTTPMethod
-    let uri: String
     /// The request line and the fields so far; the blank line too once ended.
     private(set) var bytes: ByteBuffer
     private(set) var isEnded = false
@@ -85,7 +84,6 @@ struct UpstreamRequestHead: UpstreamHeaderSink, Sendable {
     ///   `ByteBuffer.clear(minimumCapacity:)`); else one is allocated.
     init(method: HTTPMethod, uri: String, capacity: Int = 1024, reusing buffer: consuming ByteBuffer? = nil) {
         self.method = method
-        self.uri = uri
         if var buffer {
             buffer.clear(minimumCapacity: capacity)
             bytes = buffer

@@ -39,16 +39,12 @@ public struct GatewayRequestContext: RequestContext {
     let channel: any Channel
 
     public init(source: ApplicationRequestContextSource) {
-        self.init(source: source, peer: source.channel.remoteAddress.flatMap(IPAddress.init(socketAddress:)))
+        self.init(core: .init(source: source), channel: source.channel,
+                  peer: source.channel.remoteAddress.flatMap(IPAddress.init(socketAddress:)))
     }
 
-    /// A context for a request from `peer`, already known (the direct path reads it once per
-    /// connection rather than once per request).
-    init(source: ApplicationRequestContextSource, peer: IPAddress?) {
-        self.init(core: .init(source: source), channel: source.channel, peer: peer)
-    }
-
-    /// A context whose Hummingbird part is `core`, made before (see `DirectForwarding`).
+    /// A context whose Hummingbird part is `core`, made before, for a request from `peer`,
+    /// known already (the direct path makes both once per connection, see `DirectForwarding`).
     init(core: CoreRequestContextStorage, channel: any Channel, peer: IPAddress?) {
         self.coreContext = core
         self.channel = channel

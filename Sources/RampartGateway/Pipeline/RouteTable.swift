@@ -1,7 +1,6 @@
 import RampartCore
 public import HTTPTypes
 
-/// A route compiled for matching.
 /// A route as the table matches it. A class of constants: a request holds its route (in the
 /// match, the context and the forwarding plan) by reference rather than copying a dozen fields
 /// each time.
