@@ -66,10 +66,14 @@ import Testing
         let next = UpstreamRequest(head: UpstreamRequestHead(method: .GET, uri: "/second", reusing: sent), body: .none).framed()
         #expect(String(buffer: sent) == "GET /first HTTP/1.1\r\n\r\n")
         #expect(String(buffer: next.head.bytes) == "GET /second HTTP/1.1\r\n\r\n")
-        var unshared = ByteBuffer(string: "left over from before")
+        var unshared = ByteBufferAllocator().buffer(capacity: 1024)
+        unshared.writeString("left over from before")
         unshared.moveReaderIndex(forwardBy: 5)
-        let reused = UpstreamRequestHead(method: .HEAD, uri: "/third", reusing: unshared)
+        let storage = unshared.withUnsafeReadableBytes { $0.baseAddress! - 5 }
+        let reused = UpstreamRequestHead(method: .HEAD, uri: "/third", reusing: consume unshared)
         #expect(String(buffer: reused.bytes) == "HEAD /third HTTP/1.1\r\n")
+        // Written into the same storage, not a new one.
+        #expect(reused.bytes.withUnsafeReadableBytes { $0.baseAddress! } == storage)
     }
 
     @Test func keepsOneConnectionAliveAcrossExchanges() async throws {

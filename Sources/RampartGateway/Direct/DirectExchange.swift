@@ -11,7 +11,9 @@ protocol DirectExchangeOwner: AnyObject {
 /// One request the direct path forwards, once phases 1-6 have let it through: its head, its
 /// context, its plan and its attempts (phases 7 and 8). The head, context and plan are held as
 /// constants, so they are lent to each call rather than copied for it, and the upstream client
-/// and the owner call back to this object, so a request costs no closures.
+/// and the owner call back to this object, so a request costs no closures. Everything here runs
+/// on the client connection's loop, which is also its upstream connections' loop: calling the
+/// exchange off needs no lock.
 final class DirectExchange: UpstreamReplyTarget {
     let request: HTTPRequest
     let context: GatewayRequestContext
@@ -19,8 +21,6 @@ final class DirectExchange: UpstreamReplyTarget {
     let keepAlive: Bool
     /// The client connection's handler context, for the answer.
     let channelContext: ChannelHandlerContext
-    /// Calls the upstream exchange off when the client goes away first.
-    let cancellation = UpstreamCancellation()
     private let phase: ForwardPhase
     private let plan: ForwardPlan
     /// The upstream connections of the client connection's loop.
@@ -30,11 +30,23 @@ final class DirectExchange: UpstreamReplyTarget {
     private var picker: InstancePicker
     private var lastError: GatewayError?
     private var attempt: ForwardPhase.Attempt?
+    /// The attempt's request as written, kept for one more try on a new connection when the
+    /// kept one turns out stale (see ``StaleConnection``).
+    private var sent: UpstreamRequest?
+    /// The attempt is that one more try.
+    private var onNewConnection = false
+    private var headDeadline = NIODeadline.distantFuture
+    /// The attempt's exchange on its upstream connection, once begun.
+    private var current: UpstreamExchange?
+    /// The client went away: no attempt begins, and the one in progress is called off.
+    private var isCancelled = false
+    /// Counts the sends, so that one waiting for a new connection that has ended already (and
+    /// been followed by another) is told apart when its connection opens.
+    private var sends = 0
     /// Until it has heard the outcome.
     private var owner: (any DirectExchangeOwner)?
-    /// The buffer the next upstream head is written into; then the bytes of the last one sent,
-    /// for the connection's next request to write into once the socket has let go of them.
-    private(set) var headBuffer: ByteBuffer?
+    /// The buffer the next upstream head is written into.
+    private var headBuffer: ByteBuffer?
 
     /// `context` is consumed: stored, not copied.
     init(request: HTTPRequest, context: consuming GatewayRequestContext, started: Instant, keepAlive: Bool, channelContext: ChannelHandlerContext,
@@ -68,17 +80,51 @@ final class DirectExchange: UpstreamReplyTarget {
         }
         self.attempt = attempt
         // Framed here, so that the bytes kept for the next request are those written.
-        let upstream = UpstreamRequest(head: plan.head(for: attempt.instance, request: request, context: context, phase: phase,
-                                                       reusing: headBuffer.take(), forwarding: forwarding),
-                                       body: .none, isIdempotent: true).framed()
-        headBuffer = upstream.head.bytes
-        let headDeadline = NIODeadline.now() + .nanoseconds((plan.headDeadline(now: now) - now).nanoseconds)
-        phase.client.start(upstream, to: attempt.instance.url, on: upstreams, headDeadline: headDeadline,
-                           cancellation: cancellation, reply: self)
+        sent = UpstreamRequest(head: plan.head(for: attempt.instance, request: request, context: context, phase: phase,
+                                               reusing: takeSentHead(), forwarding: forwarding),
+                               body: .none, isIdempotent: true).framed()
+        headDeadline = NIODeadline.now() + .nanoseconds((plan.headDeadline(now: now) - now).nanoseconds)
+        send(onNewConnection: false)
+    }
+
+    /// Begins the attempt's exchange, on a kept-alive connection or (`onNewConnection`) a new one.
+    private func send(onNewConnection: Bool) {
+        guard let attempt, let sent else { return }
+        self.onNewConnection = onNewConnection
+        guard !isCancelled else { return upstreamReplied(.failure(CancellationError())) }
+        sends += 1
+        switch phase.client.begin(sent, to: attempt.instance.url, on: upstreams, fresh: onNewConnection, headDeadline: headDeadline,
+                                  reply: self) {
+        case .now(let exchange):
+            current = exchange
+        case .connecting(let begun):
+            let send = sends
+            begun.assumeIsolated().whenSuccess { [self] exchange in
+                // Unless this send has ended already (the new connection closed at once) and
+                // another may have begun.
+                guard send == sends, self.attempt != nil else { return }
+                current = exchange
+                if isCancelled { exchange.callOff() }
+            }
+        }
+    }
+
+    /// The client went away: like nginx (`proxy_ignore_client_abort off`), an upstream still
+    /// owing the head of an answer nobody will read is not waited for.
+    func cancel() {
+        isCancelled = true
+        current?.callOff()
     }
 
     func upstreamReplied(_ result: Result<UpstreamResponse, any Error>) {
         guard let attempt else { return }
+        current = nil
+        var result = result
+        if case .failure(let stale as StaleConnection) = result {
+            // A kept-alive connection the upstream had closed: once more on a new one, when safe.
+            if !onNewConnection, let sent, stale.allowsNewConnection(for: sent) { return send(onNewConnection: true) }
+            result = .failure(stale.failure)
+        }
         self.attempt = nil
         switch result {
         case .failure(let error):
@@ -94,6 +140,14 @@ final class DirectExchange: UpstreamReplyTarget {
             lastError = error
             start()
         }
+    }
+
+    /// The bytes of the last upstream head sent, for the connection's next request to write
+    /// into once the socket has let go of them (by then it has: writes are flushed at the end
+    /// of the loop's turn). Taken, so that nothing here holds them any more.
+    func takeSentHead() -> ByteBuffer? {
+        guard let request = sent.take() else { return headBuffer.take() }
+        return request.head.bytes
     }
 
     /// Tells the owner, once, and lets go of it.

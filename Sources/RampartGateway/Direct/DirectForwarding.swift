@@ -79,7 +79,7 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
     private var timer = LazyDeadlineTimer()
     private var quiescing = false
     /// The upstream exchange of the request being served, called off if the client goes away.
-    private var inFlight: UpstreamCancellation?
+    private var inFlight: DirectExchange?
     /// The client closed its side of the connection (the server allows half-closure).
     private var inputClosed = false
     /// The client's address, read when the connection opens.
@@ -268,7 +268,7 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
         let exchange = DirectExchange(request: head, context: consume gateway, started: started, keepAlive: keepAlive, channelContext: context,
                                       phase: phases.forward, plan: plan, upstreams: loopUpstreams(context), forwarding: forwarding,
                                       headBuffer: headBuffer.take(), owner: self)
-        inFlight = exchange.cancellation
+        inFlight = exchange
         exchange.start()
     }
 
@@ -285,7 +285,7 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
 
     func exchangeEnded(_ exchange: DirectExchange, _ result: Result<ForwardPhase.AttemptOutcome, any Error>) {
         inFlight = nil
-        if let sent = exchange.headBuffer, sent.capacity <= Self.keptBufferCapacity { headBuffer = sent }
+        if let sent = exchange.takeSentHead(), sent.capacity <= Self.keptBufferCapacity { headBuffer = sent }
         let answer: BufferedAnswer
         switch result {
         case .success(.streamed(let response)):

@@ -84,9 +84,11 @@ struct UpstreamRequestHead: UpstreamHeaderSink, Sendable {
     ///   `ByteBuffer.clear(minimumCapacity:)`); else one is allocated.
     init(method: HTTPMethod, uri: String, capacity: Int = 1024, reusing buffer: consuming ByteBuffer? = nil) {
         self.method = method
-        if var buffer {
-            buffer.clear(minimumCapacity: capacity)
-            bytes = buffer
+        // Taken out of the parameter, so that the parameter no longer holds it and the storage
+        // is unshared when the caller's was (`if var` would copy it, and `clear` then allocate).
+        if var kept = buffer.take() {
+            kept.clear(minimumCapacity: capacity)
+            bytes = kept
         } else {
             bytes = ByteBufferAllocator().buffer(capacity: capacity)
         }
@@ -172,7 +174,7 @@ enum UpstreamReply {
     }
 }
 
-/// Hears the outcome of an exchange begun with ``UpstreamClient/start(_:to:on:headDeadline:cancellation:reply:)``,
+/// Hears the outcome of an exchange begun with ``UpstreamClient/begin(_:to:on:fresh:headDeadline:reply:)``,
 /// on the connection's loop: an object the caller has already, so a request costs no closure.
 protocol UpstreamReplyTarget: AnyObject {
     func upstreamReplied(_ result: Result<UpstreamResponse, any Error>)
@@ -224,17 +226,17 @@ final class UpstreamClient: Sendable {
         }
     }
 
-    /// `execute` without a task or a future, for a request whose body is absent or in memory:
-    /// called on `eventLoop`, where `reply` hears the answer (possibly before this returns).
-    /// `cancellation` calls the exchange off while its answer's head is awaited (the client went
-    /// away), as cancelling `execute`'s task does.
-    /// `loop` is the connections of the caller's event loop (see ``connections(of:)``), looked up
-    /// once by a caller that starts many exchanges there.
-    func start(_ request: consuming UpstreamRequest, to instance: UpstreamURL, on loop: LoopHandle, headDeadline: NIODeadline,
-               cancellation: UpstreamCancellation? = nil, reply: any UpstreamReplyTarget) {
-        precondition(request.isReplayable, "a streamed body needs execute")
-        Started(client: self, request: consume request, instance: instance, pool: loop.box, headDeadline: headDeadline,
-                cancellation: cancellation, reply: reply).attempt(fresh: false)
+    /// One attempt of `execute` without a task or a future, for a request framed already whose
+    /// body is absent or in memory: called on the loop of `loop` (see ``connections(of:)``, looked
+    /// up once by a caller that starts many exchanges there), where `reply` hears the answer,
+    /// possibly before this returns. On a kept-alive connection unless `fresh`; a kept one found
+    /// stale fails with ``StaleConnection``, and the caller decides whether to try once more on a
+    /// new one, as `execute` does. The exchange begun is returned (or its future, while the new
+    /// connection opens), for the caller to call off if its client goes away.
+    func begin(_ request: UpstreamRequest, to instance: UpstreamURL, on loop: LoopHandle, fresh: Bool, headDeadline: NIODeadline,
+               reply: any UpstreamReplyTarget) -> Begun {
+        precondition(request.isReplayable && request.head.isEnded, "begin takes a framed request with its body in memory")
+        return begin(request, to: instance, pool: loop.box, fresh: fresh, headDeadline: headDeadline, reply: .target(reply))
     }
 
     /// The upstream connections of one event loop, and its flushes.
@@ -243,50 +245,6 @@ final class UpstreamClient: Sendable {
         /// The loop's flushes, which its upstream connections make at the end of each turn (see
         /// ``FlushBatch``): a client connection on the loop writing there too joins them.
         let flushes: FlushBatch
-    }
-
-    /// An exchange of `start`: tried on a kept-alive connection, then once on a new one when
-    /// that connection turns out stale (as `execute` does).
-    private final class Started: UpstreamReplyTarget {
-        let client: UpstreamClient
-        /// The request as written (its framing fields added).
-        let framed: UpstreamRequest
-        let instance: UpstreamURL
-        let pool: NIOLoopBoundBox<LoopConnections>
-        let headDeadline: NIODeadline
-        let cancellation: UpstreamCancellation?
-        let reply: any UpstreamReplyTarget
-        var fresh = false
-
-        init(client: UpstreamClient, request: consuming UpstreamRequest, instance: UpstreamURL, pool: NIOLoopBoundBox<LoopConnections>,
-             headDeadline: NIODeadline, cancellation: UpstreamCancellation?, reply: any UpstreamReplyTarget) {
-            self.client = client
-            self.framed = (consume request).framed()
-            self.instance = instance
-            self.pool = pool
-            self.headDeadline = headDeadline
-            self.cancellation = cancellation
-            self.reply = reply
-        }
-
-        func attempt(fresh: Bool) {
-            self.fresh = fresh
-            if cancellation?.isCancelled == true { return reply.upstreamReplied(.failure(CancellationError())) }
-            switch client.begin(framed, to: instance, pool: pool, fresh: fresh, headDeadline: headDeadline, reply: .target(self)) {
-            case .now(let exchange):
-                cancellation?.track(exchange)
-            case .connecting(let begun):
-                if let cancellation {
-                    begun.whenSuccess { cancellation.track($0) }
-                }
-            }
-        }
-
-        func upstreamReplied(_ result: Result<UpstreamResponse, any Error>) {
-            guard case .failure(let error as StaleConnection) = result else { return reply.upstreamReplied(result) }
-            guard !fresh, error.allowsNewConnection(for: framed) else { return reply.upstreamReplied(.failure(error.failure)) }
-            attempt(fresh: true)
-        }
     }
 
     /// Closes every unused connection; connections in use close when their exchange ends.
@@ -300,7 +258,7 @@ final class UpstreamClient: Sendable {
         }
     }
 
-    /// The connections of `eventLoop`, for ``start(_:to:on:headDeadline:cancellation:reply:)``:
+    /// The connections of `eventLoop`, for ``begin(_:to:on:fresh:headDeadline:reply:)``:
     /// looked up under a lock shared by every loop, so a caller keeps the handle rather than
     /// asking per request. Called on the loop.
     func connections(of eventLoop: any EventLoop) -> LoopHandle {
@@ -357,7 +315,7 @@ final class UpstreamClient: Sendable {
 
     /// An exchange begun at once on a kept-alive connection, or once a new one is connected:
     /// its connection and number.
-    private enum Begun: Sendable {
+    enum Begun: Sendable {
         case now(UpstreamExchange)
         case connecting(EventLoopFuture<UpstreamExchange>)
 
@@ -432,6 +390,12 @@ extension UpstreamRequest {
 struct UpstreamExchange: Sendable {
     let connection: NIOLoopBound<UpstreamConnectionHandler>
     let number: Int
+
+    /// Calls the exchange off while its answer's head is awaited (the client went away). On the
+    /// connection's loop.
+    func callOff() {
+        connection.value.cancel(exchange: number)
+    }
 }
 
 /// Calls off the exchange of a request whose client went away, while its answer's head is
@@ -468,11 +432,10 @@ final class UpstreamCancellation: Sendable {
     }
 
     private static func callOff(_ exchange: UpstreamExchange) {
-        let connection = exchange.connection, number = exchange.number
-        if connection.eventLoop.inEventLoop {
-            connection.value.cancel(exchange: number)
+        if exchange.connection.eventLoop.inEventLoop {
+            exchange.callOff()
         } else {
-            connection.eventLoop.execute { connection.value.cancel(exchange: number) }
+            exchange.connection.eventLoop.execute { exchange.callOff() }
         }
     }
 }
