@@ -39,49 +39,83 @@ func hex(_ high: UInt64, _ low: UInt64? = nil) -> String {
     }
 }
 
-/// A W3C Trace Context `traceparent` (version 00): trace id, parent span id and flags.
+/// A W3C Trace Context `traceparent` (version 00): trace id, parent span id and flags, held as
+/// their bits (one goes upstream with every request, and strings of 32 and 16 digits would each
+/// cost an allocation) and written as lowercase hex where they are shown.
 public struct TraceContext: Hashable, Sendable, CustomStringConvertible {
-    public let traceID: String
-    public let spanID: String
+    /// The trace id's 128 bits: its first 16 hex digits, then its last 16.
+    public let traceHigh: UInt64
+    public let traceLow: UInt64
+    /// The parent span id's 64 bits.
+    public let span: UInt64
     public let flags: UInt8
 
-    public init(traceID: String, spanID: String, flags: UInt8) {
-        self.traceID = traceID
-        self.spanID = spanID
+    public init(traceHigh: UInt64, traceLow: UInt64, span: UInt64, flags: UInt8) {
+        self.traceHigh = traceHigh
+        self.traceLow = traceLow
+        self.span = span
         self.flags = flags
     }
 
+    /// The trace id: 32 lowercase hex digits.
+    public var traceID: String { hex(traceHigh, traceLow) }
+    /// The parent span id: 16 lowercase hex digits.
+    public var spanID: String { hex(span) }
+
     /// Parses a `traceparent` header value. Per the W3C spec, version `ff` and all-zero ids are
-    /// invalid; an unknown future version is read by its first four fields.
+    /// invalid, hex digits are lowercase, and an unknown future version is read by its first four
+    /// fields (what follows them must start with `-`).
     public init?(traceparent value: some StringProtocol) {
-        let parts = String(value).split(separator: "-", omittingEmptySubsequences: false)
-        guard parts.count >= 4 else { return nil }
-        let version = parts[0], trace = parts[1], span = parts[2], flags = parts[3]
-        func isLowerHex(_ s: Substring, count: Int) -> Bool {
-            s.utf8.count == count && s.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
+        let parsed: TraceContext? = value.utf8.withContiguousStorageIfAvailable { Self.parse(UnsafeRawBufferPointer($0)) }
+            ?? Array(value.utf8).withUnsafeBytes { Self.parse($0) }
+        guard let parsed else { return nil }
+        self = parsed
+    }
+
+    private static func parse(_ bytes: UnsafeRawBufferPointer) -> TraceContext? {
+        // vv-<32>-<16>-ff: 55 bytes.
+        guard bytes.count >= 55, bytes[2] == UInt8(ascii: "-"), bytes[35] == UInt8(ascii: "-"), bytes[52] == UInt8(ascii: "-"),
+              let version = lowerHex(bytes, 0, 2), version != 0xFF,
+              let high = lowerHex(bytes, 3, 16), let low = lowerHex(bytes, 19, 16), high != 0 || low != 0,
+              let span = lowerHex(bytes, 36, 16), span != 0,
+              let flags = lowerHex(bytes, 53, 2) else { return nil }
+        // Version 00 has exactly four fields; a later one may add more after a dash.
+        if bytes.count > 55 && (version == 0 || bytes[55] != UInt8(ascii: "-")) { return nil }
+        return TraceContext(traceHigh: high, traceLow: low, span: span, flags: UInt8(flags))
+    }
+
+    /// The value of `count` (at most 16) lowercase hex digits at `start`; nil if any is not one.
+    private static func lowerHex(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ count: Int) -> UInt64? {
+        var value: UInt64 = 0
+        for byte in bytes[start..<start + count] {
+            let digit: UInt8
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
+            default: return nil
+            }
+            value = value << 4 | UInt64(digit)
         }
-        guard isLowerHex(version, count: 2), version != "ff",
-              isLowerHex(trace, count: 32), isLowerHex(span, count: 16), isLowerHex(flags, count: 2),
-              trace != String(repeating: "0", count: 32), span != String(repeating: "0", count: 16),
-              let flagBits = UInt8(flags, radix: 16) else { return nil }
-        if version == "00", parts.count != 4 { return nil }
-        self.init(traceID: String(trace), spanID: String(span), flags: flagBits)
+        return value
     }
 
     /// A new trace with a random id, sampled.
     public static func start<G: RandomNumberGenerator>(using generator: inout G) -> TraceContext {
-        TraceContext(traceID: RequestID.make(using: &generator), spanID: newSpanID(using: &generator), flags: 1)
+        var high: UInt64 = generator.next(), low: UInt64 = generator.next()
+        // Never the invalid all-zero id.
+        while high == 0 && low == 0 { (high, low) = (generator.next(), generator.next()) }
+        return TraceContext(traceHigh: high, traceLow: low, span: newSpan(using: &generator), flags: 1)
     }
 
     /// The same trace with a new span id: what the gateway passes upstream as its own span.
     public func child<G: RandomNumberGenerator>(using generator: inout G) -> TraceContext {
-        TraceContext(traceID: traceID, spanID: Self.newSpanID(using: &generator), flags: flags)
+        TraceContext(traceHigh: traceHigh, traceLow: traceLow, span: Self.newSpan(using: &generator), flags: flags)
     }
 
-    static func newSpanID<G: RandomNumberGenerator>(using generator: inout G) -> String {
+    static func newSpan<G: RandomNumberGenerator>(using generator: inout G) -> UInt64 {
         var id: UInt64 = 0
         while id == 0 { id = generator.next() }
-        return hex(id)
+        return id
     }
 
     /// The header value: `00-<trace>-<span>-<flags>`.
@@ -91,33 +125,25 @@ public struct TraceContext: Hashable, Sendable, CustomStringConvertible {
         return text
     }
 
-    /// The header value, written byte by byte into temporary storage and lent to `body`: it goes
-    /// upstream with every request, and a head written as bytes copies it from there without
-    /// making a string of it. Not generic, so that a caller in another module does not look up
-    /// generic metadata on every call.
+    /// The header value, written into temporary storage and lent to `body`: it goes upstream
+    /// with every request, and a head written as bytes copies it from there without making a
+    /// string of it. Not generic, so that a caller in another module does not look up generic
+    /// metadata on every call.
     public func withTraceparent(_ body: (UnsafeRawBufferPointer) -> Void) {
-        var trace = traceID, span = spanID
-        let total = 3 + trace.utf8.count + 1 + span.utf8.count + 3
-        withUnsafeTemporaryAllocation(byteCount: total, alignment: 1) { buffer in
+        withUnsafeTemporaryAllocation(byteCount: 55, alignment: 1) { buffer in
             let digits: StaticString = "0123456789abcdef"
-            var at = 0
-            func put(_ byte: UInt8) {
-                buffer[at] = byte
-                at += 1
+            func put(_ value: UInt64, at start: Int, count: Int) {
+                for i in 0..<count { buffer[start + i] = digits.utf8Start[Int((value >> UInt64(4 * (count - 1 - i))) & 0xF)] }
             }
-            func put(_ text: inout String) {
-                text.withUTF8 { for byte in $0 { put(byte) } }
-            }
-            put(UInt8(ascii: "0"))
-            put(UInt8(ascii: "0"))
-            put(UInt8(ascii: "-"))
-            put(&trace)
-            put(UInt8(ascii: "-"))
-            put(&span)
-            put(UInt8(ascii: "-"))
-            put(digits.utf8Start[Int(flags >> 4)])
-            put(digits.utf8Start[Int(flags & 0xF)])
-            body(UnsafeRawBufferPointer(rebasing: buffer[..<at]))
+            put(0, at: 0, count: 2)
+            buffer[2] = UInt8(ascii: "-")
+            put(traceHigh, at: 3, count: 16)
+            put(traceLow, at: 19, count: 16)
+            buffer[35] = UInt8(ascii: "-")
+            put(span, at: 36, count: 16)
+            buffer[52] = UInt8(ascii: "-")
+            put(UInt64(flags), at: 53, count: 2)
+            body(UnsafeRawBufferPointer(buffer))
         }
     }
 

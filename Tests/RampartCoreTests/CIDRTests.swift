@@ -141,13 +141,25 @@ import Testing
         #expect(child.spanID != trace.spanID)
         #expect(TraceContext(traceparent: child.traceparent) == child)
         #expect(trace.traceparent == "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
-        #expect(TraceContext(traceID: trace.traceID, spanID: trace.spanID, flags: 0xa0).traceparent
+        #expect(TraceContext(traceHigh: trace.traceHigh, traceLow: trace.traceLow, span: trace.span, flags: 0xa0).traceparent
                 == "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-a0")
+        #expect(trace.spanID == "b7ad6b7169203331")
+        // A later version may carry more fields; its first four are read.
+        let later = try #require(TraceContext(traceparent: "cc-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-what-next"))
+        #expect(later.traceparent == trace.traceparent)
+        // From a substring.
+        let line = "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        #expect(TraceContext(traceparent: line.dropFirst(13)) == trace)
         for bad in ["ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
                     "00-00000000000000000000000000000000-b7ad6b7169203331-01",
                     "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
                     "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
-                    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra"] {
+                    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra",
+                    "cc-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01extra",
+                    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-1",
+                    "00-0af7651916cd43dd8448eb211c80319c_b7ad6b7169203331-01",
+                    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b716920333g-01",
+                    "0-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", ""] {
             #expect(TraceContext(traceparent: bad) == nil, "\(bad)")
         }
     }

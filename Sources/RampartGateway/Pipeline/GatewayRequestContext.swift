@@ -67,8 +67,9 @@ public struct GatewayRequestContext: RequestContext {
 public final class RequestRecord: Sendable {
     public struct Facts: Sendable {
         public var requestID = ""
-        public var traceID: String?
-        public var client: String?
+        /// Kept as values and written as text only if logged.
+        public var trace: TraceContext?
+        public var clientAddress: IPAddress?
         public var route: String?
         public var pool: String?
         public var instance: String?

@@ -109,8 +109,8 @@ struct RecordPhase: RouterMiddleware {
             "status": .stringConvertible(status), "bytes": .stringConvertible(bytes), "duration_s": .stringConvertible(seconds),
             "route": .string(route), "attempts": .stringConvertible(record.attempts),
         ]
-        if let trace = record.traceID { metadata["trace_id"] = .string(trace) }
-        if let client = record.client { metadata["client"] = .string(client) }
+        if let trace = record.trace { metadata["trace_id"] = .string(trace.traceID) }
+        if let client = record.clientAddress { metadata["client"] = .string(client.description) }
         if let instance = record.instance { metadata["upstream"] = .string(instance) }
         if let pool = record.pool { metadata["pool"] = .string(pool) }
         if let upstream = record.upstreamSeconds { metadata["upstream_s"] = .stringConvertible(upstream) }
@@ -206,12 +206,12 @@ struct AdmitPhase: RouterMiddleware {
         // A malformed request closes its connection; a refused client may keep its own.
         func refuse(_ status: HTTPResponse.Status, _ kind: String, _ message: String, close: Bool = true) -> BufferedAnswer {
             let requestID = RequestID.make()
-            let client = context.state.clientAddress?.description
+            let client = context.state.clientAddress
             context.record.note {
                 $0.requestID = requestID
                 $0.error = kind
                 $0.closeConnection = close
-                $0.client = client
+                $0.clientAddress = client
             }
             return ErrorResponse.answer(status: status, error: kind, message: message, requestID: requestID, close: close)
         }
@@ -325,8 +325,8 @@ struct IdentifyPhase: RouterMiddleware {
         let state = context.state
         context.record.note {
             $0.requestID = state.requestID
-            $0.traceID = trace.traceID
-            $0.client = state.clientAddress?.description
+            $0.trace = trace
+            $0.clientAddress = state.clientAddress
         }
     }
 }
