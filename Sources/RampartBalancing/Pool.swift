@@ -84,8 +84,9 @@ public final class Pool: Sendable {
     // MARK: - Selection
 
     /// Chooses an instance for a request, or nil when none is available.
-    public func select(for input: SelectionInput = SelectionInput()) -> Instance? {
-        let now = time.now()
+    /// `now`: the time the caller read for the request, if it did (else the pool reads it).
+    public func select(for input: SelectionInput = SelectionInput(), at now: Instant? = nil) -> Instance? {
+        let now = now ?? time.now()
         let (groups, threshold, selector) = state.withLock { ($0.groups, $0.configuration.failoverThreshold, $0.selector) }
         var fallback: (candidates: [Instance], group: [Instance])?
         for group in groups {

@@ -257,3 +257,30 @@ import Testing
         #expect(last.text.split(separator: "\r\n").filter { $0.hasPrefix("Content-Length:") }.count == 1)
     }
 }
+
+@Suite struct RequestRecordReuseTests {
+    /// A connection's next request takes the last one's record, emptied, only when nothing else
+    /// holds it: a record still held (a streamed answer's task logging it) is left alone.
+    @Test func aRecordIsReusedEmptyOnlyWhenNothingElseHoldsIt() {
+        var kept: RequestRecord?
+        // One request: its record is kept by the connection, and its facts noted.
+        func serve(_ id: String) -> ObjectIdentifier {
+            let record = RequestRecord.reused(&kept)
+            kept = record
+            #expect(record.current.requestID.isEmpty && record.current.route == nil && record.current.attempts == 0)
+            record.note {
+                $0.requestID = id
+                $0.route = "app"
+                $0.attempts = 2
+            }
+            return ObjectIdentifier(record)
+        }
+        let first = serve("r1")
+        #expect(serve("r2") == first)
+        // Held elsewhere as the next request comes: the next one gets a record of its own.
+        let stillHeld = kept!
+        let third = serve("r3")
+        #expect(third != ObjectIdentifier(stillHeld))
+        #expect(stillHeld.current.requestID == "r2")
+    }
+}

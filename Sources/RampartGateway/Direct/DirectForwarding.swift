@@ -99,6 +99,9 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
     private var answerBuffer: ByteBuffer?
     private var headBuffer: ByteBuffer?
     static let keptBufferCapacity = 4 * 1024
+    /// The record of the connection's last request, emptied for the next one when nothing else
+    /// holds it any more (see `RequestRecord.reused`).
+    private var record: RequestRecord?
     /// The forwarding fields of the connection's requests, formatted once while they stay the same.
     private let forwarding = ForwardingFieldsCache()
     private var autoRead = false
@@ -254,13 +257,15 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
         // Phases 1-8 in order; the first that answers ends the request. The context is made
         // here and lent to phases 1-6, then moves into the exchange.
         let core = self.core ?? Self.core(for: context.channel, logger: phases.logger)
-        var gateway = GatewayRequestContext(core: core, channel: context.channel, peer: peer)
+        let record = RequestRecord.reused(&self.record)
+        self.record = record
+        var gateway = GatewayRequestContext(core: core, channel: context.channel, peer: peer, record: record)
         if let early = answerBeforeForwarding(head, route: route, snapshot: snapshot, context: &gateway) {
             return send(early, request: head, context: gateway, started: started, keepAlive: keepAlive, channelContext: context)
         }
         let plan: ForwardPlan
         do {
-            plan = try ForwardPlan(head, context: gateway, phase: phases.forward)
+            plan = try ForwardPlan(head, context: gateway, phase: phases.forward, now: started)
         } catch {
             return send(RecordPhase.answer(for: error, context: gateway), request: head, context: gateway, started: started, keepAlive: keepAlive,
                         channelContext: context)
@@ -318,14 +323,16 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
         } else {
             out = channelContext.channel.allocator.buffer(capacity: capacity)
         }
-        let facts = context.record.current
-        let keepAlive = Self.writeHead(status: answer.status, headers: answer.headers, relayed: answer.relayed,
-                                       bodyLength: answer.body.readableBytes, isHead: isHead,
-                                       facts: facts, context: context, keepAlive: keepAlive, to: &out)
+        let keepAlive = context.record.read { facts in
+            let keepAlive = Self.writeHead(status: answer.status, headers: answer.headers, relayed: answer.relayed,
+                                           bodyLength: answer.body.readableBytes, isHead: isHead,
+                                           facts: facts, context: context, keepAlive: keepAlive, to: &out)
+            RecordPhase.emit(record: facts, method: request.method.rawValue, path: Self.pathWithoutQuery(request), status: answer.status.code,
+                             bytes: bodyBytes, failed: false, seconds: (phases.record.time.now() - started).secondsValue,
+                             log: phases.record.accessLog, metrics: phases.record.metrics)
+            return keepAlive
+        }
         if !isHead { out.writeImmutableBuffer(answer.body) }
-        RecordPhase.emit(record: facts, method: request.method.rawValue, path: Self.pathWithoutQuery(request), status: answer.status.code,
-                         bytes: bodyBytes, failed: false, seconds: (phases.record.time.now() - started).secondsValue,
-                         log: phases.record.accessLog, metrics: phases.record.metrics)
         guard keepAlive else {
             // Closing drops writes still pending: the connection ends once this one is out.
             channelContext.writeAndFlush(wrapOutboundOut(out)).assumeIsolated().whenComplete { _ in
@@ -349,8 +356,10 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
         let isHead = request.method == .head
         let chunked = !isHead && response.headers[.contentLength] == nil && Self.allowsBody(response.status)
         var out = channelContext.channel.allocator.buffer(capacity: 256)
-        let keepAlive = Self.writeHead(status: response.status, headers: response.headers, relayed: nil, bodyLength: nil, isHead: isHead,
-                                       facts: context.record.current, context: context, keepAlive: keepAlive, to: &out)
+        let keepAlive = context.record.read { facts in
+            Self.writeHead(status: response.status, headers: response.headers, relayed: nil, bodyLength: nil, isHead: isHead,
+                           facts: facts, context: context, keepAlive: keepAlive, to: &out)
+        }
         channelContext.write(wrapOutboundOut(out), promise: nil)
         let channel = channelContext.channel
         let loopBound = NIOLoopBound(channelContext, eventLoop: channelContext.eventLoop)
@@ -475,7 +484,7 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
     /// rewritten already. `facts` are the request record's, as read once for the answer.
     /// Returns whether the connection stays open after the answer.
     static func writeHead(status: HTTPResponse.Status, headers: HTTPFields, relayed: UpstreamHead?, bodyLength: Int?, isHead: Bool,
-                          facts: RequestRecord.Facts, context: GatewayRequestContext, keepAlive: Bool, to out: inout ByteBuffer) -> Bool {
+                          facts: borrowing RequestRecord.Facts, context: GatewayRequestContext, keepAlive: Bool, to out: inout ByteBuffer) -> Bool {
         var shaping = AnswerShaping(facts: facts, snapshot: context.snapshot, isSecure: context.state.isSecure, keepAlive: keepAlive)
         out.writeStaticString("HTTP/1.1 ")
         out.writeString(String(status.code))
@@ -495,7 +504,9 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
 /// `ShapePhase.shape`: the request id replaces the answer's, the security headers are added (or
 /// replace the answer's when they override), `Connection: close` ends the connection.
 struct AnswerShaping {
-    let facts: RequestRecord.Facts
+    /// The parts of the request record's facts it uses (the facts are lent, not copied).
+    let requestID: String
+    let cspNonce: String?
     let security: SecurityHeaders?
     let isSecure: Bool
     private(set) var keepAlive: Bool
@@ -505,8 +516,9 @@ struct AnswerShaping {
     private var present: UInt8 = 0
 
     /// The context's parts are taken rather than the context: an initializer would copy it.
-    init(facts: RequestRecord.Facts, snapshot: GatewaySnapshot?, isSecure: Bool, keepAlive: Bool) {
-        self.facts = facts
+    init(facts: borrowing RequestRecord.Facts, snapshot: GatewaySnapshot?, isSecure: Bool, keepAlive: Bool) {
+        requestID = facts.requestID
+        cspNonce = facts.cspNonce
         security = facts.route != nil ? facts.securityHeaders : snapshot?.defaultHeaders
         self.isSecure = isSecure
         self.keepAlive = keepAlive && !facts.closeConnection
@@ -521,7 +533,7 @@ struct AnswerShaping {
     private mutating func keeps(_ role: Role, nameLength: Int, saysClose: () -> Bool, isNamed: (HTTPField.Name) -> Bool) -> Bool {
         switch role {
         case .requestID:
-            return facts.requestID.isEmpty
+            return requestID.isEmpty
         case .connection:
             // Written in `finish`, once, when the connection ends.
             if saysClose() { keepAlive = false }
@@ -595,10 +607,10 @@ struct AnswerShaping {
     /// The fields the gateway adds, the framing and the blank line. Returns whether the
     /// connection stays open after the answer.
     mutating func finish(status: HTTPResponse.Status, bodyLength: Int?, isHead: Bool, to out: inout ByteBuffer) -> Bool {
-        if !facts.requestID.isEmpty { out.writeField(name: "X-Request-Id", value: facts.requestID) }
+        if !requestID.isEmpty { out.writeField(name: "X-Request-Id", value: requestID) }
         if let security {
             let present = present
-            security.forEachField(isSecure: isSecure, nonce: facts.cspNonce) { position, name, value in
+            security.forEachField(isSecure: isSecure, nonce: cspNonce) { position, name, value in
                 if present & (1 << position) == 0 || security.override { out.writeField(name: name.rawName, value: value) }
             }
         }

@@ -39,7 +39,7 @@ extension ForwardPhase {
         let proxy = context.snapshot!.configuration.proxy
         var picker = InstancePicker(pool: pool, input: input)
         while true {
-            guard let instance = picker.next(noting: context.record) else {
+            guard let instance = picker.next(noting: context.record, at: time.now()) else {
                 throw GatewayError(.noHealthyInstance, origin: .gateway, "no available instance in pool \(pool.name)")
             }
             var headers = HTTPHeaders()

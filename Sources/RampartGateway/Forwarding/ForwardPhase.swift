@@ -34,7 +34,7 @@ final class ForwardPhase: RouterMiddleware, Sendable {
     static let idempotent: Set<HTTPRequest.Method> = [.get, .head, .options, .trace, .put, .delete]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let plan = try ForwardPlan(request.head, context: context, phase: self)
+        let plan = try ForwardPlan(request.head, context: context, phase: self, now: time.now())
         let maxBodyBytes = plan.snapshot.configuration.proxy.limits.maxBodyBytes
         let body = RequestBodyPlan(request)
         let progress = BodyProgress()
@@ -291,7 +291,9 @@ struct ForwardPlan {
     /// rather than read the clock again.
     let made: Instant
 
-    init(_ request: HTTPRequest, context: GatewayRequestContext, phase: ForwardPhase) throws(GatewayError) {
+    /// `now`: the time as the request is forwarded (the direct path's reading as the request
+    /// arrived: one clock reading serves it and the plan).
+    init(_ request: HTTPRequest, context: GatewayRequestContext, phase: ForwardPhase, now: Instant) throws(GatewayError) {
         guard let route = context.route, case .pool(let poolName) = route.target, let pool = phase.pools.pool(named: poolName) else {
             throw GatewayError(.noRoute, origin: .gateway, "route has no pool")
         }
@@ -304,7 +306,6 @@ struct ForwardPlan {
         trustsPeer = context.state.peerAddress.map { snapshot.configuration.proxy.trustedProxies.contains($0) } ?? false
         let path = route.upstreamPath(for: context.path)
         target = context.query.map { "\(path)?\($0)" } ?? path
-        let now = phase.time.now()
         made = now
         totalDeadline = now + snapshot.configuration.proxy.timeouts.total.duration
         method = NIOHTTP1.HTTPMethod(rawValue: request.method.rawValue)
@@ -314,7 +315,7 @@ struct ForwardPlan {
     /// The next instance to try (none tried before), or the error that ends the request.
     func next(_ picker: inout InstancePicker, after lastError: GatewayError?, record: RequestRecord,
               now: Instant) throws(GatewayError) -> ForwardPhase.Attempt {
-        guard let instance = picker.next(noting: record) else {
+        guard let instance = picker.next(noting: record, at: now) else {
             throw lastError ?? GatewayError(.noHealthyInstance, origin: .gateway, "no available instance in pool \(poolName)")
         }
         pool.begin(instance)
@@ -372,11 +373,11 @@ struct InstancePicker {
         self.input = input
     }
 
-    mutating func next(noting record: RequestRecord) -> Instance? {
+    mutating func next(noting record: RequestRecord, at now: Instant) -> Instance? {
         if let last { tried.insert(last) }
         var selection = input
         selection.excluding = tried
-        guard let instance = pool.select(for: selection) else { return nil }
+        guard let instance = pool.select(for: selection, at: now) else { return nil }
         last = instance.id
         attempt += 1
         let attempt = self.attempt

@@ -801,7 +801,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
             context.read()
         }
         guard keepAlive, requestEnded, context?.channel.isActive == true else { return close() }
-        lastActivity = .now()
+        // `lastActivity` is the read that brought the end (or the connection's close).
         pool.value.put(self)
     }
 

@@ -45,10 +45,11 @@ public struct GatewayRequestContext: RequestContext {
 
     /// A context whose Hummingbird part is `core`, made before, for a request from `peer`,
     /// known already (the direct path makes both once per connection, see `DirectForwarding`).
-    init(core: CoreRequestContextStorage, channel: any Channel, peer: IPAddress?) {
+    /// `record`: an empty one to use (the direct path's, see `RequestRecord.reused`), else a new one.
+    init(core: CoreRequestContextStorage, channel: any Channel, peer: IPAddress?, record: RequestRecord? = nil) {
         self.coreContext = core
         self.channel = channel
-        self.record = RequestRecord()
+        self.record = record ?? RequestRecord()
         self.state = RequestState(peerAddress: peer, isSecure: false)
     }
 
@@ -92,9 +93,22 @@ public final class RequestRecord: Sendable {
 
     public init() {}
 
+    /// `record` emptied for another request when nothing else holds it any more (the last
+    /// request's answer and log line are done with it), else a new record: a connection's
+    /// requests, one after another, then share one.
+    static func reused(_ record: inout RequestRecord?) -> RequestRecord {
+        guard var kept = record.take(), isKnownUniquelyReferenced(&kept) else { return RequestRecord() }
+        kept.facts.withLock { $0 = Facts() }
+        return kept
+    }
+
     public func note(_ body: (inout Facts) -> Void) { facts.withLock { body(&$0) } }
 
     public var current: Facts { facts.withLock { $0 } }
+
+    /// The facts lent to `body` under the lock, not copied (a copy retains each of their
+    /// strings): for a reader that uses several of them once. `body` must not note anything.
+    func read<Result>(_ body: (borrowing Facts) -> Result) -> Result { facts.withLock { body($0) } }
 }
 
 /// An `HTTPField.Name` decided from configuration text.

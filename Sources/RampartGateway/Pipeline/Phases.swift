@@ -99,7 +99,7 @@ struct RecordPhase: RouterMiddleware {
         }
     }
 
-    static func emit(record: RequestRecord.Facts, method: String, path: String, status: Int, bytes: Int, failed: Bool,
+    static func emit(record: borrowing RequestRecord.Facts, method: String, path: String, status: Int, bytes: Int, failed: Bool,
                      seconds: Double, log: Logger?, metrics: RequestMetrics) {
         let route = record.route ?? "none"
         metrics.record(route: route, status: status, seconds: seconds)
