@@ -274,10 +274,14 @@ import Testing
     /// sends the `GET` once more on a new connection, and the client never sees the failure,
     /// though the pool has no other instance to retry on.
     @Test func theDirectPathResendsAGetOnceWhenAKeptConnectionWasStale() async throws {
-        let upstream = try HangingUpUpstream()
-        defer { upstream.stop() }
+        // Each connection answers its first request (keep-alive promised) and hangs up on the next.
+        let seen = Mutex<[Int: Int]>([:])
+        let upstream = try await ScriptedUpstream.start { request in
+            let count = seen.withLock { $0[request.connection, default: 0] += 1; return $0[request.connection]! }
+            return count == 2 ? .hangUp : .answer("HTTP/1.1 200 OK\r\ncontent-length: \(request.path.utf8.count)\r\n\r\n\(request.path)")
+        }
         var configuration = GatewayConfiguration()
-        configuration.pools = ["app": PoolConfiguration(instances: [InstanceConfiguration(url: "http://127.0.0.1:\(upstream.port)")])]
+        configuration.pools = ["app": PoolConfiguration(instances: [InstanceConfiguration(url: upstream.url.description)])]
         configuration.routes = [RouteConfiguration(name: "app", match: .init(pathPrefix: "/"), pool: "app")]
         try await LoopbackHarness.withGateway(configuration) { _, port, _ in
             let answer = try await rawExchange(port: port, parts: [
@@ -288,8 +292,8 @@ import Testing
             #expect(answer.contains("first") && answer.contains("second"))
         }
         // The second request went twice: on the kept connection, then on a new one.
-        #expect(upstream.received == [Upstream.Request(connection: 1, path: "/first"), .init(connection: 1, path: "/second"),
-                                      .init(connection: 2, path: "/second")])
+        #expect(upstream.requests.map { "\($0.connection) \($0.path)" } == ["1 /first", "1 /second", "2 /second"])
+        try await upstream.stop()
     }
 
     /// Session affinity through the proxy: a cookie (or header) picks the instance, the same
@@ -537,77 +541,3 @@ struct RepeatedChunks: AsyncSequence, Sendable {
     func makeAsyncIterator() -> AsyncIterator { AsyncIterator(chunk: chunk, left: count) }
 }
 
-/// An upstream on blocking sockets that answers the first request head of each connection with
-/// a kept-alive 200 (its path as the body) and closes the connection, unanswered, when the next
-/// head arrives.
-final class HangingUpUpstream: Sendable {
-    let port: Int
-    private let listener: Int32
-    private let log = Mutex<[Upstream.Request]>([])
-
-    var received: [Upstream.Request] { log.withLock { $0 } }
-
-    init() throws {
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
-                bind(listener, raw, length) == 0 && listen(listener, 16) == 0 && getsockname(listener, raw, &length) == 0
-            }
-        }
-        guard bound else {
-            close(listener)
-            throw POSIXError(.EADDRNOTAVAIL)
-        }
-        self.listener = listener
-        port = Int(UInt16(bigEndian: address.sin_port))
-        Thread.detachNewThread { [self] in
-            var connection = 0
-            while true {
-                let fd = accept(listener, nil, nil)
-                if fd < 0 { return }
-                connection += 1
-                let number = connection
-                Thread.detachNewThread { self.serve(fd, number: number) }
-            }
-        }
-    }
-
-    private func serve(_ fd: Int32, number: Int) {
-        defer { close(fd) }
-        var pending: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        var heads = 0
-        while true {
-            let n = recv(fd, &buffer, buffer.count, 0)
-            if n <= 0 { return }
-            pending += buffer[0..<n]
-            while let end = String(decoding: pending, as: UTF8.self).range(of: "\r\n\r\n") {
-                let head = String(decoding: pending, as: UTF8.self)[..<end.lowerBound]
-                pending = Array(String(decoding: pending, as: UTF8.self)[end.upperBound...].utf8)
-                let path = head.split(separator: " ").dropFirst().first.map(String.init) ?? "?"
-                log.withLock { $0.append(Upstream.Request(connection: number, path: path)) }
-                heads += 1
-                if heads > 1 { return }
-                send("HTTP/1.1 200 OK\r\nContent-Length: \(path.utf8.count)\r\n\r\n\(path)", on: fd)
-            }
-        }
-    }
-
-    func stop() {
-        shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
-    }
-}
-
-/// What a test upstream received.
-enum Upstream {
-    struct Request: Equatable, Sendable {
-        let connection: Int
-        let path: String
-    }
-}
