@@ -266,7 +266,7 @@ import Testing
         // One request: its record is kept by the connection, and its facts noted.
         func serve(_ id: String) -> ObjectIdentifier {
             let record = RequestRecord.reused(&kept)
-            kept = record
+            #expect(kept === record)
             #expect(record.current.requestID.isEmpty && record.current.route == nil && record.current.attempts == 0)
             record.note {
                 $0.requestID = id

@@ -45,16 +45,13 @@ final class DirectExchange: UpstreamReplyTarget {
     private var sends = 0
     /// Until it has heard the outcome.
     private var owner: (any DirectExchangeOwner)?
-    /// The buffer the next upstream head is written into.
-    private var headBuffer: ByteBuffer?
 
     /// `context` is consumed: stored, not copied.
     init(request: HTTPRequest, context: consuming GatewayRequestContext, started: Instant, keepAlive: Bool, channelContext: ChannelHandlerContext,
          phase: ForwardPhase, plan: ForwardPlan, upstreams: UpstreamClient.LoopHandle, forwarding: ForwardingFieldsCache,
-         headBuffer: consuming ByteBuffer?, owner: any DirectExchangeOwner) {
+         owner: any DirectExchangeOwner) {
         self.upstreams = upstreams
         self.forwarding = forwarding
-        self.headBuffer = headBuffer
         self.request = request
         self.context = context
         self.started = started
@@ -69,7 +66,9 @@ final class DirectExchange: UpstreamReplyTarget {
     /// Phases 7 and 8 for a `GET` or `HEAD` without a body, on the connection's loop, without a
     /// task or a future: the same attempts, retries and answers as `ForwardPhase.handle`. The
     /// owner hears the outcome (possibly before this returns), or the error `handle` would throw.
-    func start() {
+    /// The upstream head is written into `buffer` when given (the connection's last one), else
+    /// into the last attempt's.
+    func start(reusing buffer: consuming ByteBuffer? = nil) {
         // The first attempt starts as the plan was made; a retry, later.
         let now = lastError == nil ? plan.made : phase.time.now()
         let attempt: ForwardPhase.Attempt
@@ -81,7 +80,7 @@ final class DirectExchange: UpstreamReplyTarget {
         self.attempt = attempt
         // Framed here, so that the bytes kept for the next request are those written.
         sent = UpstreamRequest(head: plan.head(for: attempt.instance, request: request, context: context, phase: phase,
-                                               reusing: takeSentHead(), forwarding: forwarding),
+                                               reusing: buffer.take() ?? takeSentHead(), forwarding: forwarding),
                                body: .none, isIdempotent: true).framed()
         headDeadline = NIODeadline.now() + .nanoseconds((plan.headDeadline(now: now) - now).nanoseconds)
         send(onNewConnection: false)
@@ -146,8 +145,7 @@ final class DirectExchange: UpstreamReplyTarget {
     /// into once the socket has let go of them (by then it has: writes are flushed at the end
     /// of the loop's turn). Taken, so that nothing here holds them any more.
     func takeSentHead() -> ByteBuffer? {
-        guard let request = sent.take() else { return headBuffer.take() }
-        return request.head.bytes
+        sent.take()?.head.bytes
     }
 
     /// Tells the owner, once, and lets go of it.

@@ -258,7 +258,6 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
         // here and lent to phases 1-6, then moves into the exchange.
         let core = self.core ?? Self.core(for: context.channel, logger: phases.logger)
         let record = RequestRecord.reused(&self.record)
-        self.record = record
         var gateway = GatewayRequestContext(core: core, channel: context.channel, peer: peer, record: record)
         if let early = answerBeforeForwarding(head, route: route, snapshot: snapshot, context: &gateway) {
             return send(early, request: head, context: gateway, started: started, keepAlive: keepAlive, channelContext: context)
@@ -272,9 +271,9 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
         }
         let exchange = DirectExchange(request: head, context: consume gateway, started: started, keepAlive: keepAlive, channelContext: context,
                                       phase: phases.forward, plan: plan, upstreams: loopUpstreams(context), forwarding: forwarding,
-                                      headBuffer: headBuffer.take(), owner: self)
+                                      owner: self)
         inFlight = exchange
-        exchange.start()
+        exchange.start(reusing: headBuffer.take())
     }
 
     /// Phases 1-6 on the request's context: the answer when one of them ends the request.

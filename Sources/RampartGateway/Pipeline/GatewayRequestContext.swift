@@ -93,13 +93,20 @@ public final class RequestRecord: Sendable {
 
     public init() {}
 
-    /// `record` emptied for another request when nothing else holds it any more (the last
-    /// request's answer and log line are done with it), else a new record: a connection's
-    /// requests, one after another, then share one.
+    /// The record for a connection's next request, kept in `record` for the one after: the one
+    /// kept there, emptied, when nothing else holds it any more (the last request's answer and
+    /// log line are done with it), else a new record. A connection's requests, one after
+    /// another, then share one.
     static func reused(_ record: inout RequestRecord?) -> RequestRecord {
-        guard var kept = record.take(), isKnownUniquelyReferenced(&kept) else { return RequestRecord() }
-        kept.facts.withLock { $0 = Facts() }
-        return kept
+        let next: RequestRecord
+        if var kept = record.take(), isKnownUniquelyReferenced(&kept) {
+            kept.facts.withLock { $0 = Facts() }
+            next = kept
+        } else {
+            next = RequestRecord()
+        }
+        record = next
+        return next
     }
 
     public func note(_ body: (inout Facts) -> Void) { facts.withLock { body(&$0) } }
