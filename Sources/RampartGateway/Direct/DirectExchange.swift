@@ -5,7 +5,7 @@ import RampartCore
 
 /// Hears, on the connection's loop, how the forwarding of a ``DirectExchange`` ended.
 protocol DirectExchangeOwner: AnyObject {
-    func exchangeEnded(_ exchange: DirectExchange, _ result: Result<ForwardPhase.AttemptOutcome, any Error>)
+    func exchangeEnded(_ exchange: DirectExchange, _ result: consuming Result<ForwardPhase.AttemptOutcome, any Error>)
 }
 
 /// One request the direct path forwards, once phases 1-6 have let it through: its head, its
@@ -115,29 +115,32 @@ final class DirectExchange: UpstreamReplyTarget {
         current?.callOff()
     }
 
-    func upstreamReplied(_ result: Result<UpstreamResponse, any Error>) {
+    func upstreamReplied(_ result: consuming Result<UpstreamResponse, any Error>) {
         guard let attempt else { return }
         current = nil
-        var result = result
-        if case .failure(let stale as StaleConnection) = result {
-            // A kept-alive connection the upstream had closed: once more on a new one, when safe.
-            if !onNewConnection, let sent, stale.allowsNewConnection(for: sent) { return send(onNewConnection: true) }
-            result = .failure(stale.failure)
-        }
-        self.attempt = nil
-        switch result {
-        case .failure(let error):
+        // Switched on as it is consumed, so that the answer moves on rather than being copied.
+        switch consume result {
+        case .failure(var error):
+            if let stale = error as? StaleConnection {
+                // A kept-alive connection the upstream had closed: once more on a new one, when safe.
+                if !onNewConnection, let sent, stale.allowsNewConnection(for: sent) { return send(onNewConnection: true) }
+                error = stale.failure
+            }
+            self.attempt = nil
             let (failure, retry) = phase.failed(error, attempt: attempt, plan: plan, mayRetryAnswer: true, progress: BodyProgress(),
                                                 record: context.record)
             guard retry else { return end(.failure(failure)) }
             lastError = failure
             start()
         case .success(let response):
-            let outcome = phase.answer(to: response, attempt: attempt, plan: plan, retriesStatus: true,
+            self.attempt = nil
+            let outcome = phase.answer(to: consume response, attempt: attempt, plan: plan, retriesStatus: true,
                                        isHead: request.method == .head, reader: nil, record: context.record, relaysFields: true)
-            guard case .retry(let error) = outcome else { return end(.success(outcome)) }
-            lastError = error
-            start()
+            if case .retry(let error) = outcome {
+                lastError = error
+                return start()
+            }
+            end(.success(consume outcome))
         }
     }
 
@@ -149,7 +152,7 @@ final class DirectExchange: UpstreamReplyTarget {
     }
 
     /// Tells the owner, once, and lets go of it.
-    private func end(_ result: Result<ForwardPhase.AttemptOutcome, any Error>) {
+    private func end(_ result: consuming Result<ForwardPhase.AttemptOutcome, any Error>) {
         guard let owner else { return }
         self.owner = nil
         owner.exchangeEnded(self, result)

@@ -270,7 +270,7 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
                         channelContext: context)
         }
         let exchange = DirectExchange(request: head, context: consume gateway, started: started, keepAlive: keepAlive, channelContext: context,
-                                      phase: phases.forward, plan: plan, upstreams: loopUpstreams(context), forwarding: forwarding,
+                                      phase: phases.forward, plan: consume plan, upstreams: loopUpstreams(context), forwarding: forwarding,
                                       owner: self)
         inFlight = exchange
         exchange.start(reusing: headBuffer.take())
@@ -287,11 +287,11 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
         return phases.inspect.inspectHead(head, context: context)
     }
 
-    func exchangeEnded(_ exchange: DirectExchange, _ result: Result<ForwardPhase.AttemptOutcome, any Error>) {
+    func exchangeEnded(_ exchange: DirectExchange, _ result: consuming Result<ForwardPhase.AttemptOutcome, any Error>) {
         inFlight = nil
         if let sent = exchange.takeSentHead(), sent.capacity <= Self.keptBufferCapacity { headBuffer = sent }
         let answer: BufferedAnswer
-        switch result {
+        switch consume result {
         case .success(.streamed(let response)):
             return stream(response, request: exchange.request, context: exchange.context, started: exchange.started,
                           keepAlive: exchange.keepAlive, channelContext: exchange.channelContext)
@@ -308,7 +308,7 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
     }
 
     /// Writes an answer held in memory with its head, in one write, and records it.
-    private func send(_ answer: BufferedAnswer, request: HTTPRequest, context: GatewayRequestContext, started: Instant, keepAlive: Bool,
+    private func send(_ answer: borrowing BufferedAnswer, request: HTTPRequest, context: GatewayRequestContext, started: Instant, keepAlive: Bool,
                       channelContext: ChannelHandlerContext) {
         let isHead = request.method == .head
         let bodyBytes = isHead ? 0 : answer.body.readableBytes

@@ -44,7 +44,15 @@ extension String {
 extension ByteBuffer {
     /// `name: value` and CRLF, as one reservation and two copies: heads are written a field at
     /// a time, and four writes of their parts cost four capacity and uniqueness checks.
+    /// The strings' bytes are read where they are (native and small strings always allow it);
+    /// only others are copied first.
     mutating func writeField(name: String, value: String) {
+        let written = name.utf8.withContiguousStorageIfAvailable { name in
+            value.utf8.withContiguousStorageIfAvailable { value in
+                writeField(name: UnsafeRawBufferPointer(name), value: UnsafeRawBufferPointer(value))
+            } != nil
+        } ?? false
+        if written { return }
         var name = name, value = value
         name.withUTF8 { name in
             value.withUTF8 { value in writeField(name: UnsafeRawBufferPointer(name), value: UnsafeRawBufferPointer(value)) }

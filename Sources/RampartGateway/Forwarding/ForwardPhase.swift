@@ -154,7 +154,7 @@ final class ForwardPhase: RouterMiddleware, Sendable {
     /// head in one write, as nginx's proxy buffering does; larger or unsized ones stream.
     /// `relaysFields`: an answer read whole keeps the upstream's head as it arrived (see
     /// `BufferedAnswer.relayed`), for the direct path, which rewrites its fields as it writes them.
-    func answer(to response: UpstreamResponse, attempt: Attempt, plan: ForwardPlan, retriesStatus: Bool, isHead: Bool,
+    func answer(to response: consuming UpstreamResponse, attempt: Attempt, plan: ForwardPlan, retriesStatus: Bool, isHead: Bool,
                 reader: BodyReader<RequestBody>?, record: RequestRecord, relaysFields: Bool = false) -> AttemptOutcome {
         let status = response.upstreamHead.code
         let pool = plan.pool, instance = attempt.instance
@@ -166,7 +166,10 @@ final class ForwardPhase: RouterMiddleware, Sendable {
         let now = time.now()
         let headLatency = now - attempt.started
         let responseStatus = response.upstreamHead.status
-        switch response.body {
+        // Taken apart as it is consumed, so that a buffered answer keeps its head and body
+        // rather than copies of them.
+        let (upstreamHead, responseBody) = response.parts()
+        switch consume responseBody {
         case .whole(let body):
             // Read whole with its head: the exchange took as long as the head did.
             pool.finish(instance, outcome: .response(status: status), latency: headLatency, at: now)
@@ -175,12 +178,12 @@ final class ForwardPhase: RouterMiddleware, Sendable {
                 $0.bodyBuffered = true
             }
             let noBody = isHead || status == 204 || status == 304
-            let headers = relaysFields ? [:] : HeaderRewriting.clientResponseHeaders(response.upstreamHead.headerFields)
+            let headers = relaysFields ? [:] : HeaderRewriting.clientResponseHeaders(upstreamHead.headerFields)
             return .buffered(BufferedAnswer(status: responseStatus, headers: headers, body: noBody ? ByteBuffer() : body,
-                                            relayed: relaysFields ? response.upstreamHead : nil))
+                                            relayed: relaysFields ? consume upstreamHead : nil))
         case .stream(let stream):
             record.note { $0.upstreamSeconds = headLatency.secondsValue }
-            let headers = HeaderRewriting.clientResponseHeaders(response.upstreamHead.headerFields)
+            let headers = HeaderRewriting.clientResponseHeaders(upstreamHead.headerFields)
             return .streamed(streamedResponse(stream, status: responseStatus, headers: headers, reader: reader, instance: instance,
                                               pool: pool, started: attempt.started, deadline: plan.totalDeadline))
         }
@@ -293,7 +296,7 @@ struct ForwardPlan {
 
     /// `now`: the time as the request is forwarded (the direct path's reading as the request
     /// arrived: one clock reading serves it and the plan).
-    init(_ request: HTTPRequest, context: GatewayRequestContext, phase: ForwardPhase, now: Instant) throws(GatewayError) {
+    init(_ request: HTTPRequest, context: borrowing GatewayRequestContext, phase: ForwardPhase, now: Instant) throws(GatewayError) {
         guard let route = context.route, case .pool(let poolName) = route.target, let pool = phase.pools.pool(named: poolName) else {
             throw GatewayError(.noRoute, origin: .gateway, "route has no pool")
         }

@@ -147,6 +147,9 @@ struct UpstreamResponse: Sendable {
 
     /// The upstream's head, every field as it was sent: made on each call.
     var head: HTTPResponse { upstreamHead.response }
+
+    /// The head and the body, moved out of the response rather than copied.
+    consuming func parts() -> (UpstreamHead, Body) { (upstreamHead, body) }
 }
 
 typealias UpstreamBodyStream = NIOThrowingAsyncSequenceProducer<
@@ -159,10 +162,10 @@ enum UpstreamReply {
     case promise(EventLoopPromise<UpstreamResponse>)
     case target(any UpstreamReplyTarget)
 
-    func succeed(_ response: UpstreamResponse) {
+    func succeed(_ response: consuming UpstreamResponse) {
         switch self {
-        case .promise(let promise): promise.succeed(response)
-        case .target(let target): target.upstreamReplied(.success(response))
+        case .promise(let promise): promise.succeed(consume response)
+        case .target(let target): target.upstreamReplied(.success(consume response))
         }
     }
 
@@ -177,7 +180,7 @@ enum UpstreamReply {
 /// Hears the outcome of an exchange begun with ``UpstreamClient/begin(_:to:on:fresh:headDeadline:reply:)``,
 /// on the connection's loop: an object the caller has already, so a request costs no closure.
 protocol UpstreamReplyTarget: AnyObject {
-    func upstreamReplied(_ result: Result<UpstreamResponse, any Error>)
+    func upstreamReplied(_ result: consuming Result<UpstreamResponse, any Error>)
 }
 
 /// HTTP/1.1 exchanges with upstream instances over kept-alive connections, one pool per event
@@ -451,6 +454,11 @@ final class LoopConnections {
     }
 
     private var idle: [String: Stack] = [:]
+    /// The origin looked up last and its connections: most loops serve one origin, or a few in
+    /// turn, and a key held in the same storage compares without reading its bytes, where the
+    /// dictionary would hash them on every exchange.
+    private var lastKey = ""
+    private var lastStack: Stack?
     private let maxIdle: Int
     private(set) var isShutDown = false
     /// Shared by the loop's upstream connections and the client connections that use them.
@@ -461,8 +469,15 @@ final class LoopConnections {
         flushes = FlushBatch(eventLoop: eventLoop)
     }
 
+    private func stack(for key: String) -> Stack? {
+        if let lastStack, key == lastKey { return lastStack }
+        guard let found = idle[key] else { return nil }
+        (lastKey, lastStack) = (key, found)
+        return found
+    }
+
     func take(_ key: String) -> UpstreamConnectionHandler? {
-        guard let stack = idle[key] else { return nil }
+        guard let stack = stack(for: key) else { return nil }
         while let handler = stack.handlers.popLast() {
             if handler.isUsable { return handler }
         }
@@ -472,25 +487,26 @@ final class LoopConnections {
     /// Keeps a connection whose exchange ended cleanly, or closes it when there is no room.
     func put(_ handler: UpstreamConnectionHandler) {
         guard !isShutDown else { return handler.close() }
-        let stack: Stack
-        if let found = idle[handler.key] {
-            stack = found
+        let kept: Stack
+        if let found = stack(for: handler.key) {
+            kept = found
         } else {
-            stack = Stack()
-            idle[handler.key] = stack
+            kept = Stack()
+            idle[handler.key] = kept
         }
-        guard stack.handlers.count < maxIdle else { return handler.close() }
-        stack.handlers.append(handler)
+        guard kept.handlers.count < maxIdle else { return handler.close() }
+        kept.handlers.append(handler)
     }
 
     func remove(_ handler: UpstreamConnectionHandler) {
-        idle[handler.key]?.handlers.removeAll { $0 === handler }
+        stack(for: handler.key)?.handlers.removeAll { $0 === handler }
     }
 
     func shutdown() {
         isShutDown = true
         let all = idle.values.flatMap(\.handlers)
         idle = [:]
+        lastStack = nil
         for handler in all { handler.close() }
     }
 }
@@ -520,7 +536,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         /// Unused, in the pool (or about to be used for the first time).
         case idle
         case awaitingHead(UpstreamReply)
-        /// Reading a small answer whole (its head and body so far in `collected`).
+        /// Reading a small answer whole (its head and body so far in `collectedHead` and `collectedBody`).
         case collecting(UpstreamReply)
         case streaming(UpstreamBodyStream.Source)
         case closed
@@ -533,15 +549,10 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     private var context: ChannelHandlerContext?
     private var state = State.idle
     /// The head and body so far of the answer being collected: beside the state, so that the
-    /// state's payload is not copied at every step of the answer.
-    private var collected: Collected?
-
-    /// A struct rather than a tuple: an optional tuple is copied and destroyed through the
-    /// runtime's generic witnesses, on every buffered answer.
-    private struct Collected {
-        let head: UpstreamHead
-        var body: ByteBuffer
-    }
+    /// state's payload is not copied at every step of the answer, and apart, so that each is
+    /// changed in place and moved out at the end rather than copied.
+    private var collectedHead: UpstreamHead?
+    private var collectedBody = ByteBuffer()
     /// Whether this connection has carried an exchange already.
     private var used = false
     /// Numbers the exchanges, so a late call about an earlier one is told apart.
@@ -607,15 +618,16 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     }
 
     /// One step of the answer.
-    private func received(_ event: UpstreamResponseParser.Event, context: ChannelHandlerContext) {
-        switch event {
+    private func received(_ event: consuming UpstreamResponseParser.Event, context: ChannelHandlerContext) {
+        switch consume event {
         case .head(let head, let declared, let keepAlive):
             guard case .awaitingHead(let reply) = state else { return outOfTurn() }
             headDeadline = nil
             self.keepAlive = keepAlive
             if let declared, declared <= settings.bufferedBodyLimit {
                 state = .collecting(reply)
-                collected = Collected(head: head, body: ByteBuffer())
+                collectedHead = consume head
+                collectedBody = ByteBuffer()
             } else {
                 let made = UpstreamBodyStream.makeSequence(
                     backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8), finishOnDeinit: false,
@@ -628,11 +640,9 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
             switch state {
             case .collecting:
                 // A body that arrived whole stays the slice of the bytes read; one in pieces is
-                // gathered (held once while it grows: no copy of what is gathered).
-                guard var pending = collected else { return outOfTurn() }
-                collected = nil
-                if pending.body.readableBytes == 0 { pending.body = bytes } else { pending.body.writeBuffer(&bytes) }
-                collected = pending
+                // gathered in place (no copy of what is gathered).
+                guard collectedHead != nil else { return outOfTurn() }
+                if collectedBody.readableBytes == 0 { collectedBody = bytes } else { collectedBody.writeBuffer(&bytes) }
             case .streaming(let source):
                 if case .stopProducing = source.yield(bytes) { consumerWantsMore = false }
             case .idle, .awaitingHead, .closed:
@@ -641,10 +651,11 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         case .end:
             switch state {
             case .collecting(let reply):
-                guard let pending = collected else { return outOfTurn() }
-                collected = nil
+                guard let head = collectedHead.take() else { return outOfTurn() }
+                let body = collectedBody
+                collectedBody = ByteBuffer()
                 state = .idle
-                reply.succeed(UpstreamResponse(head: pending.head, body: .whole(pending.body)))
+                reply.succeed(UpstreamResponse(head: consume head, body: .whole(consume body)))
                 finishExchange()
             case .streaming(let source):
                 state = .idle
@@ -820,7 +831,8 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
                 reply.fail(error)
             }
         case .collecting(let reply):
-            collected = nil
+            collectedHead = nil
+            collectedBody = ByteBuffer()
             reply.fail(error)
         case .streaming(let source): source.finish(error)
         case .idle: pool.value.remove(self)
