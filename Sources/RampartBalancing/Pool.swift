@@ -39,11 +39,38 @@ public final class Pool: Sendable {
     public var inFlight: Int { instances.reduce(0) { $0 + $1.activeRequests } }
 
     struct State {
-        var configuration: PoolConfiguration
+        var configuration: PoolConfiguration {
+            didSet { derived = Derived(configuration) }
+        }
         var members: [Instance]
         /// Members grouped by priority, lowest first; rebuilt when membership changes.
         var groups: [[Instance]]
         var selector: any Selector
+        /// What every request reads of the configuration, kept beside it so that a request
+        /// copies a few values rather than the configuration (or its strategy) under the lock.
+        private(set) var derived: Derived
+
+        init(configuration: PoolConfiguration, members: [Instance], groups: [[Instance]], selector: any Selector) {
+            self.configuration = configuration
+            self.members = members
+            self.groups = groups
+            self.selector = selector
+            derived = Derived(configuration)
+        }
+    }
+
+    struct Derived {
+        /// The source of the affinity key, when the pool hashes consistently.
+        let affinity: HashSource?
+        /// The peak-EWMA decay (10 s for other strategies, whose estimates are only shown).
+        let decay: Duration
+        let outlier: OutlierDetectionConfiguration
+
+        init(_ configuration: PoolConfiguration) {
+            if case .consistentHash(let source) = configuration.strategy { affinity = source } else { affinity = nil }
+            if case .peakEWMA(let decay) = configuration.strategy { self.decay = decay.duration } else { decay = .seconds(10) }
+            outlier = configuration.outlierDetection
+        }
     }
 
     public init(name: String, configuration: PoolConfiguration, time: any TimeSource = SystemTimeSource()) {
@@ -76,6 +103,10 @@ public final class Pool: Sendable {
     }
 
     public var configuration: PoolConfiguration { state.withLock { $0.configuration } }
+
+    /// Where the affinity key comes from, when the pool balances by consistent hashing: read
+    /// for every request, without copying the rest of the configuration.
+    public var affinity: HashSource? { state.withLock { $0.derived.affinity } }
 
     public var instances: [Instance] { state.withLock { $0.members } }
 
@@ -124,10 +155,7 @@ public final class Pool: Sendable {
     public func finish(_ instance: Instance, outcome: Outcome, latency: Duration, at now: Instant? = nil) {
         instance.endRequest()
         let now = now ?? time.now()
-        let (outlier, decay) = state.withLock { s -> (OutlierDetectionConfiguration, Duration) in
-            if case .peakEWMA(let decay) = s.configuration.strategy { return (s.configuration.outlierDetection, decay.duration) }
-            return (s.configuration.outlierDetection, .seconds(10))
-        }
+        let (outlier, decay) = state.withLock { ($0.derived.outlier, $0.derived.decay) }
         var failed = false
         defer {
             if case .abandoned = outcome {} else {

@@ -142,6 +142,15 @@ func counts(_ pool: Pool, picks: Int, input: SelectionInput = SelectionInput()) 
         #expect(pool.select(for: SelectionInput(excluding: Set(pool.instances.map(\.id)))) == nil)
     }
 
+    @Test func theAffinitySourceFollowsTheStrategyAcrossAReload() {
+        let pool = makePool(.consistentHash(on: .cookie("session")))
+        #expect(pool.affinity == .cookie("session"))
+        pool.apply(PoolConfiguration(strategy: .roundRobin, instances: pool.configuration.instances))
+        #expect(pool.affinity == nil)
+        pool.apply(PoolConfiguration(strategy: .consistentHash(on: .header("X-User")), instances: pool.configuration.instances))
+        #expect(pool.affinity == .header("X-User"))
+    }
+
     @Test func weightsCanChangeAtRunTime() throws {
         let pool = makePool(.smoothWeightedRoundRobin, weights: [1, 1])
         try pool.setWeight(id: "127.0.0.1:9001", weight: 3)

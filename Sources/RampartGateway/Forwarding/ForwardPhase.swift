@@ -248,7 +248,7 @@ final class ForwardPhase: RouterMiddleware, Sendable {
 
     /// The affinity key for consistent hashing, from the request.
     func hashKey(_ request: HTTPRequest, context: Context, pool: Pool) -> String? {
-        guard case .consistentHash(let source) = pool.configuration.strategy else { return nil }
+        guard let source = pool.affinity else { return nil }
         switch source {
         case .header(let name): return HTTPField.Name(name).flatMap { request.headerFields[$0] }
         case .cookie(let name): return Cookies(from: request.headerFields[values: .cookie])[name]?.value
