@@ -146,6 +146,8 @@ import Testing
         "HTTP/1.1 200 OK\r\nX-Bare: a\nX-Other: b\r\n\r\n",
         "HTTP/1.1 200 OK\r\nX-Cr: a\rb\r\n\r\n",
         "HTTP/1.1 200 OK\r\nX-Nul: a\u{0}b\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX-Del: a\u{7F}b\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX-Escape: a\u{1B}b\r\n\r\n",
         "HTTP/1.1 200 OK\r\n: empty name\r\n\r\n",
         "HTTP/1.1 200 OK\r\nNo colon here\r\n\r\n",
         "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
@@ -170,6 +172,11 @@ import Testing
         #expect(throws: UpstreamResponseParser.Malformed.self) { try Self.read([long]) }
         // Refused before the end arrives, too.
         #expect(throws: UpstreamResponseParser.Malformed.self) { try Self.read([String(long.prefix(4500))]) }
+    }
+
+    @Test func aTabInsideAValueIsKept() throws {
+        let reading = try Self.read(["HTTP/1.1 200 OK\r\nX-Tabbed: a\tb\r\nContent-Length: 0\r\n\r\n"])
+        #expect(reading.heads == ["200 OK [x-tabbed=a\tb;content-length=0]"])
     }
 
     @Test func obsoleteTextInAValueIsKeptAsText() throws {

@@ -561,8 +561,14 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     private var keepAlive = true
     /// The request body goes in chunks (its length unknown).
     private var chunkedUpload = false
+    // The parser and its bytes are used on the connection's loop only, by `channelRead`, which
+    // never runs inside itself and calls nothing while it holds either (each step is handed on
+    // after `next` returns): unchecked, so that every read does not pay the runtime's check
+    // that two accesses do not overlap.
+    @exclusivity(unchecked)
     private var parser = UpstreamResponseParser()
     /// Bytes received and not yet parsed.
+    @exclusivity(unchecked)
     private var inbound: ByteBuffer?
     private var lastActivity = NIODeadline.now()
     /// When the answer's head must have arrived, while one is awaited.

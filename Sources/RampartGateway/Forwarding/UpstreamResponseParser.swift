@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import HTTPTypes
 import NIOCore
 import RampartCore
@@ -193,12 +198,16 @@ struct UpstreamResponseParser {
         var fields: [UpstreamHead.Field]
     }
 
-    /// `HTTP/1.x code reason CRLF`, then field lines, up to and including the blank line.
+    /// `HTTP/1.x code reason CRLF`, then field lines, up to and including the blank line: `bytes`
+    /// end in CRLF CRLF (``readHead`` found them).
     static func parseHead(_ bytes: UnsafeRawBufferPointer) throws(Malformed) -> (Parsed, Framing) {
         var index = 0
+        // The head ends in CRLF CRLF (the caller found it), so every search finds a CR; `memchr`
+        // finds it a word at a time rather than a byte.
+        let base = bytes.baseAddress!
         func line() -> Range<Int> {
             let start = index
-            while bytes[index] != 0x0D { index += 1 }
+            index = UnsafeRawPointer(memchr(base + start, 0x0D, bytes.count - start)!) - UnsafeRawPointer(base)
             defer { index += 1 }
             return start..<index
         }
@@ -253,11 +262,14 @@ struct UpstreamResponseParser {
             while start < end, bytes[start] == 0x20 || bytes[start] == 0x09 { start += 1 }
             while end > start, bytes[end - 1] == 0x20 || bytes[end - 1] == 0x09 { end -= 1 }
             let value = bytes[start..<end]
-            var isASCII = true
-            for byte in value {
-                guard byte == 0x09 || (byte >= 0x20 && byte != 0x7F) else { throw Malformed("control character in a field value") }
-                if byte >= 0x80 { isASCII = false }
+            // Read through the pointer: a loop over the slice checks its bounds at every byte.
+            var high: UInt8 = 0
+            for offset in start..<end {
+                let byte = base.load(fromByteOffset: offset, as: UInt8.self)
+                guard byte >= 0x20 ? byte != 0x7F : byte == 0x09 else { throw Malformed("control character in a field value") }
+                high |= byte
             }
+            let isASCII = high < 0x80
             let nameBytes = bytes[field.lowerBound..<colon]
             let known = KnownField(nameBytes)
             switch known {
