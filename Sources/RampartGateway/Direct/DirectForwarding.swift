@@ -50,11 +50,13 @@ struct DirectPhases: Sendable {
 /// from then on this handler only passes bytes through. Until then it keeps the connection's
 /// timers itself: a request head must arrive within the client header timeout of the
 /// connection opening or the previous answer ending.
-final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, DirectExchangeOwner {
+///
+/// Inbound only: it writes from its own place in the pipeline, so no outbound event needs to
+/// pass through it (each read the channel asks for, and each write of the full pipeline behind
+/// it, would otherwise cost a step here).
+final class DirectForwarding: ChannelInboundHandler, RemovableChannelHandler, DirectExchangeOwner {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
-    typealias OutboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
 
     private enum Mode {
         /// Waiting for (the rest of) a request head.
@@ -334,14 +336,14 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
         if !isHead { out.writeImmutableBuffer(answer.body) }
         guard keepAlive else {
             // Closing drops writes still pending: the connection ends once this one is out.
-            channelContext.writeAndFlush(wrapOutboundOut(out)).assumeIsolated().whenComplete { _ in
+            channelContext.writeAndFlush(NIOAny(out)).assumeIsolated().whenComplete { _ in
                 self.answered(keepAlive: false, context: channelContext)
             }
             return
         }
         // A failed write closes the connection; a client slow to read stops the next request
         // (see `serveNext`) rather than this one's end. Flushed with the loop's other writes.
-        channelContext.write(wrapOutboundOut(out), promise: nil)
+        channelContext.write(NIOAny(out), promise: nil)
         loopUpstreams(channelContext).flushes.flushAtEndOfTurn(channelContext)
         if out.capacity <= Self.keptBufferCapacity { answerBuffer = out }
         answered(keepAlive: true, context: channelContext)
@@ -359,7 +361,7 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
             Self.writeHead(status: response.status, headers: response.headers, relayed: nil, bodyLength: nil, isHead: isHead,
                            facts: facts, context: context, keepAlive: keepAlive, to: &out)
         }
-        channelContext.write(wrapOutboundOut(out), promise: nil)
+        channelContext.write(NIOAny(out), promise: nil)
         let channel = channelContext.channel
         let loopBound = NIOLoopBound(channelContext, eventLoop: channelContext.eventLoop)
         let handler = NIOLoopBound(self, eventLoop: channelContext.eventLoop)
@@ -409,7 +411,7 @@ final class DirectForwarding: ChannelDuplexHandler, RemovableChannelHandler, Dir
     /// the end of the loop's turn to be flushed, and closing drops writes still pending. Writes
     /// complete in order, so an empty one written last completes after them.
     private func closeAfterWrites(_ context: ChannelHandlerContext) {
-        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).assumeIsolated().whenComplete { _ in
+        context.writeAndFlush(NIOAny(context.channel.allocator.buffer(capacity: 0))).assumeIsolated().whenComplete { _ in
             context.close(promise: nil)
         }
     }
