@@ -403,6 +403,16 @@ import Testing
         }
     }
 
+    @Test func aKeptSnapshotServesWhileCurrentAndGivesWayToAReload() throws {
+        let first = try loader.load(yaml: "pools:\n  app: {instances: [\"http://127.0.0.1:9\"]}\nroutes:\n  - {name: a, match: {pathPrefix: /}, pool: app}")
+        let live = LiveConfiguration(first)
+        let kept = live.snapshot(keeping: nil)
+        #expect(live.snapshot(keeping: kept) === kept)
+        let second = live.replace(with: first)
+        #expect(live.snapshot(keeping: kept) === second)
+        #expect(live.snapshot(keeping: second) === second && second.generation == kept.generation + 1)
+    }
+
     @Test func brokenYAMLIsRefused() {
         #expect(throws: ConfigurationError.self) { try loader.load(yaml: "pools: [unclosed") }
         #expect(throws: ConfigurationError.self) { try loader.load(yaml: "- just a list") }

@@ -106,6 +106,10 @@ final class DirectForwarding: ChannelInboundHandler, RemovableChannelHandler, Di
     private var record: RequestRecord?
     /// The forwarding fields of the connection's requests, formatted once while they stay the same.
     private let forwarding = ForwardingFieldsCache()
+    /// Draws the request and trace ids of the connection's requests (see `IdentifyPhase.identify`).
+    private var random = RequestRandom()
+    /// The configuration snapshot the connection's last request used, kept while it is current.
+    private var snapshot: GatewaySnapshot?
     private var autoRead = false
     /// As the channel was set up: restored for the full pipeline at hand-over.
     private var initialAutoRead = false
@@ -180,7 +184,7 @@ final class DirectForwarding: ChannelInboundHandler, RemovableChannelHandler, Di
         if buffered == nil { buffered = bytes } else { buffered!.writeBuffer(&bytes) }
         if mode == .reading {
             serveNext(context)
-        } else if mode == .serving, buffered!.readableBytes > phases.live.snapshot.configuration.proxy.limits.maxHeaderBytes.bytes {
+        } else if mode == .serving, buffered!.readableBytes > currentSnapshot().configuration.proxy.limits.maxHeaderBytes.bytes {
             // A client sending ahead of its answers waits for them.
             setAutoRead(false, context)
         }
@@ -227,6 +231,13 @@ final class DirectForwarding: ChannelInboundHandler, RemovableChannelHandler, Di
 
     // MARK: Serving
 
+    /// The configuration in force, as the next request pins it.
+    private func currentSnapshot() -> GatewaySnapshot {
+        let current = phases.live.snapshot(keeping: snapshot)
+        if current !== snapshot { snapshot = current }
+        return current
+    }
+
     /// Serves the request head at the front of the buffered bytes, if one is complete.
     private func serveNext(_ context: ChannelHandlerContext) {
         guard mode == .reading, let bytes = buffered, bytes.readableBytes > 0 else { return }
@@ -234,7 +245,7 @@ final class DirectForwarding: ChannelInboundHandler, RemovableChannelHandler, Di
             // Answers wait to be read: the next request waits for them (channelWritabilityChanged).
             return setAutoRead(false, context)
         }
-        let snapshot = phases.live.snapshot
+        let snapshot = currentSnapshot()
         // The two limits, read where they are: a copy of the limits would copy all of them.
         switch DirectRequestHead.parse(bytes, maxHeadBytes: snapshot.configuration.proxy.limits.maxHeaderBytes.bytes,
                                        maxTargetBytes: snapshot.configuration.proxy.limits.maxURIBytes.bytes) {
@@ -284,7 +295,7 @@ final class DirectForwarding: ChannelInboundHandler, RemovableChannelHandler, Di
         context.snapshot = snapshot
         context.state.isSecure = phases.isSecure
         if let refusal = phases.admit.admit(head, context: &context, hostIsValid: true) { return refusal }
-        IdentifyPhase.identify(head, context: &context)
+        IdentifyPhase.identify(head, context: &context, random: &random)
         if let fixed = phases.route.apply(route, head: head, context: &context) { return fixed }
         return phases.inspect.inspectHead(head, context: context)
     }

@@ -118,6 +118,10 @@ public final class GatewaySnapshot: Sendable {
 /// The live configuration: requests pin the current snapshot; a reload swaps it atomically.
 public final class LiveConfiguration: Sendable {
     private let current: Mutex<GatewaySnapshot>
+    /// The current snapshot's generation, readable without the lock: a reader that kept a
+    /// snapshot checks it is still current by a load that writes nothing shared, where taking
+    /// the lock would (each event loop's requests would take turns to own the lock's line).
+    private let currentGeneration = Atomic<Int>(1)
 
     init(_ configuration: GatewayConfiguration) {
         current = Mutex(GatewaySnapshot(generation: 1, configuration: configuration))
@@ -125,11 +129,18 @@ public final class LiveConfiguration: Sendable {
 
     public var snapshot: GatewaySnapshot { current.withLock { $0 } }
 
+    /// `kept` when it is still the current snapshot, else the current one.
+    func snapshot(keeping kept: GatewaySnapshot?) -> GatewaySnapshot {
+        if let kept, kept.generation == currentGeneration.load(ordering: .acquiring) { return kept }
+        return snapshot
+    }
+
     @discardableResult
     func replace(with configuration: GatewayConfiguration) -> GatewaySnapshot {
         current.withLock { old in
             let next = GatewaySnapshot(generation: old.generation + 1, configuration: configuration)
             old = next
+            currentGeneration.store(next.generation, ordering: .releasing)
             return next
         }
     }

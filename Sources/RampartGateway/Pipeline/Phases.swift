@@ -303,9 +303,16 @@ struct IdentifyPhase: RouterMiddleware {
 
     /// Everything but the credentials: request id, trace, country.
     static func identify(_ head: HTTPRequest, context: inout Context) {
+        var generator = RequestRandom()
+        identify(head, context: &context, random: &generator)
+    }
+
+    /// `identify`, drawing new ids from `generator`: the direct path keeps one per connection,
+    /// as making one per request counts a process-wide atomic that every event loop's requests
+    /// would then take turns to write.
+    static func identify(_ head: HTTPRequest, context: inout Context, random generator: inout RequestRandom) {
         let snapshot = context.snapshot!
         let headers = head.headerFields
-        var generator = RequestRandom()
         if let incoming = headers[.xRequestID], RequestID.isAcceptable(incoming) {
             context.state.requestID = incoming
         } else {
@@ -322,11 +329,11 @@ struct IdentifyPhase: RouterMiddleware {
         } else if let client = context.state.clientAddress {
             context.state.country = snapshot.countries.longestMatch(client)
         }
-        let state = context.state
+        let (requestID, client) = (context.state.requestID, context.state.clientAddress)
         context.record.note {
-            $0.requestID = state.requestID
+            $0.requestID = requestID
             $0.trace = trace
-            $0.clientAddress = state.clientAddress
+            $0.clientAddress = client
         }
     }
 }
