@@ -14,9 +14,6 @@ public struct Identity: Sendable, Equatable {
     /// The API key's name (never the key itself), when that is how the caller came in.
     public var apiKey: String?
 
-    /// Inlinable, so that a caller in another module builds the value where it goes rather than
-    /// copying it there (every request's context starts with an anonymous one).
-    @inlinable
     public init(method: Method, user: String? = nil, tenant: String? = nil, roles: [String] = [], apiKey: String? = nil) {
         self.method = method
         self.user = user

@@ -20,8 +20,6 @@ public struct RequestState: Sendable {
     /// Whether the client is on the IP allow list: never blocked, whatever it sends.
     public var isAllowListed = false
 
-    /// Inlinable, so that a caller in another module builds the value in place (one per request).
-    @inlinable
     public init(requestID: String = "", incomingTrace: TraceContext? = nil, trace: TraceContext? = nil,
                 clientAddress: IPAddress? = nil, peerAddress: IPAddress? = nil, isSecure: Bool = false, country: String? = nil) {
         self.requestID = requestID

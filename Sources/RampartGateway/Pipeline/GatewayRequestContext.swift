@@ -28,7 +28,7 @@ public struct GatewayRequestContext: RequestContext {
     /// for a body within its inspection size): forwarded in one write rather than streamed.
     public var bufferedBody: ByteBuffer?
     /// Who is calling (set by the identify phase); anonymous without credentials.
-    public var identity: Identity
+    public var identity = Identity.anonymous
     /// The credential the caller sent but that was refused: a 401 on routes that require
     /// identity, anonymous elsewhere.
     public var identityError: TokenError?
@@ -51,8 +51,6 @@ public struct GatewayRequestContext: RequestContext {
         self.channel = channel
         self.record = record ?? RequestRecord()
         self.state = RequestState(peerAddress: peer, isSecure: false)
-        // Made in place: a default value is made, then copied in.
-        self.identity = Identity(method: .anonymous)
     }
 
     /// The logger with the request's id (once the identify phase has chosen it): made when
