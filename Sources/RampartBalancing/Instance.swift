@@ -17,6 +17,11 @@ public final class Instance: Sendable, Identifiable, CustomStringConvertible {
     private let weightValue: Atomic<Int>
     private let inFlight = Atomic<Int>(0)
     private let live: Mutex<LiveState>
+    /// From when (nanoseconds of an `Instant`) new requests may come here, derived from the live
+    /// state whenever it changes: `Int64.max` while not healthy or draining, the end of an
+    /// ejection, else `Int64.min`. Every pick reads it; taking the mutex instead would make
+    /// every event loop write the mutex's line on every request.
+    private let availableFrom = Atomic<Int64>(.max)
     let metrics: InstanceMetrics
 
     struct LiveState {
@@ -25,6 +30,11 @@ public final class Instance: Sendable, Identifiable, CustomStringConvertible {
         var isDraining = false
         var latency: PeakEWMAValue
         var lastCheck: HealthCheckResult?
+
+        var availableFrom: Int64 {
+            guard health.state == .healthy, !isDraining else { return .max }
+            return ejection.ejectedUntil?.nanoseconds ?? .min
+        }
     }
 
     public init(url: UpstreamURL, weight: Int = 1, region: String? = nil, priority: Int = 0,
@@ -35,8 +45,9 @@ public final class Instance: Sendable, Identifiable, CustomStringConvertible {
         self.priority = priority
         self.isDynamic = isDynamic
         self.weightValue = Atomic(weight)
-        self.live = Mutex(LiveState(health: InstanceHealth(state: startsHealthy ? .healthy : .starting),
-                                    latency: PeakEWMAValue()))
+        let state = LiveState(health: InstanceHealth(state: startsHealthy ? .healthy : .starting), latency: PeakEWMAValue())
+        self.live = Mutex(state)
+        availableFrom.store(state.availableFrom, ordering: .relaxed)
         self.metrics = InstanceMetrics(pool: pool, instance: url.authority)
         metrics.healthy.record(startsHealthy ? 1 : 0)
     }
@@ -57,7 +68,7 @@ public final class Instance: Sendable, Identifiable, CustomStringConvertible {
 
     /// Whether new requests may go here: healthy, not ejected, not draining.
     public func isAvailable(at now: Instant) -> Bool {
-        live.withLock { $0.health.state == .healthy && !$0.isDraining && !$0.ejection.isEjected(at: now) }
+        now.nanoseconds >= availableFrom.load(ordering: .relaxed)
     }
 
     /// Peak-EWMA latency estimate in seconds (decayed to `now`).
@@ -87,9 +98,16 @@ public final class Instance: Sendable, Identifiable, CustomStringConvertible {
         metrics.activeConnections.record(now)
     }
 
-    func withLiveState<T>(_ body: (inout LiveState) -> T) -> T { live.withLock { body(&$0) } }
+    /// Changes the live state, and what availability derives from it, under the mutex.
+    func withLiveState<T>(_ body: (inout LiveState) -> T) -> T {
+        live.withLock { state in
+            let result = body(&state)
+            availableFrom.store(state.availableFrom, ordering: .relaxed)
+            return result
+        }
+    }
 
-    func startDraining() { live.withLock { $0.isDraining = true } }
+    func startDraining() { withLiveState { $0.isDraining = true } }
 }
 
 /// What the admin API shows of an instance.

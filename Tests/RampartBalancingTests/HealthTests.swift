@@ -95,6 +95,20 @@ import Testing
         #expect(counts(pool, picks: 30)[erring.id] == nil)
     }
 
+    @Test func availabilityFollowsEveryChangeOfTheLiveState() {
+        let instance = Instance(url: UpstreamURL("http://127.0.0.1:9000")!, startsHealthy: false)
+        let now = Instant(nanoseconds: 1_000_000_000)
+        #expect(!instance.isAvailable(at: now))
+        _ = instance.withLiveState { $0.health.record(success: true, healthyThreshold: 1, unhealthyThreshold: 1) }
+        #expect(instance.isAvailable(at: now))
+        _ = instance.withLiveState { $0.ejection.eject(at: now, base: .seconds(5), max: .seconds(60)) }
+        #expect(!instance.isAvailable(at: now + .seconds(4)) && instance.isAvailable(at: now + .seconds(5)))
+        instance.withLiveState { $0.ejection.endEjection() }
+        #expect(instance.isAvailable(at: now))
+        instance.startDraining()
+        #expect(!instance.isAvailable(at: now + .seconds(3600)))
+    }
+
     @Test func ejectionIsCappedByMaxEjectedShare() {
         let time = ManualTimeSource()
         let pool = makePool(.roundRobin, weights: [1, 1, 1, 1], outlier: .init(consecutiveFailures: 1, maxEjectedShare: 0.5), time: time)

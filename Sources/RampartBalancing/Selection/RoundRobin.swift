@@ -6,6 +6,9 @@ final class RoundRobin: Selector {
     private let next = Atomic<Int>(0)
 
     func select(from candidates: [Instance], group: [Instance], input: SelectionInput, now: Instant) -> Instance? {
+        // One candidate needs no turn (as nginx skips its round-robin for a single peer): the
+        // shared counter is written only when there is a choice.
+        guard candidates.count > 1 else { return candidates.first }
         let n = next.wrappingAdd(1, ordering: .relaxed).oldValue
         return candidates[Int(UInt(bitPattern: n) % UInt(candidates.count))]
     }
