@@ -15,6 +15,9 @@ public final class Pool: Sendable {
     private let answered = Atomic<Int>(0)
     private let failed = Atomic<Int>(0)
     private let latencyNanoseconds = Atomic<Int64>(0)
+    /// Whether the strategy is consistent hashing, readable without the lock: other pools'
+    /// requests then need not take it to learn they have no affinity key.
+    private let hashesConsistently = Atomic<Bool>(false)
 
     /// Running totals of what the pool's instances answered, for load signals read by
     /// difference (the rate limiter's controller): attempts that got a response or failed,
@@ -85,6 +88,7 @@ public final class Pool: Sendable {
         }
         self.state = Mutex(State(configuration: configuration, members: members,
                                  groups: Pool.groups(of: members), selector: Pool.selector(for: configuration.strategy)))
+        hashesConsistently.store(state.withLock { $0.derived.affinity != nil }, ordering: .relaxed)
     }
 
     static func selector(for strategy: BalancingStrategy) -> any Selector {
@@ -106,7 +110,10 @@ public final class Pool: Sendable {
 
     /// Where the affinity key comes from, when the pool balances by consistent hashing: read
     /// for every request, without copying the rest of the configuration.
-    public var affinity: HashSource? { state.withLock { $0.derived.affinity } }
+    public var affinity: HashSource? {
+        guard hashesConsistently.load(ordering: .relaxed) else { return nil }
+        return state.withLock { $0.derived.affinity }
+    }
 
     public var instances: [Instance] { state.withLock { $0.members } }
 
@@ -295,6 +302,7 @@ public final class Pool: Sendable {
                 s.selector = Pool.selector(for: configuration.strategy)
             }
             s.configuration = configuration
+            hashesConsistently.store(s.derived.affinity != nil, ordering: .relaxed)
             s.members = members
             s.groups = Pool.groups(of: members)
         }
