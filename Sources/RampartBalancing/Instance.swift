@@ -102,7 +102,10 @@ public final class Instance: Sendable, Identifiable, CustomStringConvertible {
     func withLiveState<T>(_ body: (inout LiveState) -> T) -> T {
         live.withLock { state in
             let result = body(&state)
-            availableFrom.store(state.availableFrom, ordering: .relaxed)
+            // Stored only when it changes: most changes (a latency noted per request) leave it,
+            // and a store would take the line from every other core reading it.
+            let available = state.availableFrom
+            if availableFrom.load(ordering: .relaxed) != available { availableFrom.store(available, ordering: .relaxed) }
             return result
         }
     }
