@@ -15,9 +15,14 @@ public final class Pool: Sendable {
     private let answered = Atomic<Int>(0)
     private let failed = Atomic<Int>(0)
     private let latencyNanoseconds = Atomic<Int64>(0)
-    /// Whether the strategy is consistent hashing, readable without the lock: other pools'
-    /// requests then need not take it to learn they have no affinity key.
+    /// What every request reads of the derived settings, readable without the lock (a reload
+    /// writes them, under it): with several event loops, taking the lock per request would move
+    /// its line between their cores. Whether the strategy hashes consistently (other pools'
+    /// requests then have no affinity key to look up), the EWMA decay, and whether passive
+    /// ejection runs (the rest of its settings are read under the lock, on a failure).
     private let hashesConsistently = Atomic<Bool>(false)
+    private let decayNanoseconds = Atomic<Int64>(0)
+    private let ejects = Atomic<Bool>(false)
 
     /// Running totals of what the pool's instances answered, for load signals read by
     /// difference (the rate limiter's controller): attempts that got a response or failed,
@@ -88,7 +93,7 @@ public final class Pool: Sendable {
         }
         self.state = Mutex(State(configuration: configuration, members: members,
                                  groups: Pool.groups(of: members), selector: Pool.selector(for: configuration.strategy)))
-        hashesConsistently.store(state.withLock { $0.derived.affinity != nil }, ordering: .relaxed)
+        publish(state.withLock { $0.derived })
     }
 
     static func selector(for strategy: BalancingStrategy) -> any Selector {
@@ -110,6 +115,12 @@ public final class Pool: Sendable {
 
     /// Where the affinity key comes from, when the pool balances by consistent hashing: read
     /// for every request, without copying the rest of the configuration.
+    private func publish(_ derived: Derived) {
+        hashesConsistently.store(derived.affinity != nil, ordering: .relaxed)
+        decayNanoseconds.store(derived.decay.nanoseconds, ordering: .relaxed)
+        ejects.store(derived.outlier.enabled, ordering: .relaxed)
+    }
+
     public var affinity: HashSource? {
         guard hashesConsistently.load(ordering: .relaxed) else { return nil }
         return state.withLock { $0.derived.affinity }
@@ -162,7 +173,8 @@ public final class Pool: Sendable {
     public func finish(_ instance: Instance, outcome: Outcome, latency: Duration, at now: Instant? = nil) {
         instance.endRequest()
         let now = now ?? time.now()
-        let (outlier, decay) = state.withLock { ($0.derived.outlier, $0.derived.decay) }
+        let decay = Duration.nanoseconds(decayNanoseconds.load(ordering: .relaxed))
+        let ejects = self.ejects.load(ordering: .relaxed)
         var failed = false
         defer {
             if case .abandoned = outcome {} else {
@@ -177,7 +189,7 @@ public final class Pool: Sendable {
             instance.metrics.duration.recordNanoseconds(latency.nanoseconds)
             failed = status >= 500
             // A success's latency and its note for outlier detection under one lock.
-            let succeeded = !failed && outlier.enabled
+            let succeeded = !failed && ejects
             instance.withLiveState { state in
                 state.latency.record(latency: latency.secondsValue, at: now, decay: decay)
                 if succeeded { state.ejection.recordSuccess(at: now) }
@@ -192,7 +204,8 @@ public final class Pool: Sendable {
             return
         }
         // Here only failures remain (a success has returned above).
-        guard outlier.enabled, failed else { return }
+        guard ejects, failed else { return }
+        let outlier = state.withLock { $0.derived.outlier }
         let reachedThreshold = instance.withLiveState { $0.ejection.recordFailure(threshold: outlier.consecutiveFailures, at: now) }
         if reachedThreshold { ejectIfAllowed(instance, outlier: outlier, now: now) }
     }
@@ -302,7 +315,7 @@ public final class Pool: Sendable {
                 s.selector = Pool.selector(for: configuration.strategy)
             }
             s.configuration = configuration
-            hashesConsistently.store(s.derived.affinity != nil, ordering: .relaxed)
+            publish(s.derived)
             s.members = members
             s.groups = Pool.groups(of: members)
         }
