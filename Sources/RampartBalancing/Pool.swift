@@ -15,11 +15,12 @@ public final class Pool: Sendable {
     private let answered = Atomic<Int>(0)
     private let failed = Atomic<Int>(0)
     private let latencyNanoseconds = Atomic<Int64>(0)
-    /// What every request reads of the derived settings, readable without the lock (a reload
-    /// writes them, under it): with several event loops, taking the lock per request would move
-    /// its line between their cores. Whether the strategy hashes consistently (other pools'
-    /// requests then have no affinity key to look up), the EWMA decay, and whether passive
-    /// ejection runs (the rest of its settings are read under the lock, on a failure).
+    /// What every request reads of the configuration, published when one is applied (under the
+    /// lock) and read without it: with several event loops, taking the lock per request would
+    /// move its line between their cores. Whether the strategy hashes consistently (other pools'
+    /// requests then have no affinity key to look up), the peak-EWMA decay (10 s for other
+    /// strategies, whose estimates are only shown), and whether passive ejection runs (the rest
+    /// of its settings are read under the lock, after a failure).
     private let hashesConsistently = Atomic<Bool>(false)
     private let decayNanoseconds = Atomic<Int64>(0)
     private let ejects = Atomic<Bool>(false)
@@ -47,38 +48,11 @@ public final class Pool: Sendable {
     public var inFlight: Int { instances.reduce(0) { $0 + $1.activeRequests } }
 
     struct State {
-        var configuration: PoolConfiguration {
-            didSet { derived = Derived(configuration) }
-        }
+        var configuration: PoolConfiguration
         var members: [Instance]
         /// Members grouped by priority, lowest first; rebuilt when membership changes.
         var groups: [[Instance]]
         var selector: any Selector
-        /// What every request reads of the configuration, kept beside it so that a request
-        /// copies a few values rather than the configuration (or its strategy) under the lock.
-        private(set) var derived: Derived
-
-        init(configuration: PoolConfiguration, members: [Instance], groups: [[Instance]], selector: any Selector) {
-            self.configuration = configuration
-            self.members = members
-            self.groups = groups
-            self.selector = selector
-            derived = Derived(configuration)
-        }
-    }
-
-    struct Derived {
-        /// The source of the affinity key, when the pool hashes consistently.
-        let affinity: HashSource?
-        /// The peak-EWMA decay (10 s for other strategies, whose estimates are only shown).
-        let decay: Duration
-        let outlier: OutlierDetectionConfiguration
-
-        init(_ configuration: PoolConfiguration) {
-            if case .consistentHash(let source) = configuration.strategy { affinity = source } else { affinity = nil }
-            if case .peakEWMA(let decay) = configuration.strategy { self.decay = decay.duration } else { decay = .seconds(10) }
-            outlier = configuration.outlierDetection
-        }
     }
 
     public init(name: String, configuration: PoolConfiguration, time: any TimeSource = SystemTimeSource()) {
@@ -93,7 +67,7 @@ public final class Pool: Sendable {
         }
         self.state = Mutex(State(configuration: configuration, members: members,
                                  groups: Pool.groups(of: members), selector: Pool.selector(for: configuration.strategy)))
-        publish(state.withLock { $0.derived })
+        publish(configuration)
     }
 
     static func selector(for strategy: BalancingStrategy) -> any Selector {
@@ -113,17 +87,19 @@ public final class Pool: Sendable {
 
     public var configuration: PoolConfiguration { state.withLock { $0.configuration } }
 
-    /// Where the affinity key comes from, when the pool balances by consistent hashing: read
-    /// for every request, without copying the rest of the configuration.
-    private func publish(_ derived: Derived) {
-        hashesConsistently.store(derived.affinity != nil, ordering: .relaxed)
-        decayNanoseconds.store(derived.decay.nanoseconds, ordering: .relaxed)
-        ejects.store(derived.outlier.enabled, ordering: .relaxed)
+    private func publish(_ configuration: PoolConfiguration) {
+        let decay: Duration
+        if case .peakEWMA(let configured) = configuration.strategy { decay = configured.duration } else { decay = .seconds(10) }
+        hashesConsistently.store(configuration.strategy.hashSource != nil, ordering: .relaxed)
+        decayNanoseconds.store(decay.nanoseconds, ordering: .relaxed)
+        ejects.store(configuration.outlierDetection.enabled, ordering: .relaxed)
     }
 
+    /// Where the affinity key comes from, when the pool balances by consistent hashing: read
+    /// for every request, without the lock for the other pools.
     public var affinity: HashSource? {
         guard hashesConsistently.load(ordering: .relaxed) else { return nil }
-        return state.withLock { $0.derived.affinity }
+        return state.withLock { $0.configuration.strategy.hashSource }
     }
 
     public var instances: [Instance] { state.withLock { $0.members } }
@@ -205,7 +181,7 @@ public final class Pool: Sendable {
         }
         // Here only failures remain (a success has returned above).
         guard ejects, failed else { return }
-        let outlier = state.withLock { $0.derived.outlier }
+        let outlier = state.withLock { $0.configuration.outlierDetection }
         let reachedThreshold = instance.withLiveState { $0.ejection.recordFailure(threshold: outlier.consecutiveFailures, at: now) }
         if reachedThreshold { ejectIfAllowed(instance, outlier: outlier, now: now) }
     }
@@ -315,7 +291,7 @@ public final class Pool: Sendable {
                 s.selector = Pool.selector(for: configuration.strategy)
             }
             s.configuration = configuration
-            publish(s.derived)
+            publish(configuration)
             s.members = members
             s.groups = Pool.groups(of: members)
         }

@@ -18,6 +18,11 @@ public enum BalancingStrategy: Sendable, Equatable, Codable {
     /// instances leaves, about 1/N of the keys move.
     case consistentHash(on: HashSource)
 
+    /// Where consistent hashing takes its key from; nil for the other strategies.
+    public var hashSource: HashSource? {
+        if case .consistentHash(let source) = self { source } else { nil }
+    }
+
     /// The names accepted in configuration and `LB_STRATEGY`.
     public static let names = ["round_robin", "weighted_round_robin", "least_connections", "peak_ewma", "geographic", "consistent_hash"]
 
