@@ -17,6 +17,10 @@ public final class Blocklist: Sendable {
     }
 
     private let state: Mutex<State>
+    /// How many blocks the table holds, written with it: every request asks, and with none
+    /// (the usual case) the answer needs neither the lock, which all event loops share, nor the
+    /// clock.
+    private let count: Atomic<Int>
     private let store: any BlockStore
     private let now: @Sendable () -> Double
 
@@ -25,6 +29,7 @@ public final class Blocklist: Sendable {
         var initial = State()
         for block in try store.all() { initial.blocks[block.range] = block }
         initial.rebuild()
+        self.count = Atomic(initial.blocks.count)
         self.state = Mutex(initial)
         self.store = store
         self.now = now
@@ -32,9 +37,10 @@ public final class Blocklist: Sendable {
 
     /// The active block covering `address`, if any.
     public func block(covering address: IPAddress) -> AddressBlock? {
-        let at = now()
+        guard count.load(ordering: .acquiring) > 0 else { return nil }
         let found = state.withLock { $0.table.longestMatch(address) }
         guard let found else { return nil }
+        let at = now()
         if found.isActive(at: at) { return found }
         expire(found.range, at: at)
         // A wider block may still apply once the expired narrower one is gone.
@@ -51,6 +57,7 @@ public final class Blocklist: Sendable {
         state.withLock { s in
             s.blocks[range] = block
             s.rebuild()
+            count.store(s.blocks.count, ordering: .releasing)
         }
         return block
     }
@@ -64,6 +71,7 @@ public final class Blocklist: Sendable {
         state.withLock { s in
             s.blocks[range] = nil
             s.rebuild()
+            count.store(s.blocks.count, ordering: .releasing)
         }
         return true
     }
@@ -79,6 +87,7 @@ public final class Blocklist: Sendable {
             guard let block = s.blocks[range], !block.isActive(at: time) else { return false }
             s.blocks[range] = nil
             s.rebuild()
+            count.store(s.blocks.count, ordering: .releasing)
             return true
         }
         if removed { try? store.remove(range) }
