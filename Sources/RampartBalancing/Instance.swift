@@ -1,6 +1,11 @@
 public import RampartCore
 import Synchronization
 import CoreMetrics
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// One upstream instance of a pool, with the live state the balancer and health checks keep
 /// for it. Thread-safe: counters are atomics, the rest sits behind one mutex.
@@ -154,7 +159,9 @@ struct PeakEWMAValue: Sendable, Equatable {
     private(set) var estimate: Double = 0
     private var lastUpdate: Instant?
 
-    mutating func record(latency: Double, at now: Instant, decay: Duration) {
+    /// `decayNanoseconds` is the time constant. Times arrive as nanoseconds: a `Duration`'s
+    /// seconds cost a 128-bit division each, and a request's end records one.
+    mutating func record(latency: Double, at now: Instant, decayNanoseconds: Int64) {
         defer { lastUpdate = now }
         guard let last = lastUpdate, estimate > 0 else {
             estimate = latency
@@ -164,24 +171,9 @@ struct PeakEWMAValue: Sendable, Equatable {
             estimate = latency
             return
         }
-        let elapsed = max(0, (now - last).secondsValue)
-        let tau = max(decay.secondsValue, 1e-9)
-        let w = _exp(-elapsed / tau)
+        let elapsed = Double(max(0, now.nanoseconds - last.nanoseconds))
+        let tau = Double(max(decayNanoseconds, 1))
+        let w = exp(-elapsed / tau)
         estimate = estimate * w + latency * (1 - w)
     }
-}
-
-/// exp() without Foundation: e^x by range reduction and a short series; relative error < 1e-12
-/// for the non-positive arguments used here.
-@inline(__always)
-func _exp(_ x: Double) -> Double {
-    if x < -700 { return 0 }
-    let k = (x / 0.6931471805599453).rounded(.down)
-    let r = x - k * 0.6931471805599453
-    var term = 1.0, sum = 1.0
-    for n in 1...20 {
-        term *= r / Double(n)
-        sum += term
-    }
-    return sum * Double(sign: .plus, exponent: Int(k), significand: 1)
 }

@@ -149,32 +149,35 @@ public final class Pool: Sendable {
     public func finish(_ instance: Instance, outcome: Outcome, latency: Duration, at now: Instant? = nil) {
         instance.endRequest()
         let now = now ?? time.now()
-        let decay = Duration.nanoseconds(decayNanoseconds.load(ordering: .relaxed))
+        let decay = decayNanoseconds.load(ordering: .relaxed)
         let ejects = self.ejects.load(ordering: .relaxed)
+        // Converted once: each conversion of a `Duration` is a 128-bit division.
+        let nanoseconds = latency.nanoseconds
+        let seconds = Double(nanoseconds) / 1e9
         var failed = false
         defer {
             if case .abandoned = outcome {} else {
                 answered.wrappingAdd(1, ordering: .relaxed)
                 if failed { self.failed.wrappingAdd(1, ordering: .relaxed) }
-                latencyNanoseconds.wrappingAdd(latency.nanoseconds, ordering: .relaxed)
+                latencyNanoseconds.wrappingAdd(nanoseconds, ordering: .relaxed)
             }
         }
         switch outcome {
         case .response(let status):
             instance.metrics.recordRequest(status: status)
-            instance.metrics.duration.recordNanoseconds(latency.nanoseconds)
+            instance.metrics.duration.recordNanoseconds(nanoseconds)
             failed = status >= 500
             // A success's latency and its note for outlier detection under one lock.
             let succeeded = !failed && ejects
             instance.withLiveState { state in
-                state.latency.record(latency: latency.secondsValue, at: now, decay: decay)
+                state.latency.record(latency: seconds, at: now, decayNanoseconds: decay)
                 if succeeded { state.ejection.recordSuccess(at: now) }
             }
             if succeeded { return }
         case .failure:
             instance.metrics.recordRequest(status: nil)
             // A failed attempt counts as slow, so peak-EWMA steers away even before ejection.
-            instance.withLiveState { $0.latency.record(latency: max(latency.secondsValue, 1), at: now, decay: decay) }
+            instance.withLiveState { $0.latency.record(latency: max(seconds, 1), at: now, decayNanoseconds: decay) }
             failed = true
         case .abandoned:
             return

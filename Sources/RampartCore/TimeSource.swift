@@ -20,12 +20,13 @@ public struct Instant: Hashable, Comparable, Sendable {
 }
 
 extension Duration {
-    /// The whole duration in nanoseconds, saturating at `Int64.max`.
+    /// The whole duration in nanoseconds (truncated toward zero), clamped to `Int64`'s range.
+    /// A duration under about nine seconds, as the request path's are, divides in 64 bits; its
+    /// `components` would divide 128-bit numbers, several times a request.
     public var nanoseconds: Int64 {
-        let c = components
-        let (s, o1) = c.seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        let (n, o2) = s.addingReportingOverflow(c.attoseconds / 1_000_000_000)
-        return o1 || o2 ? .max : n
+        let attoseconds = self.attoseconds
+        if let small = Int64(exactly: attoseconds) { return small / 1_000_000_000 }
+        return Int64(clamping: attoseconds / 1_000_000_000)
     }
 
     /// The duration in seconds as a floating-point number.
