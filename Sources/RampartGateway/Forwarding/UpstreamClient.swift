@@ -586,9 +586,12 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         flushes = pool.value.flushes
     }
 
+    /// Idle and not closed: a connection the upstream closed is out of the pool already (its
+    /// `channelInactive` fails it, and a failed idle connection removes itself), and `begin`
+    /// still asks the channel before writing.
     var isUsable: Bool {
-        guard case .idle = state, let context else { return false }
-        return context.channel.isActive
+        guard case .idle = state else { return false }
+        return context != nil
     }
 
     // MARK: Channel events
@@ -817,8 +820,10 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
             readHeld = false
             context.read()
         }
-        guard keepAlive, requestEnded, context?.channel.isActive == true else { return close() }
-        // `lastActivity` is the read that brought the end (or the connection's close).
+        guard keepAlive, requestEnded, context != nil else { return close() }
+        // `lastActivity` is the read that brought the end. An end the connection's close
+        // brought has no keep-alive; a close that follows removes the connection from the pool
+        // (see `fail`).
         pool.value.put(self)
     }
 
