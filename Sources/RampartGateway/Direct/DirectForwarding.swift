@@ -108,6 +108,8 @@ final class DirectForwarding: ChannelInboundHandler, RemovableChannelHandler, Di
     private let forwarding = ForwardingFieldsCache()
     /// Draws the request and trace ids of the connection's requests (see `IdentifyPhase.identify`).
     private var random = RequestRandom()
+    /// The metric handles the connection's last answer was counted in (see `RequestMetrics.Recent`).
+    private var recentMetrics: RequestMetrics.Recent?
     /// The configuration snapshot the connection's last request used, kept while it is current.
     private var snapshot: GatewaySnapshot?
     private var autoRead = false
@@ -341,7 +343,7 @@ final class DirectForwarding: ChannelInboundHandler, RemovableChannelHandler, Di
                                            facts: facts, context: context, keepAlive: keepAlive, to: &out)
             RecordPhase.emit(record: facts, method: request.method.rawValue, path: Self.pathWithoutQuery(request), status: answer.status.code,
                              bytes: bodyBytes, failed: false, seconds: (phases.record.time.now() - started).secondsValue,
-                             log: phases.record.accessLog, metrics: phases.record.metrics)
+                             log: phases.record.accessLog, metrics: phases.record.metrics, recent: &recentMetrics)
             return keepAlive
         }
         if !isHead { out.writeImmutableBuffer(answer.body) }
@@ -390,9 +392,10 @@ final class DirectForwarding: ChannelInboundHandler, RemovableChannelHandler, Di
             } catch {
                 failed = true
             }
+            var recent: RequestMetrics.Recent?
             RecordPhase.emit(record: record.current, method: method, path: path, status: status, bytes: writer.bytes.value, failed: failed,
                              seconds: (phases.record.time.now() - started).secondsValue, log: phases.record.accessLog,
-                             metrics: phases.record.metrics)
+                             metrics: phases.record.metrics, recent: &recent)
             let reuse = keepAlive && !failed
             channel.eventLoop.execute {
                 handler.value.answered(keepAlive: reuse, context: loopBound.value)

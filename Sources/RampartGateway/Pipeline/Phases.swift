@@ -58,8 +58,9 @@ struct RecordPhase: RouterMiddleware {
         // bytes would split that write in three, so it is recorded now, at its known length.
         let facts = record.current
         if facts.bodyBuffered || facts.error != nil {
+            var recent: RequestMetrics.Recent?
             RecordPhase.emit(record: facts, method: method, path: path, status: status, bytes: response.body.contentLength ?? 0,
-                             failed: false, seconds: (time.now() - started).secondsValue, log: log, metrics: metrics)
+                             failed: false, seconds: (time.now() - started).secondsValue, log: log, metrics: metrics, recent: &recent)
             return response
         }
         let bytes = ByteCounter()
@@ -75,8 +76,9 @@ struct RecordPhase: RouterMiddleware {
                 failed = true
                 throw error
             }
+            var recent: RequestMetrics.Recent?
             RecordPhase.emit(record: record.current, method: method, path: path, status: status, bytes: bytes.value,
-                             failed: failed, seconds: (time.now() - started).secondsValue, log: log, metrics: metrics)
+                             failed: failed, seconds: (time.now() - started).secondsValue, log: log, metrics: metrics, recent: &recent)
         }
         return response
     }
@@ -100,9 +102,9 @@ struct RecordPhase: RouterMiddleware {
     }
 
     static func emit(record: borrowing RequestRecord.Facts, method: String, path: String, status: Int, bytes: Int, failed: Bool,
-                     seconds: Double, log: Logger?, metrics: RequestMetrics) {
+                     seconds: Double, log: Logger?, metrics: RequestMetrics, recent: inout RequestMetrics.Recent?) {
         let route = record.route ?? "none"
-        metrics.record(route: route, status: status, seconds: seconds)
+        metrics.record(route: route, status: status, seconds: seconds, recent: &recent)
         guard let log else { return }
         var metadata: Logger.Metadata = [
             "request_id": .string(record.requestID), "method": .string(method), "path": .string(path),
@@ -125,14 +127,22 @@ struct RecordPhase: RouterMiddleware {
 /// The `http_server_*` handles by route and status class, made once each rather than per
 /// request.
 final class RequestMetrics: Sendable {
-    private struct Key: Hashable {
+    fileprivate struct Key: Hashable {
         let route: String
         let statusClass: Int
     }
 
-    private struct Handles {
+    fileprivate struct Handles {
         let requests: Counter
         let duration: Metrics.Timer
+    }
+
+    /// The handles recorded to last, kept by a connection: its next request, usually of the same
+    /// route and status class, finds them without the table's lock (which every event loop
+    /// takes) or hashing the route's name.
+    struct Recent {
+        fileprivate let key: Key
+        fileprivate let handles: Handles
     }
 
     private let handles = MetricHandles<Key, Handles> { key in
@@ -142,8 +152,15 @@ final class RequestMetrics: Sendable {
                                                preferredDisplayUnit: .seconds))
     }
 
-    func record(route: String, status: Int, seconds: Double) {
-        let found = handles[Key(route: route, statusClass: status / 100)]
+    func record(route: String, status: Int, seconds: Double, recent: inout Recent?) {
+        let key = Key(route: route, statusClass: status / 100)
+        let found: Handles
+        if let recent, recent.key == key {
+            found = recent.handles
+        } else {
+            found = handles[key]
+            recent = Recent(key: key, handles: found)
+        }
         found.requests.increment()
         found.duration.recordNanoseconds(Int64(seconds * 1e9))
     }
