@@ -245,6 +245,19 @@ import Testing
         #expect(String(buffer: out) == "xX-Empty: \r\nX-Text: grüße, \(String(repeating: "a", count: 300))\r\n")
     }
 
+    @Test func linesAndLengthsAreWrittenWhole() {
+        var out = ByteBuffer(string: "x")
+        out.writeRequestLine(method: "GET", target: "/quiz?id=\(String(repeating: "7", count: 200))")
+        out.writeStatusLine(code: 404, reason: "Not Found")
+        out.writeStatusLine(code: 200, reason: "")
+        out.writeStatusLine(code: 7, reason: "Odd")
+        for length in [0, 9, 10, 1024, 99_999, Int.max] { out.writeContentLength(length) }
+        #expect(String(buffer: out) == "xGET /quiz?id=\(String(repeating: "7", count: 200)) HTTP/1.1\r\n"
+            + "HTTP/1.1 404 Not Found\r\nHTTP/1.1 200 \r\nHTTP/1.1 007 Odd\r\n"
+            + "Content-Length: 0\r\nContent-Length: 9\r\nContent-Length: 10\r\nContent-Length: 1024\r\n"
+            + "Content-Length: 99999\r\nContent-Length: \(Int.max)\r\n")
+    }
+
     @Test func closesWhenAskedOrWhenTheRequestEndsTheConnection() throws {
         let closing = try Self.written([.contentType: "text/plain"], bodyLength: nil, keepAlive: true, close: true)
         #expect(!closing.keepAlive)

@@ -501,11 +501,7 @@ final class DirectForwarding: ChannelInboundHandler, RemovableChannelHandler, Di
     static func writeHead(status: HTTPResponse.Status, headers: HTTPFields, relayed: UpstreamHead?, bodyLength: Int?, isHead: Bool,
                           facts: borrowing RequestRecord.Facts, context: GatewayRequestContext, keepAlive: Bool, to out: inout ByteBuffer) -> Bool {
         var shaping = AnswerShaping(facts: facts, snapshot: context.snapshot, isSecure: context.state.isSecure, keepAlive: keepAlive)
-        out.writeStaticString("HTTP/1.1 ")
-        out.writeString(String(status.code))
-        out.writeStaticString(" ")
-        out.writeString(status.reasonPhrase)
-        out.writeStaticString("\r\n")
+        out.writeStatusLine(code: status.code, reason: status.reasonPhrase)
         if let relayed {
             shaping.writeRelayed(relayed, to: &out)
         } else {
@@ -631,9 +627,7 @@ struct AnswerShaping {
         }
         if !isHead, !framed, DirectForwarding.allowsBody(status) {
             if let bodyLength {
-                out.writeStaticString("Content-Length: ")
-                out.writeString(String(bodyLength))
-                out.writeStaticString("\r\n")
+                out.writeContentLength(bodyLength)
             } else {
                 out.writeStaticString("Transfer-Encoding: chunked\r\n")
             }

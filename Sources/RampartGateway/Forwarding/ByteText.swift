@@ -44,19 +44,58 @@ extension String {
 extension ByteBuffer {
     /// `name: value` and CRLF, as one reservation and two copies: heads are written a field at
     /// a time, and four writes of their parts cost four capacity and uniqueness checks.
-    /// The strings' bytes are read where they are (native and small strings always allow it);
-    /// only others are copied first.
     mutating func writeField(name: String, value: String) {
-        let written = name.utf8.withContiguousStorageIfAvailable { name in
-            value.utf8.withContiguousStorageIfAvailable { value in
-                writeField(name: UnsafeRawBufferPointer(name), value: UnsafeRawBufferPointer(value))
-            } != nil
-        } ?? false
-        if written { return }
-        var name = name, value = value
-        name.withUTF8 { name in
-            value.withUTF8 { value in writeField(name: UnsafeRawBufferPointer(name), value: UnsafeRawBufferPointer(value)) }
+        Self.withBytes(of: name) { name in
+            Self.withBytes(of: value) { value in writeField(name: name, value: value) }
         }
+    }
+
+    /// `method SP target SP HTTP/1.1 CRLF`, as one reservation (four writes cost four checks).
+    mutating func writeRequestLine(method: String, target: String) {
+        Self.withBytes(of: method) { method in
+            Self.withBytes(of: target) { target in
+                let total = method.count + target.count + 11
+                writeWithUnsafeMutableBytes(minimumWritableBytes: total) { out in
+                    var at = out.copy(method, at: 0)
+                    at = out.copy(" ", at: at)
+                    at = out.copy(target, at: at)
+                    return out.copy(" HTTP/1.1\r\n", at: at)
+                }
+            }
+        }
+    }
+
+    /// `HTTP/1.1 code SP reason CRLF`, as one reservation. The code is written as three digits
+    /// (`HTTPResponse.Status` holds 0-999).
+    mutating func writeStatusLine(code: Int, reason: String) {
+        Self.withBytes(of: reason) { reason in
+            writeWithUnsafeMutableBytes(minimumWritableBytes: reason.count + 15) { out in
+                var at = out.copy("HTTP/1.1 ", at: 0)
+                let value = min(max(code, 0), 999)
+                out[at] = UInt8(ascii: "0") + UInt8(value / 100)
+                out[at + 1] = UInt8(ascii: "0") + UInt8(value / 10 % 10)
+                out[at + 2] = UInt8(ascii: "0") + UInt8(value % 10)
+                at = out.copy(" ", at: at + 3)
+                at = out.copy(reason, at: at)
+                return out.copy("\r\n", at: at)
+            }
+        }
+    }
+
+    /// `Content-Length: n CRLF`, as one reservation.
+    mutating func writeContentLength(_ length: Int) {
+        writeWithUnsafeMutableBytes(minimumWritableBytes: 16 + 20 + 2) { out in
+            var at = out.copy("Content-Length: ", at: 0)
+            at = out.writeDecimal(max(length, 0), at: at)
+            return out.copy("\r\n", at: at)
+        }
+    }
+
+    /// The string's UTF-8 in place (native and small strings always allow it), else copied first.
+    private static func withBytes<R>(of string: String, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        if let done = string.utf8.withContiguousStorageIfAvailable({ body(UnsafeRawBufferPointer($0)) }) { return done }
+        var string = string
+        return string.withUTF8 { body(UnsafeRawBufferPointer($0)) }
     }
 
     /// `writeField` for a name and value that are bytes already (an upstream head's).
@@ -71,5 +110,29 @@ extension ByteBuffer {
             out[total - 1] = UInt8(ascii: "\n")
             return total
         }
+    }
+}
+
+extension UnsafeMutableRawBufferPointer {
+    /// Copies `bytes` to `offset`; returns the offset after them. The caller reserved the room.
+    fileprivate func copy(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> Int {
+        UnsafeMutableRawBufferPointer(rebasing: self[offset..<(offset + bytes.count)]).copyMemory(from: bytes)
+        return offset + bytes.count
+    }
+
+    fileprivate func copy(_ literal: StaticString, at offset: Int) -> Int {
+        copy(UnsafeRawBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount), at: offset)
+    }
+
+    /// `value` (not negative) in decimal at `offset`; returns the offset after its digits.
+    fileprivate func writeDecimal(_ value: Int, at offset: Int) -> Int {
+        var digits = 1, rest = value / 10
+        while rest > 0 { digits += 1; rest /= 10 }
+        var value = value
+        for index in stride(from: offset + digits - 1, through: offset, by: -1) {
+            self[index] = UInt8(ascii: "0") + UInt8(value % 10)
+            value /= 10
+        }
+        return offset + digits
     }
 }

@@ -92,10 +92,7 @@ struct UpstreamRequestHead: UpstreamHeaderSink, Sendable {
         } else {
             bytes = ByteBufferAllocator().buffer(capacity: capacity)
         }
-        bytes.writeString(method.rawValue)
-        bytes.writeStaticString(" ")
-        bytes.writeString(uri)
-        bytes.writeStaticString(" HTTP/1.1\r\n")
+        bytes.writeRequestLine(method: method.rawValue, target: uri)
     }
 
     mutating func add(name: String, value: String) {
