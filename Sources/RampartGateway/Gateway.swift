@@ -84,9 +84,10 @@ public final class Gateway: Service, Sendable {
             throw ConfigurationError(issues: [.init(path: "shield.blocks.database",
                                                     "cannot open \(configuration.shield.blocks.database ?? "") (\(error))")])
         }
-        self.live = LiveConfiguration(configuration)
         self.pools = PoolRegistry(time: time)
         self.pools.apply(configuration.pools)
+        // After the pools, which its snapshots resolve the routes' pools in.
+        self.live = LiveConfiguration(configuration, pools: pools)
         self.configurationPath = configurationPath
         self.loader = ConfigurationLoader(environment: environment)
         self.logger = logger

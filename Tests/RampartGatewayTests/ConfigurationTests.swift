@@ -413,6 +413,28 @@ import Testing
         #expect(live.snapshot(keeping: second) === second && second.generation == kept.generation + 1)
     }
 
+    @Test func eachSnapshotFindsItsRoutesPoolsAsTheRegistryHeldThem() throws {
+        let first = try loader.load(yaml: "pools:\n  app: {instances: [\"http://127.0.0.1:9\"]}\nroutes:\n  - {name: a, match: {pathPrefix: /}, pool: app}")
+        let second = try loader.load(yaml: "pools:\n  web: {instances: [\"http://127.0.0.1:9\"]}\nroutes:\n  - {name: a, match: {pathPrefix: /}, pool: web}\n"
+                                     + "  - {name: b, match: {pathPrefix: /b}, respond: {status: 204}}")
+        let registry = PoolRegistry(time: SystemTimeSource())
+        registry.apply(first.pools)
+        let live = LiveConfiguration(first, pools: registry)
+        let before = live.snapshot
+        let app = try #require(registry.pool(named: "app"))
+        #expect(before.pool(of: try #require(before.routes.routes.first)) === app)
+        // A reload updates the pools, then makes the snapshot that finds them.
+        registry.apply(second.pools)
+        let after = live.replace(with: second)
+        let routes = Dictionary(uniqueKeysWithValues: after.routes.routes.map { ($0.name, $0) })
+        #expect(after.pool(of: try #require(routes["a"])) === registry.pool(named: "web"))
+        #expect(after.pool(of: try #require(routes["b"])) == nil)
+        // A request still on the old snapshot keeps the pool it was routed to.
+        #expect(before.pool(of: try #require(before.routes.routes.first)) === app)
+        // Without a registry, requests ask the gateway's (see `ForwardPlan`).
+        #expect(LiveConfiguration(first).snapshot.pool(of: try #require(before.routes.routes.first)) == nil)
+    }
+
     @Test func brokenYAMLIsRefused() {
         #expect(throws: ConfigurationError.self) { try loader.load(yaml: "pools: [unclosed") }
         #expect(throws: ConfigurationError.self) { try loader.load(yaml: "- just a list") }

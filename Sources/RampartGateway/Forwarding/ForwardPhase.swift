@@ -297,7 +297,8 @@ struct ForwardPlan {
     /// `now`: the time as the request is forwarded (the direct path's reading as the request
     /// arrived: one clock reading serves it and the plan).
     init(_ request: HTTPRequest, context: borrowing GatewayRequestContext, phase: ForwardPhase, now: Instant) throws(GatewayError) {
-        guard let route = context.route, case .pool(let poolName) = route.target, let pool = phase.pools.pool(named: poolName) else {
+        guard let route = context.route, case .pool(let poolName) = route.target,
+              let pool = context.snapshot?.pool(of: route) ?? phase.pools.pool(named: poolName) else {
             throw GatewayError(.noRoute, origin: .gateway, "route has no pool")
         }
         context.record.note { $0.pool = poolName }

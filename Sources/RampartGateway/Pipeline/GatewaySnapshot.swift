@@ -1,4 +1,5 @@
 public import RampartCore
+import RampartBalancing
 import RampartShield
 import RampartLimits
 import RampartFlags
@@ -36,11 +37,25 @@ public final class GatewaySnapshot: Sendable {
     /// GraphQL routes (by position): their guard, or why it could not be built (a schema
     /// file that became unreadable after validation).
     let graphql: [Int: Result<GraphQLRoute, ConfigurationIssue>]
+    /// The pool of each route that forwards, by position, as the registry held it when the
+    /// snapshot was made (a reload updates the pools before it makes the next snapshot): a
+    /// request finds its pool without the registry's lock, which every event loop shares, or
+    /// hashing the pool's name.
+    private let routePools: [Pool?]
 
-    init(generation: Int, configuration: GatewayConfiguration) {
+    /// - Parameter pools: the registry the routes' pools are found in; without one, each request
+    ///   asks the gateway's.
+    init(generation: Int, configuration: GatewayConfiguration, pools: PoolRegistry? = nil) {
         self.generation = generation
         self.configuration = configuration
         self.routes = RouteTable(configuration.routes, pools: configuration.pools.keys.sorted())
+        var routePools = [Pool?](repeating: nil, count: (routes.routes.map(\.order).max() ?? -1) + 1)
+        if let pools {
+            for route in routes.routes {
+                if case .pool(let name) = route.target { routePools[route.order] = pools.pool(named: name) }
+            }
+        }
+        self.routePools = routePools
         self.clientAddresses = ClientAddressResolver(trustedProxies: configuration.proxy.trustedProxies)
         self.countries = configuration.proxy.countryTable
         self.countryHeader = configuration.proxy.countryHeader.flatMap(HTTPFieldNameBox.init)
@@ -99,6 +114,9 @@ public final class GatewaySnapshot: Sendable {
 
     func requiresIdentity(_ route: CompiledRoute) -> Bool { identityRequired.contains(route.order) }
 
+    /// The pool `route` forwards to, as resolved when the snapshot was made.
+    func pool(of route: CompiledRoute) -> Pool? { route.order < routePools.count ? routePools[route.order] : nil }
+
     /// The rate-limit policy on `route` and the endpoint class it sets, if it is limited.
     func limit(for route: CompiledRoute) -> (policy: String, endpointClass: String?)? { limits[route.order] }
 
@@ -122,9 +140,12 @@ public final class LiveConfiguration: Sendable {
     /// snapshot checks it is still current by a load that writes nothing shared, where taking
     /// the lock would (each event loop's requests would take turns to own the lock's line).
     private let currentGeneration = Atomic<Int>(1)
+    /// Where each snapshot finds its routes' pools.
+    private let pools: PoolRegistry?
 
-    init(_ configuration: GatewayConfiguration) {
-        current = Mutex(GatewaySnapshot(generation: 1, configuration: configuration))
+    init(_ configuration: GatewayConfiguration, pools: PoolRegistry? = nil) {
+        self.pools = pools
+        current = Mutex(GatewaySnapshot(generation: 1, configuration: configuration, pools: pools))
     }
 
     public var snapshot: GatewaySnapshot { current.withLock { $0 } }
@@ -138,7 +159,7 @@ public final class LiveConfiguration: Sendable {
     @discardableResult
     func replace(with configuration: GatewayConfiguration) -> GatewaySnapshot {
         current.withLock { old in
-            let next = GatewaySnapshot(generation: old.generation + 1, configuration: configuration)
+            let next = GatewaySnapshot(generation: old.generation + 1, configuration: configuration, pools: pools)
             old = next
             currentGeneration.store(next.generation, ordering: .releasing)
             return next

@@ -101,13 +101,15 @@ struct RecordPhase: RouterMiddleware {
         }
     }
 
-    static func emit(record: borrowing RequestRecord.Facts, method: String, path: String, status: Int, bytes: Int, failed: Bool,
-                     seconds: Double, log: Logger?, metrics: RequestMetrics, recent: inout RequestMetrics.Recent?) {
+    /// `method` and `path` are read only for the access log: without one, a request's end
+    /// makes neither string.
+    static func emit(record: borrowing RequestRecord.Facts, method: @autoclosure () -> String, path: @autoclosure () -> String, status: Int,
+                     bytes: Int, failed: Bool, seconds: Double, log: Logger?, metrics: RequestMetrics, recent: inout RequestMetrics.Recent?) {
         let route = record.route ?? "none"
         metrics.record(route: route, status: status, seconds: seconds, recent: &recent)
         guard let log else { return }
         var metadata: Logger.Metadata = [
-            "request_id": .string(record.requestID), "method": .string(method), "path": .string(path),
+            "request_id": .string(record.requestID), "method": .string(method()), "path": .string(path()),
             "status": .stringConvertible(status), "bytes": .stringConvertible(bytes), "duration_s": .stringConvertible(seconds),
             "route": .string(route), "attempts": .stringConvertible(record.attempts),
         ]
