@@ -82,7 +82,7 @@ final class DirectExchange: UpstreamReplyTarget {
         sent = UpstreamRequest(head: plan.head(for: attempt.instance, request: request, context: context, phase: phase,
                                                reusing: buffer.take() ?? takeSentHead(), forwarding: forwarding),
                                body: .none, isIdempotent: true).framed()
-        headDeadline = NIODeadline.now() + .nanoseconds((plan.headDeadline(now: now) - now).nanoseconds)
+        headDeadline = upstreams.turn.now() + .nanoseconds((plan.headDeadline(now: now) - now).nanoseconds)
         send(onNewConnection: false)
     }
 

@@ -91,8 +91,8 @@ final class DirectForwarding: ChannelInboundHandler, RemovableChannelHandler, Di
     /// objects (the endpoint path and its lock). The direct path never runs Hummingbird's router,
     /// the only writer of the endpoint path and parameters, so the copies stay as made.
     private var core: CoreRequestContextStorage?
-    /// The upstream connections of the connection's loop, and the loop's flushes, which the
-    /// answers join (see ``FlushBatch``).
+    /// The upstream connections of the connection's loop, and the loop's turn: its flushes,
+    /// which the answers join, and its time (see ``LoopTurn``).
     private var upstreams: UpstreamClient.LoopHandle?
     /// The buffers of the last answer and the last upstream head, written into again by the
     /// next request once the sockets have let go of them (by then they have: writes are flushed
@@ -357,7 +357,7 @@ final class DirectForwarding: ChannelInboundHandler, RemovableChannelHandler, Di
         // A failed write closes the connection; a client slow to read stops the next request
         // (see `serveNext`) rather than this one's end. Flushed with the loop's other writes.
         channelContext.write(NIOAny(out), promise: nil)
-        loopUpstreams(channelContext).flushes.flushAtEndOfTurn(channelContext)
+        loopUpstreams(channelContext).turn.flushAtEndOfTurn(channelContext)
         if out.capacity <= Self.keptBufferCapacity { answerBuffer = out }
         answered(keepAlive: true, context: channelContext)
     }
@@ -454,7 +454,7 @@ final class DirectForwarding: ChannelInboundHandler, RemovableChannelHandler, Di
     }
 
     private func armHeaderTimer(_ context: ChannelHandlerContext, _ timeout: TimeAmount) {
-        let deadline = NIODeadline.now() + timeout
+        let deadline = loopUpstreams(context).turn.now() + timeout
         headerDeadline = deadline
         timer.cover(deadline, on: context.eventLoop, fire: { [self] in headerTimerFired(context) })
     }

@@ -239,12 +239,12 @@ final class UpstreamClient: Sendable {
         return begin(request, to: instance, pool: loop.box, fresh: fresh, headDeadline: headDeadline, reply: .target(reply))
     }
 
-    /// The upstream connections of one event loop, and its flushes.
+    /// The upstream connections of one event loop, and its turn (flushes and time).
     struct LoopHandle {
         fileprivate let box: NIOLoopBoundBox<LoopConnections>
-        /// The loop's flushes, which its upstream connections make at the end of each turn (see
-        /// ``FlushBatch``): a client connection on the loop writing there too joins them.
-        let flushes: FlushBatch
+        /// The loop's flushes at the end of each turn and its time (see ``LoopTurn``), which its
+        /// upstream connections use: a client connection on the loop writing there too joins them.
+        let turn: LoopTurn
     }
 
     /// Closes every unused connection; connections in use close when their exchange ends.
@@ -263,7 +263,7 @@ final class UpstreamClient: Sendable {
     /// asking per request. Called on the loop.
     func connections(of eventLoop: any EventLoop) -> LoopHandle {
         let box = connections(on: eventLoop)
-        return LoopHandle(box: box, flushes: box.value.flushes)
+        return LoopHandle(box: box, turn: box.value.turn)
     }
 
     // MARK: Connections
@@ -441,7 +441,7 @@ final class UpstreamCancellation: Sendable {
 }
 
 /// The unused connections of one event loop, by instance origin, most recently used first, and
-/// the loop's flushes.
+/// the loop's flushes and time (``LoopTurn``).
 final class LoopConnections {
     /// The unused connections to one origin, most recently used last. A reference, so taking
     /// and keeping one reads the dictionary rather than modifying it in place (which costs a
@@ -459,11 +459,11 @@ final class LoopConnections {
     private let maxIdle: Int
     private(set) var isShutDown = false
     /// Shared by the loop's upstream connections and the client connections that use them.
-    let flushes: FlushBatch
+    let turn: LoopTurn
 
     init(maxIdle: Int, eventLoop: any EventLoop) {
         self.maxIdle = maxIdle
-        flushes = FlushBatch(eventLoop: eventLoop)
+        turn = LoopTurn(eventLoop: eventLoop)
     }
 
     private func stack(for key: String) -> Stack? {
@@ -542,7 +542,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     let key: String
     private let settings: UpstreamClient.Settings
     private let pool: NIOLoopBoundBox<LoopConnections>
-    private let flushes: FlushBatch
+    private let turn: LoopTurn
     private var context: ChannelHandlerContext?
     private var state = State.idle
     /// The head and body so far of the answer being collected: beside the state, so that the
@@ -580,7 +580,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         self.key = key
         self.settings = settings
         self.pool = pool
-        flushes = pool.value.flushes
+        turn = pool.value.turn
     }
 
     /// Idle and not closed: a connection the upstream closed is out of the pool already (its
@@ -606,7 +606,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        lastActivity = .now()
+        lastActivity = turn.now()
         var bytes = unwrapInboundIn(data)
         if inbound == nil || inbound!.readableBytes == 0 {
             inbound = bytes
@@ -714,7 +714,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         state = .awaitingHead(reply)
         requestEnded = false
         parser.expectAnswer(toHead: head.method == .HEAD)
-        lastActivity = .now()
+        lastActivity = turn.now()
         self.headDeadline = headDeadline
         // Rescheduled only when the head is due before the timer fires, which on a kept-alive
         // connection is rare: no timer is made per exchange.
@@ -736,7 +736,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
             requestEnded = true
         }
         context.write(wrapOutboundOut(out), promise: nil)
-        flushes.flushAtEndOfTurn(context)
+        turn.flushAtEndOfTurn(context)
         return exchange
     }
 

@@ -1,11 +1,13 @@
+import Foundation
 import NIOCore
 import NIOEmbedded
 import Testing
 
 @testable import RampartGateway
 
-/// Flushes gathered in a turn of the loop are made together after it, none lost.
-@Suite struct FlushBatchTests {
+/// Flushes gathered in a turn of the loop are made together after it, none lost; the time is
+/// read once a turn.
+@Suite struct LoopTurnTests {
     /// Keeps its context, so a test can write and flush as a handler would.
     final class Held: ChannelOutboundHandler {
         typealias OutboundIn = ByteBuffer
@@ -21,14 +23,14 @@ import Testing
     }
 
     /// A loop, its batch, and two connected channels on it.
-    static func twoChannels() throws -> (EmbeddedEventLoop, FlushBatch, (EmbeddedChannel, ChannelHandlerContext),
+    static func twoChannels() throws -> (EmbeddedEventLoop, LoopTurn, (EmbeddedChannel, ChannelHandlerContext),
                                          (EmbeddedChannel, ChannelHandlerContext)) {
         let loop = EmbeddedEventLoop()
-        return (loop, FlushBatch(eventLoop: loop), try channel(on: loop), try channel(on: loop))
+        return (loop, LoopTurn(eventLoop: loop), try channel(on: loop), try channel(on: loop))
     }
 
     /// Writes `text` through `context` and asks `batch` to flush it.
-    static func write(_ text: String, _ context: ChannelHandlerContext, _ batch: FlushBatch, promise: EventLoopPromise<Void>? = nil) {
+    static func write(_ text: String, _ context: ChannelHandlerContext, _ batch: LoopTurn, promise: EventLoopPromise<Void>? = nil) {
         context.write(NIOAny(ByteBuffer(string: text)), promise: promise)
         batch.flushAtEndOfTurn(context)
     }
@@ -68,5 +70,24 @@ import Testing
         _ = try? first.finish()
         loop.run()
         #expect(try second.readOutbound(as: ByteBuffer.self) == ByteBuffer(string: "kept"))
+    }
+
+    @Test func theTimeIsReadOnceATurnAndAgainInTheNext() throws {
+        let (loop, turn, (first, firstContext), _) = try Self.twoChannels()
+        let start = turn.now()
+        Thread.sleep(forTimeInterval: 0.002)
+        // The same turn: the same reading, however late it is asked for.
+        #expect(turn.now() == start)
+        // A flush in the same turn joins the task the reading scheduled.
+        Self.write("one", firstContext, turn)
+        loop.run()
+        #expect(try first.readOutbound(as: ByteBuffer.self) == ByteBuffer(string: "one"))
+        // The next turn reads the clock again.
+        let next = turn.now()
+        #expect(next >= start + .milliseconds(2))
+        Thread.sleep(forTimeInterval: 0.002)
+        #expect(turn.now() == next)
+        loop.run()
+        #expect(turn.now() >= next + .milliseconds(2))
     }
 }
