@@ -634,6 +634,24 @@ import NIOHTTP1
         #expect(floorGranted == 10)
     }
 
+    @Test func retryBudgetCountsEveryRequestFromManyThreadsAcrossSeconds() async {
+        let time = ManualTimeSourceForGateway()
+        let budget = RetryBudget(ratio: 0.1, minRetriesPerSecond: 0, time: time)
+        // Counted without a lock: none lost when four threads count at once, in a second
+        // whose slot held an earlier second's counts (emptied once, not once per thread).
+        time.advance(by: .seconds(3))
+        for _ in 0..<500 { budget.recordRequest() }
+        time.advance(by: .seconds(10))
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<4 {
+                group.addTask { for _ in 0..<2_500 { budget.recordRequest() } }
+            }
+        }
+        var granted = 0
+        for _ in 0..<2_000 where budget.tryRetry() { granted += 1 }
+        #expect(granted == 1_000)
+    }
+
     @Test func retryBudgetTakesNewLimitsOnReload() {
         let time = ManualTimeSourceForGateway()
         let budget = RetryBudget(ratio: 0.2, minRetriesPerSecond: 0, time: time)

@@ -7,70 +7,79 @@ import Synchronization
 public final class RetryBudget: Sendable {
     static let windowSeconds = 10
 
-    private struct Window {
-        var ratio: Double
-        var minPerSecond: Int
-        var second: [Int64] = Array(repeating: -1, count: RetryBudget.windowSeconds)
-        var requests: [Int] = Array(repeating: 0, count: RetryBudget.windowSeconds)
-        var retries: [Int] = Array(repeating: 0, count: RetryBudget.windowSeconds)
-
-        mutating func slot(for now: Instant) -> Int {
-            let second = now.nanoseconds / 1_000_000_000
-            let index = Int(second % Int64(RetryBudget.windowSeconds))
-            if self.second[index] != second {
-                self.second[index] = second
-                requests[index] = 0
-                retries[index] = 0
-            }
-            return index
-        }
-
-        func totals(at now: Instant) -> (requests: Int, retries: Int) {
-            let current = now.nanoseconds / 1_000_000_000
-            var r = 0, t = 0
-            for i in 0..<RetryBudget.windowSeconds where current - second[i] < Int64(RetryBudget.windowSeconds) && second[i] >= 0 {
-                r += requests[i]
-                t += retries[i]
-            }
-            return (r, t)
-        }
+    /// One second of the window. Its counts are atomics: every first attempt, on every event
+    /// loop, counts one, and a lock there would be taken per request by all loops in turn.
+    /// Moving a slot to a new second (which empties it) and taking a retry happen under the
+    /// budget's lock.
+    private final class Slot: Sendable {
+        /// The second (of the time source) the counts are for; -1 before the first.
+        let second = Atomic<Int64>(-1)
+        let requests = Atomic<Int>(0)
+        let retries = Atomic<Int>(0)
     }
 
-    private let window: Mutex<Window>
+    private struct Limits {
+        var ratio: Double
+        var minPerSecond: Int
+    }
+
+    private let slots: [Slot] = (0..<RetryBudget.windowSeconds).map { _ in Slot() }
+    private let limits: Mutex<Limits>
     private let time: any TimeSource
 
     public init(ratio: Double, minRetriesPerSecond: Int, time: any TimeSource = SystemTimeSource()) {
-        self.window = Mutex(Window(ratio: ratio, minPerSecond: minRetriesPerSecond))
+        self.limits = Mutex(Limits(ratio: ratio, minPerSecond: minRetriesPerSecond))
         self.time = time
     }
 
     /// New limits from a reload; the counts of the window carry over.
     public func update(ratio: Double, minRetriesPerSecond: Int) {
-        window.withLock { w in
-            w.ratio = ratio
-            w.minPerSecond = minRetriesPerSecond
+        limits.withLock { l in
+            l.ratio = ratio
+            l.minPerSecond = minRetriesPerSecond
         }
     }
 
     /// Counts a first attempt, made at `now` (read from the budget's time source when not given).
     public func recordRequest(at now: Instant? = nil) {
-        let now = now ?? time.now()
-        window.withLock { w in
-            let i = w.slot(for: now)
-            w.requests[i] += 1
+        let second = (now ?? time.now()).nanoseconds / 1_000_000_000
+        let slot = slot(for: second)
+        if slot.second.load(ordering: .acquiring) != second {
+            limits.withLock { _ in Self.move(slot, to: second) }
         }
+        slot.requests.wrappingAdd(1, ordering: .relaxed)
     }
 
     /// Takes one retry from the budget if there is one left.
     public func tryRetry() -> Bool {
-        let now = time.now()
-        return window.withLock { w in
-            let (requests, retries) = w.totals(at: now)
-            let allowed = Double(requests) * w.ratio + Double(w.minPerSecond * RetryBudget.windowSeconds)
+        let second = time.now().nanoseconds / 1_000_000_000
+        return limits.withLock { l in
+            var requests = 0, retries = 0
+            for slot in slots {
+                let at = slot.second.load(ordering: .acquiring)
+                guard at >= 0, second - at < Int64(RetryBudget.windowSeconds) else { continue }
+                requests += slot.requests.load(ordering: .relaxed)
+                retries += slot.retries.load(ordering: .relaxed)
+            }
+            let allowed = Double(requests) * l.ratio + Double(l.minPerSecond * RetryBudget.windowSeconds)
             guard Double(retries) + 1 <= allowed else { return false }
-            let i = w.slot(for: now)
-            w.retries[i] += 1
+            let slot = slot(for: second)
+            Self.move(slot, to: second)
+            slot.retries.wrappingAdd(1, ordering: .relaxed)
             return true
         }
+    }
+
+    private func slot(for second: Int64) -> Slot {
+        slots[Int(second % Int64(RetryBudget.windowSeconds))]
+    }
+
+    /// Empties `slot` for `second` when it holds an earlier second's counts. Under the lock, so
+    /// that two loops do not both empty it (the second one dropping the first one's counts).
+    private static func move(_ slot: Slot, to second: Int64) {
+        guard slot.second.load(ordering: .acquiring) < second else { return }
+        slot.requests.store(0, ordering: .relaxed)
+        slot.retries.store(0, ordering: .relaxed)
+        slot.second.store(second, ordering: .releasing)
     }
 }
