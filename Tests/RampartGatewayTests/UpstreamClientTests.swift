@@ -148,6 +148,58 @@ import Testing
         try await upstream.stop()
     }
 
+    /// An upstream that answers any request with a body of `size` bytes, written a megabyte at
+    /// a time as the socket takes it, and counts the bytes the socket has taken.
+    final class Firehose: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = ByteBuffer
+        static let size = 64 << 20
+        final class Count: Sendable { let bytes = Atomic<Int>(0) }
+        let accepted: Count
+        private var answered = false
+        init(accepted: Count) { self.accepted = accepted }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            guard !answered else { return }
+            answered = true
+            context.writeAndFlush(NIOAny(ByteBuffer(string: "HTTP/1.1 200 OK\r\ncontent-length: \(Self.size)\r\n\r\n")), promise: nil)
+            send(context, left: Self.size)
+        }
+
+        private func send(_ context: ChannelHandlerContext, left: Int) {
+            guard left > 0 else { return }
+            let count = min(left, 1 << 20)
+            context.writeAndFlush(NIOAny(ByteBuffer(repeating: 0x7A, count: count))).assumeIsolated().whenSuccess { [self] in
+                accepted.bytes.wrappingAdd(count, ordering: .relaxed)
+                send(context, left: left - count)
+            }
+        }
+    }
+
+    @Test func aConsumerThatStopsReadingStopsTheConnectionReading() async throws {
+        let accepted = Firehose.Count()
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Firehose(accepted: accepted)) }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let client = client()
+        let url = try #require(UpstreamURL("http://127.0.0.1:\(server.localAddress!.port!)"))
+        let response = try await client.execute(get(), to: url, on: loop, headDeadline: soon)
+        guard case .stream(let stream) = response.body else { Issue.record("a 64 MB answer should stream"); return }
+        var chunks = stream.makeAsyncIterator()
+        var received = try await chunks.next()?.readableBytes ?? 0
+        // Not read for a while: the connection stops reading once the stream holds a few
+        // chunks, the socket buffers fill, and the upstream can write no more. Without that
+        // the whole answer would pass into the stream's buffer.
+        try await Task.sleep(for: .milliseconds(300))
+        let taken = accepted.bytes.load(ordering: .relaxed)
+        #expect(taken < Firehose.size / 2, "the upstream wrote \(taken) bytes while nothing was read")
+        while let chunk = try await chunks.next() { received += chunk.readableBytes }
+        #expect(received == Firehose.size)
+        await client.shutdown()
+        try await server.close()
+    }
+
     @Test func aStreamedBodyOfKnownLengthGoesInPieces() async throws {
         let upstream = try await ScriptedUpstream.start { request in
             .answer("HTTP/1.1 200 OK\r\ncontent-length: \(request.body.count)\r\n\r\n\(request.body)")

@@ -524,10 +524,8 @@ struct StaleConnection: Error {
 
 /// One upstream connection: runs one exchange at a time and goes back to its loop's pool after a
 /// clean end. Confined to its channel's event loop.
-final class UpstreamConnectionHandler: ChannelDuplexHandler {
+final class UpstreamConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
-    typealias OutboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
 
     private enum State {
         /// Unused, in the pool (or about to be used for the first time).
@@ -573,8 +571,10 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     /// The connection's one timer (see `armSilenceTimer`).
     private var silenceTimer = LazyDeadlineTimer()
     /// A read the consumer of a streamed body has no room for yet.
-    private var readHeld = false
-    private var consumerWantsMore = true
+    /// The channel reads as bytes arrive (NIO's `autoRead`): off while the consumer of a
+    /// streamed body has no room. Inbound only, the handler does not sit in the path of each
+    /// read the channel asks for, as it would to hold one back.
+    private var reading = true
 
     init(key: String, settings: UpstreamClient.Settings, pool: NIOLoopBoundBox<LoopConnections>) {
         self.key = key
@@ -639,7 +639,6 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
                     backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8), finishOnDeinit: false,
                     delegate: UpstreamBodyDemand(handler: NIOLoopBound(self, eventLoop: context.eventLoop), exchange: exchange))
                 state = .streaming(made.source)
-                consumerWantsMore = true
                 reply.succeed(UpstreamResponse(head: head, body: .stream(made.sequence)))
             }
         case .body(var bytes):
@@ -650,7 +649,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
                 guard collectedHead != nil else { return outOfTurn() }
                 if collectedBody.readableBytes == 0 { collectedBody = bytes } else { collectedBody.writeBuffer(&bytes) }
             case .streaming(let source):
-                if case .stopProducing = source.yield(bytes) { consumerWantsMore = false }
+                if case .stopProducing = source.yield(bytes) { setReading(false) }
             case .idle, .awaitingHead, .closed:
                 outOfTurn()
             }
@@ -677,14 +676,6 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     /// trusted with another request.
     private func outOfTurn() {
         fail(GatewayError(.upstreamReset, origin: .upstream, "the upstream sent an unexpected response"))
-    }
-
-    func read(context: ChannelHandlerContext) {
-        if case .streaming = state, !consumerWantsMore {
-            readHeld = true
-            return
-        }
-        context.read()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -729,13 +720,13 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
             out.writeImmutableBuffer(bytes)
             requestEnded = true
         case .whole(let bytes):
-            context.write(wrapOutboundOut(out), promise: nil)
+            context.write(NIOAny(out), promise: nil)
             out = bytes
             requestEnded = true
         case .none:
             requestEnded = true
         }
-        context.write(wrapOutboundOut(out), promise: nil)
+        context.write(NIOAny(out), promise: nil)
         turn.flushAtEndOfTurn(context)
         return exchange
     }
@@ -747,14 +738,14 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
             return pool.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
         }
         lastActivity = .now()
-        guard chunkedUpload else { return context.writeAndFlush(wrapOutboundOut(chunk)) }
+        guard chunkedUpload else { return context.writeAndFlush(NIOAny(chunk)) }
         guard chunk.readableBytes > 0 else { return pool.eventLoop.makeSucceededVoidFuture() }  // would end the body
         var framed = context.channel.allocator.buffer(capacity: chunk.readableBytes + 20)
         framed.writeString(String(chunk.readableBytes, radix: 16))
         framed.writeStaticString("\r\n")
         framed.writeImmutableBuffer(chunk)
         framed.writeStaticString("\r\n")
-        return context.writeAndFlush(wrapOutboundOut(framed))
+        return context.writeAndFlush(NIOAny(framed))
     }
 
     func endBody(exchange: Int) -> EventLoopFuture<Void> {
@@ -764,7 +755,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         lastActivity = .now()
         requestEnded = true
         guard chunkedUpload else { return pool.eventLoop.makeSucceededVoidFuture() }
-        return context.writeAndFlush(wrapOutboundOut(ByteBuffer(staticString: "0\r\n\r\n")))
+        return context.writeAndFlush(NIOAny(ByteBuffer(staticString: "0\r\n\r\n")))
     }
 
     /// The request body could not be read to its end: the exchange fails with its reason.
@@ -781,11 +772,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     /// The consumer of a streamed body has room again.
     func consumerDemands(exchange: Int) {
         guard exchange == self.exchange else { return }
-        consumerWantsMore = true
-        if readHeld, let context {
-            readHeld = false
-            context.read()
-        }
+        setReading(true)
     }
 
     /// The consumer of a streamed body dropped it before its end.
@@ -800,6 +787,14 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
 
     // MARK: Private
 
+    /// Turns the channel's reading on or off (NIO reads at once when it is turned on).
+    private func setReading(_ on: Bool) {
+        guard reading != on, let context else { return }
+        reading = on
+        // On the channel's loop, where the options can be set synchronously.
+        try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: on)
+    }
+
     private var isExchanging: Bool {
         switch state {
         case .awaitingHead, .collecting, .streaming: true
@@ -811,12 +806,8 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     private func finishExchange() {
         used = true
         headDeadline = nil
-        consumerWantsMore = true
-        if readHeld, let context {
-            // Reading resumes, so that a pooled connection hears when the upstream closes it.
-            readHeld = false
-            context.read()
-        }
+        // Reading resumes, so that a pooled connection hears when the upstream closes it.
+        setReading(true)
         guard keepAlive, requestEnded, context != nil else { return close() }
         // `lastActivity` is the read that brought the end. An end the connection's close
         // brought has no keep-alive; a close that follows removes the connection from the pool
