@@ -435,6 +435,23 @@ import Testing
         #expect(LiveConfiguration(first).snapshot.pool(of: try #require(before.routes.routes.first)) == nil)
     }
 
+    @Test func theDirectPathServesOnlyRoutesDecidedAtOnce() throws {
+        let configuration = try loader.load(yaml: """
+            pools:
+              app: {instances: ["http://127.0.0.1:9"]}
+            limits: {base: 600}
+            shield:
+              bruteForce: {routes: [login]}
+            routes:
+              - {name: plain, match: {pathPrefix: /}, pool: app, limit: "off"}
+              - {name: limited, match: {pathPrefix: /api}, pool: app}
+              - {name: login, match: {pathPrefix: /login}, pool: app, limit: "off"}
+            """)
+        let snapshot = GatewaySnapshot(generation: 1, configuration: configuration)
+        let decided = Dictionary(uniqueKeysWithValues: snapshot.routes.routes.map { ($0.name, snapshot.decidesAtOnce($0)) })
+        #expect(decided == ["plain": true, "limited": false, "login": false])
+    }
+
     @Test func brokenYAMLIsRefused() {
         #expect(throws: ConfigurationError.self) { try loader.load(yaml: "pools: [unclosed") }
         #expect(throws: ConfigurationError.self) { try loader.load(yaml: "- just a list") }

@@ -32,10 +32,7 @@ struct DirectPhases: Sendable {
         let target = head.path ?? "/"
         guard !authenticates, !endpoints.claims(target[..<(target.utf8.firstIndex(of: UInt8(ascii: "?")) ?? target.endIndex)], snapshot: snapshot),
               let matched = RoutePhase.routeWithoutFlags(head, snapshot: snapshot) else { return nil }
-        let route = matched.route
-        guard route.forwardFlags == nil, !snapshot.requiresIdentity(route), !snapshot.loginRoutes.contains(route.order),
-              snapshot.limit(for: route) == nil, snapshot.graphql[route.order] == nil else { return nil }
-        return matched
+        return snapshot.decidesAtOnce(matched.route) ? matched : nil
     }
 }
 

@@ -42,6 +42,11 @@ public final class GatewaySnapshot: Sendable {
     /// request finds its pool without the registry's lock, which every event loop shares, or
     /// hashing the pool's name.
     private let routePools: [Pool?]
+    /// Whether each route (by position) can be decided without waiting: no flags to forward,
+    /// no credential required, no login counting, no rate limit, no GraphQL guard (see
+    /// `DirectPhases.route(serving:snapshot:)`). Worked out once, rather than by four lookups
+    /// per request.
+    private let decidedAtOnce: [Bool]
 
     /// - Parameter pools: the registry the routes' pools are found in; without one, each request
     ///   asks the gateway's.
@@ -105,6 +110,12 @@ public final class GatewaySnapshot: Sendable {
             }
         }
         self.graphql = graphql
+        var decidedAtOnce = [Bool](repeating: false, count: routePools.count)
+        for route in routes.routes {
+            decidedAtOnce[route.order] = route.forwardFlags == nil && !identityRequired.contains(route.order)
+                && !loginRoutes.contains(route.order) && limits[route.order] == nil && graphql[route.order] == nil
+        }
+        self.decidedAtOnce = decidedAtOnce
         self.ofrepTokens = (configuration.flags?.ofrep.tokens ?? []).compactMap { token in
             let hex = Array(token.sha256.lowercased().utf8)
             guard hex.count == 64 else { return nil }
@@ -113,6 +124,9 @@ public final class GatewaySnapshot: Sendable {
     }
 
     func requiresIdentity(_ route: CompiledRoute) -> Bool { identityRequired.contains(route.order) }
+
+    /// Whether `route`'s phases can all be decided on the event loop, without waiting.
+    func decidesAtOnce(_ route: CompiledRoute) -> Bool { route.order < decidedAtOnce.count && decidedAtOnce[route.order] }
 
     /// The pool `route` forwards to, as resolved when the snapshot was made.
     func pool(of route: CompiledRoute) -> Pool? { route.order < routePools.count ? routePools[route.order] : nil }
