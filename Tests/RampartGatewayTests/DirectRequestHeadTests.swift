@@ -235,6 +235,18 @@ import Testing
             #expect(recognized(name.uppercased()) == known)
             #expect(recognized(known.name.rawName) == known)
             #expect(recognized("x" + name.dropFirst()) == (name.first == "x" ? known : nil), "\(name)")
+            // Each other token byte in each place (compared eight bytes at a time, with the
+            // case bit set): only the name's own letters in either case match.
+            let bytes = Array(name.utf8)
+            for index in bytes.indices {
+                for byte in UInt8(0x21)...UInt8(0x7E) where DirectRequestHead.isTokenByte(byte) {
+                    var changed = bytes
+                    changed[index] = byte
+                    let same = byte == bytes[index] || (bytes[index] >= 0x61 && bytes[index] <= 0x7A && byte == bytes[index] - 0x20)
+                    let found = changed.withUnsafeBytes { KnownField($0[...]) }
+                    if (found == known) != same { Issue.record("\(String(decoding: changed, as: UTF8.self)) taken for \(name): \(found == known)") }
+                }
+            }
         }
     }
 

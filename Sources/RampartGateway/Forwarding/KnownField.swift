@@ -14,8 +14,10 @@ enum KnownField: UInt8, Sendable, CaseIterable {
          ifModifiedSince, expect, http2Settings, secFetchSite, secFetchMode, secFetchDest, secFetchUser, upgradeInsecureRequests,
          priority, pragma, dnt, xForwardedFor, xForwardedProto, xForwardedHost, forwarded, traceparent, tracestate
 
+    /// `bytes` is a field name its parser has checked to be a token.
     init?(_ bytes: Slice<UnsafeRawBufferPointer>) {
-        func check(_ literal: StaticString, _ known: KnownField) -> KnownField? { ByteText.equalsIgnoringCase(bytes, literal) ? known : nil }
+        let name = UnsafeRawBufferPointer(rebasing: bytes)
+        func check(_ literal: StaticString, _ known: KnownField) -> KnownField? { Self.tokenEquals(name, literal) ? known : nil }
         let found: KnownField?
         switch bytes.count {
         case 2: found = check("te", .te)
@@ -47,6 +49,27 @@ enum KnownField: UInt8, Sendable, CaseIterable {
         }
         guard let found else { return nil }
         self = found
+    }
+
+    /// Whether the token `bytes` spells `literal` (lower case), in any case, eight bytes at a
+    /// time. Setting bit 0x20 of each byte lower-cases the letters and turns no other token byte
+    /// into a letter, a digit or `-` (only CR and control bytes would, and a token has none), so
+    /// the comparison is exact for tokens.
+    private static func tokenEquals(_ bytes: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
+        let count = bytes.count
+        guard count == literal.utf8CodeUnitCount else { return false }
+        let spelled = UnsafeRawPointer(literal.utf8Start)
+        var offset = 0
+        while offset + 8 <= count {
+            let word = bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self) | 0x2020_2020_2020_2020
+            guard word == spelled.loadUnaligned(fromByteOffset: offset, as: UInt64.self) else { return false }
+            offset += 8
+        }
+        while offset < count {
+            guard bytes[offset] | 0x20 == spelled.load(fromByteOffset: offset, as: UInt8.self) else { return false }
+            offset += 1
+        }
+        return true
     }
 
     /// The name with its usual spelling.
