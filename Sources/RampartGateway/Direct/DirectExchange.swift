@@ -59,7 +59,7 @@ final class DirectExchange: UpstreamReplyTarget {
         self.channelContext = channelContext
         self.phase = phase
         self.plan = plan
-        self.picker = InstancePicker(pool: plan.pool, input: plan.input)
+        self.picker = InstancePicker(input: plan.input)
         self.owner = owner
     }
 
@@ -83,12 +83,14 @@ final class DirectExchange: UpstreamReplyTarget {
                                                reusing: buffer.take() ?? takeSentHead(), forwarding: forwarding),
                                body: .none, isIdempotent: true).framed()
         headDeadline = upstreams.turn.now() + .nanoseconds((plan.headDeadline(now: now) - now).nanoseconds)
-        send(onNewConnection: false)
+        send(attempt, onNewConnection: false)
     }
 
-    /// Begins the attempt's exchange, on a kept-alive connection or (`onNewConnection`) a new one.
-    private func send(onNewConnection: Bool) {
-        guard let attempt, let sent else { return }
+    /// Begins the exchange of `attempt` (the one in progress, lent by the caller: read from the
+    /// property it would be one more count on its instance, an object every event loop's
+    /// requests count), on a kept-alive connection or (`onNewConnection`) a new one.
+    private func send(_ attempt: borrowing ForwardPhase.Attempt, onNewConnection: Bool) {
+        guard let sent else { return }
         self.onNewConnection = onNewConnection
         guard !isCancelled else { return upstreamReplied(.failure(CancellationError())) }
         sends += 1
@@ -116,24 +118,26 @@ final class DirectExchange: UpstreamReplyTarget {
     }
 
     func upstreamReplied(_ result: consuming Result<UpstreamResponse, any Error>) {
-        guard let attempt else { return }
+        // Taken rather than copied (see `send`); put back only for one more try of the same attempt.
+        guard let attempt = attempt.take() else { return }
         current = nil
         // Switched on as it is consumed, so that the answer moves on rather than being copied.
         switch consume result {
         case .failure(var error):
             if let stale = error as? StaleConnection {
                 // A kept-alive connection the upstream had closed: once more on a new one, when safe.
-                if !onNewConnection, let sent, stale.allowsNewConnection(for: sent) { return send(onNewConnection: true) }
+                if !onNewConnection, let sent, stale.allowsNewConnection(for: sent) {
+                    self.attempt = attempt
+                    return send(attempt, onNewConnection: true)
+                }
                 error = stale.failure
             }
-            self.attempt = nil
             let (failure, retry) = phase.failed(error, attempt: attempt, plan: plan, mayRetryAnswer: true, progress: BodyProgress(),
                                                 record: context.record)
             guard retry else { return end(.failure(failure)) }
             lastError = failure
             start()
         case .success(let response):
-            self.attempt = nil
             let outcome = phase.answer(to: consume response, attempt: attempt, plan: plan, retriesStatus: true,
                                        isHead: request.method == .head, reader: nil, record: context.record, relaysFields: true)
             if case .retry(let error) = outcome {

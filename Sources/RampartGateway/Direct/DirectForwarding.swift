@@ -274,15 +274,18 @@ final class DirectForwarding: ChannelInboundHandler, RemovableChannelHandler, Di
         if let early = answerBeforeForwarding(head, route: route, snapshot: snapshot, context: &gateway) {
             return send(early, request: head, context: gateway, started: started, keepAlive: keepAlive, channelContext: context)
         }
+        // Read once, lent to the plan and moved into the exchange: one count on an object every
+        // event loop's requests share, not one per use.
+        let forward = phases.forward
         let plan: ForwardPlan
         do {
-            plan = try ForwardPlan(head, context: gateway, phase: phases.forward, now: started)
+            plan = try ForwardPlan(head, context: gateway, phase: forward, now: started)
         } catch {
             return send(RecordPhase.answer(for: error, context: gateway), request: head, context: gateway, started: started, keepAlive: keepAlive,
                         channelContext: context)
         }
         let exchange = DirectExchange(request: head, context: consume gateway, started: started, keepAlive: keepAlive, channelContext: context,
-                                      phase: phases.forward, plan: consume plan, upstreams: loopUpstreams(context), forwarding: forwarding,
+                                      phase: consume forward, plan: consume plan, upstreams: loopUpstreams(context), forwarding: forwarding,
                                       owner: self)
         inFlight = exchange
         exchange.start(reusing: headBuffer.take())
@@ -293,9 +296,9 @@ final class DirectForwarding: ChannelInboundHandler, RemovableChannelHandler, Di
                                         context: inout GatewayRequestContext) -> BufferedAnswer? {
         context.snapshot = snapshot
         context.state.isSecure = phases.isSecure
-        if let refusal = phases.admit.admit(head, context: &context, hostIsValid: true) { return refusal }
-        IdentifyPhase.identify(head, context: &context, random: &random)
-        if let fixed = phases.route.apply(route, head: head, context: &context) { return fixed }
+        if let refusal = phases.admit.admit(head, context: &context, snapshot: snapshot, hostIsValid: true) { return refusal }
+        IdentifyPhase.identify(head, context: &context, snapshot: snapshot, random: &random)
+        if let fixed = phases.route.apply(route, head: head, context: &context, snapshot: snapshot) { return fixed }
         return phases.inspect.inspectHead(head, context: context)
     }
 

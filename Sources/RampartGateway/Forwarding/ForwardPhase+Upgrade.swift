@@ -37,9 +37,9 @@ extension ForwardPhase {
         // protocols, this connection ends with this answer, whatever it is.
         context.record.note { $0.closeConnection = true }
         let proxy = context.snapshot!.configuration.proxy
-        var picker = InstancePicker(pool: pool, input: input)
+        var picker = InstancePicker(input: input)
         while true {
-            guard let instance = picker.next(noting: context.record, at: time.now()) else {
+            guard let instance = picker.next(from: pool, noting: context.record, at: time.now()) else {
                 throw GatewayError(.noHealthyInstance, origin: .gateway, "no available instance in pool \(pool.name)")
             }
             var headers = HTTPHeaders()

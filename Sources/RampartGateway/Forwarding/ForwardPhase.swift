@@ -49,7 +49,7 @@ final class ForwardPhase: RouterMiddleware, Sendable {
         // thread hop; the client connection's loop otherwise.
         let eventLoop = MultiThreadedEventLoopGroup.currentEventLoop ?? context.channel.eventLoop
         let cancellation = clientAbort(context: context)
-        var picker = InstancePicker(pool: plan.pool, input: plan.input)
+        var picker = InstancePicker(input: plan.input)
         var lastError: GatewayError?
         while true {
             // The first attempt starts as the plan was made; a retry, later.
@@ -296,19 +296,24 @@ struct ForwardPlan {
 
     /// `now`: the time as the request is forwarded (the direct path's reading as the request
     /// arrived: one clock reading serves it and the plan).
+    /// The context's route and snapshot are read where they are, not bound to locals: each copy
+    /// would be one more count on objects every event loop's requests count.
     init(_ request: HTTPRequest, context: borrowing GatewayRequestContext, phase: ForwardPhase, now: Instant) throws(GatewayError) {
-        guard let route = context.route, case .pool(let poolName) = route.target,
-              let pool = context.snapshot?.pool(of: route) ?? phase.pools.pool(named: poolName) else {
+        guard case .pool(let poolName)? = context.route?.target,
+              let pool = context.snapshot?.pool(of: context.route!) ?? phase.pools.pool(named: poolName) else {
             throw GatewayError(.noRoute, origin: .gateway, "route has no pool")
         }
         context.record.note { $0.pool = poolName }
         self.poolName = poolName
         self.pool = pool
-        let snapshot = context.snapshot!
-        self.snapshot = snapshot
+        self.snapshot = context.snapshot!
         input = SelectionInput(hashKey: phase.hashKey(request, context: context, pool: pool), country: context.state.country)
-        trustsPeer = context.state.peerAddress.map { snapshot.configuration.proxy.trustedProxies.contains($0) } ?? false
-        let path = route.upstreamPath(for: context.path)
+        if let peer = context.state.peerAddress {
+            trustsPeer = snapshot.configuration.proxy.trustedProxies.contains(peer)
+        } else {
+            trustsPeer = false
+        }
+        let path = context.route!.upstreamPath(for: context.path)
         target = context.query.map { "\(path)?\($0)" } ?? path
         made = now
         totalDeadline = now + snapshot.configuration.proxy.timeouts.total.duration
@@ -319,7 +324,7 @@ struct ForwardPlan {
     /// The next instance to try (none tried before), or the error that ends the request.
     func next(_ picker: inout InstancePicker, after lastError: GatewayError?, record: RequestRecord,
               now: Instant) throws(GatewayError) -> ForwardPhase.Attempt {
-        guard let instance = picker.next(noting: record, at: now) else {
+        guard let instance = picker.next(from: pool, noting: record, at: now) else {
             throw lastError ?? GatewayError(.noHealthyInstance, origin: .gateway, "no available instance in pool \(poolName)")
         }
         pool.begin(instance)
@@ -363,7 +368,6 @@ enum RequestBodyPlan {
 /// Picks the instances of one request in turn: each pick leaves out those already tried and
 /// is noted in the record (instance and attempt count).
 struct InstancePicker {
-    let pool: Pool
     let input: SelectionInput
     private(set) var attempt = 0
     /// The instances tried before the last one.
@@ -372,12 +376,13 @@ struct InstancePicker {
     /// answered at its first attempt (nearly all) makes no set.
     private var last: String?
 
-    init(pool: Pool, input: SelectionInput) {
-        self.pool = pool
+    init(input: SelectionInput) {
         self.input = input
     }
 
-    mutating func next(noting record: RequestRecord, at now: Instant) -> Instance? {
+    /// The next instance of `pool` (the plan's, lent rather than held here: one more count per
+    /// request on an object every event loop's requests count).
+    mutating func next(from pool: Pool, noting record: RequestRecord, at now: Instant) -> Instance? {
         if let last { tried.insert(last) }
         var selection = input
         selection.excluding = tried

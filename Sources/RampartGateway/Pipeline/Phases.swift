@@ -156,15 +156,11 @@ final class RequestMetrics: Sendable {
 
     func record(route: String, status: Int, seconds: Double, recent: inout Recent?) {
         let key = Key(route: route, statusClass: status / 100)
-        let found: Handles
-        if let recent, recent.key == key {
-            found = recent.handles
-        } else {
-            found = handles[key]
-            recent = Recent(key: key, handles: found)
-        }
-        found.requests.increment()
-        found.duration.recordNanoseconds(Int64(seconds * 1e9))
+        if recent?.key != key { recent = Recent(key: key, handles: handles[key]) }
+        // Used where they are kept (the cache is lent for the call): a copy would count each
+        // handle, objects every event loop's requests count, once more.
+        recent!.handles.requests.increment()
+        recent!.handles.duration.recordNanoseconds(Int64(seconds * 1e9))
     }
 }
 
@@ -211,15 +207,15 @@ struct AdmitPhase: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
-        if let refusal = admit(request.head, context: &context) { return refusal.response }
+        if let refusal = admit(request.head, context: &context, snapshot: context.snapshot!) { return refusal.response }
         return try await next(request, context)
     }
 
     /// The refusal of a request that may not pass, or nil (with the client address resolved).
     /// `hostIsValid` says the caller has already found exactly one valid Host in the head (the
-    /// direct path's recognizer declines any other).
-    func admit(_ head: HTTPRequest, context: inout Context, hostIsValid: Bool = false) -> BufferedAnswer? {
-        let snapshot = context.snapshot!
+    /// direct path's recognizer declines any other). `snapshot` is the context's, lent: read from
+    /// the context it would be one more count on an object every event loop's requests count.
+    func admit(_ head: HTTPRequest, context: inout Context, snapshot: GatewaySnapshot, hostIsValid: Bool = false) -> BufferedAnswer? {
         let limits = snapshot.configuration.proxy.limits
         // An id is made here only for a refusal; identify chooses the id of accepted requests.
         // A malformed request closes its connection; a refused client may keep its own.
@@ -323,14 +319,13 @@ struct IdentifyPhase: RouterMiddleware {
     /// Everything but the credentials: request id, trace, country.
     static func identify(_ head: HTTPRequest, context: inout Context) {
         var generator = RequestRandom()
-        identify(head, context: &context, random: &generator)
+        identify(head, context: &context, snapshot: context.snapshot!, random: &generator)
     }
 
     /// `identify`, drawing new ids from `generator`: the direct path keeps one per connection,
     /// as making one per request counts a process-wide atomic that every event loop's requests
-    /// would then take turns to write.
-    static func identify(_ head: HTTPRequest, context: inout Context, random generator: inout RequestRandom) {
-        let snapshot = context.snapshot!
+    /// would then take turns to write. `snapshot` is the context's, lent (see `AdmitPhase.admit`).
+    static func identify(_ head: HTTPRequest, context: inout Context, snapshot: GatewaySnapshot, random generator: inout RequestRandom) {
         let headers = head.headerFields
         if let incoming = headers[.xRequestID], RequestID.isAcceptable(incoming) {
             context.state.requestID = incoming
@@ -399,7 +394,7 @@ struct RoutePhase: RouterMiddleware {
 
     /// Chooses the route (set in the context); a fixed-response route's answer.
     func route(_ head: HTTPRequest, context: inout Context) throws -> BufferedAnswer? {
-        try apply(match(head, context: context), head: head, context: &context)
+        try apply(match(head, context: context), head: head, context: &context, snapshot: context.snapshot!)
     }
 
     /// The most specific route for `head`, flag conditions included.
@@ -447,12 +442,13 @@ struct RoutePhase: RouterMiddleware {
 
     /// Takes `matched` as the request's route: its forwarded flags and security headers, and
     /// the answer of a fixed-response route.
-    func apply(_ matched: Matched, head: HTTPRequest, context: inout Context) -> BufferedAnswer? {
-        let route = matched.route
+    /// `snapshot` is the context's, lent (see `AdmitPhase.admit`); the route is read from
+    /// `matched`, where it is lent too, rather than copied.
+    func apply(_ matched: Matched, head: HTTPRequest, context: inout Context, snapshot: GatewaySnapshot) -> BufferedAnswer? {
         context.path = matched.path
         context.query = matched.query
-        context.route = route
-        if let forward = route.forwardFlags {
+        context.route = matched.route
+        if let forward = matched.route.forwardFlags {
             let resolve = flagResolver(head, path: matched.path, context: context)
             var value = ""
             for key in forward.keys {
@@ -462,7 +458,7 @@ struct RoutePhase: RouterMiddleware {
             }
             context.forwardedFlags = (forward.header, value)
         }
-        let headers = context.snapshot!.securityHeaders(for: route)
+        let headers = snapshot.securityHeaders(for: matched.route)
         var nonce: String?
         if headers?.needsNonce == true {
             var generator = RequestRandom()
@@ -470,11 +466,11 @@ struct RoutePhase: RouterMiddleware {
         }
         context.cspNonce = nonce
         context.record.note {
-            $0.route = route.name
+            $0.route = matched.route.name
             $0.securityHeaders = headers
             $0.cspNonce = nonce
         }
-        if case .respond(let fixed) = route.target {
+        if case .respond(let fixed) = matched.route.target {
             context.record.note { $0.bodyBuffered = true }
             var headers: HTTPFields = [:]
             for (name, value) in (fixed.headers ?? [:]).sorted(by: { $0.key < $1.key }) {
