@@ -150,8 +150,14 @@ final class DirectForwarding: ChannelInboundHandler, RemovableChannelHandler, Di
         upstreams ?? phases.forward.client.connections(of: context.eventLoop)
     }
 
+    /// With a logger of the connection's own: a `Logger` is a reference to storage shared by its
+    /// copies, and every request's context holds a copy, so the gateway's one logger would be an
+    /// object all event loops' requests count. Setting its level (to what it is) gives the copy
+    /// storage of its own.
     private static func core(for channel: any Channel, logger: Logger) -> CoreRequestContextStorage {
-        CoreRequestContextStorage(source: ApplicationRequestContextSource(channel: channel, logger: logger))
+        var own = logger
+        own.logLevel = logger.logLevel
+        return CoreRequestContextStorage(source: ApplicationRequestContextSource(channel: channel, logger: own))
     }
 
     private func setAutoRead(_ on: Bool, _ context: ChannelHandlerContext) {
