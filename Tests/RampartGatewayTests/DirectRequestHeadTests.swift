@@ -264,6 +264,14 @@ import Testing
         out.writeStatusLine(code: 200, reason: "")
         out.writeStatusLine(code: 7, reason: "Odd")
         for length in [0, 9, 10, 1024, 99_999, Int.max] { out.writeContentLength(length) }
+        // Lines whose length is a power of two, each into an empty buffer: the room reserved
+        // must be the line's length, not one byte short.
+        for targetLength in [49, 50, 51, 113, 114, 115] {
+            var line = ByteBuffer()
+            let target = "/" + String(repeating: "t", count: targetLength - 1)
+            line.writeRequestLine(method: "GET", target: target)
+            #expect(String(buffer: line) == "GET \(target) HTTP/1.1\r\n")
+        }
         #expect(String(buffer: out) == "xGET /quiz?id=\(String(repeating: "7", count: 200)) HTTP/1.1\r\n"
             + "HTTP/1.1 404 Not Found\r\nHTTP/1.1 200 \r\nHTTP/1.1 007 Odd\r\n"
             + "Content-Length: 0\r\nContent-Length: 9\r\nContent-Length: 10\r\nContent-Length: 1024\r\n"

@@ -54,7 +54,8 @@ extension ByteBuffer {
     mutating func writeRequestLine(method: String, target: String) {
         Self.withBytes(of: method) { method in
             Self.withBytes(of: target) { target in
-                let total = method.count + target.count + 11
+                // The two spaces, `HTTP/1.1` and CRLF.
+                let total = method.count + target.count + 12
                 writeWithUnsafeMutableBytes(minimumWritableBytes: total) { out in
                     var at = out.copy(method, at: 0)
                     at = out.copy(" ", at: at)
@@ -116,8 +117,10 @@ extension ByteBuffer {
 }
 
 extension UnsafeMutableRawBufferPointer {
-    /// Copies `bytes` to `offset`; returns the offset after them. The caller reserved the room.
+    /// Copies `bytes` to `offset`; returns the offset after them. The caller reserved the room;
+    /// a miscount stops here rather than writing past it (release builds check no slice bounds).
     fileprivate func copy(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> Int {
+        precondition(offset + bytes.count <= count, "a head written past the room reserved for it")
         UnsafeMutableRawBufferPointer(rebasing: self[offset..<(offset + bytes.count)]).copyMemory(from: bytes)
         return offset + bytes.count
     }
@@ -130,6 +133,7 @@ extension UnsafeMutableRawBufferPointer {
     fileprivate func writeDecimal(_ value: Int, at offset: Int) -> Int {
         var digits = 1, rest = value / 10
         while rest > 0 { digits += 1; rest /= 10 }
+        precondition(value >= 0 && offset + digits <= count, "a number written past the room reserved for it")
         var value = value
         for index in stride(from: offset + digits - 1, through: offset, by: -1) {
             self[index] = UInt8(ascii: "0") + UInt8(value % 10)
