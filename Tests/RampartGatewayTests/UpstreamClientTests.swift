@@ -186,7 +186,7 @@ import Testing
         let url = try #require(UpstreamURL("http://127.0.0.1:\(server.localAddress!.port!)"))
         let response = try await client.execute(get(), to: url, on: loop, headDeadline: soon)
         guard case .stream(let stream) = response.body else { Issue.record("a 64 MB answer should stream"); return }
-        var chunks = stream.makeAsyncIterator()
+        let chunks = stream.makeAsyncIterator()
         var received = try await chunks.next()?.readableBytes ?? 0
         // Not read for a while: the connection stops reading once the stream holds a few
         // chunks, the socket buffers fill, and the upstream can write no more. Without that

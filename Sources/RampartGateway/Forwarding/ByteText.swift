@@ -94,7 +94,7 @@ extension ByteBuffer {
 
     /// The string's UTF-8 in place (native and small strings always allow it), else copied first.
     /// Inlined: called with a closure per field written, it would otherwise cost a generic call.
-    @inline(__always)
+    @inline(__always) @discardableResult
     private static func withBytes<R>(of string: String, _ body: (UnsafeRawBufferPointer) -> R) -> R {
         if let done = string.utf8.withContiguousStorageIfAvailable({ body(UnsafeRawBufferPointer($0)) }) { return done }
         var string = string
