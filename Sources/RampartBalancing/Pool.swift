@@ -24,6 +24,9 @@ public final class Pool: Sendable {
     private let hashesConsistently = Atomic<Bool>(false)
     private let decayNanoseconds = Atomic<Int64>(0)
     private let ejects = Atomic<Bool>(false)
+    /// Counts the changes of what selecting reads (members, groups, settings, selector), made
+    /// under the lock with them: a `SelectionView` of an earlier generation is made again.
+    private let generation = Atomic<Int>(0)
 
     /// Running totals of what the pool's instances answered, for load signals read by
     /// difference (the rate limiter's controller): attempts that got a response or failed,
@@ -113,6 +116,55 @@ public final class Pool: Sendable {
     public func select(for input: SelectionInput = SelectionInput(), at now: Instant? = nil) -> Instance? {
         let now = now ?? time.now()
         let (groups, threshold, selector) = state.withLock { ($0.groups, $0.configuration.failoverThreshold, $0.selector) }
+        return Self.choose(from: groups, threshold: threshold, selector: selector, input: input, now: now)
+    }
+
+    /// What selecting reads of a pool (its priority groups, failover threshold and selector), as
+    /// of one generation of its members and settings, in arrays of the view's own. A caller that
+    /// selects from one event loop for many requests keeps one (see `select(for:at:view:)`). Not
+    /// for sharing between threads: that is what it avoids.
+    public final class SelectionView {
+        /// Held, so that no other pool can take its place (and its identity) while the view exists.
+        private let pool: Pool
+        fileprivate let poolID: ObjectIdentifier
+        fileprivate let generation: Int
+        fileprivate let groups: [[Instance]]
+        fileprivate let threshold: Double
+        fileprivate let selector: any Selector
+
+        fileprivate init(pool: Pool, generation: Int, groups: [[Instance]], threshold: Double, selector: any Selector) {
+            self.pool = pool
+            poolID = ObjectIdentifier(pool)
+            self.generation = generation
+            self.groups = groups
+            self.threshold = threshold
+            self.selector = selector
+        }
+
+        /// Whether this is a view of `pool` (of any generation).
+        public func isView(of pool: Pool) -> Bool { poolID == ObjectIdentifier(pool) }
+    }
+
+    /// `select(for:at:)` from `view`, made or made again when it is not this pool's current
+    /// one: while the pool's members and settings stay as they are, selecting takes no lock and
+    /// counts no reference to the pool's arrays, which every event loop's requests would
+    /// otherwise do in turn. The instances are the pool's; their availability is read as always.
+    public func select(for input: SelectionInput, at now: Instant? = nil, view: inout SelectionView?) -> Instance? {
+        let now = now ?? time.now()
+        if let current = view, current.poolID == ObjectIdentifier(self), current.generation == generation.load(ordering: .acquiring) {
+            return Self.choose(from: current.groups, threshold: current.threshold, selector: current.selector, input: input, now: now)
+        }
+        let made = state.withLock { s in
+            // Copied element by element: a copy of the arrays would share their storage.
+            SelectionView(pool: self, generation: generation.load(ordering: .relaxed), groups: s.groups.map { group in group.map { $0 } },
+                          threshold: s.configuration.failoverThreshold, selector: s.selector)
+        }
+        view = made
+        return Self.choose(from: made.groups, threshold: made.threshold, selector: made.selector, input: input, now: now)
+    }
+
+    private static func choose(from groups: [[Instance]], threshold: Double, selector: any Selector, input: SelectionInput,
+                               now: Instant) -> Instance? {
         var fallback: (candidates: [Instance], group: [Instance])?
         for group in groups {
             // Usually every instance is: the group itself then, rather than a copy of it.
@@ -242,6 +294,7 @@ public final class Pool: Sendable {
                                     isDynamic: true, pool: name)
             s.members.append(instance)
             s.groups = Pool.groups(of: s.members)
+            generation.wrappingAdd(1, ordering: .releasing)
             return instance
         }
     }
@@ -259,6 +312,7 @@ public final class Pool: Sendable {
         state.withLock { s in
             s.members.removeAll { $0.id == id }
             s.groups = Pool.groups(of: s.members)
+            generation.wrappingAdd(1, ordering: .releasing)
         }
     }
 
@@ -297,6 +351,7 @@ public final class Pool: Sendable {
             publish(configuration)
             s.members = members
             s.groups = Pool.groups(of: members)
+            generation.wrappingAdd(1, ordering: .releasing)
         }
     }
 

@@ -20,6 +20,39 @@ func counts(_ pool: Pool, picks: Int, input: SelectionInput = SelectionInput()) 
 }
 
 @Suite struct SelectionTests {
+    /// A kept view selects as the pool does, and is made again when the pool's members or
+    /// settings change, or when it is used with another pool.
+    @Test func aKeptViewSelectsAsThePoolAndFollowsItsChanges() throws {
+        let pool = makePool(.roundRobin)
+        var view: Pool.SelectionView?
+        var seen: [String: Int] = [:]
+        for _ in 0..<30 { if let i = pool.select(for: SelectionInput(), view: &view) { seen[i.id, default: 0] += 1 } }
+        #expect(seen == ["127.0.0.1:9000": 10, "127.0.0.1:9001": 10, "127.0.0.1:9002": 10])
+        // Registered: the view is made again and the new instance gets its turn.
+        try pool.register(InstanceConfiguration(url: "http://127.0.0.1:9100"))
+        seen = [:]
+        for _ in 0..<40 { if let i = pool.select(for: SelectionInput(), view: &view) { seen[i.id, default: 0] += 1 } }
+        #expect(seen["127.0.0.1:9100"] == 10 && seen.count == 4)
+        // Removed: no longer chosen.
+        pool.remove(id: "127.0.0.1:9000")
+        seen = [:]
+        for _ in 0..<30 { if let i = pool.select(for: SelectionInput(), view: &view) { seen[i.id, default: 0] += 1 } }
+        #expect(seen["127.0.0.1:9000"] == nil && seen.count == 3)
+        // A reload to another strategy and a second priority group: the view follows it (the
+        // instance registered through the API stays, in the first group).
+        pool.apply(PoolConfiguration(strategy: .leastConnections, instances: [
+            InstanceConfiguration(url: "http://127.0.0.1:9001", priority: 1), InstanceConfiguration(url: "http://127.0.0.1:9002", priority: 0),
+        ]))
+        for _ in 0..<20 {
+            let id = pool.select(for: SelectionInput(), view: &view)?.id
+            #expect(id == "127.0.0.1:9002" || id == "127.0.0.1:9100", "\(id ?? "none") is not in the first group")
+        }
+        // Used with another pool, the view is made for that pool.
+        let other = makePool(.roundRobin, weights: [1])
+        #expect(other.select(for: SelectionInput(), view: &view)?.id == "127.0.0.1:9000")
+        #expect(view?.isView(of: other) == true && view?.isView(of: pool) == false)
+    }
+
     @Test func roundRobinSpreadsEvenly() {
         let pool = makePool(.roundRobin)
         #expect(Set(counts(pool, picks: 300).values) == [100])

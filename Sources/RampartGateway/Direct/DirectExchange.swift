@@ -73,7 +73,7 @@ final class DirectExchange: UpstreamReplyTarget {
         let now = lastError == nil ? plan.made : phase.time.now()
         let attempt: ForwardPhase.Attempt
         do {
-            attempt = try plan.next(&picker, after: lastError, record: context.record, now: now)
+            attempt = try plan.next(&picker, after: lastError, record: context.record, now: now, on: upstreams)
         } catch {
             return end(.failure(error))
         }

@@ -322,9 +322,11 @@ struct ForwardPlan {
     }
 
     /// The next instance to try (none tried before), or the error that ends the request.
+    /// `loop`: the caller's event loop, whose view of the pool it selects from (the direct path);
+    /// without it, from the pool itself.
     func next(_ picker: inout InstancePicker, after lastError: GatewayError?, record: RequestRecord,
-              now: Instant) throws(GatewayError) -> ForwardPhase.Attempt {
-        guard let instance = picker.next(from: pool, noting: record, at: now) else {
+              now: Instant, on loop: UpstreamClient.LoopHandle? = nil) throws(GatewayError) -> ForwardPhase.Attempt {
+        guard let instance = picker.next(from: pool, noting: record, at: now, on: loop) else {
             throw lastError ?? GatewayError(.noHealthyInstance, origin: .gateway, "no available instance in pool \(poolName)")
         }
         pool.begin(instance)
@@ -381,12 +383,14 @@ struct InstancePicker {
     }
 
     /// The next instance of `pool` (the plan's, lent rather than held here: one more count per
-    /// request on an object every event loop's requests count).
-    mutating func next(from pool: Pool, noting record: RequestRecord, at now: Instant) -> Instance? {
+    /// request on an object every event loop's requests count), from `loop`'s view of it when
+    /// the caller has a loop (see `Pool.SelectionView`).
+    mutating func next(from pool: Pool, noting record: RequestRecord, at now: Instant, on loop: UpstreamClient.LoopHandle? = nil) -> Instance? {
         if let last { tried.insert(last) }
         var selection = input
         selection.excluding = tried
-        guard let instance = pool.select(for: selection, at: now) else { return nil }
+        let picked = if let loop { loop.select(from: pool, for: selection, at: now) } else { pool.select(for: selection, at: now) }
+        guard let instance = picked else { return nil }
         last = instance.id
         attempt += 1
         let attempt = self.attempt

@@ -242,6 +242,12 @@ final class UpstreamClient: Sendable {
     /// The upstream connections of one event loop, and its turn (flushes and time).
     struct LoopHandle {
         fileprivate let box: NIOLoopBoundBox<LoopConnections>
+
+        /// `pool.select(for:at:)` from the loop's view of the pool (see `Pool.SelectionView`).
+        /// Called on the loop.
+        func select(from pool: Pool, for input: SelectionInput, at now: Instant) -> Instance? {
+            box.value.select(from: pool, for: input, at: now)
+        }
         /// The loop's flushes at the end of each turn and its time (see ``LoopTurn``), which its
         /// upstream connections use: a client connection on the loop writing there too joins them.
         let turn: LoopTurn
@@ -460,6 +466,10 @@ final class LoopConnections {
     private(set) var isShutDown = false
     /// Shared by the loop's upstream connections and the client connections that use them.
     let turn: LoopTurn
+    /// The loop's views of the pools it has selected from, one per pool: a loop serves one pool
+    /// or a few, found by a look down this list. A pool a reload dropped keeps its entry (and
+    /// stays allocated) as long as the loop does.
+    private var poolViews: [Pool.SelectionView?] = []
 
     init(maxIdle: Int, eventLoop: any EventLoop) {
         self.maxIdle = maxIdle
@@ -471,6 +481,14 @@ final class LoopConnections {
         guard let found = idle[key] else { return nil }
         (lastKey, lastStack) = (key, found)
         return found
+    }
+
+    func select(from pool: Pool, for input: SelectionInput, at now: Instant) -> Instance? {
+        for index in poolViews.indices where poolViews[index]?.isView(of: pool) == true {
+            return pool.select(for: input, at: now, view: &poolViews[index])
+        }
+        poolViews.append(nil)
+        return pool.select(for: input, at: now, view: &poolViews[poolViews.count - 1])
     }
 
     func take(_ key: String) -> UpstreamConnectionHandler? {
