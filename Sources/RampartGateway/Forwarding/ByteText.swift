@@ -50,6 +50,11 @@ extension ByteBuffer {
         }
     }
 
+    /// `writeField` for a value that is bytes already (a traceparent written in place).
+    mutating func writeField(name: String, value: UnsafeRawBufferPointer) {
+        Self.withBytes(of: name) { name in writeField(name: name, value: value) }
+    }
+
     /// `method SP target SP HTTP/1.1 CRLF`, as one reservation (four writes cost four checks).
     mutating func writeRequestLine(method: String, target: String) {
         Self.withBytes(of: method) { method in

@@ -109,8 +109,7 @@ struct UpstreamRequestHead: UpstreamHeaderSink, Sendable {
     /// Copied into the head as they are, with no string made of them.
     mutating func add(name: String, bytes value: UnsafeRawBufferPointer) {
         precondition(!isEnded, "a field added to an ended head")
-        var name = name
-        name.withUTF8 { bytes.writeField(name: UnsafeRawBufferPointer($0), value: value) }
+        bytes.writeField(name: name, value: value)
     }
 
     /// The blank line: no field follows.

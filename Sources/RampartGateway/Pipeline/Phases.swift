@@ -216,6 +216,7 @@ struct AdmitPhase: RouterMiddleware {
     /// direct path's recognizer declines any other). `snapshot` is the context's, lent: read from
     /// the context it would be one more count on an object every event loop's requests count.
     func admit(_ head: HTTPRequest, context: inout Context, snapshot: GatewaySnapshot, hostIsValid: Bool = false) -> BufferedAnswer? {
+        assert(snapshot === context.snapshot, "admit lent a snapshot other than the context's")
         let limits = snapshot.configuration.proxy.limits
         // An id is made here only for a refusal; identify chooses the id of accepted requests.
         // A malformed request closes its connection; a refused client may keep its own.
@@ -326,6 +327,7 @@ struct IdentifyPhase: RouterMiddleware {
     /// as making one per request counts a process-wide atomic that every event loop's requests
     /// would then take turns to write. `snapshot` is the context's, lent (see `AdmitPhase.admit`).
     static func identify(_ head: HTTPRequest, context: inout Context, snapshot: GatewaySnapshot, random generator: inout RequestRandom) {
+        assert(snapshot === context.snapshot, "identify lent a snapshot other than the context's")
         let headers = head.headerFields
         if let incoming = headers[.xRequestID], RequestID.isAcceptable(incoming) {
             context.state.requestID = incoming
@@ -445,6 +447,7 @@ struct RoutePhase: RouterMiddleware {
     /// `snapshot` is the context's, lent (see `AdmitPhase.admit`); the route is read from
     /// `matched`, where it is lent too, rather than copied.
     func apply(_ matched: Matched, head: HTTPRequest, context: inout Context, snapshot: GatewaySnapshot) -> BufferedAnswer? {
+        assert(snapshot === context.snapshot, "route application lent a snapshot other than the context's")
         context.path = matched.path
         context.query = matched.query
         context.route = matched.route
