@@ -145,9 +145,6 @@ extension Range where Bound == Int {
 @Suite(.serialized) struct AdaptiveLimitTests {
     @Test func aSlowUpstreamTightensLimitsAndARecoveredOneRelaxesThem() async throws {
         let fast = await LoopbackHarness.startEcho(name: "fast")
-        // Far slower than the fast one, even when a loaded machine (the whole suite at once
-        // on two cores) puts the fast one's learned baseline at 100-200 ms.
-        let slow = await LoopbackHarness.startEcho(name: "slow", delay: .milliseconds(3000))
         let recovered = await LoopbackHarness.startEcho(name: "recovered")
         var configuration = LoopbackHarness.configuration(pool: [fast])
         var limits = RateLimitsConfiguration(defaults: .init(base: 10_000, window: .seconds(60), min: 10))
@@ -170,15 +167,27 @@ extension Range where Bound == Int {
                 }
             }
             let limiter = gateway.limiter
-            // Learn the fast upstream's latency as the baseline.
-            try await traffic { limiter.controller.factors.baselineLatency != nil && limiter.controller.factors.load == 1 }
+            // Learn the fast upstream's latency as the baseline. The first interval's mean
+            // becomes the baseline, and on a loaded machine the first, cold answers can take a
+            // second; falling latency is followed at 0.3 an interval, so a second of traffic
+            // (twenty intervals) brings the baseline down to the fast upstream's usual latency.
+            let learned = ContinuousClock.now + .seconds(1)
+            try await traffic {
+                ContinuousClock.now >= learned && limiter.controller.factors.baselineLatency != nil
+                    && limiter.controller.factors.load == 1
+            }
             try await Task.sleep(for: .milliseconds(300))
 
+            // Far slower than the fast one, even when a loaded machine (the whole suite at once
+            // on two cores) puts the fast one's learned baseline at hundreds of milliseconds:
+            // eight times the baseline, at least three seconds.
+            let baseline = limiter.controller.factors.baselineLatency ?? .zero
+            let slow = await LoopbackHarness.startEcho(name: "slow", delay: max(.milliseconds(3000), baseline * 8))
             _ = try pool.register(InstanceConfiguration(url: slow.url))
             _ = try pool.drain(id: fast.url.replacingOccurrences(of: "http://", with: ""))
             try await traffic { limiter.controller.factors.load < 0.3 }
-            let tightened = limiter.controller.factors.load
-            #expect(tightened < 0.3)
+            let factors = limiter.controller.factors
+            #expect(factors.load < 0.3, "baseline \(factors.baselineLatency.map { "\($0)" } ?? "none")")
             #expect(limiter.effectiveLimits().first!.limit.limit < 3000)
 
             _ = try pool.register(InstanceConfiguration(url: recovered.url))
@@ -187,9 +196,9 @@ extension Range where Bound == Int {
             #expect(limiter.controller.factors.load > 0.8)
             // Every request finished: nothing counts as in flight any more.
             #expect(pool.inFlight == 0)
+            await slow.stop()
         }
         await fast.stop()
-        await slow.stop()
         await recovered.stop()
     }
 }
