@@ -7,10 +7,13 @@
 #
 # The upstream is an nginx instance answering every request with the same 1 KiB body, so the
 # proxies, not the upstream, are what is measured. Each proxy keeps connections to it alive,
-# adds X-Forwarded-For, and writes no access log. Rampart runs twice: configured like the
-# others (threat inspection and flood counting off, as neither nginx nor HAProxy does them
-# here; its target is judged on this row), then with its shield at the defaults
-# (rampart-shield). Like is compared with like: Rampart's
+# adds X-Forwarded-For, and writes no access log. nginx runs twice: with the forwarding fields
+# only (nginx), then doing to each request what Rampart does by default (nginx-like:
+# X-Forwarded-Host, Forwarded, Via both ways, a request id both ways, traceparent). Rampart
+# runs twice: configured like the others (threat inspection and flood counting off, as
+# neither nginx nor HAProxy does them here), then with its shield at the defaults
+# (rampart-shield). Every row's ratios are given to both nginx rows: rps/like and p99/like
+# compare the same work. Like is compared with like: Rampart's
 # event-loop threads equal nginx's worker processes and HAProxy's threads, first 1 then 2.
 # With 1, every proxy is pinned to CPU 0 and wrk and the upstream to CPU 1; with 2 nothing
 # is pinned.
@@ -81,12 +84,34 @@ for threads in $thread_counts; do
   read -r rps p50 p99 cpu < <(run_wrk "$load_cpus" "http://127.0.0.1:$upstream_port/")
   echo "$threads direct $rps $p50 $p99 - -" >> "$results"
 
-  # nginx as a proxy
-  cat > "$work/nginx-proxy.conf" <<EOF
+  # nginx as a proxy, twice: with the forwarding fields only (nginx), then doing to each
+  # request what Rampart does by default (nginx-like): X-Forwarded-Host and Forwarded too,
+  # Via both ways, the incoming X-Request-Id or a new one both ways, and traceparent
+  # (continuing the caller's trace, else a new one; nginx's span id is a slice of its request
+  # id, where Rampart draws one).
+  for variant in plain like; do
+    if [ "$variant" = plain ]; then label=nginx; extra=""; maps=""; else
+      label=nginx-like
+      maps='  map $http_x_request_id $rampart_rid { "" $request_id; default $http_x_request_id; }
+  map $request_id $rampart_span { "~^(?<s>.{16})" $s; }
+  map $http_traceparent $rampart_trace {
+    "~^00-(?<tid>[0-9a-f]{32})-[0-9a-f]{16}-(?<fl>[0-9a-f]{2})$" "00-$tid-$rampart_span-$fl";
+    default "00-$request_id-$rampart_span-01";
+  }'
+      extra='      proxy_set_header X-Forwarded-Host $http_host;
+      proxy_set_header Forwarded "for=$remote_addr;proto=$scheme;host=\"$http_host\"";
+      proxy_set_header Via "1.1 nginx";
+      proxy_set_header X-Request-Id $rampart_rid;
+      proxy_set_header traceparent $rampart_trace;
+      add_header Via "1.1 nginx" always;
+      add_header X-Request-Id $rampart_rid always;'
+    fi
+    cat > "$work/nginx-proxy.conf" <<EOF
 worker_processes $threads;
 $(nginx_common "$work/nginx-proxy")
 http {
 $(nginx_http_common)
+$maps
   upstream app { server 127.0.0.1:$upstream_port; keepalive 128; keepalive_requests 1000000; }
   server {
     listen 127.0.0.1:$proxy_port;
@@ -97,15 +122,17 @@ $(nginx_http_common)
       proxy_set_header Host \$host;
       proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
       proxy_set_header X-Forwarded-Proto \$scheme;
+$extra
     }
   }
 }
 EOF
-  start nginx "$proxy_cpus" nginx -p "$work" -c "$work/nginx-proxy.conf" -g "daemon off;"
-  pid=$started; wait_port $proxy_port
-  read -r rps p50 p99 cpu < <(run_wrk "$load_cpus" "http://127.0.0.1:$proxy_port/" "$pid")
-  echo "$threads nginx $rps $p50 $p99 $(peak_rss "$pid") $cpu" >> "$results"
-  stop "$pid"
+    start nginx "$proxy_cpus" nginx -p "$work" -c "$work/nginx-proxy.conf" -g "daemon off;"
+    pid=$started; wait_port $proxy_port
+    read -r rps p50 p99 cpu < <(run_wrk "$load_cpus" "http://127.0.0.1:$proxy_port/" "$pid")
+    echo "$threads $label $rps $p50 $p99 $(peak_rss "$pid") $cpu" >> "$results"
+    stop "$pid"
+  done
 
   # HAProxy
   cat > "$work/haproxy.cfg" <<EOF
@@ -161,13 +188,16 @@ done
 echo
 echo "wrk -t2 -c$connections -d$duration, 1 KiB responses, keep-alive on both sides ($(nproc) cores, $(date -u +%Y-%m-%d))"
 awk '
-  { rows[NR] = $0; split($0, f, " "); if (f[2] == "nginx") { nginx_rps[f[1]] = f[3]; nginx_p99[f[1]] = f[5] } }
+  { rows[NR] = $0; split($0, f, " ")
+    if (f[2] == "nginx") { nginx_rps[f[1]] = f[3]; nginx_p99[f[1]] = f[5] }
+    if (f[2] == "nginx-like") { like_rps[f[1]] = f[3]; like_p99[f[1]] = f[5] } }
+  function ratio(value, base) { return base > 0 ? sprintf("%.2fx", value / base) : "-" }
   END {
-    printf "%-8s %-15s %12s %10s %10s %10s %12s %12s %12s\n", "threads", "target", "req/s", "p50 ms", "p99 ms", "rss MiB", "cpu us/req", "rps/nginx", "p99/nginx"
+    printf "%-8s %-15s %10s %8s %8s %8s %11s %10s %10s %10s %10s\n", "threads", "target", "req/s", "p50 ms", "p99 ms", "rss MiB", "cpu us/req",
+      "rps/nginx", "p99/nginx", "rps/like", "p99/like"
     for (i = 1; i <= NR; i++) {
       split(rows[i], f, " ")
-      rr = (f[1] in nginx_rps) ? sprintf("%.2fx", f[3] / nginx_rps[f[1]]) : "-"
-      pr = (f[1] in nginx_p99 && nginx_p99[f[1]] > 0) ? sprintf("%.2fx", f[5] / nginx_p99[f[1]]) : "-"
-      printf "%-8s %-15s %12.0f %10.3f %10.3f %10s %12s %12s %12s\n", f[1], f[2], f[3], f[4], f[5], f[6], f[7], rr, pr
+      printf "%-8s %-15s %10.0f %8.3f %8.3f %8s %11s %10s %10s %10s %10s\n", f[1], f[2], f[3], f[4], f[5], f[6], f[7],
+        ratio(f[3], nginx_rps[f[1]]), ratio(f[5], nginx_p99[f[1]]), ratio(f[3], like_rps[f[1]]), ratio(f[5], like_p99[f[1]])
     }
   }' "$results"
