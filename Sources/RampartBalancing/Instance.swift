@@ -116,6 +116,16 @@ public final class Instance: Sendable, Identifiable, CustomStringConvertible {
     }
 
     func startDraining() { withLiveState { $0.isDraining = true } }
+
+    /// The pool no longer checks its instances: what earlier checks found no longer counts, and
+    /// the instance is healthy (as one added without checks starts). An ejection stays.
+    func forgetHealthChecks() {
+        withLiveState { s in
+            s.health = InstanceHealth(state: .healthy)
+            s.lastCheck = nil
+        }
+        metrics.healthy.record(1)
+    }
 }
 
 /// What the admin API shows of an instance.

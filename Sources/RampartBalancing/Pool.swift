@@ -347,6 +347,11 @@ public final class Pool: Sendable {
             if s.configuration.strategy != configuration.strategy {
                 s.selector = Pool.selector(for: configuration.strategy)
             }
+            // Health checks taken away: the states they set (starting, unhealthy) would never
+            // change again, and would keep those instances out for good.
+            if startsHealthy, s.configuration.healthCheck != nil {
+                for member in members { member.forgetHealthChecks() }
+            }
             s.configuration = configuration
             publish(configuration)
             s.members = members

@@ -1,6 +1,7 @@
 @testable import RampartBalancing
 import RampartCore
 import RampartTesting
+import Synchronization
 import Testing
 
 @Suite struct HealthTests {
@@ -37,6 +38,64 @@ import Testing
         #expect(pool.instances.map(\.health) == [.unhealthy, .healthy, .unhealthy])
         #expect(pool.instances[0].status(at: Instant(nanoseconds: 0)).lastHealthCheck?.detail == "connect refused")
         #expect(pool.instances[2].status(at: Instant(nanoseconds: 0)).lastHealthCheck?.status == 503)
+    }
+
+    /// A probe that answers 200 (503 for the ports in `failing`) and counts the checks, by port.
+    final class CountingProbe: HealthProbe {
+        let counts = Mutex<[Int: Int]>([:])
+        let failing = Mutex<Set<Int>>([])
+        func check(_ instance: UpstreamURL, path: String, timeout: Duration) async -> HealthProbeAnswer {
+            counts.withLock { $0[instance.port, default: 0] += 1 }
+            return failing.withLock { $0.contains(instance.port) } ? .status(503) : .status(200)
+        }
+        func total() -> Int { counts.withLock { $0.values.reduce(0, +) } }
+    }
+
+    /// A reload that gives a pool health checks starts them, one that takes them away stops
+    /// them (and forgets what they found), and one that gives them back starts them again,
+    /// with one loop per instance.
+    @Test func theCheckerFollowsReloadsThatAddAndRemoveHealthChecks() async throws {
+        var configuration = PoolConfiguration(strategy: .roundRobin, instances: [InstanceConfiguration(url: "http://127.0.0.1:9000")])
+        let pool = Pool(name: "test", configuration: configuration, time: SystemTimeSource())
+        let probe = CountingProbe()
+        let checker = Task { await HealthChecker(pool: pool, probe: probe).run() }
+        defer { checker.cancel() }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(probe.total() == 0, "no health check configured, none sent")
+
+        // Given health checks by a reload, with a new instance: it starts unchecked and takes
+        // no traffic until checked.
+        let check = HealthCheckConfiguration(path: "/health", interval: .milliseconds(100), healthyThreshold: 1)
+        configuration.healthCheck = check
+        configuration.instances.append(InstanceConfiguration(url: "http://127.0.0.1:9001"))
+        pool.apply(configuration)
+        #expect(await waitUntil(within: .seconds(10)) { pool.instances.allSatisfy { $0.health == .healthy } && probe.total() >= 4 },
+                "checks after the reload: \(probe.counts.withLock { $0 })")
+
+        // Taken away: the checks stop, and an instance they had found unhealthy takes traffic
+        // again (nothing would ever find it healthy any more).
+        probe.failing.withLock { $0 = [9001] }
+        #expect(await waitUntil(within: .seconds(10)) { pool.instances[1].health == .unhealthy })
+        configuration.healthCheck = nil
+        pool.apply(configuration)
+        #expect(pool.instances.map(\.health) == [.healthy, .healthy])
+        #expect(Set(counts(pool, picks: 4).keys) == ["127.0.0.1:9000", "127.0.0.1:9001"])
+        try await Task.sleep(for: .milliseconds(300))
+        let stopped = probe.total()
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(probe.total() == stopped, "checks went on without a health check configured")
+
+        // Given back: they start again, at the interval, one loop per instance (at 100 ms,
+        // 1.5 s is about fifteen checks each; two loops for one instance would be thirty).
+        configuration.healthCheck = check
+        pool.apply(configuration)
+        let before = probe.counts.withLock { $0 }
+        try await Task.sleep(for: .milliseconds(1500))
+        let after = probe.counts.withLock { $0 }
+        for port in [9000, 9001] {
+            let sent = after[port, default: 0] - before[port, default: 0]
+            #expect((5...24).contains(sent), "instance \(port): \(sent) checks in 1.5 s at a 100 ms interval")
+        }
     }
 
     @Test func ejectedInstanceReturnsAfterBaseEjectionTimeAndBacksOff() {

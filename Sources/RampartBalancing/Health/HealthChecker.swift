@@ -53,12 +53,25 @@ public struct HealthChecker: Sendable {
 
     /// Loops until the task is cancelled. Each instance gets its own loop in a task group, so
     /// a slow instance never delays the others' checks; instances added later are picked up
-    /// within a second, and a removed instance's loop ends by itself.
+    /// within a second, and a removed instance's loop ends by itself. The pool's health check
+    /// is read again every second: a reload that takes it away stops the loops, one that gives
+    /// it (back) starts them.
     public func run() async {
+        while !Task.isCancelled {
+            if pool.configuration.healthCheck == nil {
+                try? await Task.sleep(for: .seconds(1))
+            } else {
+                await checkWhileConfigured()
+            }
+        }
+    }
+
+    /// The instances' loops, while the pool has a health check; returns once they have all
+    /// ended, so that loops started again later never run beside old ones.
+    private func checkWhileConfigured() async {
         await withDiscardingTaskGroup { group in
             var looping: [String: ObjectIdentifier] = [:]
-            while !Task.isCancelled {
-                guard let check = pool.configuration.healthCheck else { break }
+            while !Task.isCancelled, let check = pool.configuration.healthCheck {
                 let current = pool.instances
                 looping = looping.filter { id, object in current.contains { $0.id == id && ObjectIdentifier($0) == object } }
                 for instance in current where looping[instance.id] == nil {
