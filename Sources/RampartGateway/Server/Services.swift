@@ -21,10 +21,14 @@ struct HealthCheckService: Service {
     func run() async throws {
         await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
-                var running: Set<ObjectIdentifier> = []
+                // The pools being checked, held: a pool a reload dropped leaves the list, and
+                // only then may a new pool take its address (and its identifier).
+                var running: [ObjectIdentifier: Pool] = [:]
                 while !Task.isCancelled {
-                    for pool in pools.all where !running.contains(ObjectIdentifier(pool)) {
-                        running.insert(ObjectIdentifier(pool))
+                    let current = pools.all
+                    running = running.filter { _, pool in current.contains { $0 === pool } }
+                    for pool in current where running[ObjectIdentifier(pool)] == nil {
+                        running[ObjectIdentifier(pool)] = pool
                         let registry = pools
                         group.addTask {
                             // Ends when the pool is dropped by a reload.
