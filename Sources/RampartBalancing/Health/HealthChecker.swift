@@ -70,12 +70,14 @@ public struct HealthChecker: Sendable {
     /// ended, so that loops started again later never run beside old ones.
     private func checkWhileConfigured() async {
         await withDiscardingTaskGroup { group in
-            var looping: [String: ObjectIdentifier] = [:]
+            // The instances being checked, held: one removed leaves the list before another
+            // can be placed at its address and taken for it.
+            var looping: [String: Instance] = [:]
             while !Task.isCancelled, let check = pool.configuration.healthCheck {
                 let current = pool.instances
-                looping = looping.filter { id, object in current.contains { $0.id == id && ObjectIdentifier($0) == object } }
+                looping = looping.filter { id, instance in current.contains { $0 === instance } }
                 for instance in current where looping[instance.id] == nil {
-                    looping[instance.id] = ObjectIdentifier(instance)
+                    looping[instance.id] = instance
                     group.addTask { await self.loop(instance) }
                 }
                 try? await Task.sleep(for: min(check.interval.duration, .seconds(1)))
