@@ -332,7 +332,9 @@ public final class Pool: Sendable {
             var members: [Instance] = []
             for c in configuration.instances {
                 guard let url = UpstreamURL(c.url) else { continue }
-                if let existing = s.members.first(where: { $0.id == url.authority }),
+                // Kept with its live state when only its weight changed; another scheme, base
+                // path, region or priority makes it another instance.
+                if let existing = s.members.first(where: { $0.id == url.authority }), existing.url == url,
                    existing.region == c.region, existing.priority == c.priority {
                     existing.setWeight(c.weight)
                     members.append(existing)

@@ -217,6 +217,11 @@ import Testing
         #expect(pool.instances[0] === kept)
         #expect(kept.activeRequests == 1)
         #expect(kept.weight == 4)
+
+        // The same address under another scheme or base path is another instance: the reload's.
+        pool.apply(PoolConfiguration(instances: [InstanceConfiguration(url: "https://127.0.0.1:9001/v2", weight: 4)]))
+        #expect(pool.instances[0] !== kept)
+        #expect(pool.instances[0].url.description == "https://127.0.0.1:9001/v2")
     }
 
     @Test func upstreamURLsParseStrictly() {
