@@ -309,8 +309,18 @@ public final class Pool: Sendable {
 
     /// Removes an instance at once.
     public func remove(id: String) {
+        removeMembers { $0.id == id }
+    }
+
+    /// Removes `instance` itself, if it is still a member: not another one a reload has put in
+    /// its place under the same address since (a drain that ends removes what it drained).
+    public func remove(_ instance: Instance) {
+        removeMembers { $0 === instance }
+    }
+
+    private func removeMembers(where leaves: (Instance) -> Bool) {
         state.withLock { s in
-            s.members.removeAll { $0.id == id }
+            s.members.removeAll(where: leaves)
             s.groups = Pool.groups(of: s.members)
             generation.wrappingAdd(1, ordering: .releasing)
         }

@@ -206,6 +206,22 @@ import Testing
         #expect(pool.instances.count == 2)
     }
 
+    /// A drain that ends removes the instance it drained, not one a reload has put in its
+    /// place under the same address (here: moved to https) while it drained.
+    @Test func anEndingDrainRemovesOnlyTheInstanceItDrained() throws {
+        let pool = makePool(.roundRobin)
+        let draining = try pool.drain(id: "127.0.0.1:9000")
+        var configuration = pool.configuration
+        configuration.instances[0] = InstanceConfiguration(url: "https://127.0.0.1:9000")
+        pool.apply(configuration)
+        let replacement = try #require(pool.instance(id: "127.0.0.1:9000"))
+        #expect(replacement !== draining && !replacement.isDraining)
+        pool.remove(draining)
+        #expect(pool.instance(id: "127.0.0.1:9000") === replacement)
+        pool.remove(replacement)
+        #expect(pool.instances.map(\.id) == ["127.0.0.1:9001", "127.0.0.1:9002"])
+    }
+
     @Test func reloadKeepsLiveStateAndDynamicInstances() throws {
         let pool = makePool(.roundRobin)
         let kept = pool.instances[1]

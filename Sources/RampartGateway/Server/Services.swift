@@ -102,7 +102,7 @@ struct DrainService: Service {
                         while job.instance.activeRequests > 0, clock.now < deadline, !Task.isCancelled {
                             try? await Task.sleep(for: .milliseconds(50))
                         }
-                        pools.pool(named: job.pool)?.remove(id: job.instance.id)
+                        pools.pool(named: job.pool)?.remove(job.instance)
                         logger.info("instance removed", metadata: [
                             "pool": "\(job.pool)", "instance": "\(job.instance.id)",
                             "unfinished": "\(job.instance.activeRequests)",
