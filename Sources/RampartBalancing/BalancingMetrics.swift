@@ -31,6 +31,15 @@ struct InstanceMetrics: Sendable {
         retries = Counter(label: "load_balancer_retries_total", dimensions: dims)
     }
 
+    /// Takes the instance's series out of the exposition: it has left its pool. Another
+    /// instance made later under the same pool and address starts them again.
+    func destroy() {
+        for counter in [requests2xx, requests3xx, requests4xx, requests5xx, requestsFailed, ejections, retries] { counter.destroy() }
+        duration.destroy()
+        activeConnections.destroy()
+        healthy.destroy()
+    }
+
     func recordRequest(status: Int?) {
         switch status {
         case .some(200..<300): requests2xx.increment()

@@ -320,9 +320,26 @@ public final class Pool: Sendable {
 
     private func removeMembers(where leaves: (Instance) -> Bool) {
         state.withLock { s in
+            let before = s.members
             s.members.removeAll(where: leaves)
             s.groups = Pool.groups(of: s.members)
             generation.wrappingAdd(1, ordering: .releasing)
+            Pool.retireSeries(of: before, keeping: s.members)
+        }
+    }
+
+    /// The pool leaves the gateway (a reload dropped it): its instances' metric series go.
+    public func retire() {
+        state.withLock { Pool.retireSeries(of: $0.members, keeping: []) }
+    }
+
+    /// Ends the metric series of the instances in `before` whose address no member of `kept`
+    /// has: series are named by pool and address, so an instance replaced under the same
+    /// address (another scheme or base path) shares them with its replacement, and they stay.
+    /// Without this, every instance that ever came and went would stay in the exposition.
+    private static func retireSeries(of before: [Instance], keeping kept: [Instance]) {
+        for instance in before where !kept.contains(where: { $0.id == instance.id }) {
+            instance.metrics.destroy()
         }
     }
 
@@ -366,6 +383,7 @@ public final class Pool: Sendable {
             }
             s.configuration = configuration
             publish(configuration)
+            Pool.retireSeries(of: s.members, keeping: members)
             s.members = members
             s.groups = Pool.groups(of: members)
             generation.wrappingAdd(1, ordering: .releasing)

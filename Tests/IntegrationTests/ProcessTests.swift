@@ -36,6 +36,56 @@ import Testing
         await b.stop()
     }
 
+    /// An instance that leaves its pool, unregistered through the admin API or dropped by a
+    /// reload, leaves the metrics too; an instance the reload keeps keeps its series.
+    @Test func instancesThatLeaveTheirPoolLeaveTheMetrics() async throws {
+        let a = await LoopbackHarness.startEcho(name: "a")
+        let b = await LoopbackHarness.startEcho(name: "b")
+        let c = await LoopbackHarness.startEcho(name: "c")
+        let (idA, idB, idC) = (a.url.replacingOccurrences(of: "http://", with: ""), b.url.replacingOccurrences(of: "http://", with: ""),
+                               c.url.replacingOccurrences(of: "http://", with: ""))
+        let file = try TemporaryConfiguration()
+        let port = try freePort(), admin = try freePort()
+        func write(_ instances: [String]) throws {
+            try file.writeRaw("""
+            listeners:
+              traffic: {address: "127.0.0.1:\(port)"}
+              admin: {address: "127.0.0.1:\(admin)"}
+            log: {level: warning, accessLog: false}
+            pools:
+              app: {drainTimeout: 1s, instances: [\(instances.map { "\"\($0)\"" }.joined(separator: ", "))]}
+
+            """)
+        }
+        try write([a.url, b.url, c.url])
+        let process = try RampartProcess(arguments: ["serve", "--config", file.path])
+        defer { process.stop() }
+        try await waitUntilListening(port: port)
+        for _ in 0..<6 { _ = try await fetch("http://127.0.0.1:\(port)/x") }
+        func series(of id: String) async throws -> Int {
+            try await fetch("http://127.0.0.1:\(admin)/metrics").body.split(separator: "\n")
+                .filter { !$0.hasPrefix("#") && $0.contains("instance=\"\(id)\"") }.count
+        }
+        let (before, beforeB, beforeC) = (try await series(of: idA), try await series(of: idB), try await series(of: idC))
+        #expect(before > 0 && beforeB > 0 && beforeC > 0)
+
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(admin)/api/system/load-balancer")
+        request.method = .POST
+        request.body = .bytes(ByteBuffer(string: "{\"action\": \"unregister\", \"pool\": \"app\", \"instance\": \"\(idB)\"}"))
+        #expect(try await HTTPClient.shared.execute(request, timeout: .seconds(10)).status == .accepted)
+        try await eventually { try await series(of: idB) == 0 }
+
+        try write([a.url])
+        process.signal(SIGHUP)
+        try await eventually { try await series(of: idC) == 0 }
+        #expect(try await series(of: idA) > 0)
+        #expect(try await fetch("http://127.0.0.1:\(admin)/metrics").body.contains("load_balancer_instance_healthy{pool=\"app\",instance=\"\(idA)\"} 1.0"))
+
+        process.signal(SIGTERM)
+        #expect(await process.exitStatus() == 0)
+        for upstream in [a, b, c] { await upstream.stop() }
+    }
+
     /// Request tasks run on the event loops unless `RAMPART_EXECUTOR=pool` says otherwise;
     /// both proxy, the start log says which is in use, and an unknown value stops the process.
     @Test func executorIsChosenByTheEnvironment() async throws {

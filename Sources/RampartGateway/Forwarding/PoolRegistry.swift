@@ -25,7 +25,10 @@ public final class PoolRegistry: Sendable {
                     pools[name] = Pool(name: name, configuration: config, time: time)
                 }
             }
-            for name in pools.keys where configuration[name] == nil { pools[name] = nil }
+            for (name, pool) in pools where configuration[name] == nil {
+                pool.retire()
+                pools[name] = nil
+            }
         }
     }
 }
