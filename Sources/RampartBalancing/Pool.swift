@@ -27,6 +27,7 @@ public final class Pool: Sendable {
     /// Counts the changes of what selecting reads (members, groups, settings, selector), made
     /// under the lock with them: a `SelectionView` of an earlier generation is made again.
     private let generation = Atomic<Int>(0)
+    private let retired = Atomic<Bool>(false)
 
     /// Running totals of what the pool's instances answered, for load signals read by
     /// difference (the rate limiter's controller): attempts that got a response or failed,
@@ -143,6 +144,11 @@ public final class Pool: Sendable {
 
         /// Whether this is a view of `pool` (of any generation).
         public func isView(of pool: Pool) -> Bool { poolID == ObjectIdentifier(pool) }
+
+        /// The pool has left the gateway (see `Pool.retire()`): a holder keeping views of
+        /// several pools may drop this one (only requests that began before the reload that
+        /// dropped it still select from it, and they can do without a view).
+        public var isRetired: Bool { pool.retired.load(ordering: .relaxed) }
     }
 
     /// `select(for:at:)` from `view`, made or made again when it is not this pool's current
@@ -328,9 +334,11 @@ public final class Pool: Sendable {
         }
     }
 
-    /// The pool leaves the gateway (a reload dropped it): its instances' metric series go.
+    /// The pool leaves the gateway (a reload dropped it): its instances' metric series go, and
+    /// holders of views of it may let them go (see `SelectionView.isRetired`).
     public func retire() {
         state.withLock { Pool.retireSeries(of: $0.members, keeping: []) }
+        retired.store(true, ordering: .relaxed)
     }
 
     /// Ends the metric series of the instances in `before` whose address no member of `kept`

@@ -466,8 +466,8 @@ final class LoopConnections {
     /// Shared by the loop's upstream connections and the client connections that use them.
     let turn: LoopTurn
     /// The loop's views of the pools it has selected from, one per pool: a loop serves one pool
-    /// or a few, found by a look down this list. A pool a reload dropped keeps its entry (and
-    /// stays allocated) as long as the loop does.
+    /// or a few, found by a look down this list. The views of pools a reload dropped leave it
+    /// when the loop next meets a pool it has no view of (a pool added, or added again).
     private var poolViews: [Pool.SelectionView?] = []
 
     init(maxIdle: Int, eventLoop: any EventLoop) {
@@ -486,6 +486,7 @@ final class LoopConnections {
         for index in poolViews.indices where poolViews[index]?.isView(of: pool) == true {
             return pool.select(for: input, at: now, view: &poolViews[index])
         }
+        poolViews.removeAll { $0?.isRetired ?? true }
         poolViews.append(nil)
         return pool.select(for: input, at: now, view: &poolViews[poolViews.count - 1])
     }
