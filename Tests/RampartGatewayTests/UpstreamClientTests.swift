@@ -1,3 +1,11 @@
+// The socket calls below: their C types may be attributed to either module, depending on
+// which the compiler loads first, so both are imported.
+#if canImport(Glibc)
+import Glibc
+#endif
+#if canImport(CNIOLinux)
+import CNIOLinux
+#endif
 import Foundation
 import HTTPTypes
 import NIOCore
