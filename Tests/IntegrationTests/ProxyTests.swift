@@ -422,6 +422,29 @@ import Testing
         await upstream.stop()
     }
 
+    /// The gateway's own error answers, on the direct path (a GET) and through the full
+    /// pipeline (a POST), have the same head: the standard reason phrase, the gateway's `Date`,
+    /// and the request id as a field as well as in the body.
+    @Test func errorAnswersOnBothPathsCarryDateReasonAndRequestID() async throws {
+        var configuration = GatewayConfiguration()
+        configuration.pools = ["app": PoolConfiguration(instances: [InstanceConfiguration(url: "http://127.0.0.1:1")])]
+        configuration.routes = [RouteConfiguration(name: "app", match: .init(pathPrefix: "/"), pool: "app")]
+        try await LoopbackHarness.withGateway(configuration) { _, port, _ in
+            for request in ["GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                            "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nConnection: close\r\n\r\na"] {
+                let answer = try await rawExchange(port: port, request)
+                #expect(answer.hasPrefix("HTTP/1.1 502 Bad Gateway\r\n"), "\(answer)")
+                let head = answer.components(separatedBy: "\r\n\r\n")[0].components(separatedBy: "\r\n").dropFirst()
+                func field(_ name: String) -> String? {
+                    head.first { $0.lowercased().hasPrefix(name.lowercased() + ": ") }.map { String($0.dropFirst(name.count + 2)) }
+                }
+                #expect(field("Date")?.hasSuffix(" GMT") == true, "\(answer)")
+                let id = try #require(field("X-Request-Id"), "\(answer)")
+                #expect(answer.contains("\"requestId\":\"\(id)\""), "\(answer)")
+            }
+        }
+    }
+
     @Test func failoverToTheSecondaryAndBackWithRealInstances() async throws {
         let primary = await LoopbackHarness.startEcho(name: "primary")
         let secondary = await LoopbackHarness.startEcho(name: "secondary")

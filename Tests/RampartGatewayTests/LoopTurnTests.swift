@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOEmbedded
+import PropertyBased
 import Testing
 
 @testable import RampartGateway
@@ -89,5 +90,21 @@ import Testing
         #expect(turn.now() == next)
         loop.run()
         #expect(turn.now() >= next + .milliseconds(2))
+    }
+
+    /// The answers' `Date`: RFC 9110's own example, the epoch, a leap day and the end of a
+    /// year, then any second from 1970 to 2200 against Foundation's formatter.
+    @Test func httpDatesAreRFC9110Dates() async {
+        #expect(LoopTurn.httpDate(784_111_777) == "Sun, 06 Nov 1994 08:49:37 GMT")
+        #expect(LoopTurn.httpDate(0) == "Thu, 01 Jan 1970 00:00:00 GMT")
+        #expect(LoopTurn.httpDate(951_825_599) == "Tue, 29 Feb 2000 11:59:59 GMT")
+        #expect(LoopTurn.httpDate(1_798_761_599) == "Thu, 31 Dec 2026 23:59:59 GMT")
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        await propertyCheck(count: 2000, input: Gen.int(in: 0...7_258_118_400)) { second in
+            #expect(LoopTurn.httpDate(second) == formatter.string(from: Date(timeIntervalSince1970: TimeInterval(second))))
+        }
     }
 }

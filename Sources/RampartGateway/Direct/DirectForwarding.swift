@@ -345,8 +345,8 @@ final class DirectForwarding: ChannelInboundHandler, RemovableChannelHandler, Di
         }
         let keepAlive = context.record.read { facts in
             let keepAlive = Self.writeHead(status: answer.status, headers: answer.headers, relayed: answer.relayed,
-                                           bodyLength: answer.body.readableBytes, isHead: isHead,
-                                           facts: facts, context: context, keepAlive: keepAlive, to: &out)
+                                           bodyLength: answer.body.readableBytes, isHead: isHead, facts: facts, context: context,
+                                           keepAlive: keepAlive, date: loopUpstreams(channelContext).turn.httpDate(), to: &out)
             RecordPhase.emit(record: facts, method: request.method.rawValue, path: Self.pathWithoutQuery(request), status: answer.status.code,
                              bytes: bodyBytes, failed: false, seconds: (phases.record.time.now() - started).secondsValue,
                              log: phases.record.accessLog, metrics: phases.record.metrics, recent: &recentMetrics)
@@ -378,7 +378,7 @@ final class DirectForwarding: ChannelInboundHandler, RemovableChannelHandler, Di
         var out = channelContext.channel.allocator.buffer(capacity: 256)
         let keepAlive = context.record.read { facts in
             Self.writeHead(status: response.status, headers: response.headers, relayed: nil, bodyLength: nil, isHead: isHead,
-                           facts: facts, context: context, keepAlive: keepAlive, to: &out)
+                           facts: facts, context: context, keepAlive: keepAlive, date: loopUpstreams(channelContext).turn.httpDate(), to: &out)
         }
         channelContext.write(NIOAny(out), promise: nil)
         let channel = channelContext.channel
@@ -505,9 +505,13 @@ final class DirectForwarding: ChannelInboundHandler, RemovableChannelHandler, Di
     /// rewritten already. `facts` are the request record's, as read once for the answer.
     /// Returns whether the connection stays open after the answer.
     static func writeHead(status: HTTPResponse.Status, headers: HTTPFields, relayed: UpstreamHead?, bodyLength: Int?, isHead: Bool,
-                          facts: borrowing RequestRecord.Facts, context: GatewayRequestContext, keepAlive: Bool, to out: inout ByteBuffer) -> Bool {
-        var shaping = AnswerShaping(facts: facts, snapshot: context.snapshot, isSecure: context.state.isSecure, keepAlive: keepAlive)
-        out.writeStatusLine(code: status.code, reason: status.reasonPhrase)
+                          facts: borrowing RequestRecord.Facts, context: GatewayRequestContext, keepAlive: Bool, date: String,
+                          to out: inout ByteBuffer) -> Bool {
+        var shaping = AnswerShaping(facts: facts, snapshot: context.snapshot, isSecure: context.state.isSecure, keepAlive: keepAlive, date: date)
+        // A status made from its code alone (the gateway's own errors) has no reason phrase:
+        // the standard one, as the full pipeline writes it.
+        out.writeStatusLine(code: status.code,
+                            reason: status.reasonPhrase.isEmpty ? HTTPResponseStatus(statusCode: status.code).reasonPhrase : status.reasonPhrase)
         if let relayed {
             shaping.writeRelayed(relayed, to: &out)
         } else {
@@ -519,10 +523,12 @@ final class DirectForwarding: ChannelInboundHandler, RemovableChannelHandler, Di
 
 /// Phase 9 as the direct path writes a head, field by field, with the same outcome as
 /// `ShapePhase.shape`: the request id replaces the answer's, the security headers are added (or
-/// replace the answer's when they override), `Connection: close` ends the connection.
+/// replace the answer's when they override), `Connection: close` ends the connection. Like the
+/// full pipeline (and nginx), the answer carries the gateway's `Date` in place of any it had.
 struct AnswerShaping {
     /// The parts of the request record's facts it uses (the facts are lent, not copied).
     let requestID: String
+    let date: String
     let cspNonce: String?
     let security: SecurityHeaders?
     let isSecure: Bool
@@ -533,8 +539,9 @@ struct AnswerShaping {
     private var present: UInt8 = 0
 
     /// The context's parts are taken rather than the context: an initializer would copy it.
-    init(facts: borrowing RequestRecord.Facts, snapshot: GatewaySnapshot?, isSecure: Bool, keepAlive: Bool) {
+    init(facts: borrowing RequestRecord.Facts, snapshot: GatewaySnapshot?, isSecure: Bool, keepAlive: Bool, date: String) {
         requestID = facts.requestID
+        self.date = date
         cspNonce = facts.cspNonce
         security = facts.route != nil ? facts.securityHeaders : snapshot?.defaultHeaders
         self.isSecure = isSecure
@@ -542,7 +549,7 @@ struct AnswerShaping {
     }
 
     enum Role {
-        case requestID, connection, contentLength, other
+        case requestID, connection, contentLength, date, other
     }
 
     /// Whether a field the answer has goes out as it is; notes what it says.
@@ -555,6 +562,8 @@ struct AnswerShaping {
             // Written in `finish`, once, when the connection ends.
             if saysClose() { keepAlive = false }
             return false
+        case .date:
+            return false  // the gateway's, written in `finish`
         case .contentLength:
             framed = true
             return true
@@ -572,6 +581,7 @@ struct AnswerShaping {
         case .xRequestID: .requestID
         case .connection: .connection
         case .contentLength: .contentLength
+        case .date: .date
         default: .other
         }
         guard keeps(role, nameLength: field.name.canonicalName.utf8.count,
@@ -611,6 +621,7 @@ struct AnswerShaping {
                     continue
                 case .xRequestID?: role = .requestID
                 case .contentLength?: role = .contentLength
+                case .date?: role = .date
                 default: role = .other
                 }
                 guard keeps(role, nameLength: name.count, saysClose: { false },
@@ -624,6 +635,7 @@ struct AnswerShaping {
     /// The fields the gateway adds, the framing and the blank line. Returns whether the
     /// connection stays open after the answer.
     mutating func finish(status: HTTPResponse.Status, bodyLength: Int?, isHead: Bool, to out: inout ByteBuffer) -> Bool {
+        out.writeField(name: "Date", value: date)
         if !requestID.isEmpty { out.writeField(name: "X-Request-Id", value: requestID) }
         if let security {
             let present = present

@@ -1,4 +1,5 @@
 import NIOCore
+import RampartCore
 
 /// What one event loop does once a turn, for the connections on it: the flushes they owe, made
 /// together once the loop has handled the events of its turn rather than each as its bytes are
@@ -26,6 +27,9 @@ final class LoopTurn {
     private var time: NIODeadline?
     /// The end-of-turn task is scheduled.
     private var ending = false
+    /// The `Date` of answers made in the current second of the wall clock, and that second.
+    private var date = ""
+    private var dateSecond = -1
 
     init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
@@ -46,6 +50,38 @@ final class LoopTurn {
         time = read
         endTurnLater()
         return read
+    }
+
+    /// The wall-clock time as an HTTP date (RFC 9110 §5.6.7, `Sun, 06 Nov 1994 08:49:37 GMT`),
+    /// formatted once a second. Called on the loop.
+    func httpDate() -> String {
+        let second = Int(wallClockSeconds())
+        if second != dateSecond {
+            date = Self.httpDate(second)
+            dateSecond = second
+        }
+        return date
+    }
+
+    /// `second` (since the epoch) as an HTTP date, by the proleptic Gregorian calendar in UTC.
+    static func httpDate(_ second: Int) -> String {
+        let days = second >= 0 ? second / 86_400 : (second - 86_399) / 86_400
+        let inDay = second - days * 86_400
+        // Civil date from days since 1970-01-01 (H. Hinnant's algorithm): eras of 400 years.
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let shifted = (5 * dayOfYear + 2) / 153  // months from March
+        let day = dayOfYear - (153 * shifted + 2) / 5 + 1
+        let month = shifted < 10 ? shifted + 3 : shifted - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        let weekday = ((days % 7) + 11) % 7  // 1970-01-01 was a Thursday
+        let names = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        func two(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return "\(names[weekday]), \(two(day)) \(months[month - 1]) \(year) \(two(inDay / 3600)):\(two(inDay / 60 % 60)):\(two(inDay % 60)) GMT"
     }
 
     private func endTurnLater() {

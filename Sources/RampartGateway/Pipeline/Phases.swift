@@ -45,7 +45,10 @@ struct RecordPhase: RouterMiddleware {
         do {
             response = try await next(request, context)
         } catch {
+            // Thrown past phase 9, so shaped here: an error answer carries the request id and
+            // the security headers as every other answer does.
             response = Self.answer(for: error, context: context).response
+            ShapePhase.shape(&response.headers, context: context)
         }
         let status = response.status.code
         let method = request.method.rawValue
