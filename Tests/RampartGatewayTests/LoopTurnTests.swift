@@ -92,6 +92,24 @@ import Testing
         #expect(turn.now() >= next + .milliseconds(2))
     }
 
+    /// The answers' `Date` is the wall clock's, read once a turn: a turn that spans the change
+    /// of a second keeps the date it read first; the next turn has the new one.
+    @Test func theDateIsTheWallClocksReadOnceATurn() throws {
+        let loop = EmbeddedEventLoop()
+        let turn = LoopTurn(eventLoop: loop)
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        let first = turn.httpDate()
+        let read = try #require(formatter.date(from: first))
+        #expect(abs(read.timeIntervalSinceNow) < 5)
+        Thread.sleep(forTimeInterval: 1.1)
+        #expect(turn.httpDate() == first)
+        loop.run()
+        #expect(try #require(formatter.date(from: turn.httpDate())) > read)
+    }
+
     /// The answers' `Date`: RFC 9110's own example, the epoch, a leap day and the end of a
     /// year, then any second from 1970 to 2200 against Foundation's formatter.
     @Test func httpDatesAreRFC9110Dates() async {

@@ -27,9 +27,11 @@ final class LoopTurn {
     private var time: NIODeadline?
     /// The end-of-turn task is scheduled.
     private var ending = false
-    /// The `Date` of answers made in the current second of the wall clock, and that second.
+    /// The `Date` of answers made in the current second of the wall clock, and that second;
+    /// whether the wall clock has been read this turn.
     private var date = ""
     private var dateSecond = -1
+    private var dateChecked = false
 
     init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
@@ -53,8 +55,11 @@ final class LoopTurn {
     }
 
     /// The wall-clock time as an HTTP date (RFC 9110 §5.6.7, `Sun, 06 Nov 1994 08:49:37 GMT`),
-    /// formatted once a second. Called on the loop.
+    /// formatted once a second, the clock read once a turn (as ``now``). Called on the loop.
     func httpDate() -> String {
+        if dateChecked { return date }
+        dateChecked = true
+        endTurnLater()
         let second = Int(wallClockSeconds())
         if second != dateSecond {
             date = Self.httpDate(second)
@@ -94,6 +99,7 @@ final class LoopTurn {
     private func endTurn() {
         ending = false
         time = nil
+        dateChecked = false
         // A flush may lead to another write (a failed write closes a connection, whose exchange
         // may be retried on another): that one is gathered for a later task.
         swap(&pending, &spare)
