@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A server process of a test's own on a loopback port: started, killed (SIGKILL, as a crash
 /// would), signalled (SIGSTOP makes it hang with its connections open; SIGCONT resumes) and
@@ -149,15 +150,32 @@ public func canConnect(port: Int) -> Bool {
 
 /// A port free on 127.0.0.1 right now.
 public func freeLoopbackPort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = loopback(port: 0)
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let ok = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    // From 20000-31999, below the kernel's ephemeral range (Linux: 32768-60999; macOS: from
+    // 49152): a port asked for by number stays free until its user binds it, where one the
+    // kernel chose for a bind to port 0 could meanwhile be chosen again, for another test's
+    // listener or for the local end of any outgoing connection. Each call tries the next port
+    // from a random start, so the process's own calls never hand out one twice.
+    for _ in 0..<portRange.count {
+        let port = portRange.lowerBound + nextPortOffset.add(1, ordering: .relaxed).newValue % portRange.count
+        if canBindLoopback(port: port) { return port }
     }
-    guard ok else { throw POSIXError(.EADDRINUSE) }
-    return Int(UInt16(bigEndian: address.sin_port))
+    throw POSIXError(.EADDRINUSE)
+}
+
+private let portRange = 20_000..<32_000
+private let nextPortOffset = Atomic<Int>(Int.random(in: 0..<12_000))
+
+/// Whether a listener (which, as NIO's and Redis's do, reuses addresses) could bind `port`.
+private func canBindLoopback(port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var reuse: Int32 = 1
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
+    var address = loopback(port: port)
+    return withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
 }
 
 private func loopback(port: Int) -> sockaddr_in {
