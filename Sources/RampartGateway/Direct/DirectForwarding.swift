@@ -333,6 +333,8 @@ final class DirectForwarding: ChannelInboundHandler, RemovableChannelHandler, Di
                       channelContext: ChannelHandlerContext) {
         let isHead = request.method == .head
         let bodyBytes = isHead ? 0 : answer.body.readableBytes
+        // The loop's turn, looked up once: it dates the answer and flushes it.
+        let turn = loopUpstreams(channelContext).turn
         // Room for the head as the upstream sent it, and for what shaping adds, so that the
         // buffer is not grown (and copied) while the head is written.
         let capacity = 768 + (answer.relayed?.bytes.readableBytes ?? 0) + bodyBytes
@@ -346,7 +348,7 @@ final class DirectForwarding: ChannelInboundHandler, RemovableChannelHandler, Di
         let keepAlive = context.record.read { facts in
             let keepAlive = Self.writeHead(status: answer.status, headers: answer.headers, relayed: answer.relayed,
                                            bodyLength: answer.body.readableBytes, isHead: isHead, facts: facts, context: context,
-                                           keepAlive: keepAlive, date: loopUpstreams(channelContext).turn.httpDate(), to: &out)
+                                           keepAlive: keepAlive, date: turn.httpDate(), to: &out)
             RecordPhase.emit(record: facts, method: request.method.rawValue, path: Self.pathWithoutQuery(request), status: answer.status.code,
                              bytes: bodyBytes, failed: false, seconds: (phases.record.time.now() - started).secondsValue,
                              log: phases.record.accessLog, metrics: phases.record.metrics, recent: &recentMetrics)
@@ -363,7 +365,7 @@ final class DirectForwarding: ChannelInboundHandler, RemovableChannelHandler, Di
         // A failed write closes the connection; a client slow to read stops the next request
         // (see `serveNext`) rather than this one's end. Flushed with the loop's other writes.
         channelContext.write(NIOAny(out), promise: nil)
-        loopUpstreams(channelContext).turn.flushAtEndOfTurn(channelContext)
+        turn.flushAtEndOfTurn(channelContext)
         if out.capacity <= Self.keptBufferCapacity { answerBuffer = out }
         answered(keepAlive: true, context: channelContext)
     }
